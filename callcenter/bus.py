@@ -1,0 +1,78 @@
+"""In-process event bus: domain events published by one part, heard by others.
+
+Handlers are async callables; a failing handler is logged and never stops the
+others or the publisher. ``publish`` does not wait for slow handlers to finish:
+each handler runs in its own task, tracked so shutdown can wait for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """Something that happened. ``name`` is dotted: ``call.started``, ``ticket.created``."""
+
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None
+
+
+Handler = Callable[[DomainEvent], Awaitable[None]]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def subscribe(self, name: str, handler: Handler) -> Callable[[], None]:
+        """Subscribe to an event name, or to a prefix with ``call.*``, or ``*``.
+
+        Returns a function that unsubscribes."""
+        self._handlers[name].append(handler)
+
+        def unsubscribe() -> None:
+            try:
+                self._handlers[name].remove(handler)
+            except ValueError:
+                pass
+
+        return unsubscribe
+
+    def _matching(self, name: str) -> list[Handler]:
+        found = list(self._handlers.get(name, ()))
+        found += self._handlers.get("*", ())
+        prefix = name.split(".", 1)[0] + ".*"
+        found += self._handlers.get(prefix, ())
+        return found
+
+    def publish(self, event: DomainEvent) -> None:
+        for handler in self._matching(event.name):
+            task = asyncio.get_running_loop().create_task(self._run(handler, event))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def publish_and_wait(self, event: DomainEvent) -> None:
+        """Publish and wait until every handler has finished (tests, ordered work)."""
+        await asyncio.gather(*(self._run(h, event) for h in self._matching(event.name)))
+
+    async def _run(self, handler: Handler, event: DomainEvent) -> None:
+        try:
+            await handler(event)
+        except Exception:
+            log.exception("event handler %r failed on %s", handler, event.name)
+
+    async def drain(self) -> None:
+        """Wait for handlers still running (shutdown, tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

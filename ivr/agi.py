@@ -1,0 +1,170 @@
+"""The AGI command language, shared by FastAGI and AsyncAGI.
+
+Both transports carry the same commands (``STREAM FILE welcome "12"``) and the
+same replies (``200 result=49 endpos=1234``). A transport only has to move one
+command line out and one reply line back: everything else lives here.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from ivr.errors import AgiCommandError, CallerHungUp
+
+_RESULT = re.compile(r"^(?P<code>\d{3})[ -](?:result=(?P<result>-?\d+|\S*))?\s*(?:\((?P<data>.*)\))?\s*(?P<rest>.*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class AgiResult:
+    code: int
+    result: str
+    data: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+    raw: str = ""
+
+    @property
+    def value(self) -> int:
+        try:
+            return int(self.result)
+        except ValueError:
+            return 0
+
+    @property
+    def digit(self) -> str | None:
+        """For STREAM FILE / WAIT FOR DIGIT: the key pressed, or None."""
+        v = self.value
+        return chr(v) if v > 0 else None
+
+
+def parse_agi_env(lines: list[str]) -> dict[str, str]:
+    """``agi_callerid: 138...`` lines into a dict; a blank line ends the header."""
+    env: dict[str, str] = {}
+    for line in lines:
+        if not line.strip():
+            break
+        key, _, value = line.partition(":")
+        env[key.strip()] = value[1:] if value.startswith(" ") else value
+    return env
+
+
+def parse_asyncagi_env(encoded: str) -> dict[str, str]:
+    """AsyncAGIStart's ``Env`` is the same header, URL-encoded."""
+    return parse_agi_env(unquote(encoded).split("\n"))
+
+
+def parse_agi_result(line: str) -> AgiResult:
+    """Parse one reply line. 511 and ``HANGUP`` mean the caller is gone."""
+    line = line.strip()
+    if line == "HANGUP" or line.startswith("511"):
+        raise CallerHungUp(line)
+    m = _RESULT.match(line)
+    if not m:
+        raise AgiCommandError(f"unparseable AGI reply {line!r}", reply=line)
+    code = int(m.group("code"))
+    if code != 200:
+        raise AgiCommandError(f"AGI error {line!r}", reply=line)
+    extra: dict[str, str] = {}
+    for part in (m.group("rest") or "").split():
+        k, sep, v = part.partition("=")
+        if sep:
+            extra[k] = v
+    result = m.group("result") or ""
+    if result == "-1":
+        # -1 is how Asterisk says the channel hung up during the command.
+        raise CallerHungUp(line)
+    return AgiResult(code=code, result=result, data=m.group("data"), extra=extra, raw=line)
+
+
+def quote_arg(value: str) -> str:
+    """Quote one argument for an AGI command line."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+    return f'"{escaped}"'
+
+
+class AgiChannel(ABC):
+    """A call driven through AGI. Transports implement ``send_command`` only.
+
+    Every method raises ``CallerHungUp`` once the caller is gone, so the IVR
+    engine can end the session cleanly at any step.
+    """
+
+    env: dict[str, str]
+
+    @property
+    def uniqueid(self) -> str:
+        return self.env.get("agi_uniqueid", "")
+
+    @property
+    def caller_number(self) -> str:
+        return self.env.get("agi_callerid", "")
+
+    @property
+    def caller_name(self) -> str:
+        return self.env.get("agi_calleridname", "")
+
+    @property
+    def dnid(self) -> str:
+        return self.env.get("agi_dnid", "")
+
+    @abstractmethod
+    async def send_command(self, command: str) -> AgiResult:
+        """Send one AGI command line and return its parsed reply."""
+
+    async def close(self) -> None:
+        """Release the transport (FastAGI: close the socket). Idempotent."""
+        return None
+
+    async def answer(self) -> None:
+        await self.send_command("ANSWER")
+
+    async def stream_file(self, name: str, escape_digits: str = "") -> str | None:
+        """Play a prompt; return the key that interrupted it, if any."""
+        res = await self.send_command(f"STREAM FILE {name} {quote_arg(escape_digits)}")
+        return res.digit
+
+    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> str:
+        """Play ``prompt`` and collect up to ``max_digits``; '' on timeout."""
+        res = await self.send_command(f"GET DATA {prompt} {timeout_ms} {max_digits}")
+        return res.result
+
+    async def wait_for_digit(self, timeout_ms: int) -> str | None:
+        res = await self.send_command(f"WAIT FOR DIGIT {timeout_ms}")
+        return res.digit
+
+    async def say_number(self, number: int, escape_digits: str = "") -> str | None:
+        res = await self.send_command(f"SAY NUMBER {number} {quote_arg(escape_digits)}")
+        return res.digit
+
+    async def say_digits(self, digits: str, escape_digits: str = "") -> str | None:
+        res = await self.send_command(f"SAY DIGITS {digits} {quote_arg(escape_digits)}")
+        return res.digit
+
+    async def get_variable(self, name: str) -> str | None:
+        res = await self.send_command(f"GET VARIABLE {name}")
+        return res.data if res.value == 1 else None
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self.send_command(f"SET VARIABLE {name} {quote_arg(value)}")
+
+    async def exec(self, application: str, args: str = "") -> AgiResult:
+        return await self.send_command(f"EXEC {application} {quote_arg(args)}")
+
+    async def record_file(self, path: str, fmt: str = "wav", escape_digits: str = "#",
+                          timeout_ms: int = 120000, beep: bool = True,
+                          silence_s: int = 5) -> AgiResult:
+        beep_arg = " BEEP" if beep else ""
+        return await self.send_command(
+            f"RECORD FILE {path} {fmt} {quote_arg(escape_digits)} {timeout_ms}{beep_arg} s={silence_s}"
+        )
+
+    async def verbose(self, message: str, level: int = 1) -> None:
+        await self.send_command(f"VERBOSE {quote_arg(message)} {level}")
+
+    async def hangup(self) -> None:
+        try:
+            await self.send_command("HANGUP")
+        except CallerHungUp:
+            pass
