@@ -178,7 +178,7 @@ class PagingService:
         now = self._clock.now()
         async with self._open_lock, self._sm() as session:
             comm = await find_community(session, req.community)
-            if session.bind.dialect.name == "postgresql":
+            if session.get_bind().dialect.name == "postgresql":
                 # One opener at a time per community, across server processes.
                 await session.execute(text("SELECT pg_advisory_xact_lock(:k1, :k2)"),
                                       {"k1": 7206, "k2": comm.id})

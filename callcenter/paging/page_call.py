@@ -1,0 +1,162 @@
+"""The call an engineer receives: what happened, where, and 1 to accept, 2 to pass.
+
+Runs over any ``AgiChannel`` (FastAGI or AsyncAGI). The Originate set
+``CC_PAGE_ATTEMPT`` (and ``CC_INCIDENT``) on the channel; the script reads them,
+plays the incident (category prompt, then building / unit / room with SAY
+NUMBER or SAY DIGITS) and waits for a key. Only 1 acknowledges. Every other
+ending (2, silence, an unknown key, hanging up) is a clear outcome that the
+escalation treats as "try the next one".
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.paging.errors import IncidentClosed
+from callcenter.paging.models import Incident, PageAttempt
+from callcenter.paging.originate import PageCallRegistry, PageResponse
+from callcenter.paging.services import PagingService
+from ivr.channel import Channel
+from ivr.errors import CallerHungUp, IvrError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PagePrompts:
+    """Sound files (without extension) under Asterisk's sounds directory."""
+
+    intro: str = "callcenter/paging-emergency"  # 紧急事件
+    category_prefix: str = "callcenter/paging-category-"  # + water_leak ...
+    category_fallback: str = "callcenter/paging-category-other"
+    building: str = "callcenter/paging-building"  # 楼栋 (after the number: 3 栋)
+    unit: str = "callcenter/paging-unit"  # 单元
+    room: str = "callcenter/paging-room"  # 室
+    menu: str = "callcenter/paging-menu"  # 接警请按1，转给他人请按2
+    accepted: str = "callcenter/paging-accepted"  # 已确认接警，请尽快到场
+    passed: str = "callcenter/paging-passed"  # 已转给下一位
+    already: str = "callcenter/paging-already-acked"  # 该事件已有人接警
+    invalid: str = "callcenter/paging-invalid"  # 输入有误
+
+
+KNOWN_CATEGORIES = ("water_leak", "elevator_trap", "fire", "gas", "power", "security", "other")
+
+
+@dataclass(frozen=True, slots=True)
+class PageCallConfig:
+    digit_timeout_ms: int = 6000
+    plays: int = 2  # the incident is played at most this many times on silence
+    prompts: PagePrompts = PagePrompts()
+
+
+async def _say_place(channel: Channel, value: str, prompt: str) -> None:
+    if not value:
+        return
+    if value.isdigit() and len(value) <= 2:
+        await channel.say_number(int(value), "12")
+    elif value.isdigit():
+        await channel.say_digits(value, "12")
+    else:
+        await channel.exec("SayAlpha", value)
+    await channel.stream_file(prompt, "12")
+
+
+class PageCallHandler:
+    """Hand it the AGI channel of an answered page call."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], service: PagingService,
+                 registry: PageCallRegistry, config: PageCallConfig | None = None) -> None:
+        self._sm = sessionmaker
+        self._service = service
+        self._registry = registry
+        self.config = config or PageCallConfig()
+
+    async def handle(self, channel: Channel) -> PageResponse:
+        attempt_id: int | None = None
+        response = PageResponse.FAILED
+        try:
+            raw = await channel.get_variable("CC_PAGE_ATTEMPT")
+            if not raw or not raw.strip().isdigit():
+                log.warning("page call without CC_PAGE_ATTEMPT on %s", channel.uniqueid)
+                await channel.hangup()
+                return PageResponse.FAILED
+            attempt_id = int(raw.strip())
+            response = await self._converse(channel, attempt_id)
+        except CallerHungUp:
+            response = PageResponse.HUNG_UP
+        except IvrError as exc:
+            log.warning("page call %s: AGI error %s", attempt_id, exc)
+            response = PageResponse.FAILED
+        if attempt_id is not None:
+            await self._finish(attempt_id, response)
+        return response
+
+    async def _converse(self, channel: Channel, attempt_id: int) -> PageResponse:
+        async with self._sm() as session:
+            attempt = await session.get(PageAttempt, attempt_id)
+            incident = await session.get(Incident, attempt.incident_id) if attempt else None
+        if attempt is None or incident is None:
+            await channel.hangup()
+            return PageResponse.FAILED
+        p = self.config.prompts
+        await channel.answer()
+        if incident.state != "open":
+            await channel.stream_file(p.already)
+            await channel.hangup()
+            return PageResponse.PASSED
+        category = (p.category_prefix + incident.category
+                    if incident.category in KNOWN_CATEGORIES else p.category_fallback)
+        for _ in range(max(1, self.config.plays)):
+            digit = await channel.stream_file(p.intro, "12")
+            digit = digit or await channel.stream_file(category, "12")
+            if not digit:
+                for value, prompt in ((incident.building, p.building), (incident.unit, p.unit),
+                                      (incident.room, p.room)):
+                    if not value:
+                        continue
+                    await _say_place(channel, value, prompt)
+                digit = await channel.stream_file(p.menu, "12")
+            digit = digit or await channel.wait_for_digit(self.config.digit_timeout_ms)
+            if digit is None:
+                continue
+            if digit == "1":
+                try:
+                    await self._service.acknowledge(incident.id, user_id=attempt.user_id,
+                                                    name=attempt.person_name, via="phone",
+                                                    attempt_id=attempt_id)
+                except IncidentClosed:
+                    await channel.stream_file(p.already)
+                    await channel.hangup()
+                    return PageResponse.PASSED
+                await self._store(attempt_id, PageResponse.ACCEPTED)
+                await channel.stream_file(p.accepted)
+                await channel.hangup()
+                return PageResponse.ACCEPTED
+            if digit == "2":
+                await self._store(attempt_id, PageResponse.PASSED)
+                await channel.stream_file(p.passed)
+                await channel.hangup()
+                return PageResponse.PASSED
+            await channel.stream_file(p.invalid)
+            await channel.hangup()
+            return PageResponse.UNKNOWN_DIGIT
+        await channel.hangup()
+        return PageResponse.NO_INPUT
+
+    async def _store(self, attempt_id: int, response: PageResponse) -> None:
+        async with self._sm() as session:
+            row = await session.get(PageAttempt, attempt_id)
+            if row is not None and row.outcome is None:
+                row.outcome = response.value
+                await session.commit()
+
+    async def _finish(self, attempt_id: int, response: PageResponse) -> None:
+        """Record the verdict (once) and wake the worker waiting for it."""
+        try:
+            await self._store(attempt_id, response)
+        except Exception:
+            log.exception("page call %s: could not store %s", attempt_id, response)
+        self._registry.resolve(attempt_id, response)

@@ -1,0 +1,522 @@
+"""The escalation worker: claims due timers from the database and runs steps.
+
+A timer row is one escalation step of one incident. Claiming is atomic: on
+PostgreSQL ``SELECT ... FOR UPDATE SKIP LOCKED`` then an ``UPDATE``, on SQLite
+a compare-and-set ``UPDATE ... WHERE claimed_by IS NULL``; so two server
+processes on one database dial each step exactly once. The attempt row is
+written before the Originate leaves; a worker that finds an attempt already
+written for its timer (the previous owner died mid-call and its lease ran out)
+records it as interrupted and moves on instead of dialling again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.bus import DomainEvent, EventBus
+from callcenter.clock import Clock
+from callcenter.directory.models import Community, StaffUser
+from callcenter.notify.base import DeliveryResult, Notification, Notifier, NotifyError
+from callcenter.oncall.errors import NoSchedule
+from callcenter.oncall.router import national_number
+from callcenter.oncall.services import OnCallPerson, who_is_on_call
+from callcenter.paging.escalation import (
+    Decision,
+    NextAttempt,
+    PolicySnapshot,
+    Position,
+    Restart,
+    Step,
+    Stop,
+    decide,
+)
+from callcenter.paging.models import Incident, PageAttempt, PagingTimer
+from callcenter.paging.originate import (
+    OriginateOutcome,
+    OriginateStatus,
+    Originator,
+    PageCallRegistry,
+    PageResponse,
+)
+from callcenter.paging.services import CATEGORY_NAMES
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+UserNotifiers = Callable[[StaffUser], Sequence[Notifier]]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    context: str = "callcenter-paging"
+    exten: str = "s"
+    trunk: str = "PJSIP/{number}@trunk"
+    extension_channel: str = "PJSIP/{extension}"
+    prefer: str = "mobile"  # mobile (then extension) or extension (then mobile)
+    lease_s: float = 600.0  # a claim older than this belongs to a dead worker
+    poll_interval_s: float = 2.0
+    originate_grace_s: float = 15.0  # beyond the ring timeout, for the AMI round trip
+    answer_wait_s: float = 120.0  # answered → the page-call script's verdict
+    db_poll_s: float = 2.0  # how often to look for a verdict written by another process
+    batch: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedTimer:
+    id: int
+    incident_id: int
+    round: int
+    step: int
+    try_no: int
+
+
+def page_targets(person: OnCallPerson, config: WorkerConfig) -> list[str]:
+    mob = config.trunk.format(number=national_number(person.mobile)) if person.mobile else None
+    ext = (config.extension_channel.format(extension=person.extension)
+           if person.extension else None)
+    order = [ext, mob] if config.prefer == "extension" else [mob, ext]
+    return [t for t in order if t]
+
+
+def describe_place(building: str, unit: str, room: str) -> str:
+    parts = []
+    if building:
+        parts.append(f"{building}栋")
+    if unit:
+        parts.append(f"{unit}单元")
+    if room:
+        parts.append(f"{room}室")
+    return "".join(parts)
+
+
+class EscalationWorker:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], originator: Originator,
+                 clock: Clock, bus: EventBus, registry: PageCallRegistry, *,
+                 config: WorkerConfig | None = None, notifiers: Sequence[Notifier] = (),
+                 user_notifiers: UserNotifiers | None = None,
+                 worker_id: str | None = None) -> None:
+        self._sm = sessionmaker
+        self._originator = originator
+        self._clock = clock
+        self._bus = bus
+        self._registry = registry
+        self.config = config or WorkerConfig()
+        self._notifiers = tuple(notifiers)
+        self._user_notifiers = user_notifiers
+        self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._side_tasks: set[asyncio.Task[Any]] = set()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._loop_task, *self._tasks, *self._side_tasks) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loop_task = None
+        self._tasks.clear()
+        self._side_tasks.clear()
+
+    async def drain_side_tasks(self) -> None:
+        """Wait for secondary-channel notifications still being sent (tests)."""
+        while self._side_tasks:
+            await asyncio.gather(*list(self._side_tasks), return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                for timer in await self.claim_due():
+                    task = asyncio.get_running_loop().create_task(self._run(timer))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("paging worker %s: claiming timers failed", self.worker_id)
+            await self._wait_any(self._wake.wait(), self.config.poll_interval_s)
+
+    async def run_due(self) -> int:
+        """Claim every due timer and run them to completion (tests, CLI)."""
+        total = 0
+        while True:
+            timers = await self.claim_due()
+            if not timers:
+                return total
+            total += len(timers)
+            await asyncio.gather(*(self._run(t) for t in timers))
+
+    async def _wait_any(self, awaitable: Awaitable[T], timeout_s: float) -> T | None:
+        """Wait for ``awaitable`` up to ``timeout_s`` on the injected clock."""
+        main = asyncio.ensure_future(awaitable)
+        sleeper = asyncio.ensure_future(self._clock.sleep(timeout_s))
+        try:
+            await asyncio.wait({main, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            if not main.done():
+                main.cancel()
+        if main.done() and not main.cancelled():
+            return main.result()
+        return None
+
+    # ----------------------------------------------------------------- claiming
+
+    async def claim_due(self) -> list[ClaimedTimer]:
+        now = self._clock.now()
+        stale = now - timedelta(seconds=self.config.lease_s)
+        claimable = and_(
+            PagingTimer.done.is_(False),
+            PagingTimer.due_at <= now,
+            or_(PagingTimer.claimed_by.is_(None), PagingTimer.claimed_at < stale),
+        )
+        async with self._sm() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                ids = list((await session.scalars(
+                    select(PagingTimer.id).where(claimable).order_by(PagingTimer.due_at)
+                    .limit(self.config.batch).with_for_update(skip_locked=True)
+                )).all())
+                if ids:
+                    await session.execute(
+                        update(PagingTimer).where(PagingTimer.id.in_(ids))
+                        .values(claimed_by=self.worker_id, claimed_at=now)
+                    )
+                await session.commit()
+            else:
+                candidates = list((await session.scalars(
+                    select(PagingTimer.id).where(claimable).order_by(PagingTimer.due_at)
+                    .limit(self.config.batch)
+                )).all())
+                await session.commit()
+                ids = []
+                for tid in candidates:
+                    res = await session.execute(
+                        update(PagingTimer).where(PagingTimer.id == tid, claimable)
+                        .values(claimed_by=self.worker_id, claimed_at=now)
+                    )
+                    await session.commit()
+                    if res.rowcount == 1:  # type: ignore[attr-defined]
+                        ids.append(tid)
+            if not ids:
+                return []
+            rows = (await session.scalars(
+                select(PagingTimer).where(PagingTimer.id.in_(ids)).order_by(PagingTimer.due_at)
+            )).all()
+            return [ClaimedTimer(r.id, r.incident_id, r.round, r.step, r.try_no) for r in rows]
+
+    # ----------------------------------------------------------------- one step
+
+    async def _run(self, timer: ClaimedTimer) -> None:
+        try:
+            await self._run_step(timer)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Leave the claim in place: after the lease another worker takes the
+            # timer, finds the attempt row and moves on without re-dialling.
+            log.exception("paging: timer %s of incident %s failed", timer.id, timer.incident_id)
+
+    async def _run_step(self, timer: ClaimedTimer) -> None:
+        async with self._sm() as session:
+            incident = await session.get(Incident, timer.incident_id)
+            if incident is None or incident.state != "open":
+                await self._close_timer(session, timer)
+                return
+            community = await session.get(Community, incident.community_id)
+            assert community is not None
+            policy = PolicySnapshot.from_json(incident.policy_snapshot)
+            prior = (await session.scalars(
+                select(PageAttempt).where(PageAttempt.timer_id == timer.id,
+                                          PageAttempt.channel == "phone")
+            )).first()
+            outcome: str = ""
+            if prior is not None:
+                if prior.outcome is None:
+                    prior.outcome = "interrupted"
+                    prior.error_code = "worker_lost"
+                    prior.ended_at = self._clock.now()
+                    await session.commit()
+                outcome = prior.outcome
+                log.warning("paging: timer %s already ran (attempt %s, %s); not dialling again",
+                            timer.id, prior.id, outcome)
+                person = None
+            else:
+                step = policy.steps[min(timer.step, len(policy.steps) - 1)]
+                person = await self._resolve(session, community, policy, step)
+        pos = Position(timer.round, timer.step, timer.try_no)
+        if prior is None:
+            if timer.try_no == 0:
+                secondary = [n for n in self._notifiers if n.channel in step.channels]
+                if secondary:
+                    msg = self._message(incident, community, person, "紧急事件，请立即处理")
+                    self._spawn_notifications(incident.id, timer, person, secondary, msg)
+            if "phone" in step.channels:
+                outcome = await self._phone(timer, incident, person, step)
+            else:
+                outcome = "sent"
+        await self._advance(timer, policy, pos, outcome, incident, community)
+
+    async def _close_timer(self, session: AsyncSession, timer: ClaimedTimer) -> None:
+        await session.execute(update(PagingTimer).where(PagingTimer.id == timer.id)
+                              .values(done=True))
+        await session.commit()
+
+    async def _resolve(self, session: AsyncSession, community: Community, policy: PolicySnapshot,
+                       step: Step) -> OnCallPerson | None:
+        if step.target == "user":
+            user = await session.get(StaffUser, step.user_id) if step.user_id else None
+            if user is None or not user.active:
+                return None
+            return OnCallPerson(user.id, user.display_name or user.username, "user",
+                                user.extension, user.mobile, dict(user.notify or {}))
+        role = step.role or policy.role
+        people: tuple[OnCallPerson, ...] = ()
+        try:
+            answer = await who_is_on_call(session, community, role, self._clock.now())
+            people = answer.people
+        except NoSchedule:
+            log.warning("paging: no %s schedule in %s", role, community.code)
+        if step.target == "oncall":
+            return people[0] if people else None
+        if step.target == "backup":
+            return people[1] if len(people) > 1 else None
+        for p in people:
+            if p.label == "supervisor":
+                return p
+        supervisors = await self._supervisors(session, community)
+        return supervisors[0] if supervisors else None
+
+    async def _supervisors(self, session: AsyncSession, community: Community) -> list[OnCallPerson]:
+        rows = (await session.scalars(
+            select(StaffUser).where(
+                StaffUser.role == "supervisor", StaffUser.active.is_(True),
+                or_(StaffUser.community_id == community.id, StaffUser.community_id.is_(None)),
+            ).order_by(StaffUser.community_id.is_(None), StaffUser.id)
+        )).all()
+        return [OnCallPerson(u.id, u.display_name or u.username, "supervisor", u.extension,
+                             u.mobile, dict(u.notify or {})) for u in rows]
+
+    # ----------------------------------------------------------------- phone
+
+    async def _record(self, timer: ClaimedTimer, *, person: OnCallPerson | None, channel: str,
+                      target: str, outcome: str | None = None, error_code: str = "",
+                      detail: str = "", ended: bool = False, step: int | None = None) -> int:
+        now = self._clock.now()
+        async with self._sm() as session:
+            row = PageAttempt(
+                incident_id=timer.incident_id, timer_id=timer.id if step is None else None,
+                round=timer.round, step=timer.step if step is None else step,
+                try_no=timer.try_no, user_id=person.user_id if person else None,
+                person_name=person.name if person else "", channel=channel, target=target[:300],
+                started_at=now, ended_at=now if ended else None, outcome=outcome,
+                error_code=error_code[:64], detail=detail[:500], worker=self.worker_id,
+            )
+            session.add(row)
+            await session.commit()
+            return row.id
+
+    async def _phone(self, timer: ClaimedTimer, incident: Incident, person: OnCallPerson | None,
+                     step: Step) -> str:
+        if person is None:
+            await self._record(timer, person=None, channel="phone", target="",
+                               outcome="failed", error_code="no_target", ended=True,
+                               detail="nobody to page for this step")
+            return "failed"
+        targets = page_targets(person, self.config)
+        if not targets:
+            await self._record(timer, person=person, channel="phone", target="",
+                               outcome="failed", error_code="no_phone", ended=True,
+                               detail="no mobile or extension on file")
+            return "failed"
+        target = targets[0]
+        attempt_id = await self._record(timer, person=person, channel="phone", target=target)
+        verdict = self._registry.expect(attempt_id)
+        variables = {"CC_INCIDENT": str(incident.id), "CC_PAGE_ATTEMPT": str(attempt_id)}
+        try:
+            result = await self._wait_any(
+                self._originator.originate(target, self.config.context, self.config.exten,
+                                           variables, float(step.ring_timeout_s)),
+                step.ring_timeout_s + self.config.originate_grace_s,
+            )
+            if result is None:
+                result = OriginateOutcome(OriginateStatus.FAILED, "originate_timeout")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("paging: originate %s failed: %s", target, exc)
+            result = OriginateOutcome(OriginateStatus.FAILED, getattr(exc, "error_id", "") or
+                                      type(exc).__name__)
+        outcome: str
+        error_code = ""
+        if result.status is OriginateStatus.ANSWERED:
+            response = await self._await_verdict(attempt_id, verdict)
+            if response is None:
+                outcome, error_code = "failed", "no_page_call"
+            else:
+                outcome = response.value
+        else:
+            self._registry.discard(attempt_id)
+            outcome = result.status.value
+            error_code = result.reason
+        async with self._sm() as session:
+            row = await session.get(PageAttempt, attempt_id)
+            assert row is not None
+            if row.outcome is None:
+                row.outcome = outcome
+                row.error_code = error_code[:64]
+            else:
+                outcome = row.outcome  # the page-call script's verdict is authoritative
+            row.ended_at = self._clock.now()
+            await session.commit()
+        self._bus.publish(DomainEvent("page.attempt", {
+            "incident_id": incident.id, "attempt_id": attempt_id, "user_id": person.user_id,
+            "person": person.name, "target": target, "outcome": outcome,
+            "error_code": error_code}, at=self._clock.now()))
+        return outcome
+
+    async def _await_verdict(self, attempt_id: int,
+                             fut: asyncio.Future[PageResponse]) -> PageResponse | None:
+        deadline = self._clock.monotonic() + self.config.answer_wait_s
+        try:
+            while True:
+                remaining = deadline - self._clock.monotonic()
+                if remaining <= 0:
+                    return None
+                got = await self._wait_any(asyncio.shield(fut),
+                                           min(remaining, self.config.db_poll_s))
+                if got is not None:
+                    return got
+                async with self._sm() as session:
+                    row = await session.get(PageAttempt, attempt_id)
+                    if row is not None and row.outcome is not None:
+                        try:
+                            return PageResponse(row.outcome)
+                        except ValueError:
+                            return PageResponse.FAILED
+        finally:
+            self._registry.discard(attempt_id)
+
+    # ----------------------------------------------------------------- what next
+
+    async def _advance(self, timer: ClaimedTimer, policy: PolicySnapshot, pos: Position,
+                       outcome: str, incident: Incident, community: Community) -> None:
+        decision: Decision = decide(policy, pos, outcome)
+        now = self._clock.now()
+        async with self._sm() as session:
+            await session.execute(update(PagingTimer).where(PagingTimer.id == timer.id)
+                                  .values(done=True))
+            current = await session.get(Incident, timer.incident_id)
+            still_open = current is not None and current.state == "open"
+            if isinstance(decision, (NextAttempt, Restart)) and still_open:
+                session.add(PagingTimer(
+                    incident_id=timer.incident_id, round=decision.at.round,
+                    step=decision.at.step, try_no=decision.at.try_no,
+                    due_at=now + timedelta(seconds=decision.delay_s), created_at=now))
+            elif isinstance(decision, Stop) and still_open and current is not None:
+                current.stop_reason = decision.reason
+            try:
+                await session.commit()
+            except IntegrityError:
+                # Someone already scheduled that position: keep theirs.
+                await session.rollback()
+                await self._close_timer(session, timer)
+                return
+        if not still_open:
+            return
+        if isinstance(decision, Restart):
+            self._bus.publish(DomainEvent("incident.restarted", {
+                "incident_id": timer.incident_id, "round": decision.at.round}, at=now))
+            await self._alert_supervisors(timer, incident, community,
+                                          f"无人接警，第{decision.at.round + 1}轮重新呼叫")
+        elif isinstance(decision, Stop) and decision.alert:
+            self._bus.publish(DomainEvent("incident.exhausted", {
+                "incident_id": timer.incident_id, "rounds": pos.round + 1}, at=now))
+            await self._alert_supervisors(timer, incident, community, "所有人员均未接警，呼叫已停止")
+        self.wake()
+
+    # ----------------------------------------------------------------- notifications
+
+    def _message(self, incident: Incident, community: Community, person: OnCallPerson | None,
+                 text: str) -> Notification:
+        category = CATEGORY_NAMES.get(incident.category, incident.category)
+        fields = [("小区", community.name),
+                  ("位置", describe_place(incident.building, incident.unit, incident.room) or "未知"),
+                  ("事件编号", str(incident.id))]
+        if incident.callers:
+            fields.append(("报警电话", "、".join(incident.callers)))
+        if incident.summary:
+            fields.append(("描述", incident.summary))
+        if person is not None:
+            fields.append(("呼叫对象", person.name))
+        mentions = (person.mobile,) if person is not None and person.mobile else ()
+        return Notification(title=f"紧急事件：{category}", text=text, fields=tuple(fields),
+                            key=f"incident-{incident.id}", mentions=mentions)
+
+    def _spawn_notifications(self, incident_id: int, timer: ClaimedTimer,
+                             person: OnCallPerson | None, notifiers: Sequence[Notifier],
+                             message: Notification, step: int | None = None) -> None:
+        for notifier in notifiers:
+            task = asyncio.get_running_loop().create_task(
+                self._notify(timer, person, notifier, message, step))
+            self._side_tasks.add(task)
+            task.add_done_callback(self._side_tasks.discard)
+
+    async def _notify(self, timer: ClaimedTimer, person: OnCallPerson | None, notifier: Notifier,
+                      message: Notification, step: int | None) -> None:
+        """Send on a secondary channel; never raises, always leaves a row."""
+        target = str(getattr(notifier, "target", "") or getattr(notifier, "_url", "") or "")
+        outcome, error_code, detail = "sent", "", ""
+        try:
+            result: Any = await notifier.send(message)  # type: ignore[func-returns-value]
+            if isinstance(result, DeliveryResult) and not result.ok:
+                outcome, error_code, detail = "failed", result.error_id, result.error
+        except NotifyError as exc:
+            outcome, error_code = "failed", exc.error_id
+            status = exc.details.get("status") or exc.details.get("errcode")
+            detail = f"{exc.message}" + (f" ({status})" if status else "")
+        except Exception as exc:
+            outcome, error_code, detail = "failed", "notify_crashed", repr(exc)
+        try:
+            await self._record(timer, person=person, channel=notifier.channel, target=target,
+                               outcome=outcome, error_code=error_code, detail=detail, ended=True,
+                               step=step)
+        except Exception:
+            log.exception("paging: could not record a %s notification", notifier.channel)
+
+    async def _alert_supervisors(self, timer: ClaimedTimer, incident: Incident,
+                                 community: Community, text: str) -> None:
+        async with self._sm() as session:
+            supervisors = await self._supervisors(session, community)
+            users = {u.id: u for u in (await session.scalars(select(StaffUser).where(
+                StaffUser.id.in_([s.user_id for s in supervisors])))).all()}
+        message = self._message(incident, community, None, text)
+        if self._notifiers:
+            self._spawn_notifications(incident.id, timer, None, self._notifiers, message, step=-1)
+        for sup in supervisors:
+            user = users.get(sup.user_id)
+            if user is None or self._user_notifiers is None:
+                continue
+            personal = list(self._user_notifiers(user))
+            if personal:
+                self._spawn_notifications(incident.id, timer, sup, personal, message, step=-1)
+
