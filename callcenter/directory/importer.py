@@ -184,7 +184,7 @@ class _Directory:
             self.person_tags.setdefault(pid, set()).add(tid)
 
 
-async def _ensure(s: AsyncSession, table: type, cache: dict, keys: list, make: Callable) -> None:  # type: ignore[type-arg]
+async def _ensure(s: AsyncSession, table: type, cache: dict, keys: list, make: Callable) -> None:
     """Insert the missing keys in one multi-row statement and remember their ids.
 
     Ids come back from RETURNING; an autoincrement key is handed out in VALUES
