@@ -344,11 +344,11 @@ class CalendarEntry:
     people: tuple[OnCallPerson, ...]
 
 
-async def calendar(session: AsyncSession, community: str | int | None, role: str,
+async def calendar(session: AsyncSession, community: str | int | Community | None, role: str,
                    start: datetime, days: int = 14) -> list[CalendarEntry]:
     """Each shift occurrence starting in ``days`` local days from ``start``'s
     local date, with the people on call at its start (overrides applied)."""
-    comm = await find_community(session, community)
+    comm = community if isinstance(community, Community) else await find_community(session, community)
     schedule = await load_schedule(session, comm.id, role)
     if schedule is None:
         raise NoSchedule(f"no on-call schedule for role {role!r} in {comm.code}",

@@ -1,0 +1,116 @@
+"""The HTTP API and pages for incidents and on-call, through the real app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.app import create_app
+from callcenter.auth.tokens import create_token
+from callcenter.clock import ManualClock
+from callcenter.oncall.setup import setup_oncall
+from callcenter.paging.setup import ESCALATION_WORKER, PAGE_CALL_HANDLER, setup_paging
+from callcenter.settings import DatabaseSettings, Settings
+from tests.paging.conftest import NO_ANSWER, ScriptedOriginator, Staff, answer, target
+
+SM = async_sessionmaker[AsyncSession]
+
+
+@dataclass
+class Api:
+    client: TestClient
+    originator: ScriptedOriginator
+    headers: dict[str, str]
+    clock: ManualClock
+
+
+@pytest.fixture
+async def api(db_url: str, sessionmaker: SM, staff: Staff,
+              tmp_path: object) -> AsyncIterator[Api]:
+    async with sessionmaker() as session:
+        token = await create_token(session, role="agent", name="前台小王")
+    clock = ManualClock()
+    originator = ScriptedOriginator({target("e1"): [answer("1")]}, default=NO_ANSWER)
+    app = create_app(Settings(database=DatabaseSettings(url=db_url)), clock=clock)
+    setup_oncall(app)
+    setup_paging(app, originator=lambda a: originator, start_worker=False)
+    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
+    await client.start_server()
+    originator.handler = app[PAGE_CALL_HANDLER]
+    try:
+        yield Api(client, originator, {"Authorization": f"Bearer {token}"}, clock)
+    finally:
+        await client.close()
+
+
+async def test_post_incident_pages_and_timeline_shows_it(api: Api, staff: Staff) -> None:
+    app = api.client.server.app
+    resp = await api.client.post("/api/incidents", headers=api.headers, json={
+        "community": "lakeside", "category": "elevator_trap", "building": "12", "unit": "1",
+        "room": "301", "caller_number": "13911112222", "summary": "电梯困人，2人"})
+    assert resp.status == 201
+    incident_id = (await resp.json())["incident_id"]
+    dup = await api.client.post("/api/incidents", headers=api.headers, json={
+        "community": "lakeside", "category": "elevator_trap", "building": "12",
+        "caller_number": "13900000000", "source": "agent"})
+    assert dup.status == 200 and (await dup.json()) == {
+        "incident_id": incident_id, "created": False, "report_id": 2}
+    await app[ESCALATION_WORKER].run_due()
+    tl = await (await api.client.get(f"/api/incidents/{incident_id}", headers=api.headers)).json()
+    assert tl["state"] == "acknowledged" and tl["acked_by_user_id"] == staff.e1
+    assert tl["callers"] == ["13911112222", "13900000000"]
+    assert tl["policy"]["role"] == "engineer" and len(tl["policy"]["steps"]) == 3
+    page = await api.client.get(f"/incidents/{incident_id}", headers=api.headers)
+    text = await page.text()
+    assert page.status == 200 and "电梯困人" in text and "12栋1单元301室" in text
+    assert "已接警" in text and "工程师e1" in text
+
+
+async def test_ack_from_the_api_and_errors(api: Api, staff: Staff) -> None:
+    resp = await api.client.post("/api/incidents", headers=api.headers, json={
+        "community": "lakeside", "category": "water_leak", "building": "9"})
+    incident_id = (await resp.json())["incident_id"]
+    ack = await api.client.post(f"/api/incidents/{incident_id}/ack", headers=api.headers)
+    assert ack.status == 200
+    body = await ack.json()
+    assert body["state"] == "acknowledged" and body["acked_by"] == "前台小王"
+    assert body["acked_via"] == "api"
+    again = await api.client.post(f"/api/incidents/{incident_id}/ack", headers=api.headers)
+    assert again.status == 409 and (await again.json())["error"] == "incident_not_open"
+    missing = await api.client.get("/api/incidents/999", headers=api.headers)
+    assert missing.status == 404 and (await missing.json())["error"] == "incident_not_found"
+    bad = await api.client.post("/api/incidents", headers=api.headers, json={"community": "lakeside"})
+    assert bad.status == 400 and (await bad.json())["details"]["field"] == "category"
+    notjson = await api.client.post("/api/incidents", headers=api.headers, data=b"[")
+    assert notjson.status == 400
+    anon = await api.client.post("/api/incidents", json={"category": "fire"})
+    assert anon.status == 401
+    resolved = await api.client.post(f"/api/incidents/{incident_id}/resolve", headers=api.headers)
+    assert (await resolved.json())["state"] == "resolved"
+    # Nobody was phoned: the ack came before the worker ran.
+    await api.client.server.app[ESCALATION_WORKER].run_due()
+    assert api.originator.dials == []
+
+
+async def test_oncall_now_and_calendar_page(api: Api, staff: Staff) -> None:
+    resp = await api.client.get("/api/oncall/now?community=lakeside&role=engineer",
+                                headers=api.headers)
+    assert resp.status == 200
+    body = await resp.json()
+    assert [p["name"] for p in body["people"]] == ["工程师e1", "工程师e2", "工程师sup"]
+    assert body["until"].endswith("+08:00")
+    missing = await api.client.get("/api/oncall/now?community=lakeside", headers=api.headers)
+    assert missing.status == 400 and (await missing.json())["details"]["field"] == "role"
+    nosched = await api.client.get("/api/oncall/now?role=plumber", headers=api.headers)
+    assert nosched.status == 404
+    page = await api.client.get("/oncall?community=lakeside", headers=api.headers)
+    text = await page.text()
+    assert page.status == 200 and "值班表" in text and "工程维修" in text
+    assert text.count("<tr") == 15  # header + 14 days
+    today = api.clock.now().astimezone(ZoneInfo("Asia/Shanghai"))
+    assert f"{today.month}月{today.day}日" in text
