@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "callcenter.cli.demo",
     "callcenter.cli.owners",
     "callcenter.cli.importing",
+    "callcenter.cli.oncall",
     "callcenter.cli.tokens",
 )
 
