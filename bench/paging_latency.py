@@ -72,7 +72,7 @@ async def run(n: int, db_url: str | None, burst: bool) -> dict[str, object]:
                 ShiftInput("全天", "00:00", "00:00", [eng.id], date(2026, 1, 5))])
         clock, bus = SystemClock(), EventBus()
         service = PagingService(sm, clock, bus)
-        await service.set_policy("bench", "water_leak", [{"target": "oncall", "retries": 0}],
+        await service.set_policy("bench", "plumbing", [{"target": "oncall", "retries": 0}],
                                  max_rounds=1)
         originator = StopwatchOriginator()
         originator.expected = n
@@ -85,7 +85,7 @@ async def run(n: int, db_url: str | None, burst: bool) -> dict[str, object]:
         for i in range(n):
             t0 = time.perf_counter()
             res = await service.open_incident(IncidentRequest(
-                "bench", "water_leak", "api", building=str(i), caller_number="13911112222"))
+                "bench", "plumbing", "api", building=str(i), caller_number="13911112222"))
             opened[res.incident_id] = t0
             if not burst:
                 while res.incident_id not in originator.first:

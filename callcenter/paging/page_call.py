@@ -30,7 +30,7 @@ class PagePrompts:
     """Sound files (without extension) under Asterisk's sounds directory."""
 
     intro: str = "callcenter/paging-emergency"  # 紧急事件
-    category_prefix: str = "callcenter/paging-category-"  # + water_leak ...
+    category_prefix: str = "callcenter/paging-category-"  # + plumbing, elevator ...
     category_fallback: str = "callcenter/paging-category-other"
     building: str = "callcenter/paging-building"  # 楼栋 (after the number: 3 栋)
     unit: str = "callcenter/paging-unit"  # 单元
@@ -42,7 +42,8 @@ class PagePrompts:
     invalid: str = "callcenter/paging-invalid"  # 输入有误
 
 
-KNOWN_CATEGORIES = ("water_leak", "elevator_trap", "fire", "gas", "power", "security", "other")
+KNOWN_CATEGORIES = ("plumbing", "electrical", "elevator", "gas", "fire", "door_access",
+                    "public_facility", "security", "other")
 
 
 @dataclass(frozen=True, slots=True)

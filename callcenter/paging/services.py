@@ -38,14 +38,17 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("ivr", "voicemail", "agent", "api")
 
-# Categories the IVR and triage use; anything else is accepted as given.
+# The triage categories (``ticketing.categories`` keys) as an emergency reads;
+# anything else is accepted as given.
 CATEGORY_NAMES = {
-    "water_leak": "漏水",
-    "elevator_trap": "电梯困人",
-    "fire": "火警",
+    "plumbing": "漏水/水管爆裂",
+    "electrical": "停电/电气故障",
+    "elevator": "电梯困人/电梯故障",
     "gas": "燃气泄漏",
-    "power": "停电",
-    "security": "治安",
+    "fire": "火警",
+    "door_access": "门禁门锁故障",
+    "public_facility": "公共设施故障",
+    "security": "治安事件",
     "other": "其他紧急情况",
 }
 
@@ -96,7 +99,7 @@ def incident_request_from_json(data: dict[str, Any], *, source: str) -> Incident
     category = _clean(data.get("category"), "category", 32)
     if not category:
         raise InvalidIncident("category is required", field="category")
-    community = data.get("community", data.get("community_id"))
+    community = data.get("community_id") or data.get("community")
     if community is not None and not isinstance(community, (str, int)):
         raise InvalidIncident("community: a code or an id", field="community")
     return IncidentRequest(
@@ -106,10 +109,12 @@ def incident_request_from_json(data: dict[str, Any], *, source: str) -> Incident
         building=_clean(data.get("building"), "building", 32),
         unit=_clean(data.get("unit"), "unit", 32),
         room=_clean(data.get("room"), "room", 32),
-        summary=_clean(data.get("summary"), "summary", 1000),
+        summary=_clean(data.get("summary"), "summary", 1000) if source in ("api", "agent")
+        else str(data.get("summary") or "")[:1000],
         caller_number=_clean(data.get("caller_number") or data.get("caller"), "caller_number", 32),
         call_id=_clean(data.get("call_id"), "call_id", 64),
-        reference=_clean(data.get("reference") or data.get("ticket_id"), "reference", 64),
+        reference=_clean(data.get("reference") or data.get("number") or data.get("ticket_id"),
+                         "reference", 64),
     )
 
 

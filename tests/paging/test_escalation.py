@@ -25,7 +25,7 @@ SM = async_sessionmaker[AsyncSession]
 
 
 def leak(**kw: Any) -> IncidentRequest:
-    base: dict[str, Any] = dict(community="lakeside", category="water_leak", source="ivr",
+    base: dict[str, Any] = dict(community="lakeside", category="plumbing", source="ivr",
                                 building="3", unit="2", room="1203",
                                 caller_number="13911112222", call_id="1700000000.9")
     base.update(kw)
@@ -56,7 +56,7 @@ async def test_first_engineer_accepts(sessionmaker: SM, staff: Staff) -> None:
     assert dial.variables["CC_PAGE_ATTEMPT"] == str(tl["attempts"][0]["id"])
     # The callee heard the incident: category prompt, building number, room digits, menu.
     cmds = p.originator.channels[0].commands
-    assert any("paging-category-water_leak" in c for c in cmds)
+    assert any("paging-category-plumbing" in c for c in cmds)
     assert "SAY NUMBER 3 \"12\"" in cmds and "SAY DIGITS 1203 \"12\"" in cmds
     assert any("paging-accepted" in c for c in cmds)
     acked = [e for e in p.events.events if e.name == "incident.acknowledged"]
@@ -68,7 +68,7 @@ async def test_first_engineer_accepts(sessionmaker: SM, staff: Staff) -> None:
 async def test_no_answer_then_backup_accepts(sessionmaker: SM, staff: Staff) -> None:
     p = make_paging(sessionmaker, originator=ScriptedOriginator(
         {target("e1"): [NO_ANSWER, NO_ANSWER], target("e2"): [answer("1")]}))
-    await p.service.set_policy("lakeside", "water_leak", [
+    await p.service.set_policy("lakeside", "plumbing", [
         {"target": "oncall", "retries": 1, "ring_timeout_s": 25, "wait_s": 60},
         {"target": "backup", "retries": 0},
     ])
@@ -93,7 +93,7 @@ async def test_no_answer_then_backup_accepts(sessionmaker: SM, staff: Staff) -> 
 async def test_pressing_2_passes_to_the_next_step(sessionmaker: SM, staff: Staff) -> None:
     p = make_paging(sessionmaker, originator=ScriptedOriginator(
         {target("e1"): [answer("2")], target("e2"): [answer("1")]}))
-    await p.service.set_policy("lakeside", "water_leak", [
+    await p.service.set_policy("lakeside", "plumbing", [
         {"target": "oncall", "retries": 0}, {"target": "backup", "retries": 0}])
     opened = await p.service.open_incident(leak())
     await p.worker.run_due()
@@ -111,7 +111,7 @@ async def test_clear_outcomes_for_hangup_unknown_digit_silence_busy_and_phone_of
         target("e2"): [BUSY, OFF],
         target("sup"): [answer("1")],
     }))
-    await p.service.set_policy("lakeside", "water_leak", [
+    await p.service.set_policy("lakeside", "plumbing", [
         {"target": "oncall", "retries": 2}, {"target": "backup", "retries": 1},
         {"target": "supervisor", "retries": 0}])
     opened = await p.service.open_incident(leak())
@@ -143,7 +143,7 @@ async def test_whole_chain_exhausted_restarts_and_alerts_supervisors(
 
     p = make_paging(sessionmaker, originator=ScriptedOriginator(default=NO_ANSWER),
                     notifiers=[Robot()])
-    await p.service.set_policy("lakeside", "water_leak", [
+    await p.service.set_policy("lakeside", "plumbing", [
         {"target": "oncall", "retries": 0}, {"target": "backup", "retries": 0},
     ], max_rounds=2, restart_wait_s=120)
     opened = await p.service.open_incident(leak())
@@ -152,7 +152,7 @@ async def test_whole_chain_exhausted_restarts_and_alerts_supervisors(
     await p.bus.drain()
     assert [d.channel for d in p.originator.dials] == [target("e1"), target("e2")]
     assert "incident.restarted" in p.events.names()
-    assert len(sent) == 1 and "第2轮" in sent[0].text and sent[0].title == "紧急事件：漏水"
+    assert len(sent) == 1 and "第2轮" in sent[0].text and sent[0].title == "紧急事件：漏水/水管爆裂"
     await p.clock.advance(120)
     await p.worker.run_due()
     await p.worker.drain_side_tasks()
@@ -172,7 +172,7 @@ async def test_whole_chain_exhausted_restarts_and_alerts_supervisors(
 async def test_acknowledging_from_the_console_stops_the_escalation(
         sessionmaker: SM, staff: Staff) -> None:
     p = make_paging(sessionmaker, originator=ScriptedOriginator(default=NO_ANSWER))
-    await p.service.set_policy("lakeside", "water_leak", [
+    await p.service.set_policy("lakeside", "plumbing", [
         {"target": "oncall", "retries": 0, "wait_s": 300}, {"target": "backup"}])
     opened = await p.service.open_incident(leak())
     await p.worker.run_due()
@@ -190,7 +190,7 @@ async def test_acknowledging_from_the_console_stops_the_escalation(
 async def test_step_with_nobody_to_call_is_recorded_and_skipped(
         sessionmaker: SM, staff: Staff) -> None:
     p = make_paging(sessionmaker, originator=ScriptedOriginator({target("e1"): [answer("1")]}))
-    await p.service.set_policy("lakeside", "water_leak", [
+    await p.service.set_policy("lakeside", "plumbing", [
         {"target": "oncall", "role": "plumber", "retries": 0},
         {"target": "oncall", "retries": 0}])
     opened = await p.service.open_incident(leak())

@@ -51,12 +51,12 @@ async def api(db_url: str, sessionmaker: SM, staff: Staff,
 async def test_post_incident_pages_and_timeline_shows_it(api: Api, staff: Staff) -> None:
     app = api.client.server.app
     resp = await api.client.post("/api/incidents", headers=api.headers, json={
-        "community": "lakeside", "category": "elevator_trap", "building": "12", "unit": "1",
+        "community": "lakeside", "category": "elevator", "building": "12", "unit": "1",
         "room": "301", "caller_number": "13911112222", "summary": "电梯困人，2人"})
     assert resp.status == 201
     incident_id = (await resp.json())["incident_id"]
     dup = await api.client.post("/api/incidents", headers=api.headers, json={
-        "community": "lakeside", "category": "elevator_trap", "building": "12",
+        "community": "lakeside", "category": "elevator", "building": "12",
         "caller_number": "13900000000", "source": "agent"})
     assert dup.status == 200 and (await dup.json()) == {
         "incident_id": incident_id, "created": False, "report_id": 2}
@@ -73,7 +73,7 @@ async def test_post_incident_pages_and_timeline_shows_it(api: Api, staff: Staff)
 
 async def test_ack_from_the_api_and_errors(api: Api, staff: Staff) -> None:
     resp = await api.client.post("/api/incidents", headers=api.headers, json={
-        "community": "lakeside", "category": "water_leak", "building": "9"})
+        "community": "lakeside", "category": "plumbing", "building": "9"})
     incident_id = (await resp.json())["incident_id"]
     ack = await api.client.post(f"/api/incidents/{incident_id}/ack", headers=api.headers)
     assert ack.status == 200

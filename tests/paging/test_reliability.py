@@ -42,7 +42,7 @@ async def test_duplicate_report_joins_the_open_incident(sessionmaker: SM, staff:
     assert not second.created and second.incident_id == first.incident_id
     # Other building or other category: a new incident.
     other_building = await p.service.open_incident(leak(building="5"))
-    other_category = await p.service.open_incident(leak(category="elevator_trap"))
+    other_category = await p.service.open_incident(leak(category="elevator"))
     assert other_building.created and other_category.created
     tl = await p.service.timeline(first.incident_id)
     assert tl["callers"] == ["13911112222", "13933334444"]
@@ -65,9 +65,12 @@ async def test_incident_requested_event_opens_an_incident(sessionmaker: SM, staf
 
     p = make_paging(sessionmaker)
     p.bus.subscribe("incident.requested", p.service.on_incident_requested)
+    # The shape ticketing publishes for a voicemail triaged as an emergency.
     await p.bus.publish_and_wait(DomainEvent("incident.requested", {
-        "community": "lakeside", "category": "elevator_trap", "building": "7",
-        "caller_number": "13955556666", "ticket_id": "T-42", "summary": "电梯困人 语音留言"}))
+        "ticket_id": 42, "number": "T-42", "community": "lakeside",
+        "community_id": staff.community_id, "building": "7", "unit": None, "room": None,
+        "room_id": None, "location": "7栋", "category": "elevator",
+        "caller": "13955556666", "caller_name": "", "summary": "电梯困人 语音留言 " * 200}))
     # A bad event is logged, not raised into the bus.
     await p.bus.publish_and_wait(DomainEvent("incident.requested", {"community": "lakeside"}))
     async with sessionmaker() as session:
@@ -80,7 +83,7 @@ async def test_incident_requested_event_opens_an_incident(sessionmaker: SM, staf
 async def test_restart_between_steps_resumes_without_redial(sessionmaker: SM, staff: Staff) -> None:
     clock = ManualClock()
     a = make_paging(sessionmaker, clock=clock, originator=ScriptedOriginator(default=NO_ANSWER))
-    await a.service.set_policy("lakeside", "water_leak", [
+    await a.service.set_policy("lakeside", "plumbing", [
         {"target": "oncall", "retries": 0, "wait_s": 120}, {"target": "backup", "retries": 0}])
     opened = await a.service.open_incident(leak())
     await a.worker.run_due()
@@ -104,7 +107,7 @@ async def test_crash_mid_call_is_not_redialled_after_restart(sessionmaker: SM, s
     hung.block = asyncio.Event()  # the Originate never comes back: the server dies mid-call
     a = make_paging(sessionmaker, clock=clock, originator=hung,
                     worker_config=WorkerConfig(lease_s=300))
-    await a.service.set_policy("lakeside", "water_leak", [
+    await a.service.set_policy("lakeside", "plumbing", [
         {"target": "oncall", "retries": 1}, {"target": "backup", "retries": 0}])
     opened = await a.service.open_incident(leak())
     running = asyncio.get_running_loop().create_task(a.worker.run_due())
@@ -140,7 +143,7 @@ async def test_two_workers_on_one_database_dial_each_step_once(
                         originator=ScriptedOriginator(default=NO_ANSWER, dial_log=dials))
         b = make_paging(sm2, clock=clock, worker_id="beta", worker_config=small,
                         originator=ScriptedOriginator(default=NO_ANSWER, dial_log=dials))
-        await a.service.set_policy("lakeside", "water_leak", [
+        await a.service.set_policy("lakeside", "plumbing", [
             {"target": "oncall", "retries": 1}, {"target": "backup", "retries": 0}],
             max_rounds=1)
         ids = []
@@ -184,7 +187,7 @@ async def test_failing_webhook_is_recorded_while_phones_go_on(
             hook = JsonWebhook(http, f"http://127.0.0.1:{port}/hook", timeout_s=5)
             p = make_paging(sessionmaker, notifiers=[hook], originator=ScriptedOriginator(
                 {target("e1"): [NO_ANSWER], target("e2"): [answer("1")]}))
-            await p.service.set_policy("lakeside", "water_leak", [
+            await p.service.set_policy("lakeside", "plumbing", [
                 {"target": "oncall", "retries": 0, "channels": ["phone", "webhook"]},
                 {"target": "backup", "retries": 0}])
             opened = await p.service.open_incident(leak())
@@ -195,7 +198,7 @@ async def test_failing_webhook_is_recorded_while_phones_go_on(
             hooks = [a for a in tl["attempts"] if a["channel"] == "webhook"]
             assert len(hooks) == 1 and hooks[0]["outcome"] == "failed"
             assert hooks[0]["error_code"] == "notify_failed" and "500" in hooks[0]["detail"]
-            assert hits and hits[0]["title"] == "紧急事件：漏水"
+            assert hits and hits[0]["title"] == "紧急事件：漏水/水管爆裂"
             await p.close()
     finally:
         await runner.cleanup()
