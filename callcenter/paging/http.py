@@ -11,6 +11,7 @@ from aiohttp import web
 
 from callcenter.auth.middleware import current_identity, require_role
 from callcenter.errors import InvalidInput
+from callcenter.paging.errors import IncidentClosed
 from callcenter.paging.services import PagingService, incident_request_from_json
 from callcenter.web.errors import json_response, read_json_object
 
@@ -111,8 +112,11 @@ async def incident_page(request: web.Request) -> web.Response:
     nxt = "".join(f"<li>{_fmt(n['due_at'], tz)} 第{n['round'] + 1}轮 第{n['step'] + 1}步</li>"
                   for n in tl["next_step"])
     ack_form = ""
+    ident = current_identity(request)
     if tl["state"] == "open":
-        ack_form = (f"<form method=post action='/api/incidents/{tl['id']}/ack'>"
+        csrf = e(ident.csrf_token) if ident is not None else ""
+        ack_form = (f"<form method=post action='/incidents/{tl['id']}/ack'>"
+                    f"<input type=hidden name=csrf_token value='{csrf}'>"
                     "<button type=submit>我来处理（确认接警）</button></form>")
     body = f"""
 <h1>紧急事件 #{tl['id']}：{e(tl['category_name'])}</h1>
@@ -132,9 +136,25 @@ table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:.3rem .6r
     return web.Response(text=doc, content_type="text/html", charset="utf-8")
 
 
+@require_role()
+async def incident_page_ack(request: web.Request) -> web.Response:
+    """The page's button: acknowledge, then back to the page (303)."""
+    ident = current_identity(request)
+    assert ident is not None
+    incident_id = _incident_id(request)
+    try:
+        await request.app[PAGING_SERVICE].acknowledge(
+            incident_id, user_id=ident.user_id, name=ident.display_name or ident.username,
+            via="console")
+    except IncidentClosed:
+        pass  # someone was faster; the page shows who
+    raise web.HTTPSeeOther(f"/incidents/{incident_id}")
+
+
 def add_paging_routes(app: web.Application) -> None:
     app.router.add_post("/api/incidents", post_incident)
     app.router.add_get("/api/incidents/{incident_id}", get_incident)
     app.router.add_post("/api/incidents/{incident_id}/ack", ack_incident)
     app.router.add_post("/api/incidents/{incident_id}/resolve", resolve_incident)
     app.router.add_get("/incidents/{incident_id}", incident_page)
+    app.router.add_post("/incidents/{incident_id}/ack", incident_page_ack)

@@ -362,6 +362,29 @@ class PagingService:
                            "try": t.try_no} for t in pending],
         }
 
+    async def wait_acknowledged(self, incident_id: int, timeout_s: float) -> str | None:
+        """For the IVR holding the original caller: wait (on the injected clock)
+        until the incident is acknowledged; return who, or None on timeout."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[str] = loop.create_future()
+
+        async def on_ack(event: DomainEvent) -> None:
+            if event.data.get("incident_id") == incident_id and not fut.done():
+                fut.set_result(str(event.data.get("acked_by") or ""))
+
+        unsubscribe = self._bus.subscribe("incident.acknowledged", on_ack)
+        sleeper: asyncio.Future[None] = asyncio.ensure_future(self._clock.sleep(timeout_s))
+        try:
+            row = await self.get(incident_id)
+            if row.state != "open":
+                return row.acked_by_name or "" if row.state == "acknowledged" else None
+            waiters: set[asyncio.Future[Any]] = {fut, sleeper}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            return fut.result() if fut.done() else None
+        finally:
+            unsubscribe()
+            sleeper.cancel()
+
     async def on_incident_requested(self, event: DomainEvent) -> None:
         """Bus handler for ``incident.requested`` (an emergency voicemail)."""
         data = dict(event.data)

@@ -200,3 +200,25 @@ async def test_step_with_nobody_to_call_is_recorded_and_skipped(
     assert [(r.outcome, r.error_code) for r in rows] == [("failed", "no_target"), ("accepted", "")]
     assert (await p.service.get(opened.incident_id)).state == "acknowledged"
     await p.close()
+
+
+async def test_caller_on_hold_hears_when_someone_accepts(sessionmaker: SM, staff: Staff) -> None:
+    import asyncio
+
+    p = make_paging(sessionmaker, originator=ScriptedOriginator({target("e1"): [answer("1")]}))
+    opened = await p.service.open_incident(leak())
+    holding = asyncio.get_running_loop().create_task(
+        p.service.wait_acknowledged(opened.incident_id, 300))
+    await asyncio.sleep(0)
+    await p.worker.run_due()
+    assert await asyncio.wait_for(holding, 5) == "工程师e1"
+    # Already acknowledged: answers at once.
+    assert await p.service.wait_acknowledged(opened.incident_id, 300) == "工程师e1"
+    # Nobody accepts within the wait: None, on the injected clock.
+    other = await p.service.open_incident(leak(building="8"))
+    waiting = asyncio.get_running_loop().create_task(
+        p.service.wait_acknowledged(other.incident_id, 60))
+    await asyncio.sleep(0.01)
+    await p.clock.advance(61)
+    assert await asyncio.wait_for(waiting, 5) is None
+    await p.close()

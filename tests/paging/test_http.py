@@ -14,6 +14,7 @@ from callcenter.app import create_app
 from callcenter.auth.tokens import create_token
 from callcenter.clock import ManualClock
 from callcenter.oncall.setup import setup_oncall
+from callcenter.paging.http import PAGING_SERVICE
 from callcenter.paging.setup import ESCALATION_WORKER, PAGE_CALL_HANDLER, setup_paging
 from callcenter.settings import DatabaseSettings, Settings
 from tests.paging.conftest import NO_ANSWER, ScriptedOriginator, Staff, answer, target
@@ -90,6 +91,16 @@ async def test_ack_from_the_api_and_errors(api: Api, staff: Staff) -> None:
     assert notjson.status == 400
     anon = await api.client.post("/api/incidents", json={"category": "fire"})
     assert anon.status == 401
+    # The page's button acknowledges and comes back to the page.
+    other = await api.client.post("/api/incidents", headers=api.headers, json={
+        "community": "lakeside", "category": "gas", "building": "2"})
+    other_id = (await other.json())["incident_id"]
+    page = await api.client.get(f"/incidents/{other_id}", headers=api.headers)
+    assert f"action='/incidents/{other_id}/ack'" in await page.text()
+    button = await api.client.post(f"/incidents/{other_id}/ack", headers=api.headers,
+                                   allow_redirects=False)
+    assert button.status == 303 and button.headers["Location"] == f"/incidents/{other_id}"
+    assert (await api.client.server.app[PAGING_SERVICE].get(other_id)).acked_via == "console"
     resolved = await api.client.post(f"/api/incidents/{incident_id}/resolve", headers=api.headers)
     assert (await resolved.json())["state"] == "resolved"
     # Nobody was phoned: the ack came before the worker ran.
