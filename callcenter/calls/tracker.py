@@ -88,6 +88,7 @@ class ChannelInfo:
     exten: str = ""
     up: bool = False
     bridge: str | None = None
+    seen_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -179,6 +180,9 @@ class Snapshot:
     """``QueueEntry`` events from ``QueueStatus``."""
     mailboxes: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     """mailbox → (new, old) from ``MailboxCount``."""
+    requested_at: datetime | None = None
+    """When the snapshot was asked for: calls and channels first seen after
+    that (from live events racing the snapshot) are kept as they are."""
 
 
 class CallTracker:
@@ -321,7 +325,7 @@ class CallTracker:
         uid = h["Uniqueid"]
         lid = h.get("Linkedid") or uid
         chan = ChannelInfo(uid, h.get("Channel", ""), lid, h.get("Context", ""),
-                           h.get("Exten", ""), up=h.get("ChannelState") == "6")
+                           h.get("Exten", ""), up=h.get("ChannelState") == "6", seen_at=now)
         call = self.calls.get(lid)
         if call is None:
             call = Call(linkedid=lid, uniqueid=uid,
@@ -606,8 +610,13 @@ class CallTracker:
             if not uid:
                 continue
             by_lid.setdefault(h.get("Linkedid") or uid, []).append(h)
+        cutoff = snap.requested_at
+
+        def older(at: datetime | None) -> bool:
+            return cutoff is None or at is None or at < cutoff
+
         for lid, gone in list(self.calls.items()):
-            if lid not in by_lid:
+            if lid not in by_lid and older(gone.started_at):
                 self._end(gone, now, resynced=True)
         for lid, chans in by_lid.items():
             known_call = self.calls.get(lid)
@@ -615,8 +624,8 @@ class CallTracker:
                 self._pick_up(lid, chans, now)
                 continue
             current = {h["Uniqueid"] for h in chans}
-            for uid in list(known_call.channels):
-                if uid not in current:
+            for uid, chan in list(known_call.channels.items()):
+                if uid not in current and older(chan.seen_at):
                     known_call.channels.pop(uid, None)
                     self._by_uniqueid.pop(uid, None)
                     known_call.ringing.pop(uid, None)
@@ -642,7 +651,7 @@ class CallTracker:
         call.channels[uid] = ChannelInfo(uid, h.get("Channel", ""), call.linkedid,
                                          h.get("Context", ""), h.get("Exten", ""),
                                          up=h.get("ChannelState") == "6",
-                                         bridge=h.get("BridgeId") or None)
+                                         bridge=h.get("BridgeId") or None, seen_at=None)
         self._by_uniqueid[uid] = call.linkedid
 
     def _pick_up(self, lid: str, chans: list[Headers], now: datetime) -> None:
