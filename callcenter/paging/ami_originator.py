@@ -1,0 +1,59 @@
+"""``Originator`` over the AMI client: ``Originate`` with ``Async: true``.
+
+``AmiLink.originate`` returns when ``OriginateResponse`` says Success (the
+callee answered and the call entered the paging context) and raises
+``OriginateFailed`` with Asterisk's ``Reason`` otherwise. A lost link is never
+re-sent by the client (a page must not dial twice): it becomes a failed
+attempt, and the escalation goes on per its policy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, cast
+
+from callcenter.ami.errors import AmiError, OriginateFailed
+from callcenter.paging.originate import OriginateOutcome, OriginateStatus
+
+log = logging.getLogger(__name__)
+
+
+class OriginatingLink(Protocol):
+    async def originate(self, *, channel: str, context: str | None = None,
+                        exten: str | None = None, caller_id: str | None = None,
+                        variables: Mapping[str, str] | None = None,
+                        dial_timeout_s: float = 30.0) -> Any: ...
+
+
+class AmiOriginator:
+    """``link`` is an ``AmiLink``, or a function returning the link to use
+    (e.g. the one of the incident's PBX; ``AmiLinks.get(name).link``)."""
+
+    def __init__(self, link: OriginatingLink | Callable[[], OriginatingLink], *,
+                 caller_id: str = '"物业紧急呼叫" <4000>') -> None:
+        self._link = link
+        self.caller_id = caller_id
+
+    def _resolve(self) -> OriginatingLink:
+        if hasattr(self._link, "originate"):
+            return cast(OriginatingLink, self._link)
+        return cast(Callable[[], OriginatingLink], self._link)()
+
+    async def originate(self, channel: str, context: str, exten: str,
+                        variables: Mapping[str, str],
+                        timeout: float) -> OriginateOutcome:  # noqa: ASYNC109
+        try:
+            resp = await self._resolve().originate(
+                channel=channel, context=context, exten=exten, caller_id=self.caller_id or None,
+                variables=dict(variables), dial_timeout_s=timeout)
+        except OriginateFailed as exc:
+            return OriginateOutcome.from_reason("Failure", str(exc.details.get("reason", "")))
+        except AmiError as exc:
+            log.warning("paging originate to %s: %s", channel, exc)
+            return OriginateOutcome(OriginateStatus.FAILED, exc.error_id)
+        reason = ""
+        events = getattr(resp, "events", ())
+        if events:
+            reason = events[0].get("Reason") or ""
+        return OriginateOutcome(OriginateStatus.ANSWERED, reason or "4")
