@@ -151,7 +151,22 @@ async def incident_page_ack(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/incidents/{incident_id}")
 
 
+@require_role("supervisor")
+async def put_policy(request: web.Request) -> web.Response:
+    body = await read_json_object(request)
+    max_rounds, restart_wait = body.get("max_rounds", 3), body.get("restart_wait_s", 60)
+    for name, value in (("max_rounds", max_rounds), ("restart_wait_s", restart_wait)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInput(f"{name}: a non-negative integer", field=name)
+    row = await request.app[PAGING_SERVICE].set_policy(
+        request.match_info["community"], request.match_info["category"], body.get("steps"),
+        max_rounds=max_rounds, restart_wait_s=restart_wait, name=str(body.get("name") or ""))
+    return json_response({"id": row.id, "name": row.name, "steps": row.steps,
+                          "max_rounds": row.max_rounds, "restart_wait_s": row.restart_wait_s})
+
+
 def add_paging_routes(app: web.Application) -> None:
+    app.router.add_put("/api/escalation-policies/{community}/{category}", put_policy)
     app.router.add_post("/api/incidents", post_incident)
     app.router.add_get("/api/incidents/{incident_id}", get_incident)
     app.router.add_post("/api/incidents/{incident_id}/ack", ack_incident)

@@ -222,3 +222,25 @@ async def test_caller_on_hold_hears_when_someone_accepts(sessionmaker: SM, staff
     await p.clock.advance(61)
     assert await asyncio.wait_for(waiting, 5) is None
     await p.close()
+
+
+async def test_editing_the_policy_does_not_change_a_running_page(
+        sessionmaker: SM, staff: Staff) -> None:
+    p = make_paging(sessionmaker, originator=ScriptedOriginator(default=NO_ANSWER))
+    await p.service.set_policy("lakeside", "plumbing", [
+        {"target": "oncall", "retries": 0, "wait_s": 30}, {"target": "backup", "retries": 0}],
+        max_rounds=1)
+    opened = await p.service.open_incident(leak())
+    await p.worker.run_due()
+    await p.service.set_policy("lakeside", "plumbing", [
+        {"target": "user", "user_id": staff.mgr, "retries": 0}], max_rounds=1)
+    await p.clock.advance(30)
+    await p.worker.run_due()
+    assert [d.channel for d in p.originator.dials] == [target("e1"), target("e2")]
+    # A new incident takes the edited policy.
+    await p.service.open_incident(leak(building="4"))
+    await p.worker.run_due()
+    assert p.originator.dials[-1].channel == target("mgr")
+    tl = await p.service.timeline(opened.incident_id)
+    assert [s["target"] for s in tl["policy"]["steps"]] == ["oncall", "backup"]
+    await p.close()

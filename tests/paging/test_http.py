@@ -28,6 +28,7 @@ class Api:
     originator: ScriptedOriginator
     headers: dict[str, str]
     clock: ManualClock
+    sup: dict[str, str]
 
 
 @pytest.fixture
@@ -35,6 +36,7 @@ async def api(db_url: str, sessionmaker: SM, staff: Staff,
               tmp_path: object) -> AsyncIterator[Api]:
     async with sessionmaker() as session:
         token = await create_token(session, role="agent", name="前台小王")
+        sup_token = await create_token(session, role="supervisor", name="主管")
     clock = ManualClock()
     originator = ScriptedOriginator({target("e1"): [answer("1")]}, default=NO_ANSWER)
     app = create_app(Settings(database=DatabaseSettings(url=db_url)), clock=clock)
@@ -44,7 +46,8 @@ async def api(db_url: str, sessionmaker: SM, staff: Staff,
     await client.start_server()
     originator.handler = app[PAGE_CALL_HANDLER]
     try:
-        yield Api(client, originator, {"Authorization": f"Bearer {token}"}, clock)
+        yield Api(client, originator, {"Authorization": f"Bearer {token}"}, clock,
+                  {"Authorization": f"Bearer {sup_token}"})
     finally:
         await client.close()
 
@@ -125,3 +128,50 @@ async def test_oncall_now_and_calendar_page(api: Api, staff: Staff) -> None:
     assert text.count("<tr") == 15  # header + 14 days
     today = api.clock.now().astimezone(ZoneInfo("Asia/Shanghai"))
     assert f"{today.month}月{today.day}日" in text
+
+
+async def test_supervisors_edit_schedules_overrides_and_policies(api: Api, staff: Staff) -> None:
+    c = api.client
+    schedule = {"name": "夜班值守", "shifts": [
+        {"name": "夜班", "start": "18:00", "end": "08:30", "members": [staff.e3, staff.e1],
+         "rotation_start": "2026-11-23", "period_days": 7}],
+        "chain": [{"label": "primary", "source": "rotation"},
+                  {"label": "supervisor", "source": "user", "user_id": staff.sup}]}
+    denied = await c.put("/api/oncall/schedules/lakeside/night_duty", headers=api.headers,
+                         json=schedule)
+    assert denied.status == 403
+    ok = await c.put("/api/oncall/schedules/lakeside/night_duty", headers=api.sup, json=schedule)
+    assert ok.status == 200
+    # 10:10 in Shanghai: no night shift now; cover resumes at 18:00.
+    now = (await ok.json())["now"]
+    assert now["people"] == [] and now["until"].startswith("2026-11-23T18:00")
+    bad = await c.put("/api/oncall/schedules/lakeside/night_duty", headers=api.sup, json={
+        "shifts": [{"start": "18:00", "end": "08:30", "members": [], "rotation_start": "soon"}]})
+    assert bad.status == 400 and (await bad.json())["details"]["field"] == "shifts[0].rotation_start"
+    bad = await c.put("/api/oncall/schedules/lakeside/night_duty", headers=api.sup, json={
+        "shifts": [{"start": "18:70", "end": "08:30", "members": [1], "rotation_start": "2026-11-23"}]})
+    assert bad.status == 400 and (await bad.json())["details"]["field"] == "shifts[0].start"
+
+    override = await c.post("/api/oncall/overrides", headers=api.sup, json={
+        "community": "lakeside", "role": "engineer", "starts_at": "2026-11-23T08:00",
+        "ends_at": "2026-11-23T12:00", "user_id": staff.e3, "reason": "换班"})
+    assert override.status == 201
+    now = await (await c.get("/api/oncall/now?community=lakeside&role=engineer",
+                             headers=api.headers)).json()
+    assert [p["name"] for p in now["people"]][:2] == ["工程师e3", "工程师e2"]
+    missing = await c.post("/api/oncall/overrides", headers=api.sup, json={"community": "lakeside"})
+    assert missing.status == 400 and (await missing.json())["details"]["field"] == "role"
+
+    bad_policy = await c.put("/api/escalation-policies/lakeside/gas", headers=api.sup,
+                             json={"steps": [{"target": "astrologer"}]})
+    assert bad_policy.status == 400
+    assert (await bad_policy.json())["details"]["field"] == "steps[0].target"
+    good = await c.put("/api/escalation-policies/lakeside/gas", headers=api.sup, json={
+        "steps": [{"target": "user", "user_id": staff.mgr, "ring_timeout_s": 20, "retries": 0}],
+        "max_rounds": 1})
+    assert good.status == 200
+    opened = await c.post("/api/incidents", headers=api.headers, json={
+        "community": "lakeside", "category": "gas", "building": "1"})
+    tl = await (await c.get(f"/api/incidents/{(await opened.json())['incident_id']}",
+                            headers=api.headers)).json()
+    assert tl["policy"]["steps"][0]["user_id"] == staff.mgr and tl["policy"]["max_rounds"] == 1
