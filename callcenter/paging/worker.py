@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -53,7 +53,8 @@ from callcenter.paging.services import CATEGORY_NAMES
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-UserNotifiers = Callable[[StaffUser], Sequence[Notifier]]
+UserNotifiers = Callable[[Mapping[str, str]], Sequence[Notifier]]
+"""Builds a person's own notifiers from ``StaffUser.notify`` ({channel: address})."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +268,9 @@ class EscalationWorker:
         if prior is None:
             if timer.try_no == 0:
                 secondary = [n for n in self._notifiers if n.channel in step.channels]
+                if person is not None and self._user_notifiers is not None:
+                    secondary += [n for n in self._user_notifiers(person.notify)
+                                  if n.channel in step.channels]
                 if secondary:
                     msg = self._message(incident, community, person, "紧急事件，请立即处理")
                     self._spawn_notifications(incident.id, timer, person, secondary, msg)
@@ -507,16 +511,13 @@ class EscalationWorker:
                                  community: Community, text: str) -> None:
         async with self._sm() as session:
             supervisors = await self._supervisors(session, community)
-            users = {u.id: u for u in (await session.scalars(select(StaffUser).where(
-                StaffUser.id.in_([s.user_id for s in supervisors])))).all()}
         message = self._message(incident, community, None, text)
         if self._notifiers:
             self._spawn_notifications(incident.id, timer, None, self._notifiers, message, step=-1)
+        if self._user_notifiers is None:
+            return
         for sup in supervisors:
-            user = users.get(sup.user_id)
-            if user is None or self._user_notifiers is None:
-                continue
-            personal = list(self._user_notifiers(user))
+            personal = list(self._user_notifiers(sup.notify))
             if personal:
                 self._spawn_notifications(incident.id, timer, sup, personal, message, step=-1)
 

@@ -199,13 +199,14 @@ class Paging:
 def make_paging(sm: async_sessionmaker[AsyncSession], *, clock: ManualClock | None = None,
                 originator: ScriptedOriginator | None = None, notifiers: Any = (),
                 worker_config: WorkerConfig | None = None, worker_id: str | None = None,
-                config: PagingConfig | None = None) -> Paging:
+                config: PagingConfig | None = None, user_notifiers: Any = None) -> Paging:
     clock = clock or ManualClock()
     bus = EventBus()
     registry = PageCallRegistry()
     service = PagingService(sm, clock, bus, config)
     originator = originator or ScriptedOriginator()
     worker = EscalationWorker(sm, originator, clock, bus, registry, notifiers=notifiers,
+                              user_notifiers=user_notifiers,
                               config=worker_config or WorkerConfig(answer_wait_s=60),
                               worker_id=worker_id)
     service.set_wakeup(worker.wake)

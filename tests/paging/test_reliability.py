@@ -261,3 +261,49 @@ async def test_concurrent_claims_never_overlap(db_url: str, sessionmaker: SM, st
         await b.close()
     finally:
         await engine2.dispose()
+
+
+async def test_personal_channels_of_the_paged_person_and_supervisors(
+        sessionmaker: SM, staff: Staff) -> None:
+    from callcenter.directory.models import StaffUser
+    from callcenter.paging.notifiers import user_notifiers
+
+    got: list[tuple[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        got.append((request.match_info["who"], await request.json()))
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/u/{who}", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}/u"
+    async with sessionmaker() as session:
+        for uid, who in ((staff.e1, "e1"), (staff.sup, "sup")):
+            user = await session.get(StaffUser, uid)
+            assert user is not None
+            user.notify = {"webhook": f"{base}/{who}", "fax": "0755-1"}
+        await session.commit()
+    try:
+        async with aiohttp.ClientSession() as http:
+            p = make_paging(sessionmaker, originator=ScriptedOriginator(default=NO_ANSWER),
+                            user_notifiers=user_notifiers(http))
+            await p.service.set_policy("lakeside", "plumbing", [
+                {"target": "oncall", "retries": 0, "channels": ["phone", "webhook"]}],
+                max_rounds=1)
+            opened = await p.service.open_incident(leak())
+            await p.worker.run_due()
+            await p.worker.drain_side_tasks()
+            assert sorted(who for who, _ in got) == ["e1", "sup"]
+            to_sup = next(body for who, body in got if who == "sup")
+            assert "所有人员均未接警" in to_sup["text"]
+            tl = await p.service.timeline(opened.incident_id)
+            hooks = sorted((a["person"], a["step"], a["outcome"]) for a in tl["attempts"]
+                           if a["channel"] == "webhook")
+            assert hooks == [("工程师e1", 0, "sent"), ("工程师sup", -1, "sent")]
+            await p.close()
+    finally:
+        await runner.cleanup()
