@@ -65,6 +65,18 @@ async def _say_place(channel: Channel, value: str, prompt: str) -> None:
     await channel.stream_file(prompt, "12")
 
 
+PAGE_CONTEXT = "callcenter-page"
+
+
+def is_page_call(channel: Channel, context: str = PAGE_CONTEXT) -> bool:
+    """For the AGI entry point shared with the IVR: does this AGI session come
+    from the paging context (AsyncAGI: ``agi_context``; FastAGI: the
+    ``agi_network_script`` is ``page``)?"""
+    env = channel.env
+    return env.get("agi_context") == context or env.get("agi_network_script", "") in (
+        "page", "paging")
+
+
 class PageCallHandler:
     """Hand it the AGI channel of an answered page call."""
 

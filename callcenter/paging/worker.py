@@ -59,8 +59,9 @@ UserNotifiers = Callable[[Mapping[str, str]], Sequence[Notifier]]
 
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
-    context: str = "callcenter-paging"
-    exten: str = "s"
+    # The ``[callcenter-page]`` context of ``callcenter asterisk-config`` (_X. → AGI(agi:async)).
+    context: str = "callcenter-page"
+    exten: str = "{incident_id}"
     trunk: str = "PJSIP/{number}@trunk"
     extension_channel: str = "PJSIP/{extension}"
     prefer: str = "mobile"  # mobile (then extension) or extension (then mobile)
@@ -358,8 +359,10 @@ class EscalationWorker:
         variables = {"CC_INCIDENT": str(incident.id), "CC_PAGE_ATTEMPT": str(attempt_id)}
         try:
             result = await self._wait_any(
-                self._originator.originate(target, self.config.context, self.config.exten,
-                                           variables, float(step.ring_timeout_s)),
+                self._originator.originate(
+                    target, self.config.context,
+                    self.config.exten.format(incident_id=incident.id, attempt_id=attempt_id),
+                    variables, float(step.ring_timeout_s)),
                 step.ring_timeout_s + self.config.originate_grace_s,
             )
             if result is None:

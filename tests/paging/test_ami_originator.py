@@ -51,7 +51,7 @@ async def test_outcomes_map_from_originate_response(link: AmiLink, ami: FakeAmi)
     orig = AmiOriginator(link)
     got = []
     for _ in range(5):
-        out = await orig.originate("PJSIP/13800000001@trunk", "callcenter-paging", "s",
+        out = await orig.originate("PJSIP/13800000001@trunk", "callcenter-page", "s",
                                    {"CC_INCIDENT": "7", "CC_PAGE_ATTEMPT": "12"}, 25)
         got.append((out.status, out.reason))
     assert got == [(OriginateStatus.ANSWERED, "4"), (OriginateStatus.NO_ANSWER, "3"),
@@ -59,7 +59,7 @@ async def test_outcomes_map_from_originate_response(link: AmiLink, ami: FakeAmi)
                    (OriginateStatus.FAILED, "0")]
     sent = ami.actions("Originate")[0]
     assert sent.get("Async") == "true" and sent.get("Timeout") == "25000"
-    assert sent.get("Context") == "callcenter-paging" and sent.get("Exten") == "s"
+    assert sent.get("Context") == "callcenter-page" and sent.get("Exten") == "s"
     assert sent.getall("Variable") == ["CC_INCIDENT=7", "CC_PAGE_ATTEMPT=12"]
 
 

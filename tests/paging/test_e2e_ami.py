@@ -17,14 +17,14 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.ami.asyncagi import AsyncAgiDispatcher
+from callcenter.ami.asyncagi import AsyncAgiChannel, AsyncAgiDispatcher
 from callcenter.ami.client import AmiLink
 from callcenter.ami.parser import Frame, encode_frame
 from callcenter.bus import EventBus
 from callcenter.clock import ManualClock
 from callcenter.paging.ami_originator import AmiOriginator
 from callcenter.paging.originate import PageCallRegistry
-from callcenter.paging.page_call import PageCallConfig, PageCallHandler
+from callcenter.paging.page_call import PageCallConfig, PageCallHandler, is_page_call
 from callcenter.paging.services import PagingService
 from callcenter.paging.worker import EscalationWorker
 from tests.ami.fakeami import FakeAmi, FakeSettings
@@ -62,7 +62,7 @@ class PhoneNetwork:
         variables = dict(v.split("=", 1) for v in f.getall("Variable"))
         self.calls[uid], self.digit[uid], self.channel[uid] = variables, what.split(":")[1], chan
         env = quote(f"agi_request: async\nagi_channel: {chan}\nagi_uniqueid: {uid}\n"
-                    f"agi_callerid: 4000\n\n")
+                    f"agi_callerid: 4000\nagi_context: {f['Context']}\n\n")
         out.append(encode_frame([("Event", "AsyncAGIStart"), ("Channel", chan),
                                  ("Uniqueid", uid), ("Linkedid", uid), ("Env", env)]))
         out.append(encode_frame([("Event", "OriginateResponse"), ("ActionID", aid),
@@ -112,8 +112,10 @@ async def test_page_over_ami_and_asyncagi(sessionmaker: SM, staff: Staff, ami: F
     service = PagingService(sessionmaker, clock, bus)
     handler = PageCallHandler(sessionmaker, service, registry, PageCallConfig(digit_timeout_ms=500))
 
-    async def on_agi(chan: object) -> None:
-        await handler.handle(chan)  # type: ignore[arg-type]
+    async def on_agi(chan: AsyncAgiChannel) -> None:
+        # One AsyncAGI entry point for IVR and pages: the context tells them apart.
+        assert is_page_call(chan)
+        await handler.handle(chan)
 
     dispatcher = AsyncAgiDispatcher(link, on_agi, command_timeout_s=5)
     dispatcher.attach()
@@ -129,8 +131,8 @@ async def test_page_over_ami_and_asyncagi(sessionmaker: SM, staff: Staff, ami: F
         assert tl["state"] == "acknowledged" and tl["acked_by_user_id"] == staff.e2
         sent = ami.actions("Originate")
         assert [s.get("Channel") for s in sent] == [target("e1"), target("e2")]
-        assert all(s.get("Async") == "true" and s.get("Context") == "callcenter-paging"
-                   for s in sent)
+        assert all(s.get("Async") == "true" and s.get("Context") == "callcenter-page"
+                   and s.get("Exten") == str(opened.incident_id) for s in sent)
         assert sent[1].getall("Variable") == [f"CC_INCIDENT={opened.incident_id}",
                                               f"CC_PAGE_ATTEMPT={tl['attempts'][1]['id']}"]
         cmds = network.agi_commands
