@@ -42,6 +42,28 @@ class PagePrompts:
     invalid: str = "callcenter/paging-invalid"  # 输入有误
 
 
+# What each prompt says, for whoever records or synthesises them (zh-CN).
+PROMPT_TEXTS: dict[str, str] = {
+    "callcenter/paging-emergency": "紧急事件通知。",
+    "callcenter/paging-category-plumbing": "漏水或水管爆裂，",
+    "callcenter/paging-category-electrical": "停电或电气故障，",
+    "callcenter/paging-category-elevator": "电梯困人，",
+    "callcenter/paging-category-gas": "燃气泄漏，",
+    "callcenter/paging-category-fire": "火警，",
+    "callcenter/paging-category-door_access": "门禁门锁故障，",
+    "callcenter/paging-category-public_facility": "公共设施故障，",
+    "callcenter/paging-category-security": "治安事件，",
+    "callcenter/paging-category-other": "其他紧急情况，",
+    "callcenter/paging-building": "栋，",
+    "callcenter/paging-unit": "单元，",
+    "callcenter/paging-room": "室。",
+    "callcenter/paging-menu": "接警请按1，转给下一位请按2。",
+    "callcenter/paging-accepted": "您已接警，报警人将被告知您正在赶往现场，请尽快到场。",
+    "callcenter/paging-passed": "已转给下一位值班人员。",
+    "callcenter/paging-already-acked": "该事件已有同事接警，谢谢。",
+    "callcenter/paging-invalid": "输入有误，将转给下一位值班人员。",
+}
+
 KNOWN_CATEGORIES = ("plumbing", "electrical", "elevator", "gas", "fire", "door_access",
                     "public_facility", "security", "other")
 

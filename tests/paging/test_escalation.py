@@ -244,3 +244,15 @@ async def test_editing_the_policy_does_not_change_a_running_page(
     tl = await p.service.timeline(opened.incident_id)
     assert [s["target"] for s in tl["policy"]["steps"]] == ["oncall", "backup"]
     await p.close()
+
+
+def test_every_prompt_the_page_call_plays_has_a_text() -> None:
+    from dataclasses import fields
+
+    from callcenter.paging.page_call import KNOWN_CATEGORIES, PROMPT_TEXTS, PagePrompts
+
+    prompts = PagePrompts()
+    names = {getattr(prompts, f.name) for f in fields(prompts) if f.name != "category_prefix"}
+    names |= {prompts.category_prefix + c for c in KNOWN_CATEGORIES}
+    assert names == set(PROMPT_TEXTS)
+    assert all(text and not text.isascii() for text in PROMPT_TEXTS.values())
