@@ -48,7 +48,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     async def go(sm: Any) -> Any:
         return await import_file(sm, path, default_community=args.community or settings.default_community,
-                                 progress=bar.update)
+                                 progress=lambda n: None if bar.update(n) else None)
 
     try:
         report = run_with_db(settings, go)
