@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.clock import Clock
 from callcenter.errors import DomainError
+from callcenter.logs import bind_call
 from callcenter.oncall.models import OnCallAttempt
 from callcenter.oncall.services import OnCallPerson, find_community, who_is_on_call
 from ivr.channel import Channel
@@ -132,6 +133,11 @@ class OnCallRouter:
 
     async def route(self, call: Channel, community: str | int | None, role: str) -> RouteResult:
         """Ring the chain in order; voicemail (if configured) when nobody answers."""
+        with bind_call(uniqueid=call.uniqueid,
+                       linkedid=getattr(call, "linkedid", None) or call.uniqueid):
+            return await self._route(call, community, role)
+
+    async def _route(self, call: Channel, community: str | int | None, role: str) -> RouteResult:
         async with self._sm() as session:
             comm = await find_community(session, community)
             answer = await who_is_on_call(session, comm, role, self._clock.now())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.logs import bind_call
 from callcenter.paging.errors import IncidentClosed
 from callcenter.paging.models import Incident, PageAttempt
 from callcenter.paging.originate import PageCallRegistry, PageResponse
@@ -110,6 +111,11 @@ class PageCallHandler:
         self.config = config or PageCallConfig()
 
     async def handle(self, channel: Channel) -> PageResponse:
+        with bind_call(uniqueid=channel.uniqueid,
+                       linkedid=getattr(channel, "linkedid", None) or channel.uniqueid):
+            return await self._handle(channel)
+
+    async def _handle(self, channel: Channel) -> PageResponse:
         attempt_id: int | None = None
         response = PageResponse.FAILED
         try:
