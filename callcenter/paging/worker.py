@@ -65,8 +65,12 @@ class WorkerConfig:
     trunk: str = "PJSIP/{number}@trunk"
     extension_channel: str = "PJSIP/{extension}"
     prefer: str = "mobile"  # mobile (then extension) or extension (then mobile)
-    lease_s: float = 600.0  # a claim older than this belongs to a dead worker
+    # A claim not refreshed for this long belongs to a dead worker. The running
+    # loop refreshes its claims every lease_s / 3, so a crash delays a page by
+    # about lease_s; run_due (tests, CLI) does not refresh.
+    lease_s: float = 90.0
     poll_interval_s: float = 2.0
+    max_inflight: int = 200  # steps running at once in the loop
     originate_grace_s: float = 15.0  # beyond the ring timeout, for the AMI round trip
     answer_wait_s: float = 120.0  # answered → the page-call script's verdict
     db_poll_s: float = 2.0  # how often to look for a verdict written by another process
@@ -120,6 +124,7 @@ class EscalationWorker:
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._side_tasks: set[asyncio.Task[Any]] = set()
+        self._inflight: set[int] = set()  # timer ids being run by this worker
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -131,6 +136,10 @@ class EscalationWorker:
             self._loop_task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
+        """Cancel running steps. Timers whose Originate never left are handed
+        back at once, so the next server dials them without waiting for the
+        lease; the others become ``interrupted`` there (never dialled twice)."""
+        inflight = set(self._inflight)
         tasks = [t for t in (self._loop_task, *self._tasks, *self._side_tasks) if t is not None]
         for t in tasks:
             t.cancel()
@@ -138,6 +147,39 @@ class EscalationWorker:
         self._loop_task = None
         self._tasks.clear()
         self._side_tasks.clear()
+        self._inflight.clear()
+        if inflight:
+            try:
+                await self._release_unstarted(inflight)
+            except Exception:
+                log.exception("paging worker %s: could not release claims", self.worker_id)
+
+    async def _release_unstarted(self, timer_ids: set[int]) -> None:
+        async with self._sm() as session:
+            started = set((await session.scalars(
+                select(PageAttempt.timer_id).where(PageAttempt.timer_id.in_(timer_ids),
+                                                   PageAttempt.channel == "phone")
+            )).all())
+            unstarted = timer_ids - started
+            if unstarted:
+                await session.execute(
+                    update(PagingTimer).where(PagingTimer.id.in_(unstarted),
+                                              PagingTimer.claimed_by == self.worker_id,
+                                              PagingTimer.done.is_(False))
+                    .values(claimed_by=None, claimed_at=None))
+            await session.commit()
+
+    async def heartbeat(self) -> None:
+        """Refresh the claims of the steps this worker is running."""
+        if not self._inflight:
+            return
+        async with self._sm() as session:
+            await session.execute(
+                update(PagingTimer).where(PagingTimer.id.in_(set(self._inflight)),
+                                          PagingTimer.claimed_by == self.worker_id,
+                                          PagingTimer.done.is_(False))
+                .values(claimed_at=self._clock.now()))
+            await session.commit()
 
     async def drain_side_tasks(self) -> None:
         """Wait for secondary-channel notifications still being sent (tests)."""
@@ -145,10 +187,15 @@ class EscalationWorker:
             await asyncio.gather(*list(self._side_tasks), return_exceptions=True)
 
     async def _loop(self) -> None:
+        last_beat = self._clock.monotonic()
         while True:
             self._wake.clear()
             try:
-                for timer in await self.claim_due():
+                if self._clock.monotonic() - last_beat >= self.config.lease_s / 3:
+                    last_beat = self._clock.monotonic()
+                    await self.heartbeat()
+                room = self.config.max_inflight - len(self._tasks)
+                for timer in (await self.claim_due(limit=room)) if room > 0 else []:
                     task = asyncio.get_running_loop().create_task(self._run(timer))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
@@ -156,7 +203,8 @@ class EscalationWorker:
                 raise
             except Exception:
                 log.exception("paging worker %s: claiming timers failed", self.worker_id)
-            await self._wait_any(self._wake.wait(), self.config.poll_interval_s)
+            await self._wait_any(self._wake.wait(),
+                                 min(self.config.poll_interval_s, self.config.lease_s / 3))
 
     async def run_due(self) -> int:
         """Claim every due timer and run them to completion (tests, CLI)."""
@@ -184,8 +232,9 @@ class EscalationWorker:
 
     # ----------------------------------------------------------------- claiming
 
-    async def claim_due(self) -> list[ClaimedTimer]:
+    async def claim_due(self, limit: int | None = None) -> list[ClaimedTimer]:
         now = self._clock.now()
+        batch = min(self.config.batch, limit) if limit is not None else self.config.batch
         stale = now - timedelta(seconds=self.config.lease_s)
         claimable = and_(
             PagingTimer.done.is_(False),
@@ -196,7 +245,7 @@ class EscalationWorker:
             if session.get_bind().dialect.name == "postgresql":
                 ids = list((await session.scalars(
                     select(PagingTimer.id).where(claimable).order_by(PagingTimer.due_at)
-                    .limit(self.config.batch).with_for_update(skip_locked=True)
+                    .limit(batch).with_for_update(skip_locked=True)
                 )).all())
                 if ids:
                     await session.execute(
@@ -207,7 +256,7 @@ class EscalationWorker:
             else:
                 candidates = list((await session.scalars(
                     select(PagingTimer.id).where(claimable).order_by(PagingTimer.due_at)
-                    .limit(self.config.batch)
+                    .limit(batch)
                 )).all())
                 await session.commit()
                 ids = []
@@ -224,6 +273,7 @@ class EscalationWorker:
             rows = (await session.scalars(
                 select(PagingTimer).where(PagingTimer.id.in_(ids)).order_by(PagingTimer.due_at)
             )).all()
+            self._inflight.update(r.id for r in rows)
             return [ClaimedTimer(r.id, r.incident_id, r.round, r.step, r.try_no) for r in rows]
 
     # ----------------------------------------------------------------- one step
@@ -236,7 +286,10 @@ class EscalationWorker:
         except Exception:
             # Leave the claim in place: after the lease another worker takes the
             # timer, finds the attempt row and moves on without re-dialling.
+            self._inflight.discard(timer.id)
             log.exception("paging: timer %s of incident %s failed", timer.id, timer.incident_id)
+        else:
+            self._inflight.discard(timer.id)
 
     async def _run_step(self, timer: ClaimedTimer) -> None:
         async with self._sm() as session:

@@ -307,3 +307,34 @@ async def test_personal_channels_of_the_paged_person_and_supervisors(
             await p.close()
     finally:
         await runner.cleanup()
+
+
+async def test_graceful_stop_hands_back_steps_not_yet_dialled(sessionmaker: SM, staff: Staff) -> None:
+    clock = ManualClock()
+    a = make_paging(sessionmaker, clock=clock)
+    opened = await a.service.open_incident(leak())
+    claimed = await a.worker.claim_due()  # claimed, but the server stops before dialling
+    assert [t.incident_id for t in claimed] == [opened.incident_id]
+    await a.close()
+    b = make_paging(sessionmaker, clock=clock, originator=ScriptedOriginator(
+        {target("e1"): [answer("1")]}))
+    assert await b.worker.run_due() == 1  # at once, no lease to wait out
+    assert (await b.service.get(opened.incident_id)).state == "acknowledged"
+    await b.close()
+
+
+async def test_heartbeat_keeps_a_long_step_claimed(sessionmaker: SM, staff: Staff) -> None:
+    clock = ManualClock()
+    cfg = WorkerConfig(lease_s=90)
+    a = make_paging(sessionmaker, clock=clock, worker_config=cfg, worker_id="alive")
+    b = make_paging(sessionmaker, clock=clock, worker_config=cfg, worker_id="other")
+    await a.service.open_incident(leak())
+    assert len(await a.worker.claim_due()) == 1
+    await clock.advance(80)
+    await a.worker.heartbeat()
+    await clock.advance(80)  # 160 s since the claim, 80 s since the heartbeat
+    assert await b.worker.claim_due() == []
+    await clock.advance(11)  # the heartbeats stopped: the claim is stale
+    assert len(await b.worker.claim_due()) == 1
+    await a.close()
+    await b.close()
