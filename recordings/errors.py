@@ -148,7 +148,9 @@ class SilentAudio(AudioError):
 
     error_id = "audio_silent"
 
-    def __init__(self, path: str, duration_s: float, peak_dbfs: float, threshold_dbfs: float) -> None:
+    def __init__(
+        self, path: str, duration_s: float, peak_dbfs: float, threshold_dbfs: float
+    ) -> None:
         super().__init__(
             f"录音中没有说话声（静音 {duration_s:.1f} 秒）：{path}",
             f"recording is silent ({duration_s:.1f} s, loudest {peak_dbfs:.1f} dBFS"
@@ -186,7 +188,9 @@ class TranscriptionFailed(RecordingError):
 
     error_id = "transcription_failed"
 
-    def __init__(self, path: str, reason: str, message_zh: str, message_en: str, **details: Any) -> None:
+    def __init__(
+        self, path: str, reason: str, message_zh: str, message_en: str, **details: Any
+    ) -> None:
         super().__init__(
             f"语音转写失败：{path}（{message_zh}）",
             f"transcription failed: {path} ({message_en})",
