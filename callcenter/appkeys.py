@@ -1,0 +1,30 @@
+"""Typed keys for the long-lived objects the application holds."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from callcenter.bus import EventBus
+from callcenter.clock import Clock
+from callcenter.settings import Settings
+
+if TYPE_CHECKING:
+    from callcenter.auth.identity import Identity
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONMAKER = web.AppKey("sessionmaker", async_sessionmaker[AsyncSession])
+BUS = web.AppKey("bus", EventBus)
+CLOCK = web.AppKey("clock", Clock)
+SessionResolver = Callable[[web.Request], Awaitable["Identity | None"]]
+SESSION_RESOLVER: web.AppKey[SessionResolver] = web.AppKey("session_resolver")
+LinkStatus = Callable[[], dict[str, str]]
+LINK_STATUS: web.AppKey[LinkStatus] = web.AppKey("link_status")
+"""Returns ``{pbx name: "connected" | "disconnected" | ...}`` for /healthz."""
+HealthExtra = Callable[[], Awaitable[dict[str, object]]]
+HEALTH_EXTRAS: web.AppKey[list[HealthExtra]] = web.AppKey("health_extras")
+"""Features add sections to /healthz (holiday data coverage, transcription workers...)."""

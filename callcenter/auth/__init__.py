@@ -1,0 +1,1 @@
+"""Who may do what: API tokens, web sessions, roles."""

@@ -1,0 +1,69 @@
+"""Authentication for the API and pages: ``Authorization: Bearer`` or a session.
+
+The middleware only identifies; handlers decide with ``require_role``. Web
+sessions are resolved by whatever the console installs under
+``SESSION_RESOLVER`` (a callable taking the request).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from callcenter.appkeys import SESSION_RESOLVER, SESSIONMAKER
+from callcenter.auth.identity import Identity
+from callcenter.auth.tokens import verify_token
+from callcenter.errors import Forbidden, Unauthorized
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+IDENTITY_KEY = "identity"
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    identity: Identity | None = None
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        async with request.app[SESSIONMAKER]() as session:
+            identity = await verify_token(session, header[7:].strip())
+        if identity is None:
+            raise Unauthorized("invalid or revoked API token")
+    else:
+        resolver = request.app.get(SESSION_RESOLVER)
+        if resolver is not None:
+            identity = await resolver(request)
+    request[IDENTITY_KEY] = identity
+    return await handler(request)
+
+
+def current_identity(request: web.Request) -> Identity | None:
+    value: Any = request.get(IDENTITY_KEY)
+    return value if isinstance(value, Identity) else None
+
+
+F = TypeVar("F", bound=Handler)
+
+
+def require_role(*roles: str) -> Callable[[F], F]:
+    """Allow the named roles (admin always). No identity → 401; wrong role → 403.
+
+    With no roles named, any signed-in user passes."""
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            ident = current_identity(request)
+            if ident is None:
+                raise Unauthorized("sign in or send Authorization: Bearer <token>")
+            if roles and not ident.has_role(*roles):
+                raise Forbidden(
+                    f"role {ident.role!r} may not do this", details={"allowed": list(roles)}
+                )
+            return await fn(request)
+
+        return wrapper  # type: ignore[return-value]
+
+    return deco

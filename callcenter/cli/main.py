@@ -1,0 +1,59 @@
+"""``callcenter``: one entry point, one sub-command module per topic."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from callcenter import __version__
+from callcenter.logs import configure_logging
+from callcenter.settings import SettingsError
+
+COMMAND_MODULES = (
+    "callcenter.cli.core",
+    "callcenter.cli.demo",
+    "callcenter.cli.owners",
+    "callcenter.cli.importing",
+    "callcenter.cli.tokens",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callcenter",
+        description="物业服务呼叫中心 — call-center integration server for property management.",
+    )
+    parser.add_argument("--version", action="version", version=f"callcenter {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="settings file (default: $CALLCENTER_CONFIG, else ./callcenter.toml if present)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except SettingsError as exc:
+        print(f"配置错误 / configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

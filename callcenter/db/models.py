@@ -1,0 +1,20 @@
+"""Every domain's tables, imported so the metadata is complete (migrations, tests)."""
+
+from __future__ import annotations
+
+import importlib
+
+from sqlalchemy import MetaData
+
+from callcenter.db.base import Base
+
+MODEL_MODULES = (
+    "callcenter.directory.models",
+    "callcenter.auth.models",
+)
+
+
+def all_metadata() -> MetaData:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+    return Base.metadata

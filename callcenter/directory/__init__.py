@@ -1,0 +1,1 @@
+"""The directory: communities, buildings, rooms, owners and their phone numbers, staff."""

@@ -1,0 +1,196 @@
+"""What the directory does: find people by phone number, room or name."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from callcenter.directory.models import (
+    Building,
+    Community,
+    Person,
+    PersonPhone,
+    PersonRoom,
+    Room,
+    Unit,
+)
+from callcenter.directory.phones import try_normalize
+
+
+@dataclass(frozen=True, slots=True)
+class RoomView:
+    room_id: int
+    community: str
+    community_code: str
+    building: str
+    unit: str | None
+    room: str
+    role: str
+    arrears: Decimal
+    area_m2: Decimal | None
+
+    @property
+    def label(self) -> str:
+        unit = f"{self.unit}单元" if self.unit else ""
+        return f"{self.community}{self.building}栋{unit}{self.room}室"
+
+
+@dataclass(frozen=True, slots=True)
+class PersonView:
+    person_id: int
+    name: str
+    role: str
+    phones: tuple[str, ...]
+    tags: tuple[str, ...]
+    units: tuple[RoomView, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["phones"] = list(self.phones)
+        data["tags"] = list(self.tags)
+        data["units"] = [
+            {
+                "room_id": u.room_id,
+                "community": u.community,
+                "building": u.building,
+                "unit": u.unit,
+                "room": u.room,
+                "role": u.role,
+                "arrears": str(u.arrears),
+                "area_m2": None if u.area_m2 is None else str(u.area_m2),
+            }
+            for u in self.units
+        ]
+        return data
+
+
+_ROLE_RANK = {"owner": 0, "tenant": 1, "family": 2}
+
+_PERSON_LOAD = (
+    selectinload(Person.phones),
+    selectinload(Person.tags),
+    selectinload(Person.rooms)
+    .selectinload(PersonRoom.room)
+    .options(
+        selectinload(Room.unit).selectinload(Unit.building).selectinload(Building.community),
+        selectinload(Room.fee_account),
+    ),
+)
+
+
+def person_view(person: Person) -> PersonView:
+    rooms = []
+    for link in sorted(person.rooms, key=lambda r: (_ROLE_RANK.get(r.role, 9), r.room_id)):
+        room = link.room
+        unit = room.unit
+        building = unit.building
+        fee = room.fee_account
+        rooms.append(
+            RoomView(
+                room_id=room.id,
+                community=building.community.name,
+                community_code=building.community.code,
+                building=building.name,
+                unit=unit.name or None,
+                room=room.number,
+                role=link.role,
+                arrears=fee.arrears if fee else Decimal("0"),
+                area_m2=fee.area_m2 if fee else None,
+            )
+        )
+    role = min((r.role for r in rooms), key=lambda r: _ROLE_RANK.get(r, 9), default="owner")
+    return PersonView(
+        person_id=person.id,
+        name=person.name,
+        role=role,
+        phones=tuple(p.number for p in sorted(person.phones, key=lambda p: p.position)),
+        tags=tuple(sorted(t.name for t in person.tags)),
+        units=tuple(rooms),
+    )
+
+
+async def lookup_by_number(session: AsyncSession, number: str) -> list[PersonView]:
+    """Everyone a caller number finds; [] for an unknown, withheld or invalid number."""
+    e164 = try_normalize(number)
+    if e164 is None:
+        return []
+    stmt = (
+        select(Person)
+        .join(PersonPhone, PersonPhone.person_id == Person.id)
+        .where(PersonPhone.number == e164)
+        .options(*_PERSON_LOAD)
+        .order_by(Person.id)
+    )
+    people = (await session.scalars(stmt)).unique().all()
+    return [person_view(p) for p in people]
+
+
+async def get_person(session: AsyncSession, person_id: int) -> PersonView | None:
+    stmt = select(Person).where(Person.id == person_id).options(*_PERSON_LOAD)
+    person = (await session.scalars(stmt)).first()
+    return person_view(person) if person else None
+
+
+async def household(session: AsyncSession, room_ids: list[int], *, exclude: int | None = None
+                    ) -> list[PersonView]:
+    """Everyone linked to these rooms (family members, tenants)."""
+    if not room_ids:
+        return []
+    stmt = (
+        select(Person)
+        .join(PersonRoom, PersonRoom.person_id == Person.id)
+        .where(PersonRoom.room_id.in_(room_ids))
+        .options(*_PERSON_LOAD)
+        .order_by(Person.id)
+    )
+    people = (await session.scalars(stmt)).unique().all()
+    return [person_view(p) for p in people if p.id != exclude]
+
+
+async def search_people(session: AsyncSession, query: str, *, limit: int = 20) -> list[PersonView]:
+    """Search by name (prefix/contains), phone (any form) or room (``3-2-1201``, ``3栋1201``)."""
+    query = query.strip()
+    if not query:
+        return []
+    e164 = try_normalize(query)
+    if e164 is not None:
+        return await lookup_by_number(session, e164)
+    stmt = select(Person).options(*_PERSON_LOAD).limit(limit).order_by(Person.id)
+    room_parts = _parse_room_query(query)
+    if room_parts is not None:
+        building, unit, number = room_parts
+        stmt = (
+            stmt.join(PersonRoom, PersonRoom.person_id == Person.id)
+            .join(Room, Room.id == PersonRoom.room_id)
+            .join(Unit, Unit.id == Room.unit_id)
+            .join(Building, Building.id == Unit.building_id)
+            .where(Building.name == building, Room.number == number)
+        )
+        if unit is not None:
+            stmt = stmt.where(Unit.name == unit)
+    elif query.isdigit() and len(query) >= 4:
+        stmt = stmt.join(PersonPhone, PersonPhone.person_id == Person.id).where(
+            PersonPhone.number.like(f"%{query}")
+        )
+    else:
+        stmt = stmt.where(Person.name.contains(query))
+    people = (await session.scalars(stmt)).unique().all()
+    return [person_view(p) for p in people]
+
+
+def _parse_room_query(query: str) -> tuple[str, str | None, str] | None:
+    import re
+
+    m = re.fullmatch(r"\s*([0-9A-Za-z]+)\s*(?:栋|号楼|幢|座|-)\s*(?:([0-9]+)\s*(?:单元|-))?\s*([0-9]+)\s*室?\s*", query)
+    if not m:
+        return None
+    return m.group(1).upper(), m.group(2), m.group(3)
+
+
+async def community_by_code(session: AsyncSession, code: str) -> Community | None:
+    return (await session.scalars(select(Community).where(Community.code == code))).first()

@@ -1,0 +1,41 @@
+"""GET /healthz: is the database reachable, which PBX links are up."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from sqlalchemy import text
+
+from callcenter import __version__
+from callcenter.appkeys import ENGINE, HEALTH_EXTRAS, LINK_STATUS
+from callcenter.web.errors import json_response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    app = request.app
+    db = "ok"
+    try:
+        async with asyncio.timeout(3):
+            async with app[ENGINE].connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception:
+        db = "error"
+    links = app[LINK_STATUS]() if LINK_STATUS in app else {}
+    body: dict[str, object] = {
+        "status": "ok",
+        "db": db,
+        "asterisk": links,
+        "version": __version__,
+    }
+    errors: list[str] = []
+    for extra in app.get(HEALTH_EXTRAS, []):
+        try:
+            body.update(await extra())
+        except Exception as exc:  # a broken section must not hide the rest
+            errors.append(str(exc))
+    if errors:
+        body["errors"] = errors
+    if db != "ok" or any(v != "connected" for v in links.values()):
+        body["status"] = "degraded"
+    return json_response(body, status=503 if db != "ok" else 200)

@@ -1,0 +1,320 @@
+"""Settings: one TOML file, then ``CALLCENTER_*`` environment overrides.
+
+Loaded once into frozen dataclasses and validated at start. An invalid value
+stops the program with a ``SettingsError`` naming the key and the file.
+Secrets are kept in ``Secret`` wrappers whose ``repr`` never shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_CONFIG_NAME = "callcenter.toml"
+ENV_PREFIX = "CALLCENTER_"
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid. ``key`` is dotted (``asterisk[0].port``)."""
+
+    error_id = "settings_invalid"
+
+    def __init__(self, key: str, message: str, source: str) -> None:
+        super().__init__(f"{source}: {key}: {message}")
+        self.key = key
+        self.source = source
+
+
+class Secret(str):
+    """A string that hides itself in repr/str formatting of containers and logs."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self else "Secret('')"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = ""
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    session_max_age_s: int = 8 * 3600
+    cookie_secure: bool = False
+
+
+@dataclass(frozen=True)
+class AsteriskSettings:
+    name: str = "pbx1"
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "callcenter"
+    secret: Secret = field(default_factory=lambda: Secret(""))
+    community: str | None = None
+    ping_interval: float = 10.0
+    action_timeout: float = 10.0
+    connect_timeout: float = 5.0
+    reconnect_max_s: float = 60.0
+    hotline_context: str = "callcenter-hotline"
+    trunk: str = "PJSIP/{number}@trunk"
+    extension_channel: str = "PJSIP/{extension}"
+
+
+@dataclass(frozen=True)
+class FastAgiSettings:
+    host: str = "127.0.0.1"
+    port: int = 4573
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class VoicemailSettings:
+    spool_dir: Path = Path("/var/spool/asterisk/voicemail")
+    context: str = "default"
+    mailboxes: tuple[str, ...] = ("8000",)
+    scan_interval_s: float = 60.0
+    retention_days: int = 365
+
+
+@dataclass(frozen=True)
+class VoskSettings:
+    model_path: Path | None = None
+    workers: int = 1
+    recycle_after: int = 200
+    job_timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("callcenter-data")
+    timezone: str = "Asia/Shanghai"
+    default_community: str | None = None
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    asterisk: tuple[AsteriskSettings, ...] = ()
+    fastagi: FastAgiSettings = field(default_factory=FastAgiSettings)
+    voicemail: VoicemailSettings = field(default_factory=VoicemailSettings)
+    vosk: VoskSettings = field(default_factory=VoskSettings)
+    ivr_menus: tuple[Path, ...] = ()
+    source: str = "<defaults>"
+
+    @property
+    def database_url(self) -> str:
+        """The configured URL, or a SQLite file under the data directory."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.data_dir / 'callcenter.sqlite3').resolve()}"
+
+    def redacted(self) -> dict[str, Any]:
+        """A printable view with every secret masked (``check-config``)."""
+        from callcenter.db.urls import redact_url
+
+        def conv(value: Any) -> Any:
+            if isinstance(value, Secret):
+                return "***" if value else ""
+            if isinstance(value, Path):
+                return str(value)
+            if isinstance(value, tuple):
+                return [conv(v) for v in value]
+            if hasattr(value, "__dataclass_fields__"):
+                return {f.name: conv(getattr(value, f.name)) for f in fields(value)}
+            return value
+
+        out = conv(self)
+        out["database"]["url"] = redact_url(self.database_url)
+        return dict(out)
+
+
+# --------------------------------------------------------------------------- loading
+
+_SECTIONS: dict[str, type] = {
+    "database": DatabaseSettings,
+    "http": HttpSettings,
+    "fastagi": FastAgiSettings,
+    "voicemail": VoicemailSettings,
+    "vosk": VoskSettings,
+}
+
+
+def _coerce(value: Any, annotation: str, key: str, source: str) -> Any:
+    ann = annotation.replace(" ", "")
+    optional = ann.endswith("|None")
+    base = ann.removesuffix("|None")
+    if value is None or (optional and value == ""):
+        if optional:
+            return None
+        raise SettingsError(key, "a value is required", source)
+    try:
+        if base == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if base == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if base == "bool":
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if base == "str":
+            if not isinstance(value, (str, int)):
+                raise ValueError
+            return str(value)
+        if base == "Secret":
+            return Secret(str(value))
+        if base == "Path":
+            if not isinstance(value, str) or not value:
+                raise ValueError
+            return Path(value).expanduser()
+        if base == "tuple[str,...]":
+            if isinstance(value, str):
+                value = [v for v in value.split(",") if v.strip()]
+            if not isinstance(value, list):
+                raise ValueError
+            return tuple(str(v).strip() for v in value)
+        if base == "tuple[Path,...]":
+            if isinstance(value, str):
+                value = [v for v in value.split(",") if v.strip()]
+            if not isinstance(value, list):
+                raise ValueError
+            return tuple(Path(str(v).strip()).expanduser() for v in value)
+    except (TypeError, ValueError):
+        raise SettingsError(key, f"expected {base}, got {value!r}", source) from None
+    raise SettingsError(key, f"unsupported type {annotation}", source)
+
+
+def _build(cls: type, raw: Mapping[str, Any], prefix: str, source: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise SettingsError(prefix, "expected a table", source)
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise SettingsError(f"{prefix}.{key}", "unknown setting", source)
+        kwargs[key] = _coerce(value, str(known[key].type), f"{prefix}.{key}", source)
+    return cls(**kwargs)
+
+
+def _validate(s: Settings) -> None:
+    src = s.source
+    try:
+        ZoneInfo(s.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError("timezone", f"unknown time zone {s.timezone!r}", src) from None
+    for name, port in (("http.port", s.http.port), ("fastagi.port", s.fastagi.port)):
+        if not 0 <= port <= 65535:
+            raise SettingsError(name, f"port {port} out of range 0-65535", src)
+    url = s.database.url
+    if url and not url.split(":", 1)[0].startswith(("sqlite", "postgresql", "postgres")):
+        raise SettingsError("database.url", "only sqlite:// and postgresql:// URLs are supported", src)
+    names = set()
+    for i, a in enumerate(s.asterisk):
+        key = f"asterisk[{i}]"
+        if not a.name:
+            raise SettingsError(f"{key}.name", "a name is required", src)
+        if a.name in names:
+            raise SettingsError(f"{key}.name", f"duplicate name {a.name!r}", src)
+        names.add(a.name)
+        if not 0 < a.port <= 65535:
+            raise SettingsError(f"{key}.port", f"port {a.port} out of range 1-65535", src)
+        if not a.username:
+            raise SettingsError(f"{key}.username", "a username is required", src)
+        if a.ping_interval <= 0:
+            raise SettingsError(f"{key}.ping_interval", "must be positive", src)
+        if len(s.asterisk) > 1 and not a.community:
+            raise SettingsError(f"{key}.community", "required when several PBXs are configured", src)
+    if s.vosk.workers < 1:
+        raise SettingsError("vosk.workers", "at least one worker", src)
+
+
+def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """``CALLCENTER_HTTP__PORT=9000`` → raw["http"]["port"]; top-level keys as
+    ``CALLCENTER_DATA_DIR``; the n-th PBX as ``CALLCENTER_ASTERISK__0__SECRET``;
+    ``CALLCENTER_DATABASE_URL`` is accepted as a shorthand."""
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "CALLCENTER_CONFIG":
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        if rest == "database_url":
+            rest = "database__url"
+        parts = rest.split("__")
+        if parts[0] == "asterisk" and len(parts) == 3 and parts[1].isdigit():
+            entries = raw.setdefault("asterisk", [])
+            idx = int(parts[1])
+            while len(entries) <= idx:
+                entries.append({})
+            entries[idx][parts[2]] = value
+        elif len(parts) == 2:
+            raw.setdefault(parts[0], {})[parts[1]] = value
+        elif len(parts) == 1:
+            raw[parts[0]] = value
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None,
+                  *, must_exist: bool = False) -> Settings:
+    """Load ``path`` (or ``$CALLCENTER_CONFIG``, or ``./callcenter.toml`` when present)."""
+    environ = os.environ if environ is None else environ
+    if path is None and environ.get("CALLCENTER_CONFIG"):
+        path = Path(environ["CALLCENTER_CONFIG"])
+        must_exist = True
+    if path is None:
+        candidate = Path(DEFAULT_CONFIG_NAME)
+        path = candidate if candidate.exists() else None
+    raw: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            if must_exist:
+                raise SettingsError("-", "configuration file not found", source) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError("-", f"not valid TOML: {exc}", source) from None
+    _apply_env(raw, environ)
+    if any(k.startswith(ENV_PREFIX) for k in environ):
+        source += " + environment"
+    return settings_from_mapping(raw, source, base_dir=path.parent if path else None)
+
+
+def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
+                          base_dir: Path | None = None) -> Settings:
+    kwargs: dict[str, Any] = {"source": source}
+    top = {f.name: f for f in fields(Settings)}
+    for key, value in raw.items():
+        if key in _SECTIONS:
+            kwargs[key] = _build(_SECTIONS[key], value, key, source)
+        elif key == "asterisk":
+            if isinstance(value, Mapping):
+                value = [value]
+            if not isinstance(value, list):
+                raise SettingsError("asterisk", "expected [[asterisk]] entries", source)
+            kwargs["asterisk"] = tuple(
+                _build(AsteriskSettings, v, f"asterisk[{i}]", source) for i, v in enumerate(value)
+            )
+        elif key in top and key not in ("source", "database", "asterisk"):
+            kwargs[key] = _coerce(value, str(top[key].type), key, source)
+        else:
+            raise SettingsError(key, "unknown setting", source)
+    settings = Settings(**kwargs)
+    if base_dir is not None and not settings.data_dir.is_absolute():
+        settings = replace(settings, data_dir=(base_dir / settings.data_dir))
+    _validate(settings)
+    return settings
