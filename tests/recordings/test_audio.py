@@ -376,7 +376,7 @@ def test_errors_pickle_with_their_details() -> None:
     assert copy.error_id == "audio_truncated"
     assert copy.details == error.details
     assert str(copy) == str(error) == error.message
-    assert copy.to_dict() == {
+    assert copy.to_json() == {
         "error": "audio_truncated",
         "message": error.message,
         "details": error.details,
