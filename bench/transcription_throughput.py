@@ -82,7 +82,8 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model folder (default: packaged test model)")
     parser.add_argument("--audio", type=Path, default=FIXTURE)
     args = parser.parse_args()
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout: JSON only
+    # stdout carries the one JSON line; logs go to stderr
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     print(json.dumps(asyncio.run(run(args)), ensure_ascii=False))
 
 
