@@ -185,7 +185,7 @@ def parse_wav(data: bytes, *, name: str = "<bytes>", lenient_sizes: bool = False
             if chunk_size == 0 and available > 0 and not lenient_sizes:
                 trailing_after_empty_data = available
                 pcm = b""
-            elif chunk_size > available:
+            elif chunk_size > available or (lenient_sizes and chunk_size == 0):
                 if not lenient_sizes:
                     raise TruncatedAudio(
                         name,

@@ -328,6 +328,15 @@ def test_corrupt(tmp_path: Path, data: bytes, reason: str) -> None:
     assert reason in caught.value.details["reason"]
 
 
+def test_sizes_sox_cannot_fix_on_a_pipe_are_accepted_when_lenient() -> None:
+    payload = pcm16(tone(400, 8000, 0.1))
+    for declared in (0, 0x7FFFF000, 0xFFFFFFFF):
+        data = wav_bytes(payload, data_size=declared)
+        with pytest.raises((TruncatedAudio, CorruptAudio)):
+            parse_wav(data)
+        assert parse_wav(data, lenient_sizes=True).samples.size == 800
+
+
 def test_unsupported_encoding_without_sox(tmp_path: Path) -> None:
     path = write(tmp_path / "adpcm.wav", wav_bytes(bytes(256), bits=4, tag=0x11, block_align=256))
     with pytest.raises(UnsupportedAudioFormat) as caught:
