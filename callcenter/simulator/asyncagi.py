@@ -106,14 +106,12 @@ class AgiExecutor:
         if head in ("STREAM FILE", "CONTROL STREAM"):
             args = words[2:] if head == "STREAM FILE" else words[3:]
             escape = args[1] if len(args) > 1 else ""
-            pbx.set_app(ch, "Playback", args[0] if args else "")
             digit, endpos = await self._play(escape)
             return f"200 result={ord(digit) if digit else 0} endpos={endpos}"
         if head == "GET DATA":
             args = words[2:]
             timeout = float(args[1]) / 1000 if len(args) > 1 and args[1] else 5.0
             max_digits = int(args[2]) if len(args) > 2 and args[2] else 1024
-            pbx.set_app(ch, "Playback", args[0] if args else "")
             first, _ = await self._play("0123456789*#")
             digits = first or ""
             while len(digits) < max_digits:

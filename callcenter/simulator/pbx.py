@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import re
@@ -152,7 +153,7 @@ class Pbx:
         self.record_root = record_root
         self.channels: dict[str, Channel] = {}
         self.queues: dict[str, Queue] = {"frontdesk": Queue("frontdesk")}
-        self.global_vars: dict[str, str] = {}
+        self.global_vars: dict[str, str] = {"SIMFILE": "/srv/pbx/sounds/caller-msg"}
         self.processed_calls = 0
         self._epoch = int(clock.now().timestamp())
         self._uid = itertools.count()
@@ -314,9 +315,21 @@ class Pbx:
 
     # ----------------------------------------------------------- party side
     async def _run_script(self, call: Call, script: list[Step]) -> None:
-        for step in script:
-            if call.ended or call.party.dead:
+        party = call.party
+        base = party.priority
+        for index, step in enumerate(script):
+            if call.ended or party.dead:
                 return
+            if call.local_pair:
+                # the party half runs [caller-sim]: one priority per step, as the rig's dialplan
+                app, data = {
+                    Wait: ("Wait", f"{getattr(step, 'seconds', 0):g}"),
+                    Press: ("SendDTMF", f"{getattr(step, 'digits', '')},250"),
+                    Say: ("Playback", str(getattr(step, "wav", None) or self.global_vars.get(
+                        "SIMFILE", "/srv/pbx/sounds/caller-msg"))),
+                    HangUp: ("Hangup", ""),
+                }[type(step)]
+                self.set_app(party, app, data, base + index + 1)
             if isinstance(step, Wait):
                 await self.clock.sleep(step.seconds)
             elif isinstance(step, Press):
@@ -328,12 +341,8 @@ class Pbx:
                     await self.clock.sleep(step.gap)
             elif isinstance(step, Say):
                 call.app.speech = step
-                call.party.app, call.party.appdata = "Playback", str(step.wav or self.global_vars.get(
-                    "SIMFILE", "/srv/pbx/sounds/caller-msg"))
                 await self.clock.sleep(step.seconds)
             elif isinstance(step, HangUp):
-                if call.party is not call.app:
-                    call.party.app, call.party.appdata = call.party.app or "Hangup", call.party.appdata
                 self.party_hangup(call)
                 return
 
@@ -571,6 +580,8 @@ class Pbx:
                 if transport == "fastagi":
                     url = call.fastagi_url or self.fastagi_url
                     self.set_app(ch, "AGI", url, 3)
+                    if call.origin_reply:
+                        call.origin_reply()
                     await self._run_fastagi(call, url)
                 else:
                     self.set_app(ch, "AGI", "agi:async", 3)
@@ -782,6 +793,14 @@ class Pbx:
         self.emit(ev.newcallerid(leg))
         return leg, None
 
+    def _dialled(self, caller: Channel, leg: Channel, half: Channel | None, app: str = "AppDial") -> None:
+        if half is not None:
+            leg.exten = "s"
+            self.set_app(half, "NoOp", f"agent {half.exten} ringing", 1)
+            self.set_app(half, "Wait", "1", 2)
+        leg.conn_num, leg.conn_name = caller.cid_num, caller.cid_name
+        leg.app, leg.appdata = app, "(Outgoing Line)"
+
     async def _ring_leg(self, call: Call, leg: Channel, half: Channel | None, number: str) -> str:
         """Ring one leg until answer; returns ANSWER/NOANSWER/BUSY/CHANUNAVAIL."""
         phone = self._phone_for(number)
@@ -799,8 +818,13 @@ class Pbx:
         if half is not None:
             self.set_app(half, "Answer", "", 3)
             self.set_state(half, 6)
-            leg.exten = "s"
         self.set_state(leg, 6)
+        if half is not None:
+            # [agents] plays demo-congrats to the bridged caller, as the capture rig does
+            if half.context == "agents":
+                self.set_app(half, "Playback", "demo-congrats", 4)
+            else:
+                self.set_app(half, "Wait", "3600", 4)
         return "ANSWER"
 
     def _drop_leg(self, leg: Channel, half: Channel | None, cause: int) -> None:
@@ -810,7 +834,8 @@ class Pbx:
                 self._destroy(ch)
 
     async def _bridge_call(self, call: Call, leg: Channel, half: Channel | None, number: str,
-                           on_agent_hangup: Callable[[], None] | None = None) -> str:
+                           on_agent_hangup: Callable[[], None] | None = None,
+                           on_caller_hangup: Cleanup | None = None) -> str:
         """Bridge the caller with an answered leg; returns "caller" or "agent" (who hung up)."""
         caller = call.app
         br = Bridge(str(uuid.uuid4()))
@@ -860,6 +885,8 @@ class Pbx:
 
         call.post_cleanups.append(member_teardown)
         call.cleanups.append(leave_all)
+        if on_caller_hangup is not None:
+            call.cleanups.append(on_caller_hangup)  # runs before leave_all (cleanups run last-in first)
         gone = asyncio.ensure_future(call.gone.wait())
         agent = asyncio.ensure_future(agent_done.wait())
         try:
@@ -873,6 +900,8 @@ class Pbx:
             raise Gone
         # the agent hung up first: the leg leaves, the caller goes on in the dialplan
         call.cleanups.remove(leave_all)
+        if on_caller_hangup is not None:
+            call.cleanups.remove(on_caller_hangup)
         call.post_cleanups.remove(member_teardown)
         if on_agent_hangup:
             on_agent_hangup()
@@ -902,6 +931,7 @@ class Pbx:
         number, _ = self._member_target(target)
         leg, half = self._make_leg(ch, target)
         self.emit(ev.dial_begin(ch, leg, target.partition("/")[2]))
+        self._dialled(ch, leg, half)
         ring = asyncio.ensure_future(self._ring_leg(call, leg, half, number))
         try:
             done, _ = await asyncio.wait({ring}, timeout=None)
@@ -1002,11 +1032,9 @@ class Pbx:
             async def complete_caller() -> None:
                 complete("caller")
 
-            call.cleanups.insert(0, complete_caller)
             number, _ = self._member_target(member.interface)
-            who = await self._bridge_call(call, leg, half, number, on_agent_hangup=lambda: complete("agent"))
-            call.cleanups.remove(complete_caller)
-            del who
+            await self._bridge_call(call, leg, half, number, on_agent_hangup=lambda: complete("agent"),
+                                    on_caller_hangup=complete_caller)
             self.setvar(ch, "QUEUESTATUS", "")
             return 0
 
@@ -1019,8 +1047,13 @@ class Pbx:
             leg, half = self._make_leg(ch, member.state_interface)
             member.ringing = True
             ringing.append((member, leg, half))
-            self.emit(ev.agent_event("AgentCalled", ch, leg, q.name, member.interface, member.name))
+            # app_queue's AgentCalled already shows the leg as dialled (exten s, connected
+            # line set) while the DialBegin after it still has the fresh one: 05_queue.
+            dialled = dataclasses.replace(leg, exten="s" if half is not None else leg.exten,
+                                          conn_num=ch.cid_num, conn_name=ch.cid_name)
+            self.emit(ev.agent_event("AgentCalled", ch, dialled, q.name, member.interface, member.name))
             self.emit(ev.dial_begin(ch, leg, member.interface))
+            self._dialled(ch, leg, half, "AppQueue")
             number, _ = self._member_target(member.interface)
             tasks[asyncio.ensure_future(self._ring_leg(call, leg, half, number))] = (member, leg, half)
         winner = None
