@@ -80,7 +80,7 @@ class AgiExecutor:
         except Gone:
             return "200 result=-1"
 
-    async def _dispatch(self, up: list[str], words: list[str]) -> str:  # noqa: C901, PLR0911, PLR0912
+    async def _dispatch(self, up: list[str], words: list[str]) -> str:
         pbx, call, ch = self.pbx, self.call, self.call.app
         head = " ".join(up[:2])
         if up[0] == "ANSWER":
@@ -196,11 +196,8 @@ class AgiExecutor:
             result = "200 result=-1 (hangup)"
         elapsed = self.pbx.clock.monotonic() - started
         seconds = min(seconds, elapsed) if elapsed > 0 else seconds
-        if speech and speech.wav and Path(speech.wav).is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(speech.wav, target)
-        else:
-            write_silence(target, max(seconds, 0.1))
+        source = Path(speech.wav) if speech and speech.wav else None
+        await asyncio.to_thread(_write_recording, target, source, max(seconds, 0.1))
         endpos = int(max(seconds, 0.1) * 8000)
         return f"{result} endpos={endpos}"
 
@@ -211,6 +208,15 @@ class AgiExecutor:
         if path.is_absolute():
             return root / path.relative_to(path.anchor)
         return root / path
+
+
+def _write_recording(target: Path, source: Path | None, seconds: float) -> None:
+    """The caller's scripted audio if it has some, else silence of the recorded length."""
+    if source is not None and source.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    else:
+        write_silence(target, seconds)
 
 
 class AsyncAgiSession:

@@ -33,7 +33,7 @@ class FastAgiSession:
         self.transcript: list[tuple[str, str]] = []
 
     async def run(self) -> None:
-        pbx, call, ch = self.pbx, self.call, self.call.app
+        pbx, ch = self.pbx, self.call.app
         parts = urlsplit(self.url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 4573
         script = parts.path.lstrip("/")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import itertools
 import logging
 import re
@@ -20,7 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from callcenter.simulator import events as ev
-from callcenter.simulator.scenario import Answer, Caller, HangUp, Phone, Press, Say, Step, Wait, sim_script
+from callcenter.simulator.scenario import (
+    Answer,
+    Caller,
+    HangUp,
+    Phone,
+    Press,
+    Say,
+    Step,
+    Wait,
+    sim_script,
+)
 from callcenter.simulator.timing import Clock
 from callcenter.simulator.voicemail import VoicemailSpool
 
@@ -286,8 +297,8 @@ class Pbx:
         if call.gone.is_set():
             raise Gone
 
-    async def next_digit(self, call: Call, timeout: float | None) -> str | None:
-        """A DTMF digit from the party within ``timeout`` seconds (None = forever)."""
+    async def next_digit(self, call: Call, within: float | None) -> str | None:
+        """A DTMF digit from the party within ``within`` seconds (None = forever)."""
         q = call.app.dtmf
         if not q.empty():
             return q.get_nowait()
@@ -298,8 +309,8 @@ class Pbx:
         waiter = asyncio.ensure_future(call.gone.wait())
         waits: set[asyncio.Future[Any]] = {getter, waiter}
         sleeper = None
-        if timeout is not None:
-            sleeper = asyncio.ensure_future(self.clock.sleep(timeout))
+        if within is not None:
+            sleeper = asyncio.ensure_future(self.clock.sleep(within))
             waits.add(sleeper)
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -494,14 +505,14 @@ class Pbx:
             send_response()
             script_task.cancel()
 
-    async def _await_answer(self, answer: Answer, delay: float, timeout: float) -> int:
+    async def _await_answer(self, answer: Answer, delay: float, ring_for: float) -> int:
         if answer is Answer.BUSY:
             await self.clock.sleep(min(delay, 0.5))
             return 5
         if answer is Answer.UNREACHABLE:
             return 8
-        if answer is Answer.NO_ANSWER or delay >= timeout:
-            await self.clock.sleep(timeout)
+        if answer is Answer.NO_ANSWER or delay >= ring_for:
+            await self.clock.sleep(ring_for)
             return 3
         await self.clock.sleep(delay)
         return 4
@@ -1014,27 +1025,13 @@ class Pbx:
                                      [("HoldTime", str(hold)), ("RingTime", str(ring_time))]))
             self.set_connected(ch, leg.cid_num, leg.cid_name) if False else None
             ch.variables["MEMBERINTERFACE"] = member.interface
-            talk_start = self.clock.monotonic()
             q.holdtime = hold
             call.cdr_early = True
             call.extra_channels.append(leg)
-
-            def complete(reason: str) -> None:
-                talk = round(self.clock.monotonic() - talk_start)
-                q.completed += 1
-                q.talktime = talk
-                member.in_call = False
-                member.calls_taken += 1
-                member.last_call = int(self.clock.now().timestamp())
-                self.emit(ev.agent_event("AgentComplete", ch, leg, q.name, member.interface, member.name,
-                                         [("HoldTime", str(hold)), ("TalkTime", str(talk)), ("Reason", reason)]))
-
-            async def complete_caller() -> None:
-                complete("caller")
-
+            done = _Completion(self, q, member, ch, leg, hold, self.clock.monotonic())
             number, _ = self._member_target(member.interface)
-            await self._bridge_call(call, leg, half, number, on_agent_hangup=lambda: complete("agent"),
-                                    on_caller_hangup=complete_caller)
+            await self._bridge_call(call, leg, half, number, on_agent_hangup=functools.partial(done.complete, "agent"),
+                                    on_caller_hangup=done.caller_hung_up)
             self.setvar(ch, "QUEUESTATUS", "")
             return 0
 
@@ -1042,7 +1039,7 @@ class Pbx:
                             ringing: list[tuple[QueueMember, Channel, Channel | None]],
                             joined: float) -> tuple[QueueMember, Channel, Channel | None] | None:
         ch = call.app
-        tasks: dict[asyncio.Task[str], tuple[QueueMember, Channel, Channel | None]] = {}
+        tasks: dict[asyncio.Future[Any], tuple[QueueMember, Channel, Channel | None]] = {}
         for member in members:
             leg, half = self._make_leg(ch, member.state_interface)
             member.ringing = True
@@ -1057,8 +1054,8 @@ class Pbx:
             number, _ = self._member_target(member.interface)
             tasks[asyncio.ensure_future(self._ring_leg(call, leg, half, number))] = (member, leg, half)
         winner = None
-        pending: set[asyncio.Task[str]] = set(tasks)
-        timer = asyncio.ensure_future(self.clock.sleep(self.member_ring_timeout))
+        pending: set[asyncio.Future[Any]] = set(tasks)
+        timer: asyncio.Future[Any] = asyncio.ensure_future(self.clock.sleep(self.member_ring_timeout))
         try:
             while pending and winner is None:
                 done, _ = await asyncio.wait(pending | {timer}, return_when=asyncio.FIRST_COMPLETED)
@@ -1100,6 +1097,33 @@ class Pbx:
             ringing.remove(winner)
             self.emit(ev.dial_end(ch, leg, "ANSWER"))
         return winner
+
+
+@dataclass
+class _Completion:
+    """AgentComplete for one answered queue call, whoever hangs up."""
+
+    pbx: Pbx
+    queue: Queue
+    member: QueueMember
+    caller: Channel
+    leg: Channel
+    hold: int
+    talk_start: float
+
+    def complete(self, reason: str) -> None:
+        pbx, q, member = self.pbx, self.queue, self.member
+        talk = round(pbx.clock.monotonic() - self.talk_start)
+        q.completed += 1
+        q.talktime = talk
+        member.in_call = False
+        member.calls_taken += 1
+        member.last_call = int(pbx.clock.now().timestamp())
+        pbx.emit(ev.agent_event("AgentComplete", self.caller, self.leg, q.name, member.interface, member.name,
+                                [("HoldTime", str(self.hold)), ("TalkTime", str(talk)), ("Reason", reason)]))
+
+    async def caller_hung_up(self) -> None:
+        self.complete("caller")
 
 
 @dataclass

@@ -14,7 +14,6 @@ from urllib.parse import unquote
 
 from callcenter.ami.parser import Frame, encode_frame
 from callcenter.simulator.captures import TRIMMED, Block, read_capture
-
 from tests.simulator.amiclient import MiniAmi
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk"
@@ -59,8 +58,8 @@ class Replay:
         fields = [(k, self.map_value(v)) for k, v in block.fields]
         self.client.writer.write(encode_frame(fields))
 
-    async def next_frame(self, timeout: float) -> Frame:
-        return await self.client.wait_for(lambda f: f.event not in self.skip, timeout)
+    async def next_frame(self, within: float) -> Frame:
+        return await self.client.wait_for(lambda f: f.event not in self.skip, within)
 
     def compare(self, expected: Block, got: Frame) -> None:
         exp = expected.fields
@@ -85,7 +84,7 @@ class Replay:
                 else:
                     raise AssertionError(msg)
 
-    async def run(self, path: Path, *, timeout: float = 10.0, start: int = 0) -> list[tuple[Block, Frame]]:
+    async def run(self, path: Path, *, within: float = 10.0, start: int = 0) -> list[tuple[Block, Frame]]:
         pairs = []
         for block in read_capture(path)[start:]:
             if block.sent:
@@ -93,7 +92,7 @@ class Replay:
                 continue
             if block.event in self.skip:
                 continue
-            got = await self.next_frame(timeout)
+            got = await self.next_frame(within)
             self.compare(block, got)
             pairs.append((block, got))
         return pairs
