@@ -264,7 +264,7 @@ class AmiSession:
         outcome: asyncio.Future[Fields] = asyncio.get_running_loop().create_future()
 
         def done(fields: Fields) -> None:
-            self.server.broadcast(fields)
+            # a synchronous Originate answers in its Response; no OriginateResponse event
             if not outcome.done():
                 outcome.set_result(fields)
 

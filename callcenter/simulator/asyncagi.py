@@ -242,8 +242,19 @@ class AsyncAgiSession:
         if call.origin_reply:
             call.origin_reply()
 
+        pending: list[tuple[str, str, str, str | None]] = []
+
+        def finish(cid: str, command: str, reply: str, command_id: str | None) -> None:
+            code = reply.split(" ", 1)[0]
+            pbx.emit(ev.agi_exec_end(ch, cid, command, int(code) if code.isdigit() else 200,
+                                     reply.partition(" ")[2]))
+            pbx.emit(ev.async_agi_exec(ch, reply + "\n", command_id))
+
         async def on_gone() -> None:
+            # after the interrupted application cleaned up: its result, then the end of AGI
             self.running = False
+            for item in pending:
+                finish(*item)
             pbx.emit(ev.async_agi_end(ch))
 
         call.cleanups.append(on_gone)
@@ -263,10 +274,10 @@ class AsyncAgiSession:
                 cid = command_id or str(next(_thread_ids) % 2**31)
                 pbx.emit(ev.agi_exec_start(ch, cid, command))
                 reply = await self.executor.execute(command)
-                code = reply.split(" ", 1)[0]
-                pbx.emit(ev.agi_exec_end(ch, cid, command, int(code) if code.isdigit() else 200,
-                                         reply.partition(" ")[2]))
-                pbx.emit(ev.async_agi_exec(ch, reply + "\n", command_id))
+                if call.gone.is_set() and call.redirect_to is None:
+                    pending.append((cid, command, reply, command_id))
+                    raise Gone
+                finish(cid, command, reply, command_id)
                 if command.strip().upper() == "ASYNCAGI BREAK":
                     break
                 if call.gone.is_set():
@@ -274,8 +285,6 @@ class AsyncAgiSession:
                     raise Gone
                 if self.executor.hung_up_by_agi:
                     break
-        except Gone:
-            raise
         finally:
             self.running = False
         call.cleanups.remove(on_gone)

@@ -61,7 +61,7 @@ class MiniAmi:
 
     async def action(self, action: str, *headers: tuple[str, str], within: float = TIMEOUT) -> Frame:
         aid = self.send(action, *headers)
-        return await self.wait_for(lambda f: f.get("Response") is not None and f.action_id == aid, within)
+        return await self.wait_for(lambda f: f.event is None and f.get("Response") is not None and f.action_id == aid, within)
 
     async def login(self, user: str = "cc", secret: str = "ccsecret", events: str = "on") -> Frame:
         return await self.action("Login", ("Username", user), ("Secret", secret), ("Events", events))
