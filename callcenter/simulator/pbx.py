@@ -150,7 +150,8 @@ class Pbx:
                  phones: dict[str, Phone] | None = None, ivr_transport: str = "asyncagi",
                  fastagi_url: str = "agi://127.0.0.1:4573/ivr", prompt_seconds: float = 1.0,
                  member_ring_timeout: float = 15.0, queue_retry: float = 5.0,
-                 fastagi_close_timeout: float = 30.0, record_root: Path | None = None) -> None:
+                 fastagi_close_timeout: float = 30.0, record_root: Path | None = None,
+                 hotline_context: str = "hotline") -> None:
         self.clock = clock
         self._emit = emit
         self.spool = spool
@@ -162,6 +163,9 @@ class Pbx:
         self.queue_retry = queue_retry
         self.fastagi_close_timeout = fastagi_close_timeout
         self.record_root = record_root
+        self.hotline_context = hotline_context
+        #: contexts that run the IVR over AGI ("fastagi" always uses FastAGI, as in the capture rig)
+        self.ivr_contexts = {"hotline", "fastagi", hotline_context}
         self.channels: dict[str, Channel] = {}
         self.queues: dict[str, Queue] = {"frontdesk": Queue("frontdesk")}
         self.global_vars: dict[str, str] = {"SIMFILE": "/srv/pbx/sounds/caller-msg"}
@@ -388,11 +392,12 @@ class Pbx:
         ch = call.app
         if caller.name:
             self.set_callerid(ch, caller.number, caller.name)
-        exten = caller.exten or ("s" if caller.context in ("hotline", "fastagi", "queue-entry") else caller.did)
-        ch.context, ch.exten, ch.priority = caller.context, exten, 1
+        context = caller.context or self.hotline_context
+        exten = caller.exten or ("s" if context in self.ivr_contexts | {"queue-entry"} else caller.did)
+        ch.context, ch.exten, ch.priority = context, exten, 1
         script_task = self.spawn(self._run_script(call, call.script))
         try:
-            await self.run_dialplan(call, caller.context, exten)
+            await self.run_dialplan(call, context, exten)
         finally:
             script_task.cancel()
 
@@ -582,7 +587,7 @@ class Pbx:
         ch = call.app
         ch.context, ch.exten, ch.priority = context, exten, 1
         try:
-            if context in ("hotline", "fastagi"):
+            if context in self.ivr_contexts:
                 self.set_app(ch, "NoOp", f"{context}: {ch.cid_name} <{ch.cid_num}>", 1)
                 self.set_app(ch, "Answer", "", 2)
                 if ch.state != 6:

@@ -49,8 +49,9 @@ class Caller:
     name: str = ""
     did: str = "4008001234"
     script: list[Step] = field(default_factory=list)
-    #: where the trunk hands the call: "hotline" (IVR), "queue-entry", "voicemail-deposit"...
-    context: str = "hotline"
+    #: where the trunk hands the call: None = the stand-in's hotline (IVR), or
+    #: "queue-entry", "voicemail-deposit" (with ``exten`` the mailbox)...
+    context: str | None = None
     exten: str | None = None
     ivr_transport: str | None = None  # "asyncagi" | "fastagi"; None = the stand-in's default
     fastagi_url: str | None = None

@@ -387,3 +387,22 @@ async def test_fastagi_caller_hangup_sends_hangup_and_waits_for_the_server(
     await client.wait_event("Hangup")
     server.close()
     await server.wait_closed()
+
+
+async def test_from_settings_uses_the_servers_credentials_and_hotline(tmp_path: Path) -> None:
+    from callcenter.demo import demo_settings
+
+    settings = demo_settings(tmp_path, 0)
+    s = AsteriskStandIn.from_settings(settings, clock=ScaledClock(SPEED))
+    await s.start()
+    try:
+        a = settings.asterisk[0]
+        assert s.ami_port == a.port
+        c = await MiniAmi.connect(s.ami_port)
+        assert (await c.login(a.username, a.secret.reveal()))["Response"] == "Success"
+        s.place_call(Caller(number="13812345678", script=[Wait(30)]))
+        start = await c.wait_event("AsyncAGIStart")
+        assert start["Context"] == a.hotline_context
+        await c.close()
+    finally:
+        await s.stop()
