@@ -76,16 +76,18 @@ class PageCallConfig:
     prompts: PagePrompts = PagePrompts()
 
 
-async def _say_place(channel: Channel, value: str, prompt: str) -> None:
+async def _say_place(channel: Channel, value: str, prompt: str) -> str | None:
+    """Say "3 栋" and the like; a key pressed meanwhile stops it and is returned."""
     if not value:
-        return
+        return None
     if value.isdigit() and len(value) <= 2:
-        await channel.say_number(int(value), "12")
+        digit = await channel.say_number(int(value), "12")
     elif value.isdigit():
-        await channel.say_digits(value, "12")
+        digit = await channel.say_digits(value, "12")
     else:
-        await channel.exec("SayAlpha", value)
-    await channel.stream_file(prompt, "12")
+        res = await channel.exec("SayAlpha", value)
+        digit = res.digit
+    return digit or await channel.stream_file(prompt, "12")
 
 
 PAGE_CONTEXT = "callcenter-page"
@@ -153,13 +155,10 @@ class PageCallHandler:
         for _ in range(max(1, self.config.plays)):
             digit = await channel.stream_file(p.intro, "12")
             digit = digit or await channel.stream_file(category, "12")
-            if not digit:
-                for value, prompt in ((incident.building, p.building), (incident.unit, p.unit),
-                                      (incident.room, p.room)):
-                    if not value:
-                        continue
-                    await _say_place(channel, value, prompt)
-                digit = await channel.stream_file(p.menu, "12")
+            for value, prompt in ((incident.building, p.building), (incident.unit, p.unit),
+                                  (incident.room, p.room)):
+                digit = digit or await _say_place(channel, value, prompt)
+            digit = digit or await channel.stream_file(p.menu, "12")
             digit = digit or await channel.wait_for_digit(self.config.digit_timeout_ms)
             if digit is None:
                 continue

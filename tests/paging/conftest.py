@@ -51,7 +51,8 @@ class ScriptedAgiChannel(AgiChannel):
             if name in self.variables:
                 return parse_agi_result(f"200 result=1 ({self.variables[name]})")
             return parse_agi_result("200 result=0")
-        if command.startswith("STREAM FILE") and self.press_at in command and self.digit:
+        if (command.startswith(("STREAM FILE", "SAY ")) and self.press_at in command
+                and self.digit):
             return parse_agi_result(f"200 result={ord(self.digit)} endpos=8000")
         if command.startswith("WAIT FOR DIGIT"):
             return parse_agi_result("200 result=0")
@@ -69,10 +70,12 @@ class Behaviour:
     kind: str
     digit: str | None = None
     hangup_on: str | None = None
+    press_at: str = "paging-menu"
 
 
-def answer(digit: str | None, hangup_on: str | None = None) -> Behaviour:
-    return Behaviour("answer", digit, hangup_on)
+def answer(digit: str | None, hangup_on: str | None = None,
+           press_at: str = "paging-menu") -> Behaviour:
+    return Behaviour("answer", digit, hangup_on, press_at)
 
 
 NO_ANSWER = Behaviour("no_answer")
@@ -116,7 +119,8 @@ class ScriptedOriginator:
         if behaviour.kind == "off":
             return OriginateOutcome(OriginateStatus.FAILED, "8")
         assert self.handler is not None
-        chan = ScriptedAgiChannel(variables, digit=behaviour.digit, hangup_on=behaviour.hangup_on)
+        chan = ScriptedAgiChannel(variables, digit=behaviour.digit, hangup_on=behaviour.hangup_on,
+                                  press_at=behaviour.press_at)
         self.channels.append(chan)
         # As in Asterisk: OriginateResponse first, then the dialplan starts AGI.
         task = asyncio.get_running_loop().create_task(self.handler.handle(chan))

@@ -256,3 +256,15 @@ def test_every_prompt_the_page_call_plays_has_a_text() -> None:
     names |= {prompts.category_prefix + c for c in KNOWN_CATEGORIES}
     assert names == set(PROMPT_TEXTS)
     assert all(text and not text.isascii() for text in PROMPT_TEXTS.values())
+
+
+async def test_a_key_pressed_while_the_place_is_spoken_counts(sessionmaker: SM, staff: Staff) -> None:
+    p = make_paging(sessionmaker, originator=ScriptedOriginator(
+        {target("e1"): [answer("1", press_at="SAY NUMBER 3")]}))
+    opened = await p.service.open_incident(leak())
+    await p.worker.run_due()
+    assert (await p.service.get(opened.incident_id)).state == "acknowledged"
+    cmds = p.originator.channels[0].commands
+    # Nothing more of the incident is played once the key is pressed.
+    assert not any("paging-menu" in c or "SAY DIGITS" in c for c in cmds)
+    await p.close()
