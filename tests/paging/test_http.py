@@ -175,3 +175,33 @@ async def test_supervisors_edit_schedules_overrides_and_policies(api: Api, staff
     tl = await (await c.get(f"/api/incidents/{(await opened.json())['incident_id']}",
                             headers=api.headers)).json()
     assert tl["policy"]["steps"][0]["user_id"] == staff.mgr and tl["policy"]["max_rounds"] == 1
+
+
+async def test_setup_paging_runs_the_worker_and_hears_incident_requested(
+        db_url: str, sessionmaker: SM, staff: Staff) -> None:
+    import asyncio
+
+    from callcenter.appkeys import BUS
+    from callcenter.bus import DomainEvent
+
+    originator = ScriptedOriginator({target("e1"): [answer("1")]})
+    app = create_app(Settings(database=DatabaseSettings(url=db_url)), clock=ManualClock())
+    setup_paging(app, originator=originator)
+    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
+    await client.start_server()
+    try:
+        originator.handler = app[PAGE_CALL_HANDLER]
+        app[BUS].publish(DomainEvent("incident.requested", {
+            "community": "lakeside", "category": "gas", "building": "6", "caller": "13911112222",
+            "ticket_id": 7, "number": "T-7"}))
+        for _ in range(300):
+            if originator.channels and originator.channels[0].hung_up:
+                break
+            await asyncio.sleep(0.01)
+        tl = await app[PAGING_SERVICE].timeline(1)
+        assert tl["state"] == "acknowledged" and tl["source"] == "voicemail"
+        assert tl["reports"][0]["reference"] == "T-7"
+        assert app[ESCALATION_WORKER].running
+    finally:
+        await client.close()
+    assert not app[ESCALATION_WORKER].running  # stopped with the app
