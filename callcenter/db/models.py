@@ -11,6 +11,7 @@ from callcenter.db.base import Base
 MODEL_MODULES = (
     "callcenter.directory.models",
     "callcenter.auth.models",
+    "callcenter.console.models",
 )
 
 

@@ -1,0 +1,514 @@
+"""The agent hub: pops and live call state pushed over WebSocket (``/ws/agent``).
+
+* A user may have several tabs or devices open; every connection of the user
+  gets the pop.
+* A browser that reconnects gets the calls still ringing it (or talking to it).
+* A pop is updated as the call goes on: answered (by whom), transferred, ended.
+* A member of staff the call rings who has no connection open (night duty with
+  a mobile) gets a short summary through their notifier.
+* Supervisors get the live wall: calls waiting and for how long, who is
+  talking to whom, agents' states, and today's numbers.
+
+Every pop delivered writes an audit row per person shown (reason ``pop``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import WSMsgType, web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.auth.identity import Identity
+from callcenter.bus import DomainEvent, EventBus
+from callcenter.clock import Clock
+from callcenter.console.audit import record_access
+from callcenter.console.ports import StaffRef
+from callcenter.directory.phones import mask_phone
+from callcenter.notify.base import Notification
+from callcenter.notify.staff import StaffNotifiers
+from callcenter.screenpop.builder import CallContext, PopBuilder, person_ids_in
+from callcenter.screenpop.events import call_id_of, caller_of, ivr_step_of, targets_of
+from callcenter.screenpop.masking import present_pop, show_number
+from callcenter.screenpop.staff import StaffDirectory, StaffEntry
+
+log = logging.getLogger(__name__)
+
+LIVE_STATES = ("ringing", "answered", "transferred")
+WALL_ROLES = ("supervisor", "admin")
+STATE_LABELS = {
+    "new": "进线", "ivr": "语音导航中", "ringing": "振铃中", "answered": "通话中",
+    "transferred": "已转接", "ended": "已结束", "abandoned": "已放弃",
+}
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+@dataclass
+class LiveCall:
+    call_id: str
+    caller: str
+    started_mono: float
+    started_at: datetime
+    community: str | None = None
+    queue: str | None = None
+    ivr_path: list[str] = field(default_factory=list)
+    state: str = "new"
+    answered_mono: float | None = None
+    answered_by: int | None = None
+    answered_label: str = ""
+    targets: set[int] = field(default_factory=set)
+    notified: set[int] = field(default_factory=set)
+    pop: dict[str, Any] | None = None
+    pop_future: asyncio.Future[dict[str, Any]] | None = None
+
+
+@dataclass
+class AgentState:
+    state: str = "ready"
+    reason: str = ""
+    since_mono: float = 0.0
+
+
+@dataclass
+class DailyStats:
+    day: date | None = None
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    total_wait_s: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        avg = self.total_wait_s / self.answered if self.answered else 0.0
+        return {"day": self.day.isoformat() if self.day else None, "offered": self.offered,
+                "answered": self.answered, "abandoned": self.abandoned,
+                "avg_wait_s": round(avg, 1)}
+
+
+class Connection:
+    """One browser tab: a bounded outbox drained by a writer task, so a slow
+    client never holds up a pop to the others."""
+
+    def __init__(self, ws: web.WebSocketResponse, identity: Identity, *,
+                 outbox_size: int, send_timeout_s: float) -> None:
+        self.ws = ws
+        self.identity = identity
+        self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=outbox_size)
+        self._send_timeout = send_timeout_s
+        self.writer: asyncio.Task[None] | None = None
+
+    def push(self, frame: str) -> bool:
+        try:
+            self.outbox.put_nowait(frame)
+            return True
+        except asyncio.QueueFull:
+            return False
+
+    async def write_loop(self) -> None:
+        while True:
+            frame = await self.outbox.get()
+            try:
+                await asyncio.wait_for(self.ws.send_str(frame), self._send_timeout)
+            except (ConnectionError, TimeoutError, RuntimeError):
+                await self.ws.close()
+                return
+
+
+class AgentHub:
+    def __init__(self, *, sessionmaker: async_sessionmaker[AsyncSession], builder: PopBuilder,
+                 staff: StaffDirectory, clock: Clock, timezone: str = "Asia/Shanghai",
+                 notifiers: StaffNotifiers | None = None, audit: bool = True,
+                 outbox_size: int = 256, send_timeout_s: float = 10.0,
+                 wall_debounce_s: float = 0.2, ended_linger: int = 200) -> None:
+        self._sm = sessionmaker
+        self._builder = builder
+        self.staff = staff
+        self._clock = clock
+        self._tz = ZoneInfo(timezone)
+        self.notifiers = notifiers
+        self._audit = audit
+        self._outbox_size = outbox_size
+        self._send_timeout = send_timeout_s
+        self._wall_debounce = wall_debounce_s
+        self.calls: dict[str, LiveCall] = {}
+        self.connections: dict[int, set[Connection]] = {}
+        self.agent_states: dict[int, AgentState] = {}
+        self.stats = DailyStats()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wall_task: asyncio.Task[None] | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
+        self.on_frame_sent: Callable[[str, int], None] | None = None  # benchmarks
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def subscribe(self, bus: EventBus) -> None:
+        self._unsubscribe.append(bus.subscribe("call.*", self.on_event))
+
+    async def close(self) -> None:
+        for unsub in self._unsubscribe:
+            unsub()
+        self._unsubscribe.clear()
+        for conns in list(self.connections.values()):
+            for conn in list(conns):
+                await conn.ws.close(code=1001, message=b"server shutdown")
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ------------------------------------------------------------------ connections
+
+    async def attach(self, ws: web.WebSocketResponse, identity: Identity) -> None:
+        """Serve one WebSocket until it closes."""
+        assert identity.user_id is not None
+        conn = Connection(ws, identity, outbox_size=self._outbox_size,
+                          send_timeout_s=self._send_timeout)
+        conn.writer = self._spawn(conn.write_loop())
+        self.connections.setdefault(identity.user_id, set()).add(conn)
+        state = self.agent_states.setdefault(identity.user_id,
+                                             AgentState(since_mono=self._clock.monotonic()))
+        conn.push(_dumps({"type": "hello", "user": {"id": identity.user_id,
+                                                    "name": identity.display_name,
+                                                    "role": identity.role},
+                          "status": self._status_json(state)}))
+        for call in list(self.calls.values()):
+            if identity.user_id in call.targets and call.state in LIVE_STATES and call.pop:
+                if call.answered_by not in (None, identity.user_id):
+                    continue
+                conn.push(self._pop_frame(call, identity))
+        if identity.role in WALL_ROLES:
+            conn.push(_dumps({"type": "wall", "wall": await self.wall()}))
+        self._wall_changed()
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_client_message(conn, msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            conns = self.connections.get(identity.user_id)
+            if conns is not None:
+                conns.discard(conn)
+                if not conns:
+                    del self.connections[identity.user_id]
+            if conn.writer is not None:
+                conn.writer.cancel()
+            self._wall_changed()
+
+    async def _on_client_message(self, conn: Connection, data: str) -> None:
+        try:
+            msg = json.loads(data)
+        except ValueError:
+            return
+        if isinstance(msg, dict) and msg.get("type") == "ping":
+            conn.push(_dumps({"type": "pong", "t": msg.get("t")}))
+
+    def online(self, user_id: int) -> bool:
+        return bool(self.connections.get(user_id))
+
+    def _send_to_user(self, user_id: int, make: Callable[[Identity], str]) -> int:
+        sent = 0
+        for conn in list(self.connections.get(user_id, ())):
+            if conn.push(make(conn.identity)):
+                sent += 1
+            else:
+                log.warning("outbox full for %s; closing its connection", conn.identity.username)
+                self._spawn(conn.ws.close(code=1013, message=b"too slow"))
+        return sent
+
+    # ------------------------------------------------------------------ frames
+
+    def _call_json(self, call: LiveCall, viewer: Identity) -> dict[str, Any]:
+        now = self._clock.monotonic()
+        end = call.answered_mono if call.answered_mono is not None else now
+        return {
+            "call_id": call.call_id, "state": call.state,
+            "state_label": STATE_LABELS.get(call.state, call.state),
+            "queue": call.queue, "community": call.community,
+            "started_at": call.started_at.isoformat(),
+            "wait_s": round(max(0.0, end - call.started_mono), 1),
+            "answered_by_me": call.answered_by is not None and call.answered_by == viewer.user_id,
+            "answered_by": call.answered_label,
+            "live": call.state in LIVE_STATES,
+        }
+
+    def _pop_frame(self, call: LiveCall, viewer: Identity) -> str:
+        assert call.pop is not None
+        own = viewer.user_id in call.targets
+        pop = present_pop(call.pop, viewer.role, own_call=own)
+        pop["ivr_path"] = list(call.ivr_path)
+        return _dumps({"type": "pop", "call": self._call_json(call, viewer), "pop": pop})
+
+    def _push_call(self, call: LiveCall) -> None:
+        if call.pop is None:
+            return
+        for uid in list(call.targets):
+            sent = self._send_to_user(uid, lambda ident: self._pop_frame(call, ident))
+            if sent and self.on_frame_sent is not None:
+                self.on_frame_sent(call.call_id, sent)
+
+    # ------------------------------------------------------------------ events
+
+    async def on_event(self, event: DomainEvent) -> None:
+        data = event.data
+        call_id = call_id_of(data)
+        if not call_id:
+            return
+        kind = event.name.removeprefix("call.")
+        if kind == "started":
+            self._call(call_id, data)
+        elif kind == "ivr_choice":
+            call = self._call(call_id, data)
+            call.ivr_path.append(ivr_step_of(data))
+            if call.state == "new":
+                call.state = "ivr"
+            self._push_call(call)
+        elif kind == "ringing":
+            await self._ringing(self._call(call_id, data), data)
+        elif kind == "answered":
+            await self._answered(self._call(call_id, data), data)
+        elif kind == "transferred":
+            await self._transferred(self._call(call_id, data), data)
+        elif kind in ("ended", "abandoned"):
+            live = self.calls.get(call_id)
+            if live is None:
+                return
+            self._finish(live, "abandoned" if kind == "abandoned" else "ended")
+        else:
+            return
+        self._wall_changed()
+
+    def _today(self) -> DailyStats:
+        today = self._clock.now().astimezone(self._tz).date()
+        if self.stats.day != today:
+            self.stats = DailyStats(day=today)
+        return self.stats
+
+    def _call(self, call_id: str, data: dict[str, Any]) -> LiveCall:
+        call = self.calls.get(call_id)
+        if call is None:
+            call = LiveCall(call_id=call_id, caller=caller_of(data),
+                            started_mono=self._clock.monotonic(), started_at=self._clock.now(),
+                            community=data.get("community"), queue=data.get("queue"))
+            self.calls[call_id] = call
+            self._today().offered += 1
+        if not call.caller:
+            call.caller = caller_of(data)
+        if data.get("community") and not call.community:
+            call.community = str(data["community"])
+        if data.get("queue"):
+            call.queue = str(data["queue"])
+        path = data.get("ivr_path")
+        if isinstance(path, list | tuple) and path and not call.ivr_path:
+            call.ivr_path = [str(p) for p in path]
+        return call
+
+    async def _ensure_pop(self, call: LiveCall) -> dict[str, Any]:
+        if call.pop is not None:
+            return call.pop
+        if call.pop_future is None:
+            call.pop_future = asyncio.get_running_loop().create_future()
+            try:
+                pop = await self._builder.build(CallContext(
+                    call_id=call.call_id, caller=call.caller, community=call.community,
+                    queue=call.queue, ivr_path=tuple(call.ivr_path),
+                    started_at=call.started_at))
+            except BaseException as exc:
+                call.pop_future.set_exception(exc)
+                call.pop_future.exception()  # mark retrieved
+                call.pop_future = None
+                raise
+            call.pop = pop
+            call.pop_future.set_result(pop)
+            return pop
+        return await asyncio.shield(call.pop_future)
+
+    async def _deliver(self, call: LiveCall, entries: list[StaffEntry]) -> None:
+        pop = await self._ensure_pop(call)
+        new = [e for e in entries if e.ref.user_id not in call.targets]
+        call.targets.update(e.ref.user_id for e in entries)
+        self._push_call(call)
+        for entry in new:
+            uid = entry.ref.user_id
+            if self.online(uid):
+                self._spawn(self._audit_pop(pop, entry.ref, "ws"))
+            elif self.notifiers is not None and uid not in call.notified:
+                call.notified.add(uid)
+                self._spawn(self._notify(call, pop, entry))
+
+    async def _ringing(self, call: LiveCall, data: dict[str, Any]) -> None:
+        if call.state not in ("answered", "transferred"):
+            call.state = "ringing"
+        extensions, mobiles = targets_of(data)
+        entries = await self.staff.find(extensions, mobiles)
+        if not entries:
+            log.info("call %s rings %s/%s: no staff user matches", call.call_id,
+                     extensions, mobiles)
+        await self._deliver(call, entries)
+
+    async def _answered(self, call: LiveCall, data: dict[str, Any]) -> None:
+        extensions, mobiles = targets_of(data)
+        entries = await self.staff.find(extensions, mobiles)
+        if call.answered_mono is None:
+            call.answered_mono = self._clock.monotonic()
+            stats = self._today()
+            stats.answered += 1
+            stats.total_wait_s += call.answered_mono - call.started_mono
+        call.state = "answered"
+        if entries:
+            call.answered_by = entries[0].ref.user_id
+            call.answered_label = entries[0].ref.display_name
+        else:
+            call.answered_label = (extensions or mobiles or [""])[0]
+        if call.pop is None and entries:
+            await self._deliver(call, entries)
+        else:
+            self._push_call(call)
+
+    async def _transferred(self, call: LiveCall, data: dict[str, Any]) -> None:
+        extensions, mobiles = targets_of(data)
+        entries = await self.staff.find(extensions, mobiles)
+        call.state = "transferred"
+        if entries:
+            call.answered_by = entries[0].ref.user_id
+            call.answered_label = entries[0].ref.display_name
+        await self._deliver(call, entries)
+
+    def _finish(self, call: LiveCall, state: str) -> None:
+        if state == "abandoned" and call.answered_mono is None:
+            self._today().abandoned += 1
+        call.state = state
+        self._push_call(call)
+        self.calls.pop(call.call_id, None)
+
+    # ------------------------------------------------------------------ audit and notify
+
+    async def _audit_pop(self, pop: dict[str, Any], who: StaffRef, source: str) -> None:
+        if not self._audit:
+            return
+        ids = person_ids_in(pop)
+        if not ids:
+            return
+        ident = Identity(user_id=who.user_id, username=who.username, role=who.role,
+                         via="session")
+        try:
+            async with self._sm() as session:
+                await record_access(session, ident, ids, reason="pop", source=source,
+                                    detail=f"call {pop.get('call_id', '')}")
+        except Exception:
+            log.exception("could not write the pop audit for call %s", pop.get("call_id"))
+
+    async def _notify(self, call: LiveCall, pop: dict[str, Any], entry: StaffEntry) -> None:
+        assert self.notifiers is not None
+        notifier = self.notifiers.for_staff(entry.notify)
+        if notifier is None:
+            return
+        message = summary_message(call.call_id, pop)
+        result = await notifier.send(message)
+        if result.ok:
+            await self._audit_pop(pop, entry.ref, f"notify:{result.channel}")
+        else:
+            log.warning("summary for call %s to %s not delivered: %s", call.call_id,
+                        entry.ref.username, result.error)
+
+    # ------------------------------------------------------------------ agent state and wall
+
+    def _status_json(self, st: AgentState) -> dict[str, Any]:
+        return {"state": st.state, "reason": st.reason,
+                "since_s": round(self._clock.monotonic() - st.since_mono, 1)}
+
+    def set_agent_state(self, user_id: int, state: str, reason: str) -> AgentState:
+        st = AgentState(state=state, reason=reason, since_mono=self._clock.monotonic())
+        self.agent_states[user_id] = st
+        frame = _dumps({"type": "status", "status": self._status_json(st)})
+        self._send_to_user(user_id, lambda _ident: frame)
+        self._wall_changed()
+        return st
+
+    def _wall_changed(self) -> None:
+        if not any(c.identity.role in WALL_ROLES for cs in self.connections.values() for c in cs):
+            return
+        if self._wall_task is not None and not self._wall_task.done():
+            return
+        self._wall_task = self._spawn(self._flush_wall())
+
+    async def _flush_wall(self) -> None:
+        if self._wall_debounce > 0:
+            await asyncio.sleep(self._wall_debounce)
+        else:
+            await asyncio.sleep(0)
+        frame = _dumps({"type": "wall", "wall": await self.wall()})
+        for cs in list(self.connections.values()):
+            for conn in list(cs):
+                if conn.identity.role in WALL_ROLES:
+                    conn.push(frame)
+
+    async def wall(self) -> dict[str, Any]:
+        """The supervisor's live view (full numbers: supervisors may see them)."""
+        now = self._clock.monotonic()
+        waiting: list[dict[str, Any]] = []
+        talking: list[dict[str, Any]] = []
+        for call in self.calls.values():
+            title = call.pop["title"] if call.pop else show_number(call.caller, True)
+            number = (call.pop or {}).get("caller", {}).get("e164") or call.caller
+            item = {"call_id": call.call_id, "caller": show_number(number, True) if number
+                    else "", "title": title, "queue": call.queue, "state": call.state,
+                    "state_label": STATE_LABELS.get(call.state, call.state),
+                    "wait_s": round(now - call.started_mono, 1)}
+            if call.state in ("answered", "transferred"):
+                item["agent"] = call.answered_label
+                item["talk_s"] = round(now - (call.answered_mono or now), 1)
+                talking.append(item)
+            else:
+                waiting.append(item)
+        waiting.sort(key=lambda i: -i["wait_s"])
+        agents = []
+        talking_ids = {c.answered_by for c in self.calls.values() if c.state in LIVE_STATES}
+        for entry in await self.staff.all():
+            ref = entry.ref
+            if ref.role not in ("agent", "night_duty", "supervisor"):
+                continue
+            st = self.agent_states.get(ref.user_id)
+            agents.append({
+                "user_id": ref.user_id, "name": ref.display_name, "extension": ref.extension,
+                "online": self.online(ref.user_id), "on_call": ref.user_id in talking_ids,
+                **(self._status_json(st) if st else {"state": "offline", "reason": "",
+                                                     "since_s": 0}),
+            })
+        return {"waiting": waiting, "talking": talking, "agents": agents,
+                "today": self._today().as_json()}
+
+
+def summary_message(call_id: str, pop: dict[str, Any]) -> Notification:
+    """What night duty reads on a phone: caller (masked, group chats are shared),
+    room, arrears, open repairs."""
+    caller = pop.get("caller", {})
+    number = caller.get("e164") or ""
+    fields: list[tuple[str, str]] = [("来电", mask_phone(number) if number else
+                                      (caller.get("display") or "未显示号码"))]
+    for room in pop.get("rooms", [])[:3]:
+        fields.append(("房号", room["label"]))
+        if room.get("in_arrears"):
+            fields.append(("欠费", f"{room['arrears']} 元"))
+        for t in room.get("open_tickets", [])[:3]:
+            fields.append(("未完成报修", f"{t['title']}（{t['state_label']}）"))
+    if pop.get("ivr_path"):
+        fields.append(("语音导航", " › ".join(pop["ivr_path"])))
+    community = (pop.get("community") or {}).get("name")
+    title = f"来电：{pop.get('title', '')}" + (f"（{community}）" if community else "")
+    return Notification(title=title, text="", fields=tuple(fields), key=call_id)
