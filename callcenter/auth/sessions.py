@@ -98,7 +98,7 @@ class SessionStore:
             )).first()
             if row is None:
                 return None
-            web_session, user = row.tuple()
+            web_session, user = row
             if web_session.expires_at <= now or not user.active:
                 await session.delete(web_session)
                 await session.commit()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -143,6 +144,7 @@ class AgentHub:
         self.connections: dict[int, set[Connection]] = {}
         self.agent_states: dict[int, AgentState] = {}
         self.stats = DailyStats()
+        self.history: deque[dict[str, Any]] = deque(maxlen=ended_linger)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wall_task: asyncio.Task[None] | None = None
         self._unsubscribe: list[Callable[[], None]] = []
@@ -395,6 +397,41 @@ class AgentHub:
         call.state = state
         self._push_call(call)
         self.calls.pop(call.call_id, None)
+        pop = call.pop or {}
+        self.history.appendleft({
+            "call_id": call.call_id, "at": call.started_at,
+            "caller": (pop.get("caller") or {}).get("e164") or call.caller,
+            "title": pop.get("title", ""), "outcome": "answered" if call.answered_mono else state,
+            "agent": call.answered_label, "answered_by": call.answered_by,
+            "targets": sorted(call.targets), "ivr_path": list(call.ivr_path),
+            "wait_s": round((call.answered_mono or self._clock.monotonic()) - call.started_mono, 1),
+        })
+
+    def caller_of_call(self, call_id: str) -> tuple[str, str | None] | None:
+        """(caller number, community) of a live or recent call, for call-back."""
+        call = self.calls.get(call_id)
+        if call is not None:
+            number = (call.pop or {}).get("caller", {}).get("e164") or call.caller
+            return number, call.community
+        for item in self.history:
+            if item["call_id"] == call_id:
+                return item["caller"], None
+        return None
+
+    def history_for(self, user_id: int | None) -> list[dict[str, Any]]:
+        """Recent ended calls that rang this user (all of them for ``None``)."""
+        return [h for h in self.history if user_id is None or user_id in h["targets"]]
+
+    async def refresh_pop(self, call_id: str) -> bool:
+        """Rebuild a live call's pop (after the directory changed) and push it again."""
+        call = self.calls.get(call_id)
+        if call is None or call.pop is None:
+            return False
+        call.pop = None
+        call.pop_future = None
+        await self._ensure_pop(call)
+        self._push_call(call)
+        return True
 
     # ------------------------------------------------------------------ audit and notify
 
