@@ -18,17 +18,26 @@ from callcenter.auth.sessions import (
 )
 from callcenter.console.config import CONSOLE_CONFIG, ConsoleConfig
 from callcenter.console.http import add_routes
-from callcenter.console.keys import LOGIN_THROTTLE, SESSION_STORE
+from callcenter.console.keys import AGENT_STATUS, LOGIN_THROTTLE, ORIGINATE, SESSION_STORE
+from callcenter.console.ports import AgentStatusPort, OriginatePort
 from callcenter.web.templating import setup_templates
 
 
 def setup_console(app: web.Application, *, hasher: PasswordHasher | None = None,
                   config: ConsoleConfig | None = None, login_limit: int = 5,
-                  login_window_s: float = 300.0) -> None:
+                  login_window_s: float = 300.0, agent_status: AgentStatusPort | None = None,
+                  originate: OriginatePort | None = None) -> None:
     """Call from ``create_app`` after the database ``cleanup_ctx`` (and with the
-    auth middleware already in the list: CSRF runs after it)."""
+    auth middleware already in the list: CSRF runs after it).
+
+    ``agent_status`` / ``originate`` may instead be set later under
+    ``console.keys.AGENT_STATUS`` / ``ORIGINATE`` (e.g. in the AMI ``cleanup_ctx``)."""
     app.middlewares.append(csrf_middleware_factory())
     app[CONSOLE_CONFIG] = config or ConsoleConfig()
+    if agent_status is not None:
+        app[AGENT_STATUS] = agent_status
+    if originate is not None:
+        app[ORIGINATE] = originate
     setup_templates(app)
     add_routes(app)
 

@@ -146,6 +146,7 @@ class AgentHub:
         self.stats = DailyStats()
         self.history: deque[dict[str, Any]] = deque(maxlen=ended_linger)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._work: set[asyncio.Task[Any]] = set()
         self._wall_task: asyncio.Task[None] | None = None
         self._unsubscribe: list[Callable[[], None]] = []
         self.on_frame_sent: Callable[[str, int], None] | None = None  # benchmarks
@@ -167,11 +168,19 @@ class AgentHub:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Any, *, work: bool = True) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if work:
+            self._work.add(task)
+            task.add_done_callback(self._work.discard)
         return task
+
+    async def settle(self) -> None:
+        """Wait for audit writes, notifications and wall pushes under way (tests, shutdown)."""
+        while self._work:
+            await asyncio.gather(*list(self._work), return_exceptions=True)
 
     # ------------------------------------------------------------------ connections
 
@@ -180,7 +189,7 @@ class AgentHub:
         assert identity.user_id is not None
         conn = Connection(ws, identity, outbox_size=self._outbox_size,
                           send_timeout_s=self._send_timeout)
-        conn.writer = self._spawn(conn.write_loop())
+        conn.writer = self._spawn(conn.write_loop(), work=False)
         self.connections.setdefault(identity.user_id, set()).add(conn)
         state = self.agent_states.setdefault(identity.user_id,
                                              AgentState(since_mono=self._clock.monotonic()))
@@ -256,10 +265,10 @@ class AgentHub:
         pop["ivr_path"] = list(call.ivr_path)
         return _dumps({"type": "pop", "call": self._call_json(call, viewer), "pop": pop})
 
-    def _push_call(self, call: LiveCall) -> None:
+    def _push_call(self, call: LiveCall, only: set[int] | None = None) -> None:
         if call.pop is None:
             return
-        for uid in list(call.targets):
+        for uid in list(call.targets if only is None else call.targets & only):
             sent = self._send_to_user(uid, lambda ident: self._pop_frame(call, ident))
             if sent and self.on_frame_sent is not None:
                 self.on_frame_sent(call.call_id, sent)
@@ -340,11 +349,17 @@ class AgentHub:
             return pop
         return await asyncio.shield(call.pop_future)
 
-    async def _deliver(self, call: LiveCall, entries: list[StaffEntry]) -> None:
+    async def _deliver(self, call: LiveCall, entries: list[StaffEntry], *,
+                       everyone: bool) -> None:
+        """Pop the call to these staff; ``everyone``: the state changed, so refresh
+        every card that shows it, not only the new ones."""
         pop = await self._ensure_pop(call)
         new = [e for e in entries if e.ref.user_id not in call.targets]
         call.targets.update(e.ref.user_id for e in entries)
-        self._push_call(call)
+        if everyone:
+            self._push_call(call)
+        else:
+            self._push_call(call, only={e.ref.user_id for e in new})
         for entry in new:
             uid = entry.ref.user_id
             if self.online(uid):
@@ -354,6 +369,7 @@ class AgentHub:
                 self._spawn(self._notify(call, pop, entry))
 
     async def _ringing(self, call: LiveCall, data: dict[str, Any]) -> None:
+        changed = call.state not in ("answered", "transferred", "ringing")
         if call.state not in ("answered", "transferred"):
             call.state = "ringing"
         extensions, mobiles = targets_of(data)
@@ -361,7 +377,7 @@ class AgentHub:
         if not entries:
             log.info("call %s rings %s/%s: no staff user matches", call.call_id,
                      extensions, mobiles)
-        await self._deliver(call, entries)
+        await self._deliver(call, entries, everyone=changed)
 
     async def _answered(self, call: LiveCall, data: dict[str, Any]) -> None:
         extensions, mobiles = targets_of(data)
@@ -378,7 +394,7 @@ class AgentHub:
         else:
             call.answered_label = (extensions or mobiles or [""])[0]
         if call.pop is None and entries:
-            await self._deliver(call, entries)
+            await self._deliver(call, entries, everyone=True)
         else:
             self._push_call(call)
 
@@ -389,7 +405,7 @@ class AgentHub:
         if entries:
             call.answered_by = entries[0].ref.user_id
             call.answered_label = entries[0].ref.display_name
-        await self._deliver(call, entries)
+        await self._deliver(call, entries, everyone=True)
 
     def _finish(self, call: LiveCall, state: str) -> None:
         if state == "abandoned" and call.answered_mono is None:

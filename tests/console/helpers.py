@@ -129,10 +129,11 @@ def make_settings(db_url: str, tmp: Path, *, max_age_s: int = 3600) -> Settings:
 @asynccontextmanager
 async def running_app(db_url: str, tmp: Path, *, clock: Clock | None = None,
                       tickets: OpenTicketsSource | None = None, max_age_s: int = 3600,
-                      login_limit: int = 5, **screenpop: Any
+                      login_limit: int = 5, console: dict[str, Any] | None = None,
+                      **screenpop: Any
                       ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     app = create_app(make_settings(db_url, tmp, max_age_s=max_age_s), clock=clock)
-    setup_console(app, hasher=FAST_HASHER, login_limit=login_limit)
+    setup_console(app, hasher=FAST_HASHER, login_limit=login_limit, **(console or {}))
     setup_screenpop(app, tickets=tickets, wall_debounce_s=0, **screenpop)
     client = TestClient(TestServer(app, host="127.0.0.1", port=0))
     await client.start_server()
