@@ -28,3 +28,13 @@ LINK_STATUS: web.AppKey[LinkStatus] = web.AppKey("link_status")
 HealthExtra = Callable[[], Awaitable[dict[str, object]]]
 HEALTH_EXTRAS: web.AppKey[list[HealthExtra]] = web.AppKey("health_extras")
 """Features add sections to /healthz (holiday data coverage, transcription workers...)."""
+
+if TYPE_CHECKING:
+    from callcenter.ami.links import AmiLinks
+AMI_LINKS: web.AppKey[AmiLinks] = web.AppKey("ami_links")
+"""Every AMI link with its call tracker (``callcenter.ami.setup.setup_ami``)."""
+
+if TYPE_CHECKING:
+    from callcenter.calls.services import CallLogService
+CALL_LOG: web.AppKey[CallLogService] = web.AppKey("call_log")
+"""Writes and searches the call log (``callcenter.calls.http.setup_calls``)."""

@@ -12,6 +12,7 @@ MODEL_MODULES = (
     "callcenter.directory.models",
     "callcenter.auth.models",
     "callcenter.console.models",
+    "callcenter.calls.models",
 )
 
 

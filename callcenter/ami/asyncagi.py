@@ -1,0 +1,227 @@
+"""AsyncAGI over the AMI link: the IVR drives a call with ``AGI`` actions.
+
+``AGI(agi:async)`` in the dialplan makes Asterisk announce the channel with
+``AsyncAGIStart`` (its ``agi_*`` environment URL-encoded in ``Env``). Each
+command is an ``AGI`` action with our ``CommandID``; Asterisk answers the
+action at once (``Added AGI command to queue``) and reports the result later
+in ``AsyncAGIExec`` with ``CommandId`` (its spelling) and a URL-encoded
+``Result``. panoramisk 1.4's ``send_agi_command`` waits for a ``SubEvent``
+header that Asterisk 20 never sends, so it never resolves; here the matching
+``AsyncAGIExec`` completes the command, with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+from urllib.parse import unquote
+
+from callcenter.ami.client import ActionResponse, LinkState, LinkStatus
+from callcenter.ami.errors import ActionNotSent, AmiActionError, AmiError, LinkLost
+from callcenter.ami.parser import Frame
+from ivr.agi import AgiChannel, AgiResult, parse_agi_result, parse_asyncagi_env
+from ivr.errors import AgiCommandError, CallerHungUp
+
+log = logging.getLogger(__name__)
+
+ASYNCAGI_EVENTS = ("AsyncAGIStart", "AsyncAGIExec", "AsyncAGIEnd", "Hangup")
+
+
+class AsyncAgiTimeout(AgiCommandError):
+    """No ``AsyncAGIExec`` for a command within its timeout."""
+
+    error_id = "asyncagi_timeout"
+
+
+class AgiLink(Protocol):
+    """What AsyncAGI needs from the AMI link (``AmiLink``)."""
+
+    name: str
+
+    async def agi(self, channel: str, command: str, command_id: str, *,
+                  timeout_s: float | None = None) -> ActionResponse: ...
+
+    def subscribe(self, callback: Callable[[Frame], None],
+                  events: list[str] | tuple[str, ...] | None = None) -> Callable[[], None]: ...
+
+    def on_status(self, callback: Callable[[LinkStatus], None]) -> None: ...
+
+
+class AsyncAgiChannel(AgiChannel):
+    """One call in ``AGI(agi:async)``. Only ``send_command`` is transport."""
+
+    def __init__(self, link: AgiLink, channel: str, env: dict[str, str], *,
+                 linkedid: str = "", command_timeout_s: float = 60.0) -> None:
+        self.link = link
+        self.channel = channel
+        self.env = env
+        self.linkedid = linkedid or env.get("agi_uniqueid", "")
+        self.command_timeout_s = command_timeout_s
+        self.break_timeout_s = 5.0
+        self._ids = itertools.count(1)
+        self._prefix = f"cmd-{uuid.uuid4().hex[:8]}"
+        self._waiting: dict[str, asyncio.Future[str]] = {}
+        self.hung_up = False
+        self.ended = False
+        self._closed = False
+        self.commands_sent: list[str] = []
+
+    @property
+    def active(self) -> bool:
+        return not (self.hung_up or self.ended)
+
+    async def send_command(self, command: str) -> AgiResult:
+        if not self.active:
+            raise CallerHungUp(f"{self.channel} is no longer in AsyncAGI")
+        command_id = f"{self._prefix}/{next(self._ids)}"
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiting[command_id] = fut
+        self.commands_sent.append(command)
+        try:
+            try:
+                await self.link.agi(self.channel, command, command_id)
+            except AmiActionError as exc:
+                # "Channel does not exist" / "Failed to add AGI command to queue":
+                # the channel left AGI (hung up) between our commands.
+                self.hung_up = True
+                raise CallerHungUp(f"{self.channel}: {exc.response_message}") from None
+            try:
+                async with asyncio.timeout(self.command_timeout_s):
+                    line = await fut
+            except TimeoutError:
+                raise AsyncAgiTimeout(
+                    f"no AsyncAGIExec for {command.split(' ', 1)[0]} on {self.channel} "
+                    f"within {self.command_timeout_s:g}s", reply="") from None
+        finally:
+            self._waiting.pop(command_id, None)
+        return parse_agi_result(line)
+
+    # fed by the dispatcher --------------------------------------------------
+    def on_exec(self, command_id: str, result: str) -> None:
+        fut = self._waiting.get(command_id)
+        if fut is None or fut.done():
+            log.debug("%s: AsyncAGIExec for unknown command %s", self.channel, command_id)
+            return
+        fut.set_result(unquote(result).strip())
+
+    def on_end(self, *, hangup: bool) -> None:
+        if hangup:
+            self.hung_up = True
+        self.ended = True
+        self._fail_waiting(CallerHungUp(f"{self.channel} left AsyncAGI"))
+
+    def on_link_lost(self) -> None:
+        self._fail_waiting(LinkLost(f"AMI link lost while {self.channel} waited for a result"))
+
+    def _fail_waiting(self, exc: Exception) -> None:
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.set_exception(exc)
+
+    async def close(self) -> None:
+        """Hand the channel back to the dialplan (``ASYNCAGI BREAK``) if it is
+        still in AsyncAGI. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self.active:
+            return
+        saved, self.command_timeout_s = self.command_timeout_s, min(self.command_timeout_s,
+                                                                    self.break_timeout_s)
+        try:
+            await self.send_command("ASYNCAGI BREAK")
+        except (CallerHungUp, AgiCommandError, AmiError) as exc:
+            log.debug("%s: ASYNCAGI BREAK not delivered: %s", self.channel, exc)
+        finally:
+            self.command_timeout_s = saved
+        self.ended = True
+
+
+SessionHandler = Callable[[AsyncAgiChannel], Awaitable[None]]
+
+
+class AsyncAgiDispatcher:
+    """Starts ``handler(channel)`` for each ``AsyncAGIStart`` on one link and
+    routes ``AsyncAGIExec``/``AsyncAGIEnd``/``Hangup`` to its channel."""
+
+    def __init__(self, link: AgiLink, handler: SessionHandler, *,
+                 command_timeout_s: float = 60.0) -> None:
+        self.link = link
+        self.handler = handler
+        self.command_timeout_s = command_timeout_s
+        self.sessions: dict[str, AsyncAgiChannel] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def attach(self) -> None:
+        if self._unsubscribe is None:
+            self._unsubscribe = self.link.subscribe(self.on_event, ASYNCAGI_EVENTS)
+            self.link.on_status(self._on_status)
+
+    def _on_status(self, status: LinkStatus) -> None:
+        if status.state is not LinkState.CONNECTED:
+            for chan in self.sessions.values():
+                chan.on_link_lost()
+
+    def on_event(self, frame: Frame) -> None:
+        event = frame.event
+        uniqueid = frame.get("Uniqueid") or ""
+        if event == "AsyncAGIStart":
+            self._start(frame, uniqueid)
+            return
+        chan = self.sessions.get(uniqueid)
+        if chan is None:
+            return
+        if event == "AsyncAGIExec":
+            chan.on_exec(frame.get("CommandId") or frame.get("CommandID") or "",
+                         frame.get("Result") or "")
+        elif event == "AsyncAGIEnd":
+            chan.on_end(hangup=False)
+        elif event == "Hangup":
+            chan.on_end(hangup=True)
+
+    def _start(self, frame: Frame, uniqueid: str) -> None:
+        channel = frame.get("Channel")
+        if not channel or not uniqueid:
+            log.warning("%s: AsyncAGIStart without Channel/Uniqueid skipped", self.link.name)
+            return
+        env = parse_asyncagi_env(frame.get("Env") or "")
+        env.setdefault("agi_uniqueid", uniqueid)
+        env.setdefault("agi_channel", channel)
+        chan = AsyncAgiChannel(self.link, channel, env, linkedid=frame.get("Linkedid") or "",
+                               command_timeout_s=self.command_timeout_s)
+        self.sessions[uniqueid] = chan
+        task = asyncio.get_running_loop().create_task(
+            self._run(uniqueid, chan), name=f"asyncagi-{uniqueid}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, uniqueid: str, chan: AsyncAgiChannel) -> None:
+        try:
+            await self.handler(chan)
+        except CallerHungUp:
+            log.info("%s: caller hung up during AsyncAGI session", chan.channel)
+        except (ActionNotSent, LinkLost) as exc:
+            log.warning("%s: AsyncAGI session ended by the AMI link: %s", chan.channel, exc)
+        except Exception:
+            log.exception("%s: AsyncAGI session handler failed", chan.channel)
+        finally:
+            try:
+                await chan.close()
+            finally:
+                self.sessions.pop(uniqueid, None)
+
+    async def close(self) -> None:
+        """Cancel running sessions (each hands its channel back with
+        ``ASYNCAGI BREAK`` if still up), then stop listening."""
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None

@@ -1,0 +1,163 @@
+"""All AMI links of the server: one ``AmiLink`` + ``CallTracker`` per
+``[[asterisk]]`` settings entry, wired together.
+
+Per link: every event goes to the tracker (which publishes ``call.*`` on the
+bus); after each login or ``FullyBooted`` a resync snapshot corrects the
+tracker; ``AsyncAGIStart`` sessions go to the IVR handler once one is set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from callcenter.ami.asyncagi import AsyncAgiDispatcher, SessionHandler
+from callcenter.ami.client import AmiLink, LinkConfig, LinkStatus
+from callcenter.ami.parser import Frame
+from callcenter.ami.resync import take_snapshot
+from callcenter.bus import DomainEvent
+from callcenter.calls.tracker import Call, CallTracker
+from callcenter.errors import NotFound
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class LinkBundle:
+    link: AmiLink
+    tracker: CallTracker
+    dispatcher: AsyncAgiDispatcher | None = None
+
+
+class AmiLinks:
+    """Start/stop every link; look one up by its settings name."""
+
+    def __init__(
+        self,
+        entries: Sequence[LinkConfig],
+        *,
+        publish: Callable[[DomainEvent], None],
+        mailboxes: Sequence[str] = (),
+        now: Callable[[], datetime] | None = None,
+        link_factory: Callable[[LinkConfig], AmiLink] | None = None,
+        agi_command_timeout_s: float = 60.0,
+    ) -> None:
+        self._now = now or (lambda: datetime.now(UTC))
+        self.mailboxes = tuple(mailboxes)
+        self._agi_timeout = agi_command_timeout_s
+        self._agi_handler: SessionHandler | None = None
+        self._bundles: dict[str, LinkBundle] = {}
+        factory = link_factory or (lambda cfg: AmiLink(cfg, now=self._now))
+        for cfg in entries:
+            if cfg.name in self._bundles:
+                raise ValueError(f"two [[asterisk]] entries are named {cfg.name!r}")
+            link = factory(cfg)
+            tracker = CallTracker(cfg.name, publish, community=getattr(cfg, "community", None))
+            bundle = LinkBundle(link, tracker)
+            link.subscribe(self._feeder(tracker))
+            link.on_connected(self._resyncer(bundle))
+            self._bundles[cfg.name] = bundle
+        self._started = False
+
+    def _feeder(self, tracker: CallTracker) -> Callable[[Frame], None]:
+        def feed(frame: Frame) -> None:
+            tracker.handle(frame, self._now())
+        return feed
+
+    def _resyncer(self, bundle: LinkBundle) -> Callable[[AmiLink], Any]:
+        async def resync(link: AmiLink) -> None:
+            requested = self._now()
+            snap = await take_snapshot(link, self.mailboxes, requested_at=requested)
+            bundle.tracker.apply_snapshot(snap, self._now())
+            log.info("%s: resynced: %d channels, %d queue entries, %d mailboxes", link.name,
+                     len(snap.channels), len(snap.queue_entries), len(snap.mailboxes))
+        return resync
+
+    # ------------------------------------------------------------------ API
+    def set_agi_handler(self, handler: SessionHandler) -> None:
+        """``async def handler(channel: AsyncAgiChannel)``, run for each
+        ``AsyncAGIStart`` on any link (the IVR engine)."""
+        self._agi_handler = handler
+        for b in self._bundles.values():
+            if b.dispatcher is None:
+                b.dispatcher = AsyncAgiDispatcher(b.link, self._dispatch_agi,
+                                                  command_timeout_s=self._agi_timeout)
+                if self._started:
+                    b.dispatcher.attach()
+
+    async def _dispatch_agi(self, channel: Any) -> None:
+        if self._agi_handler is not None:
+            await self._agi_handler(channel)
+
+    def start(self) -> None:
+        self._started = True
+        for b in self._bundles.values():
+            if b.dispatcher is not None:
+                b.dispatcher.attach()
+            b.link.start()
+
+    async def stop(self) -> None:
+        for b in self._bundles.values():
+            if b.dispatcher is not None:
+                await b.dispatcher.close()
+            await b.link.stop()
+        self._started = False
+
+    def names(self) -> list[str]:
+        return list(self._bundles)
+
+    def get(self, name: str) -> AmiLink:
+        return self._bundle(name).link
+
+    def tracker(self, name: str) -> CallTracker:
+        return self._bundle(name).tracker
+
+    def _bundle(self, name: str) -> LinkBundle:
+        try:
+            return self._bundles[name]
+        except KeyError:
+            raise NotFound(f"no Asterisk link named {name!r}",
+                           details={"asterisk": name, "known": list(self._bundles)}) from None
+
+    def statuses(self) -> list[LinkStatus]:
+        return [b.link.status for b in self._bundles.values()]
+
+    def link_states(self) -> dict[str, str]:
+        """``{name: state}`` for ``/healthz`` (``LINK_STATUS``)."""
+        return {b.link.name: b.link.status.state.value for b in self._bundles.values()}
+
+    async def health(self) -> dict[str, object]:
+        """A ``HEALTH_EXTRAS`` section: each link's state, since, last error."""
+        return {"asterisk_links": [s.to_json() for s in self.statuses()]}
+
+    def live_calls(self) -> list[Call]:
+        calls = [c for b in self._bundles.values() for c in b.tracker.live()]
+        return sorted(calls, key=lambda c: c.started_at)
+
+    def find_call(self, linkedid: str, asterisk: str | None = None) -> tuple[CallTracker, Call]:
+        bundles = [self._bundle(asterisk)] if asterisk else list(self._bundles.values())
+        for b in bundles:
+            call = b.tracker.get(linkedid) or b.tracker.call_for_uniqueid(linkedid)
+            if call is not None:
+                return b.tracker, call
+        raise NotFound(f"no live call {linkedid!r}", details={"linkedid": linkedid})
+
+    def record_ivr_choice(self, linkedid: str, step: str, *, asterisk: str | None = None) -> None:
+        """For the IVR: record a menu step of a live call (publishes
+        ``call.ivr_choice``). Unknown calls are ignored (logged)."""
+        try:
+            tracker, call = self.find_call(linkedid, asterisk)
+        except NotFound:
+            log.info("ivr choice %r for unknown call %s", step, linkedid)
+            return
+        tracker.record_ivr_choice(call.linkedid, step, self._now())
+
+    def mark_emergency(self, linkedid: str, *, asterisk: str | None = None) -> None:
+        try:
+            tracker, call = self.find_call(linkedid, asterisk)
+        except NotFound:
+            return
+        tracker.mark_emergency(call.linkedid)
