@@ -11,6 +11,8 @@ from callcenter.db.base import Base
 MODEL_MODULES = (
     "callcenter.directory.models",
     "callcenter.auth.models",
+    "ticketing.models",
+    "recordings.models",
 )
 
 
