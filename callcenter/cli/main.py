@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "callcenter.cli.core",
     "callcenter.cli.demo",
     "callcenter.cli.owners",
+    "callcenter.cli.importing",
     "callcenter.cli.tokens",
 )
 
