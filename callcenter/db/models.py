@@ -13,6 +13,8 @@ MODEL_MODULES = (
     "callcenter.auth.models",
     "callcenter.console.models",
     "callcenter.calls.models",
+    "ticketing.models",
+    "recordings.models",
 )
 
 
