@@ -41,6 +41,7 @@ from callcenter.errors import InvalidInput, NotFound, Unavailable
 from callcenter.screenpop.masking import present_people, show_number
 from callcenter.web.errors import json_response, read_json_object
 from callcenter.web.templating import render
+from ticketing.categories import CATEGORIES
 
 LOGIN_CSRF_COOKIE = "cc_login_csrf"
 AGENT_ROLES = ("agent", "night_duty", "supervisor")
@@ -180,6 +181,7 @@ async def agent_page(request: web.Request) -> web.StreamResponse:
         "tickets_api": request.app[CONSOLE_CONFIG].tickets_api,
         "incidents_api": request.app[CONSOLE_CONFIG].incidents_api,
         "tickets_page": request.app[CONSOLE_CONFIG].tickets_page,
+        "categories": [(c.key, c.label) for c in CATEGORIES.values()],
     })
 
 

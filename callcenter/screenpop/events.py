@@ -25,38 +25,51 @@ def call_id_of(data: dict[str, Any]) -> str:
 
 
 def caller_of(data: dict[str, Any]) -> str:
-    for key in ("caller", "caller_number", "callerid", "from"):
+    for key in ("caller_number", "caller", "callerid", "from"):
         value = data.get(key)
         if value:
             return str(value)
     return ""
 
 
-def targets_of(data: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(extensions, mobiles) a ringing/answer/transfer event points at."""
+TARGET_KEYS = {
+    # call.ringing: ``target`` (extension or number), ``interface``, ``member_name``
+    "ringing": ("target", "interface", "extension", "mobile", "member_name"),
+    # call.answered: ``answered_by`` (queue member name or extension/number)
+    "answered": ("answered_by", "interface", "extension", "mobile", "target"),
+    # call.transferred: ``transferred_to`` (extension or number)
+    "transferred": ("transferred_to", "to", "interface", "extension", "mobile", "target"),
+}
+
+
+def targets_of(data: dict[str, Any], kind: str = "ringing"
+               ) -> tuple[list[str], list[str], list[str]]:
+    """(extensions, mobiles, names) a ringing/answer/transfer event points at.
+
+    Digits of 7 or more are a phone number; shorter digits an extension; anything
+    else a name (a queue ``MemberName``), matched to a user name or display name."""
     extensions: list[str] = []
     mobiles: list[str] = []
-    for key in ("extension", "agent_extension", "to_extension"):
-        if data.get(key):
-            extensions.append(str(data[key]))
-    for key in ("mobile", "to_mobile"):
-        if data.get(key):
-            mobiles.append(str(data[key]))
-    for key in ("interface", "target", "to", "destination", "channel"):
+    names: list[str] = []
+    for key in TARGET_KEYS.get(kind, TARGET_KEYS["ringing"]):
         value = data.get(key)
         if not value:
             continue
         m = _IFACE.match(str(value))
-        target = m.group("target") if m else str(value)
-        if target.isdigit() and len(target) >= 7:
+        target = (m.group("target") if m else str(value)).strip()
+        digits = target.lstrip("+")
+        if digits.isdigit() and len(digits) >= 7:
             mobiles.append(target)
-        elif target:
+        elif digits.isdigit():
             extensions.append(target)
-    return list(dict.fromkeys(extensions)), list(dict.fromkeys(mobiles))
+        elif target:
+            names.append(target)
+    return (list(dict.fromkeys(extensions)), list(dict.fromkeys(mobiles)),
+            list(dict.fromkeys(names)))
 
 
 def ivr_step_of(data: dict[str, Any]) -> str:
-    label = data.get("label") or data.get("choice_label")
+    label = data.get("label") or data.get("choice_label") or data.get("step")
     menu = data.get("menu") or data.get("menu_name") or ""
     choice = data.get("choice") or data.get("digit") or data.get("digits") or ""
     if label:

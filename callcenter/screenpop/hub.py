@@ -285,7 +285,11 @@ class AgentHub:
             self._call(call_id, data)
         elif kind == "ivr_choice":
             call = self._call(call_id, data)
-            call.ivr_path.append(ivr_step_of(data))
+            path = data.get("ivr_path")
+            if isinstance(path, list) and path:
+                call.ivr_path = [str(p) for p in path]
+            else:
+                call.ivr_path.append(ivr_step_of(data))
             if call.state == "new":
                 call.state = "ivr"
             self._push_call(call)
@@ -325,7 +329,7 @@ class AgentHub:
         if data.get("queue"):
             call.queue = str(data["queue"])
         path = data.get("ivr_path")
-        if isinstance(path, list | tuple) and path and not call.ivr_path:
+        if isinstance(path, list | tuple) and len(path) > len(call.ivr_path):
             call.ivr_path = [str(p) for p in path]
         return call
 
@@ -372,16 +376,16 @@ class AgentHub:
         changed = call.state not in ("answered", "transferred", "ringing")
         if call.state not in ("answered", "transferred"):
             call.state = "ringing"
-        extensions, mobiles = targets_of(data)
-        entries = await self.staff.find(extensions, mobiles)
+        extensions, mobiles, names = targets_of(data, "ringing")
+        entries = await self.staff.find(extensions, mobiles, names)
         if not entries:
-            log.info("call %s rings %s/%s: no staff user matches", call.call_id,
-                     extensions, mobiles)
+            log.info("call %s rings %s/%s/%s: no staff user matches", call.call_id,
+                     extensions, mobiles, names)
         await self._deliver(call, entries, everyone=changed)
 
     async def _answered(self, call: LiveCall, data: dict[str, Any]) -> None:
-        extensions, mobiles = targets_of(data)
-        entries = await self.staff.find(extensions, mobiles)
+        extensions, mobiles, names = targets_of(data, "answered")
+        entries = await self.staff.find(extensions, mobiles, names)
         if call.answered_mono is None:
             call.answered_mono = self._clock.monotonic()
             stats = self._today()
@@ -392,15 +396,15 @@ class AgentHub:
             call.answered_by = entries[0].ref.user_id
             call.answered_label = entries[0].ref.display_name
         else:
-            call.answered_label = (extensions or mobiles or [""])[0]
+            call.answered_label = (names or extensions or mobiles or [""])[0]
         if call.pop is None and entries:
             await self._deliver(call, entries, everyone=True)
         else:
             self._push_call(call)
 
     async def _transferred(self, call: LiveCall, data: dict[str, Any]) -> None:
-        extensions, mobiles = targets_of(data)
-        entries = await self.staff.find(extensions, mobiles)
+        extensions, mobiles, names = targets_of(data, "transferred")
+        entries = await self.staff.find(extensions, mobiles, names)
         call.state = "transferred"
         if entries:
             call.answered_by = entries[0].ref.user_id

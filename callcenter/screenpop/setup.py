@@ -12,6 +12,7 @@ from callcenter.console.keys import AGENT_HUB
 from callcenter.notify.base import DeliveryRecorder, Notifier, RetryPolicy
 from callcenter.notify.email import SmtpSettings
 from callcenter.notify.staff import StaffNotifiers
+from callcenter.screenpop.adapters import CallLogHistory, TicketTableSource
 from callcenter.screenpop.builder import PopBuilder
 from callcenter.screenpop.http import agent_socket
 from callcenter.screenpop.hub import AgentHub
@@ -31,7 +32,9 @@ def setup_screenpop(app: web.Application, *, tickets: OpenTicketsSource | None =
     """Call from ``create_app`` after the database ``cleanup_ctx`` is in place.
 
     ``tickets`` / ``calls`` give the pop open repairs and the caller's last calls;
-    without them the pop shows none."""
+    by default they read the tickets and call-log tables."""
+    tickets = tickets if tickets is not None else TicketTableSource()
+    calls = calls if calls is not None else CallLogHistory()
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         sm = app[SESSIONMAKER]

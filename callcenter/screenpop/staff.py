@@ -32,6 +32,7 @@ class StaffDirectory:
         self._by_id: dict[int, StaffEntry] = {}
         self._by_ext: dict[str, int] = {}
         self._by_mobile: dict[str, int] = {}
+        self._by_name: dict[str, int] = {}
 
     def invalidate(self) -> None:
         self._loaded_at = None
@@ -45,7 +46,11 @@ class StaffDirectory:
         by_id: dict[int, StaffEntry] = {}
         by_ext: dict[str, int] = {}
         by_mobile: dict[str, int] = {}
+        by_name: dict[str, int] = {}
         for u in users:
+            by_name[u.username] = u.id
+            if u.display_name:
+                by_name.setdefault(u.display_name, u.id)
             ref = StaffRef(u.id, u.username, u.display_name or u.username, u.role,
                            u.extension, u.mobile)
             by_id[u.id] = StaffEntry(ref, dict(u.notify or {}))
@@ -54,6 +59,7 @@ class StaffDirectory:
             if u.mobile:
                 by_mobile[try_normalize(u.mobile) or u.mobile] = u.id
         self._by_id, self._by_ext, self._by_mobile = by_id, by_ext, by_mobile
+        self._by_name = by_name
         self._loaded_at = now
 
     async def get(self, user_id: int) -> StaffEntry | None:
@@ -64,9 +70,13 @@ class StaffDirectory:
         await self._refresh()
         return list(self._by_id.values())
 
-    async def find(self, extensions: Iterable[str], mobiles: Iterable[str]) -> list[StaffEntry]:
+    async def find(self, extensions: Iterable[str], mobiles: Iterable[str],
+                   names: Iterable[str] = ()) -> list[StaffEntry]:
         await self._refresh()
         ids: list[int] = []
+        for name in names:
+            if name in self._by_name:
+                ids.append(self._by_name[name])
         for ext in extensions:
             if ext in self._by_ext:
                 ids.append(self._by_ext[ext])

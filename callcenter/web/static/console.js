@@ -199,31 +199,67 @@
     return parts.join("\n");
   }
 
+  // IVR wording → ticket category (a guess the agent can change).
+  const CATEGORY_HINTS = [["电梯", "elevator"], ["燃气", "gas"], ["煤气", "gas"], ["火", "fire"],
+    ["水", "plumbing"], ["漏", "plumbing"], ["电", "electrical"], ["门", "door_access"],
+    ["噪", "noise"], ["停车", "parking"], ["车位", "parking"], ["费", "fees"], ["缴", "fees"],
+    ["投诉", "complaint"], ["卫生", "sanitation"], ["垃圾", "sanitation"], ["保安", "security"]];
+
+  function guessCategory(pop) {
+    const text = (pop.ivr_path || []).join(" ");
+    for (const [word, key] of CATEGORY_HINTS) if (text.includes(word)) return key;
+    return "other";
+  }
+
+  function categorySelect(pop) {
+    const select = el("select", {name: "category", required: true});
+    const tpl = document.getElementById("ticket-categories");
+    if (tpl) select.append(tpl.content.cloneNode(true));
+    select.value = guessCategory(pop);
+    if (!select.value) select.value = "other";
+    return select;
+  }
+
+  function callerFields(pop) {
+    const person = pop.people && pop.people.length ? pop.people[0] : null;
+    const caller = pop.caller || {};
+    return {
+      caller_number: caller.masked ? "" : (caller.display || ""),
+      caller_name: person ? person.name : "",
+      person_id: person ? person.person_id : null,
+      community: pop.community ? pop.community.code : null,
+    };
+  }
+
   function showTicketForm(card, call, pop) {
     const forms = card.querySelector(".forms");
     forms.replaceChildren();
     const room = firstRoom(pop);
     const lastIvr = pop.ivr_path && pop.ivr_path.length ? pop.ivr_path[pop.ivr_path.length - 1] : "";
     const form = el("form", {class: "stack ticket-form"},
-      el("label", {}, "标题 ", el("input", {name: "title", required: true,
-        value: `${room ? room.label + " " : ""}${lastIvr || "报修"}`})),
+      el("label", {}, "类别 ", categorySelect(pop)),
+      el("label", {}, "摘要 ", el("input", {name: "summary", required: true, maxlength: 200,
+        value: `${lastIvr || "报修"}${room ? "（" + room.label + "）" : ""}`})),
       el("label", {}, "描述 ", el("textarea", {name: "description", rows: 3}, describe(call, pop))),
-      el("label", {}, "紧急程度 ", el("select", {name: "priority"},
-        el("option", {value: "normal", text: "一般"}), el("option", {value: "urgent", text: "紧急"}))),
+      el("label", {}, "优先级 ", el("select", {name: "priority"},
+        el("option", {value: "normal", text: "普通"}), el("option", {value: "emergency", text: "紧急"}))),
       el("button", {type: "submit", class: "primary", text: "提交报修单"}));
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const f = new FormData(form);
-      const person = pop.people && pop.people.length ? pop.people[0] : null;
       try {
-        const t = await postJSON(body.dataset.ticketsApi, {
-          title: f.get("title"), description: f.get("description"), priority: f.get("priority"),
-          room_id: room ? room.room_id : null, person_id: person ? person.person_id : null,
-          call_id: call.call_id, source: "phone",
-        });
+        const t = await postJSON(body.dataset.ticketsApi, Object.assign(callerFields(pop), {
+          source: "phone", category: f.get("category"), summary: f.get("summary"),
+          description: f.get("description"), priority: f.get("priority"),
+          room_id: room ? room.room_id : null,
+        }));
         forms.replaceChildren();
-        const ref = t && (t.reference || t.number || t.id);
+        const ref = t && (t.number || t.reference || t.id);
         notice(card, `报修单已创建${ref ? "：" + ref : ""}`);
+        if (t && t.id) {
+          const n = card.querySelector(".notice");
+          n.append(" ", el("a", {href: `${body.dataset.ticketsPage}/${t.id}`, text: "查看"}));
+        }
       } catch (e) { notice(card, "创建报修单失败：" + e.message, true); }
     });
     forms.append(form);
@@ -235,21 +271,22 @@
     forms.replaceChildren();
     const room = firstRoom(pop);
     const form = el("form", {class: "stack page-form"},
-      el("label", {}, "事由 ", el("input", {name: "title", required: true,
-        value: `${room ? room.label + " " : ""}紧急情况`})),
+      el("label", {}, "类别 ", categorySelect(pop)),
       el("label", {}, "说明 ", el("textarea", {name: "summary", rows: 3}, describe(call, pop))),
       el("button", {type: "submit", class: "danger", text: "立即呼叫值班工程师"}));
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const f = new FormData(form);
+      const fields = callerFields(pop);
       try {
         const inc = await postJSON(body.dataset.incidentsApi, {
-          title: f.get("title"), summary: f.get("summary"), severity: "urgent",
-          room_id: room ? room.room_id : null, call_id: call.call_id,
-          community: pop.community ? pop.community.code : null,
+          source: "agent", category: f.get("category"), summary: f.get("summary"),
+          community: fields.community, caller_number: fields.caller_number, call_id: call.call_id,
+          building: room ? room.building : null, unit: room ? room.unit : null,
+          room: room ? room.room : null,
         });
         forms.replaceChildren();
-        notice(card, `已呼叫值班工程师${inc && inc.id ? "（事件 " + inc.id + "）" : ""}`);
+        notice(card, `已呼叫值班工程师${inc && inc.incident_id ? "（事件 " + inc.incident_id + "）" : ""}`);
       } catch (e) { notice(card, "呼叫值班工程师失败：" + e.message, true); }
     });
     forms.append(form);
