@@ -1,0 +1,121 @@
+"""A real Chromium (Debian's, through Playwright) drives the console: sign in as an
+agent, a known owner rings, the pop shows name, room, arrears and the open repair,
+the agent creates a ticket from it and finds it in the ticket list.
+
+Screenshots of failures go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from callcenter.app import create_app
+from callcenter.appkeys import BUS, CLOCK
+from callcenter.bus import DomainEvent
+from callcenter.console.setup import setup_console
+from callcenter.screenpop.setup import setup_screenpop
+from callcenter.tickets import setup_tickets
+from tests.console.helpers import FAST_HASHER, OWNER_MOBILE, PASSWORD, make_settings, seed_directory
+from ticketing.services import NewTicket, TicketService
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture(params=["sqlite"])
+def db_backend(request: pytest.FixtureRequest) -> str:
+    """The browser test runs on SQLite only (the database paths are covered elsewhere)."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any, db_url: str,
+                                                 tmp_path: Path, request: pytest.FixtureRequest
+                                                 ) -> None:
+    seed = await seed_directory(sessionmaker)
+    app = create_app(make_settings(db_url, tmp_path))
+    setup_console(app, hasher=FAST_HASHER)
+    setup_screenpop(app, wall_debounce_s=0)
+    setup_tickets(app)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    page = await browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    try:
+        service = TicketService(sessionmaker, app[BUS], app[CLOCK], timezone="Asia/Shanghai")
+        await service.create(NewTicket(source="agent", category="plumbing", summary="厨房水管漏水",
+                                       room_id=seed.rooms["3-1-1201"],
+                                       person_id=seed.people["张伟"], created_by="xiaozhao"))
+        base = str(server.make_url("/")).rstrip("/")
+        await page.goto(f"{base}/agent")
+        assert "/login" in page.url
+        await page.fill('input[name="username"]', "xiaoli")
+        await page.fill('input[name="password"]', PASSWORD)
+        await page.click('button[type="submit"]')
+        await page.wait_for_url(f"{base}/agent")
+        await page.wait_for_selector('body[data-ws="online"]', timeout=10000)
+
+        app[BUS].publish(DomainEvent("call.ivr_choice", {
+            "linkedid": "1763800000.42", "caller_number": OWNER_MOBILE, "community": "hupan",
+            "step": "报修", "ivr_path": ["报修"]}))
+        app[BUS].publish(DomainEvent("call.ringing", {
+            "linkedid": "1763800000.42", "caller_number": OWNER_MOBILE, "community": "hupan",
+            "queue": "frontdesk", "target": "8001", "interface": "Local/8001@agents/n",
+            "kind": "agent"}))
+        card = page.locator('article.card[data-call-id="1763800000.42"]')
+        await card.wait_for(timeout=10000)
+        assert await card.locator(".caller-name").inner_text() == "张伟"
+        assert await card.locator(".caller-number").inner_text() == OWNER_MOBILE
+        rooms = await card.locator("table.rooms").inner_text()
+        assert "湖畔花园3栋1单元1201室" in rooms and "1200.50 元" in rooms
+        assert "厨房水管漏水（新建）" in rooms
+        assert "报修" in await card.locator(".ivr").inner_text()
+        people = await card.locator(".people").inner_text()
+        assert "李娜" in people and "同户" in people
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "console_pop.png"), full_page=True)
+
+        await card.get_by_role("button", name="创建报修单").click()
+        form = card.locator("form.ticket-form")
+        await form.wait_for()
+        await form.locator('select[name="category"]').select_option("plumbing")
+        await form.locator('input[name="summary"]').fill("卫生间地漏反水")
+        await form.get_by_role("button", name="提交报修单").click()
+        notice = card.locator(".notice")
+        await notice.wait_for(state="visible", timeout=10000)
+        text = await notice.inner_text()
+        assert text.startswith("报修单已创建"), text
+
+        await page.goto(f"{base}/tickets")
+        listing = await page.locator("table.tickets").inner_text()
+        assert "卫生间地漏反水" in listing and "厨房水管漏水" in listing
+        await page.screenshot(path=str(ARTIFACTS / "console_tickets.png"), full_page=True)
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        raise
+    finally:
+        await page.close()
+        await server.close()
