@@ -69,6 +69,7 @@ class LiveCall:
     answered_label: str = ""
     targets: set[int] = field(default_factory=set)
     notified: set[int] = field(default_factory=set)
+    rung: dict[str, int] = field(default_factory=dict)  # target / member name → user id
     pop: dict[str, Any] | None = None
     pop_future: asyncio.Future[dict[str, Any]] | None = None
 
@@ -378,6 +379,11 @@ class AgentHub:
             call.state = "ringing"
         extensions, mobiles, names = targets_of(data, "ringing")
         entries = await self.staff.find(extensions, mobiles, names)
+        if len(entries) == 1:
+            # ``call.answered`` may name the queue member only ("Agent 1001"): remember
+            # who each name and number that rang stands for.
+            for ident in (*extensions, *mobiles, *names):
+                call.rung[ident] = entries[0].ref.user_id
         if not entries:
             log.info("call %s rings %s/%s/%s: no staff user matches", call.call_id,
                      extensions, mobiles, names)
@@ -386,6 +392,12 @@ class AgentHub:
     async def _answered(self, call: LiveCall, data: dict[str, Any]) -> None:
         extensions, mobiles, names = targets_of(data, "answered")
         entries = await self.staff.find(extensions, mobiles, names)
+        if not entries:
+            for ident in (*names, *extensions, *mobiles):
+                if ident in call.rung:
+                    entry = await self.staff.get(call.rung[ident])
+                    entries = [entry] if entry else []
+                    break
         if call.answered_mono is None:
             call.answered_mono = self._clock.monotonic()
             stats = self._today()
