@@ -1,0 +1,289 @@
+"""Screen-pop latency: AMI event in → WebSocket frame at the agent's browser.
+
+100,000 owners in the directory, 200 agents connected over real WebSockets,
+100 calls/s. Each call is two AMI events (``Newchannel`` with the caller's
+number, then ``AgentCalled`` ringing one agent's extension) encoded as AMI bytes
+and fed through the real ``FrameParser`` and ``CallTracker``; the tracker
+publishes ``call.ringing`` on the bus, the hub builds the pop from the database
+(directory, household, open tickets, last calls), writes the audit row and
+pushes the frame. Latency is measured from handing the ``AgentCalled`` bytes
+to the parser to the client's receipt of the decoded pop frame (the TCP read
+from Asterisk is not included; the clients share the server's event loop, so
+the figure is an upper bound). A ``Hangup`` ends each call 2 s later.
+
+Prints one JSON line per backend.
+Usage: python bench/screenpop_latency.py [--backend sqlite|postgresql|both]
+       [--owners 100000] [--agents 200] [--rate 100] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+from sqlalchemy import insert, select
+from sqlalchemy.engine import make_url
+
+from callcenter.ami.parser import Frame, FrameParser, encode_frame
+from callcenter.app import create_app
+from callcenter.appkeys import BUS, SESSIONMAKER
+from callcenter.auth.passwords import make_hasher
+from callcenter.auth.sessions import SESSION_COOKIE
+from callcenter.calls.tracker import CallTracker
+from callcenter.console.keys import AGENT_HUB, SESSION_STORE
+from callcenter.console.setup import setup_console
+from callcenter.db.engine import make_engine, migrate
+from callcenter.directory.models import (
+    Building,
+    Community,
+    FeeAccount,
+    Person,
+    PersonPhone,
+    PersonRoom,
+    Room,
+    StaffUser,
+    Unit,
+)
+from callcenter.screenpop.setup import setup_screenpop
+from callcenter.settings import DatabaseSettings, Settings
+
+PG_ADMIN = os.environ.get("CALLCENTER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+CHUNK = 5000
+
+
+def owner_number(i: int) -> str:
+    return f"1{3 + i % 7}{i:09d}"[:11]
+
+
+async def seed(url: str, owners: int, agents: int) -> None:
+    engine = make_engine(url)
+    await migrate(engine)
+    rng = random.Random(7)
+    async with engine.begin() as conn:
+        await conn.execute(insert(Community), [{"id": 1, "code": "bench", "name": "基准小区",
+                                                "timezone": "Asia/Shanghai",
+                                                "hotline_numbers": []}])
+        per_building = 400  # 4 units x 25 floors x 4 rooms
+        buildings = (owners + per_building - 1) // per_building
+        await conn.execute(insert(Building), [{"id": b + 1, "community_id": 1, "name": str(b + 1)}
+                                              for b in range(buildings)])
+        await conn.execute(insert(Unit), [{"id": b * 4 + u + 1, "building_id": b + 1,
+                                           "name": str(u + 1)}
+                                          for b in range(buildings) for u in range(4)])
+        now = datetime.now(UTC)
+        for start in range(0, owners, CHUNK):
+            ids = range(start, min(owners, start + CHUNK))
+            await conn.execute(insert(Room), [
+                {"id": i + 1, "unit_id": i // 100 + 1,
+                 "number": f"{(i % 100) // 4 + 1}{i % 4 + 1:02d}"} for i in ids])
+            await conn.execute(insert(FeeAccount), [
+                {"id": i + 1, "room_id": i + 1, "area_m2": Decimal("95.20"),
+                 "arrears": Decimal(rng.choice(("0", "0", "0", "1200.50")))} for i in ids])
+            await conn.execute(insert(Person), [
+                {"id": i + 1, "name": f"业主{i}", "note": "", "created_at": now, "updated_at": now}
+                for i in ids])
+            await conn.execute(insert(PersonPhone), [
+                {"id": i + 1, "person_id": i + 1, "number": "+86" + owner_number(i),
+                 "raw": owner_number(i), "kind": "mobile", "position": 0} for i in ids])
+            await conn.execute(insert(PersonRoom), [
+                {"id": i + 1, "person_id": i + 1, "room_id": i + 1, "role": "owner"} for i in ids])
+        await conn.execute(insert(StaffUser), [
+            {"id": a + 1, "username": f"agent{a}", "display_name": f"坐席{a}", "role": "agent",
+             "extension": str(7000 + a), "mobile": None, "community_id": None,
+             "password_hash": None, "active": True, "notify": {}, "created_at": now}
+            for a in range(agents)])
+    if engine.dialect.name == "postgresql":
+        async with engine.begin() as conn:
+            for table in ("rooms", "fee_accounts", "people", "person_phones", "person_rooms",
+                          "staff_users", "buildings", "units", "communities"):
+                await conn.exec_driver_sql(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT MAX(id) FROM {table}))")
+            await conn.exec_driver_sql("ANALYZE")
+    await engine.dispose()
+
+
+def frames_for(call: int, number: str, agent: int) -> tuple[bytes, bytes, bytes]:
+    lid = f"1763800000.{call}"
+    chan = f"PJSIP/trunk-{call:08x}"
+    newchannel = encode_frame([
+        ("Event", "Newchannel"), ("Channel", chan), ("ChannelState", "4"),
+        ("ChannelStateDesc", "Ring"), ("CallerIDNum", number), ("CallerIDName", ""),
+        ("Context", "from-trunk"), ("Exten", "075588886666"), ("Uniqueid", lid),
+        ("Linkedid", lid)])
+    agent_called = encode_frame([
+        ("Event", "AgentCalled"), ("Channel", chan), ("CallerIDNum", number),
+        ("Uniqueid", lid), ("Linkedid", lid), ("DestChannel", f"Local/{7000 + agent}@agents-1;1"),
+        ("DestUniqueid", f"{lid}1"), ("Queue", "frontdesk"),
+        ("Interface", f"Local/{7000 + agent}@agents/n"), ("MemberName", f"Agent {7000 + agent}")])
+    hangup = encode_frame([
+        ("Event", "Hangup"), ("Channel", chan), ("Uniqueid", lid), ("Linkedid", lid),
+        ("CallerIDNum", number), ("Cause", "16"), ("Cause-txt", "Normal Clearing")])
+    return newchannel, agent_called, hangup
+
+
+async def run(url: str, backend: str, owners: int, agents: int, rate: float,
+              seconds: float, tmp: Path) -> dict[str, Any]:
+    t_seed = time.perf_counter()
+    await seed(url, owners, agents)
+    seed_s = time.perf_counter() - t_seed
+    settings = Settings(data_dir=tmp, database=DatabaseSettings(url=url))
+    app = create_app(settings)
+    setup_console(app, hasher=make_hasher(time_cost=1, memory_cost=1024))
+    setup_screenpop(app, wall_debounce_s=0.5)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    base = f"http://127.0.0.1:{port}"
+
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    queued: list[float] = []  # server side: bytes in → frame in the connection's outbox
+
+    def on_frame(call_id: str, _n: int) -> None:
+        t0 = sent_at.get(call_id)
+        if t0 is not None and call_id not in seen_queued:
+            seen_queued.add(call_id)
+            queued.append(time.perf_counter() - t0)
+
+    seen_queued: set[str] = set()
+    app[AGENT_HUB].on_frame_sent = on_frame
+    done = asyncio.Event()
+    expected = int(rate * seconds)
+
+    async with app[SESSIONMAKER]() as s:
+        users = {u.id: u for u in (await s.scalars(
+            select(StaffUser))).all()}
+    store = app[SESSION_STORE]
+    http = aiohttp.ClientSession()
+    sockets = []
+    for uid in sorted(users):
+        new = await store.create(users[uid])
+        ws = await http.ws_connect(f"{base}/ws/agent", headers={
+            "Cookie": f"{SESSION_COOKIE}={new.token}"})
+        sockets.append(ws)
+
+    async def reader(ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            data = json.loads(msg.data)
+            if data.get("type") == "pop" and data["call"]["state"] == "ringing":
+                t0 = sent_at.pop(data["call"]["call_id"], None)
+                if t0 is not None:
+                    latencies.append(time.perf_counter() - t0)
+                    if len(latencies) >= expected:
+                        done.set()
+
+    readers = [asyncio.create_task(reader(ws)) for ws in sockets]
+    parser = FrameParser()
+    tracker = CallTracker("bench", app[BUS].publish, community="bench")
+    hangups: list[asyncio.TimerHandle] = []
+    loop = asyncio.get_running_loop()
+
+    def feed(data: bytes) -> None:
+        for f in parser.feed(data):
+            if isinstance(f, Frame):
+                tracker.handle(f, datetime.now(UTC))
+
+    rng = random.Random(11)
+    start = time.perf_counter()
+    for call in range(expected):
+        target = start + call / rate
+        delay = target - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        number = owner_number(rng.randrange(owners))
+        newchannel, agent_called, hangup = frames_for(call, number, rng.randrange(agents))
+        feed(newchannel)
+        sent_at[f"1763800000.{call}"] = time.perf_counter()
+        feed(agent_called)
+        hangups.append(loop.call_later(2.0, feed, hangup))
+    achieved_rate = expected / (time.perf_counter() - start)
+    try:
+        await asyncio.wait_for(done.wait(), timeout=60)
+    except TimeoutError:
+        pass
+    for h in hangups:
+        h.cancel()
+    await app[AGENT_HUB].settle()
+    for ws in sockets:
+        await ws.close()
+    for t in readers:
+        t.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    await http.close()
+    await runner.cleanup()
+    lat_ms = sorted(x * 1000 for x in latencies)
+    q_ms = sorted(x * 1000 for x in queued)
+
+    def pct(p: float) -> float:
+        return round(lat_ms[min(len(lat_ms) - 1, int(p * len(lat_ms)))], 2) if lat_ms else -1.0
+
+    return {
+        "bench": "screenpop_latency", "backend": backend, "owners": owners, "agents": agents,
+        "rate_per_s": rate, "achieved_rate_per_s": round(achieved_rate, 1), "calls": expected,
+        "received": len(lat_ms), "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
+        "max_ms": round(lat_ms[-1], 2) if lat_ms else -1,
+        "mean_ms": round(statistics.fmean(lat_ms), 2) if lat_ms else -1,
+        "server_p50_ms": round(q_ms[len(q_ms) // 2], 2) if q_ms else -1,
+        "server_p99_ms": round(q_ms[min(len(q_ms) - 1, int(0.99 * len(q_ms)))], 2) if q_ms else -1,
+        "seed_seconds": round(seed_s, 1),
+        "measured_from": "AgentCalled bytes handed to FrameParser (+CallTracker, bus, pop build, "
+                         "audit) to pop frame decoded by the agent's WebSocket client",
+    }
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    for backend in backends:
+        with tempfile.TemporaryDirectory() as tmp:
+            if backend == "sqlite":
+                url = f"sqlite:///{tmp}/bench.sqlite3"
+                result = await run(url, backend, args.owners, args.agents, args.rate,
+                                   args.seconds, Path(tmp))
+            else:
+                name = f"cc_bench_{uuid.uuid4().hex[:8]}"
+                conn = await asyncpg.connect(PG_ADMIN, timeout=10)
+                await conn.execute(f'CREATE DATABASE "{name}"')
+                await conn.close()
+                url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+                try:
+                    result = await run(url, backend, args.owners, args.agents, args.rate,
+                                       args.seconds, Path(tmp))
+                finally:
+                    conn = await asyncpg.connect(PG_ADMIN, timeout=10)
+                    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    await conn.close()
+        print(json.dumps(result, ensure_ascii=False), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    ap.add_argument("--owners", type=int, default=100_000)
+    ap.add_argument("--agents", type=int, default=200)
+    ap.add_argument("--rate", type=float, default=100.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    asyncio.run(main_async(ap.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
