@@ -8,8 +8,9 @@ publishes ``call.ringing`` on the bus, the hub builds the pop from the database
 (directory, household, open tickets, last calls), writes the audit row and
 pushes the frame. Latency is measured from handing the ``AgentCalled`` bytes
 to the parser to the client's receipt of the decoded pop frame (the TCP read
-from Asterisk is not included; the clients share the server's event loop, so
-the figure is an upper bound). A ``Hangup`` ends each call 2 s later.
+from Asterisk is not included). The 200 agents' WebSockets run in a separate
+process (as browsers would be elsewhere); both sides read the same system-wide
+monotonic clock. A ``Hangup`` ends each call 2 s later.
 
 Prints one JSON line per backend.
 Usage: python bench/screenpop_latency.py [--backend sqlite|postgresql|both]
@@ -24,6 +25,7 @@ import json
 import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -65,8 +67,12 @@ PG_ADMIN = os.environ.get("CALLCENTER_TEST_PG_URL", "postgresql://postgres@127.0
 CHUNK = 5000
 
 
+PREFIXES = ("138", "139", "137", "136", "135", "150", "151", "186", "187", "188")
+
+
 def owner_number(i: int) -> str:
-    return f"1{3 + i % 7}{i:09d}"[:11]
+    """A valid, distinct mainland mobile number per owner."""
+    return f"{PREFIXES[i % len(PREFIXES)]}{i:08d}"
 
 
 async def seed(url: str, owners: int, agents: int) -> None:
@@ -153,45 +159,42 @@ async def run(url: str, backend: str, owners: int, agents: int, rate: float,
     base = f"http://127.0.0.1:{port}"
 
     sent_at: dict[str, float] = {}
-    latencies: list[float] = []
+    received: dict[str, float] = {}
     queued: list[float] = []  # server side: bytes in → frame in the connection's outbox
+    seen_queued: set[str] = set()
 
     def on_frame(call_id: str, _n: int) -> None:
         t0 = sent_at.get(call_id)
         if t0 is not None and call_id not in seen_queued:
             seen_queued.add(call_id)
-            queued.append(time.perf_counter() - t0)
+            queued.append(time.monotonic() - t0)
 
-    seen_queued: set[str] = set()
     app[AGENT_HUB].on_frame_sent = on_frame
-    done = asyncio.Event()
     expected = int(rate * seconds)
 
     async with app[SESSIONMAKER]() as s:
-        users = {u.id: u for u in (await s.scalars(
-            select(StaffUser))).all()}
+        users = (await s.scalars(select(StaffUser).order_by(StaffUser.id))).all()
     store = app[SESSION_STORE]
-    http = aiohttp.ClientSession()
-    sockets = []
-    for uid in sorted(users):
-        new = await store.create(users[uid])
-        ws = await http.ws_connect(f"{base}/ws/agent", headers={
-            "Cookie": f"{SESSION_COOKIE}={new.token}"})
-        sockets.append(ws)
+    tokens = [(await store.create(u)).token for u in users]
+    tokens_file = tmp / "tokens.txt"
+    await asyncio.to_thread(tokens_file.write_text, "\n".join(tokens))
+    client = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--client", base, str(tokens_file),
+        stdout=asyncio.subprocess.PIPE, limit=1 << 20)
+    assert client.stdout is not None
+    ready = await asyncio.wait_for(client.stdout.readline(), timeout=120)
+    assert ready.strip() == b"READY", ready
+    all_in = asyncio.Event()
 
-    async def reader(ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                break
-            data = json.loads(msg.data)
-            if data.get("type") == "pop" and data["call"]["state"] == "ringing":
-                t0 = sent_at.pop(data["call"]["call_id"], None)
-                if t0 is not None:
-                    latencies.append(time.perf_counter() - t0)
-                    if len(latencies) >= expected:
-                        done.set()
+    async def collect() -> None:
+        assert client.stdout is not None
+        while line := await client.stdout.readline():
+            call_id, _, t = line.decode().strip().partition(" ")
+            received[call_id] = float(t)
+            if len(received) >= expected:
+                all_in.set()
 
-    readers = [asyncio.create_task(reader(ws)) for ws in sockets]
+    collector = asyncio.create_task(collect())
     parser = FrameParser()
     tracker = CallTracker("bench", app[BUS].publish, community="bench")
     hangups: list[asyncio.TimerHandle] = []
@@ -203,33 +206,33 @@ async def run(url: str, backend: str, owners: int, agents: int, rate: float,
                 tracker.handle(f, datetime.now(UTC))
 
     rng = random.Random(11)
-    start = time.perf_counter()
+    start = time.monotonic()
     for call in range(expected):
         target = start + call / rate
-        delay = target - time.perf_counter()
+        delay = target - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         number = owner_number(rng.randrange(owners))
         newchannel, agent_called, hangup = frames_for(call, number, rng.randrange(agents))
         feed(newchannel)
-        sent_at[f"1763800000.{call}"] = time.perf_counter()
+        sent_at[f"1763800000.{call}"] = time.monotonic()
         feed(agent_called)
         hangups.append(loop.call_later(2.0, feed, hangup))
-    achieved_rate = expected / (time.perf_counter() - start)
+    achieved_rate = expected / (time.monotonic() - start)
     try:
-        await asyncio.wait_for(done.wait(), timeout=60)
+        await asyncio.wait_for(all_in.wait(), timeout=60)
     except TimeoutError:
         pass
     for h in hangups:
         h.cancel()
+    client.terminate()
+    await client.wait()
+    collector.cancel()
+    await asyncio.gather(collector, return_exceptions=True)
     await app[AGENT_HUB].settle()
-    for ws in sockets:
-        await ws.close()
-    for t in readers:
-        t.cancel()
-    await asyncio.gather(*readers, return_exceptions=True)
-    await http.close()
+    audit_rows = app[AGENT_HUB]._audit.written if app[AGENT_HUB]._audit else 0
     await runner.cleanup()
+    latencies = [received[c] - t0 for c, t0 in sent_at.items() if c in received]
     lat_ms = sorted(x * 1000 for x in latencies)
     q_ms = sorted(x * 1000 for x in queued)
 
@@ -244,6 +247,7 @@ async def run(url: str, backend: str, owners: int, agents: int, rate: float,
         "mean_ms": round(statistics.fmean(lat_ms), 2) if lat_ms else -1,
         "server_p50_ms": round(q_ms[len(q_ms) // 2], 2) if q_ms else -1,
         "server_p99_ms": round(q_ms[min(len(q_ms) - 1, int(0.99 * len(q_ms)))], 2) if q_ms else -1,
+        "audit_rows": audit_rows,
         "seed_seconds": round(seed_s, 1),
         "measured_from": "AgentCalled bytes handed to FrameParser (+CallTracker, bus, pop build, "
                          "audit) to pop frame decoded by the agent's WebSocket client",
@@ -274,7 +278,33 @@ async def main_async(args: argparse.Namespace) -> None:
         print(json.dumps(result, ensure_ascii=False), flush=True)
 
 
+async def client_main(base: str, tokens: list[str]) -> None:
+    """The agents' side: one WebSocket per token; prints ``READY``, then
+    ``<call_id> <monotonic time>`` for each ringing pop received."""
+    out = sys.stdout
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        sockets = [await http.ws_connect(f"{base}/ws/agent",
+                                         headers={"Cookie": f"{SESSION_COOKIE}={t}"})
+                   for t in tokens]
+
+        async def reader(ws: aiohttp.ClientWebSocketResponse) -> None:
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+                data = json.loads(msg.data)
+                if data.get("type") == "pop" and data["call"]["state"] == "ringing":
+                    out.write(f"{data['call']['call_id']} {time.monotonic()}\n")
+                    out.flush()
+
+        out.write("READY\n")
+        out.flush()
+        await asyncio.gather(*(reader(ws) for ws in sockets))
+
+
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--client":
+        asyncio.run(client_main(sys.argv[2], Path(sys.argv[3]).read_text().split()))
+        return
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")

@@ -9,7 +9,8 @@ queries (no ORM object graphs: the ``selectinload`` cascade of the directory's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -64,8 +65,13 @@ def _money(value: Decimal) -> str:
 class PopBuilder:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *,
                  tickets: OpenTicketsSource | None = None,
-                 calls: CallHistorySource | None = None) -> None:
+                 calls: CallHistorySource | None = None,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 community_ttl_s: float = 60.0) -> None:
         self._sm = sessionmaker
+        self._monotonic = monotonic
+        self._community_ttl = community_ttl_s
+        self._communities: dict[str, tuple[float, str | None]] = {}
         self._tickets: OpenTicketsSource = tickets or NoTickets()
         self._calls: CallHistorySource = calls or NoCallHistory()
 
@@ -149,8 +155,16 @@ class PopBuilder:
                          ) -> dict[str, str] | None:
         if not code:
             return None
-        name = (await session.scalars(
-            select(Community.name).where(Community.code == code))).first()
+        now = self._monotonic()
+        cached = self._communities.get(code)
+        if cached is not None and now - cached[0] < self._community_ttl:
+            name = cached[1]
+        else:
+            name = (await session.scalars(
+                select(Community.name).where(Community.code == code))).first()
+            if len(self._communities) > 1000:
+                self._communities.clear()
+            self._communities[code] = (now, name)
         return {"code": code, "name": name or code}
 
 

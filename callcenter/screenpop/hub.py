@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.auth.identity import Identity
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.clock import Clock
-from callcenter.console.audit import record_access
+from callcenter.console.audit import AuditWriter
 from callcenter.console.ports import StaffRef
 from callcenter.directory.phones import mask_phone
 from callcenter.notify.base import Notification
@@ -128,7 +128,7 @@ class Connection:
 class AgentHub:
     def __init__(self, *, sessionmaker: async_sessionmaker[AsyncSession], builder: PopBuilder,
                  staff: StaffDirectory, clock: Clock, timezone: str = "Asia/Shanghai",
-                 notifiers: StaffNotifiers | None = None, audit: bool = True,
+                 notifiers: StaffNotifiers | None = None, audit: AuditWriter | None = None,
                  outbox_size: int = 256, send_timeout_s: float = 10.0,
                  wall_debounce_s: float = 0.2, ended_linger: int = 200) -> None:
         self._sm = sessionmaker
@@ -168,6 +168,8 @@ class AgentHub:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._audit is not None:
+            await self._audit.close()
 
     def _spawn(self, coro: Any, *, work: bool = True) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -179,9 +181,12 @@ class AgentHub:
         return task
 
     async def settle(self) -> None:
-        """Wait for audit writes, notifications and wall pushes under way (tests, shutdown)."""
+        """Wait for notifications and wall pushes under way, then write the buffered
+        audit rows (tests, shutdown)."""
         while self._work:
             await asyncio.gather(*list(self._work), return_exceptions=True)
+        if self._audit is not None:
+            await self._audit.flush()
 
     # ------------------------------------------------------------------ connections
 
@@ -368,7 +373,7 @@ class AgentHub:
         for entry in new:
             uid = entry.ref.user_id
             if self.online(uid):
-                self._spawn(self._audit_pop(pop, entry.ref, "ws"))
+                self._audit_pop(pop, entry.ref, "ws")
             elif self.notifiers is not None and uid not in call.notified:
                 call.notified.add(uid)
                 self._spawn(self._notify(call, pop, entry))
@@ -467,20 +472,16 @@ class AgentHub:
 
     # ------------------------------------------------------------------ audit and notify
 
-    async def _audit_pop(self, pop: dict[str, Any], who: StaffRef, source: str) -> None:
-        if not self._audit:
+    def _audit_pop(self, pop: dict[str, Any], who: StaffRef, source: str) -> None:
+        if self._audit is None:
             return
         ids = person_ids_in(pop)
         if not ids:
             return
         ident = Identity(user_id=who.user_id, username=who.username, role=who.role,
                          via="session")
-        try:
-            async with self._sm() as session:
-                await record_access(session, ident, ids, reason="pop", source=source,
-                                    detail=f"call {pop.get('call_id', '')}")
-        except Exception:
-            log.exception("could not write the pop audit for call %s", pop.get("call_id"))
+        self._audit.add(ident, ids, reason="pop", source=source,
+                        detail=f"call {pop.get('call_id', '')}", at=self._clock.now())
 
     async def _notify(self, call: LiveCall, pop: dict[str, Any], entry: StaffEntry) -> None:
         assert self.notifiers is not None
@@ -490,7 +491,7 @@ class AgentHub:
         message = summary_message(call.call_id, pop)
         result = await notifier.send(message)
         if result.ok:
-            await self._audit_pop(pop, entry.ref, f"notify:{result.channel}")
+            self._audit_pop(pop, entry.ref, f"notify:{result.channel}")
         else:
             log.warning("summary for call %s to %s not delivered: %s", call.call_id,
                         entry.ref.username, result.error)

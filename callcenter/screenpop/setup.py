@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 
 from callcenter.appkeys import BUS, CLOCK, SESSIONMAKER, SETTINGS
+from callcenter.console.audit import AuditWriter
 from callcenter.console.keys import AGENT_HUB
 from callcenter.notify.base import DeliveryRecorder, Notifier, RetryPolicy
 from callcenter.notify.email import SmtpSettings
@@ -28,7 +29,7 @@ def setup_screenpop(app: web.Application, *, tickets: OpenTicketsSource | None =
                     notify_policy: RetryPolicy | None = None,
                     notify_recorder: DeliveryRecorder | None = None,
                     smtp: SmtpSettings | None = None,
-                    wall_debounce_s: float = 0.2) -> None:
+                    wall_debounce_s: float = 0.2, audit_flush_s: float = 0.2) -> None:
     """Call from ``create_app`` after the database ``cleanup_ctx`` is in place.
 
     ``tickets`` / ``calls`` give the pop open repairs and the caller's last calls;
@@ -45,6 +46,7 @@ def setup_screenpop(app: web.Application, *, tickets: OpenTicketsSource | None =
         hub = AgentHub(sessionmaker=sm, builder=PopBuilder(sm, tickets=tickets, calls=calls),
                        staff=StaffDirectory(sm, clock), clock=clock,
                        timezone=app[SETTINGS].timezone, notifiers=notifiers,
+                       audit=AuditWriter(sm, flush_every_s=audit_flush_s),
                        wall_debounce_s=wall_debounce_s)
         hub.subscribe(app[BUS])
         app[AGENT_HUB] = hub

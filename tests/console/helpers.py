@@ -134,7 +134,7 @@ async def running_app(db_url: str, tmp: Path, *, clock: Clock | None = None,
                       ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     app = create_app(make_settings(db_url, tmp, max_age_s=max_age_s), clock=clock)
     setup_console(app, hasher=FAST_HASHER, login_limit=login_limit, **(console or {}))
-    setup_screenpop(app, tickets=tickets, wall_debounce_s=0, **screenpop)
+    setup_screenpop(app, tickets=tickets, wall_debounce_s=0, audit_flush_s=0, **screenpop)
     client = TestClient(TestServer(app, host="127.0.0.1", port=0))
     await client.start_server()
     try:

@@ -136,3 +136,37 @@ async def test_roles_guard_pages(sessionmaker: Any, db_url: str, tmp_path: Path)
         assert (await client.get("/supervisor")).status == 403
         assert (await client.get("/admin/audit")).status == 403
         assert (await client.get("/admin/audit.csv")).status == 403
+
+
+async def test_disabled_user_cannot_sign_in_and_loses_open_sessions(
+        sessionmaker: Any, db_url: str, tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    from callcenter.directory.models import StaffUser
+
+    await seed_directory(sessionmaker)
+    async with running_app(db_url, tmp_path) as client:
+        await login(client, "xiaoli")
+        async with sessionmaker() as s:
+            await s.execute(update(StaffUser).where(StaffUser.username == "xiaoli")
+                            .values(active=False))
+            await s.commit()
+        assert (await client.get("/agent", allow_redirects=False)).status == 302
+        token = await _login_form_token(client)
+        r = await client.post("/login", data={"username": "xiaoli", "password": PASSWORD,
+                                              "csrf_token": token}, allow_redirects=False)
+        assert r.status == 401
+
+
+async def test_login_next_only_follows_local_paths(sessionmaker: Any, db_url: str,
+                                                   tmp_path: Path) -> None:
+    await seed_directory(sessionmaker)
+    async with running_app(db_url, tmp_path) as client:
+        for target, expected in (("/search?q=1", "/search?q=1"), ("//evil.example/", "/agent"),
+                                 ("https://evil.example/", "/agent")):
+            client.session.cookie_jar.clear()
+            token = await _login_form_token(client)
+            r = await client.post("/login", data={"username": "xiaoli", "password": PASSWORD,
+                                                  "csrf_token": token, "next": target},
+                                  allow_redirects=False)
+            assert r.status == 302 and r.headers["Location"] == expected
