@@ -105,6 +105,7 @@ class AuditWriter:
         self._max_pending = max_pending
         self._pending: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
+        self._writing = False
         self.written = 0
 
     def add(self, who: Identity | None, person_ids: Iterable[int], *, reason: str,
@@ -132,21 +133,28 @@ class AuditWriter:
     async def _write(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
+            self._writing = True
             try:
                 async with self._sm() as session:
                     await session.execute(insert(AuditEntry), batch)
                     await session.commit()
                 self.written += len(batch)
+            except asyncio.CancelledError:
+                self._pending = batch + self._pending
+                raise
             except Exception:
                 log.exception("could not write %d audit rows; will retry", len(batch))
                 self._pending = batch + self._pending
                 return
+            finally:
+                self._writing = False
 
     async def flush(self) -> None:
         """Write everything buffered now (tests, shutdown)."""
         task = self._task
         if task is not None and not task.done():
-            task.cancel()
+            if not self._writing:
+                task.cancel()  # still waiting for its turn: write now instead
             try:
                 await task
             except asyncio.CancelledError:

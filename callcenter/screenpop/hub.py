@@ -156,6 +156,21 @@ class AgentHub:
 
     def subscribe(self, bus: EventBus) -> None:
         self._unsubscribe.append(bus.subscribe("call.*", self.on_event))
+        self._unsubscribe.append(bus.subscribe("ticket.created", self.on_ticket_created))
+
+    async def on_ticket_created(self, event: DomainEvent) -> None:
+        """A ticket about a person is a look at their record: audit it (reason ``ticket``)."""
+        person_id = event.data.get("person_id")
+        creator = str(event.data.get("created_by") or "")
+        if self._audit is None or not isinstance(person_id, int):
+            return
+        found = await self.staff.find((), (), (creator,)) if creator else []
+        ref = found[0].ref if found else None
+        ident = Identity(user_id=ref.user_id if ref else None, username=creator or "system",
+                         role=ref.role if ref else "", via="session")
+        self._audit.add(ident, [person_id], reason="ticket",
+                        source=f"ticket:{event.data.get('number', '')}"[:64],
+                        detail=str(event.data.get("summary", ""))[:200], at=self._clock.now())
 
     async def close(self) -> None:
         for unsub in self._unsubscribe:

@@ -130,11 +130,16 @@ def make_settings(db_url: str, tmp: Path, *, max_age_s: int = 3600) -> Settings:
 async def running_app(db_url: str, tmp: Path, *, clock: Clock | None = None,
                       tickets: OpenTicketsSource | None = None, max_age_s: int = 3600,
                       login_limit: int = 5, console: dict[str, Any] | None = None,
+                      with_tickets: bool = False,
                       **screenpop: Any
                       ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     app = create_app(make_settings(db_url, tmp, max_age_s=max_age_s), clock=clock)
     setup_console(app, hasher=FAST_HASHER, login_limit=login_limit, **(console or {}))
     setup_screenpop(app, tickets=tickets, wall_debounce_s=0, audit_flush_s=0, **screenpop)
+    if with_tickets:
+        from callcenter.tickets import setup_tickets
+
+        setup_tickets(app)
     client = TestClient(TestServer(app, host="127.0.0.1", port=0))
     await client.start_server()
     try:

@@ -204,3 +204,36 @@ async def test_agent_status_goes_through_the_port(sessionmaker: Any, db_url: str
         assert hub.agent_states[next(iter(hub.agent_states))].state == "ready"
         page = await client.get("/agent")
         assert "就绪" in await page.text()
+
+
+async def test_ticket_from_the_console_is_audited_and_shows_on_the_next_pop(
+        sessionmaker: Any, db_url: str, tmp_path: Path) -> None:
+    seed = await seed_directory(sessionmaker)
+    async with running_app(db_url, tmp_path, with_tickets=True) as client:
+        csrf = await login(client, "xiaoli")
+        # Without the CSRF header the tickets API refuses a session-authenticated POST.
+        body = {"source": "phone", "category": "plumbing", "summary": "厨房漏水",
+                "room_id": seed.rooms["3-1-1201"], "person_id": seed.people["张伟"],
+                "caller_number": OWNER_MOBILE}
+        r = await client.post("/api/tickets", json=body)
+        assert r.status == 403
+        r = await client.post("/api/tickets", json=body, headers={"X-CSRF-Token": csrf})
+        assert r.status == 201
+        number = (await r.json())["number"]
+        await client.app[BUS].drain()
+        hub = client.app[AGENT_HUB]
+        await hub.settle()
+
+        async with sessionmaker() as s:
+            rows = (await s.scalars(select(AuditEntry).where(AuditEntry.reason == "ticket"))).all()
+        assert [(r.username, r.person_id, r.source) for r in rows] == [
+            ("xiaoli", seed.people["张伟"], f"ticket:{number}")]
+        assert rows[0].user_id == seed.staff["xiaoli"]
+        ws = await client.ws_connect("/ws/agent")
+        await client.app[BUS].publish_and_wait(DomainEvent("call.ringing", {
+            "linkedid": "t1", "caller_number": OWNER_MOBILE, "target": "8001"}))
+        msg = await _pop(ws)
+        room = next(r for r in msg["pop"]["rooms"] if r["room_id"] == seed.rooms["3-1-1201"])
+        assert [(t["title"], t["state_label"], t["reference"]) for t in room["open_tickets"]] == [
+            ("厨房漏水", "新建", number)]
+        await ws.close()
