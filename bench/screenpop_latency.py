@@ -206,6 +206,12 @@ async def run(url: str, backend: str, owners: int, agents: int, rate: float,
                 tracker.handle(f, datetime.now(UTC))
 
     rng = random.Random(11)
+    profiler = None
+    if os.environ.get("BENCH_PROFILE"):
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     start = time.monotonic()
     for call in range(expected):
         target = start + call / rate
@@ -217,12 +223,18 @@ async def run(url: str, backend: str, owners: int, agents: int, rate: float,
         feed(newchannel)
         sent_at[f"1763800000.{call}"] = time.monotonic()
         feed(agent_called)
-        hangups.append(loop.call_later(2.0, feed, hangup))
+        if not os.environ.get("BENCH_NO_HANGUP"):
+            hangups.append(loop.call_later(2.0, feed, hangup))
     achieved_rate = expected / (time.monotonic() - start)
     try:
         await asyncio.wait_for(all_in.wait(), timeout=60)
     except TimeoutError:
         pass
+    if profiler is not None:
+        import pstats
+
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(30)
     for h in hangups:
         h.cancel()
     client.terminate()
@@ -233,6 +245,10 @@ async def run(url: str, backend: str, owners: int, agents: int, rate: float,
     audit_rows = app[AGENT_HUB]._audit.written if app[AGENT_HUB]._audit else 0
     await runner.cleanup()
     latencies = [received[c] - t0 for c, t0 in sent_at.items() if c in received]
+    if os.environ.get("BENCH_SERIES"):
+        series = [(int(c.rsplit(".", 1)[1]), round((received[c] - t0) * 1000))
+                  for c, t0 in sent_at.items() if c in received]
+        print(sorted(series)[::10], file=sys.stderr)
     lat_ms = sorted(x * 1000 for x in latencies)
     q_ms = sorted(x * 1000 for x in queued)
 

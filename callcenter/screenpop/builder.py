@@ -9,6 +9,7 @@ queries (no ORM object graphs: the ``selectinload`` cascade of the directory's
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.directory.models import (
@@ -67,8 +68,11 @@ class PopBuilder:
                  tickets: OpenTicketsSource | None = None,
                  calls: CallHistorySource | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
-                 community_ttl_s: float = 60.0) -> None:
+                 community_ttl_s: float = 60.0, max_concurrent: int = 2) -> None:
         self._sm = sessionmaker
+        # Many builds at once only make the database threads fight over the GIL
+        # (aiosqlite) or the pool: a few at a time finish sooner.
+        self._slots = asyncio.Semaphore(max_concurrent)
         self._monotonic = monotonic
         self._community_ttl = community_ttl_s
         self._communities: dict[str, tuple[float, str | None]] = {}
@@ -76,25 +80,24 @@ class PopBuilder:
         self._calls: CallHistorySource = calls or NoCallHistory()
 
     async def build(self, ctx: CallContext) -> dict[str, Any]:
-        async with self._sm() as session:
+        async with self._slots, self._sm() as session:
             return await self.build_in(session, ctx)
 
     async def build_in(self, session: AsyncSession, ctx: CallContext) -> dict[str, Any]:
         e164 = try_normalize(ctx.caller) if ctx.caller else None
-        found_ids: list[int] = []
-        if e164:
-            found_ids = list((await session.scalars(
-                select(PersonPhone.person_id).where(PersonPhone.number == e164)
-                .order_by(PersonPhone.person_id))).unique())
         community = await self._community(session, ctx.community)
-        links = await _room_links(session, person_ids=found_ids) if found_ids else []
+        found_ids, names, links = await _callers(session, e164) if e164 else ([], {}, [])
         room_ids = list(dict.fromkeys(link["room_id"] for link in links))
-        household_links = [
-            link for link in await _room_links(session, room_ids=room_ids)
-            if link["person_id"] not in set(found_ids)
-        ] if room_ids else []
+        household_links = await _household(session, room_ids, found_ids) if room_ids else []
+        for link in household_links:
+            names[link["person_id"]] = link.pop("name")
         member_ids = list(dict.fromkeys(link["person_id"] for link in household_links))
-        people_info = await _people(session, found_ids + member_ids)
+        phones, tags = await _phones_and_tags(session, found_ids + member_ids, found_ids)
+        people_info = {pid: {"person_id": pid, "name": names[pid], "phones": phones.get(pid, []),
+                             "tags": tags.get(pid, [])} for pid in names}
+        labels = {link["room_id"]: link["label"] for link in links}
+        for link in household_links:
+            link["label"] = labels.get(link["room_id"], "")
         tickets = await self._tickets.open_tickets(session, room_ids, found_ids) if found_ids else []
         recent = await self._calls.recent_calls(session, e164, RECENT_CALLS) if e164 else []
 
@@ -123,7 +126,7 @@ class PopBuilder:
         household_people = [
             _person(people_info[pid], [lk for lk in household_links if lk["person_id"] == pid])
             for pid in member_ids if pid in people_info]
-        tags = sorted({t for p in people for t in p["tags"]})
+        all_tags = sorted({t for p in people for t in p["tags"]})
         if e164 is None:
             title = WITHHELD_LABEL if not ctx.caller or not ctx.caller.strip("+0") else UNKNOWN_LABEL
         elif people:
@@ -143,7 +146,7 @@ class PopBuilder:
             "rooms": list(rooms.values()),
             "other_open_tickets": loose_tickets,
             "arrears_total": _money(arrears_total),
-            "tags": tags,
+            "tags": all_tags,
             "recent_calls": [
                 {"call_id": c.call_id, "at": c.at.isoformat(), "outcome": c.outcome,
                  "agent": c.agent, "duration_s": c.duration_s, "ivr_path": list(c.ivr_path)}
@@ -168,56 +171,78 @@ class PopBuilder:
         return {"code": code, "name": name or code}
 
 
-async def _room_links(session: AsyncSession, *, person_ids: Sequence[int] = (),
-                      room_ids: Sequence[int] = ()) -> list[dict[str, Any]]:
-    """Person-room links with the room's address and fee account: one flat query."""
+async def _callers(session: AsyncSession, e164: str
+                   ) -> tuple[list[int], dict[int, str], list[dict[str, Any]]]:
+    """Everyone with this number, with their rooms' addresses and fee accounts: one query."""
     stmt = (
-        select(PersonRoom.person_id, PersonRoom.role, Room.id, Room.number, Unit.name,
+        select(Person.id, Person.name, PersonRoom.role, Room.id, Room.number, Unit.name,
                Building.name, Community.name, Community.code, FeeAccount.arrears,
                FeeAccount.area_m2)
-        .join(Room, Room.id == PersonRoom.room_id)
-        .join(Unit, Unit.id == Room.unit_id)
-        .join(Building, Building.id == Unit.building_id)
-        .join(Community, Community.id == Building.community_id)
+        .select_from(PersonPhone)
+        .join(Person, Person.id == PersonPhone.person_id)
+        .outerjoin(PersonRoom, PersonRoom.person_id == Person.id)
+        .outerjoin(Room, Room.id == PersonRoom.room_id)
+        .outerjoin(Unit, Unit.id == Room.unit_id)
+        .outerjoin(Building, Building.id == Unit.building_id)
+        .outerjoin(Community, Community.id == Building.community_id)
         .outerjoin(FeeAccount, FeeAccount.room_id == Room.id)
+        .where(PersonPhone.number == e164)
     )
-    if person_ids:
-        stmt = stmt.where(PersonRoom.person_id.in_(list(person_ids)))
-    if room_ids:
-        stmt = stmt.where(PersonRoom.room_id.in_(list(room_ids)))
-    out: list[dict[str, Any]] = []
-    for pid, role, room_id, number, unit, building, cname, ccode, arrears, area in (
+    names: dict[int, str] = {}
+    links: list[dict[str, Any]] = []
+    for pid, name, role, room_id, number, unit, building, cname, ccode, arrears, area in (
             await session.execute(stmt)).all():
+        names[pid] = name
+        if room_id is None:
+            continue
         unit_label = f"{unit}单元" if unit else ""
-        out.append({
+        links.append({
             "person_id": pid, "role": role, "room_id": room_id, "room": number,
             "unit": unit or None, "building": building, "community": cname,
             "community_code": ccode, "arrears": arrears if arrears is not None else Decimal("0"),
             "area_m2": area, "label": f"{cname}{building}栋{unit_label}{number}室",
         })
-    out.sort(key=lambda lk: (lk["person_id"], _ROLE_RANK.get(lk["role"], 9), lk["room_id"]))
-    return out
+    links.sort(key=lambda lk: (lk["person_id"], _ROLE_RANK.get(str(lk["role"]), 9),
+                               lk["room_id"]))
+    return sorted(names), names, links
 
 
-async def _people(session: AsyncSession, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Names, phones (in order) and tags of these people."""
-    if not ids:
-        return {}
-    out: dict[int, dict[str, Any]] = {
-        pid: {"person_id": pid, "name": name, "phones": [], "tags": []}
-        for pid, name in (await session.execute(
-            select(Person.id, Person.name).where(Person.id.in_(list(ids))))).all()
-    }
-    for pid, number in (await session.execute(
-            select(PersonPhone.person_id, PersonPhone.number)
-            .where(PersonPhone.person_id.in_(list(ids)))
-            .order_by(PersonPhone.person_id, PersonPhone.position, PersonPhone.id))).all():
-        out[pid]["phones"].append(number)
-    for pid, tag in (await session.execute(
-            select(person_tags.c.person_id, Tag.name).join(Tag, Tag.id == person_tags.c.tag_id)
-            .where(person_tags.c.person_id.in_(list(ids))).order_by(Tag.name))).all():
-        out[pid]["tags"].append(tag)
-    return out
+async def _household(session: AsyncSession, room_ids: Sequence[int],
+                     exclude: Sequence[int]) -> list[dict[str, Any]]:
+    """The others linked to these rooms (family, tenants, co-owners)."""
+    stmt = (select(PersonRoom.person_id, Person.name, PersonRoom.role, PersonRoom.room_id)
+            .join(Person, Person.id == PersonRoom.person_id)
+            .where(PersonRoom.room_id.in_(list(room_ids)))
+            .order_by(PersonRoom.person_id, PersonRoom.room_id))
+    if exclude:
+        stmt = stmt.where(PersonRoom.person_id.not_in(list(exclude)))
+    return [{"person_id": pid, "name": name, "role": role, "room_id": room_id}
+            for pid, name, role, room_id in (await session.execute(stmt)).all()]
+
+
+async def _phones_and_tags(session: AsyncSession, phone_ids: Sequence[int],
+                           tag_ids: Sequence[int]
+                           ) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    """Phones (in order) of ``phone_ids`` and tags of ``tag_ids``: one round trip."""
+    phones: dict[int, list[str]] = {}
+    tags: dict[int, list[str]] = {}
+    if not phone_ids:
+        return phones, tags
+    phone_q = (select(PersonPhone.person_id, literal("p"), PersonPhone.number,
+                      PersonPhone.position, PersonPhone.id)
+               .where(PersonPhone.person_id.in_(list(phone_ids))))
+    stmt: Any = phone_q
+    if tag_ids:
+        tag_q = (select(person_tags.c.person_id, literal("t"), Tag.name, literal(0), Tag.id)
+                 .join(Tag, Tag.id == person_tags.c.tag_id)
+                 .where(person_tags.c.person_id.in_(list(tag_ids))))
+        stmt = union_all(phone_q, tag_q)
+    rows = sorted((await session.execute(stmt)).all(), key=lambda r: (r[0], r[1], r[3], r[4]))
+    for pid, kind, value, _pos, _id in rows:
+        (phones if kind == "p" else tags).setdefault(pid, []).append(value)
+    for values in tags.values():
+        values.sort()
+    return phones, tags
 
 
 def _person(info: dict[str, Any], links: list[dict[str, Any]]) -> dict[str, Any]:
