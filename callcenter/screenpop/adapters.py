@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from callcenter.calls.models import CallLog
 from callcenter.screenpop.sources import CallSummary, TicketSummary
@@ -18,7 +18,7 @@ MAX_TICKETS = 20
 class TicketTableSource:
     """Open tickets (new, dispatched, in progress, reopened) of the caller's rooms or person."""
 
-    async def open_tickets(self, session: AsyncSession, room_ids: Sequence[int],
+    def open_tickets(self, session: Session, room_ids: Sequence[int],
                            person_ids: Sequence[int]) -> list[TicketSummary]:
         conds = []
         if room_ids:
@@ -27,7 +27,7 @@ class TicketTableSource:
             conds.append(Ticket.person_id.in_(list(person_ids)))
         if not conds:
             return []
-        rows = (await session.scalars(
+        rows = (session.scalars(
             select(Ticket).where(or_(*conds), Ticket.state.in_(sorted(OPEN_STATES)))
             .order_by(Ticket.created_at.desc()).limit(MAX_TICKETS))).all()
         return [TicketSummary(ticket_id=t.id, room_id=t.room_id, title=t.summary, state=t.state,
@@ -38,9 +38,9 @@ class TicketTableSource:
 class CallLogHistory:
     """The caller's last calls from the call log (finished ones only)."""
 
-    async def recent_calls(self, session: AsyncSession, number: str,
+    def recent_calls(self, session: Session, number: str,
                            limit: int) -> list[CallSummary]:
-        rows = (await session.scalars(
+        rows = (session.scalars(
             select(CallLog).where(CallLog.caller_number == number,
                                   CallLog.outcome.is_not(None))
             .order_by(CallLog.started_at.desc()).limit(limit))).all()

@@ -14,7 +14,7 @@ from callcenter.notify.base import DeliveryRecorder, Notifier, RetryPolicy
 from callcenter.notify.email import SmtpSettings
 from callcenter.notify.staff import StaffNotifiers
 from callcenter.screenpop.adapters import CallLogHistory, TicketTableSource
-from callcenter.screenpop.builder import PopBuilder
+from callcenter.screenpop.builder import PopBuilder, sqlite_reader
 from callcenter.screenpop.http import agent_socket
 from callcenter.screenpop.hub import AgentHub
 from callcenter.screenpop.sources import CallHistorySource, OpenTicketsSource
@@ -43,7 +43,9 @@ def setup_screenpop(app: web.Application, *, tickets: OpenTicketsSource | None =
         http = aiohttp.ClientSession()
         notifiers = StaffNotifiers(http, clock, policy=notify_policy, recorder=notify_recorder,
                                    smtp=smtp, default=notify_default)
-        hub = AgentHub(sessionmaker=sm, builder=PopBuilder(sm, tickets=tickets, calls=calls),
+        reader = sqlite_reader(app[SETTINGS].database_url)
+        builder = PopBuilder(sm, tickets=tickets, calls=calls, reader=reader)
+        hub = AgentHub(sessionmaker=sm, builder=builder,
                        staff=StaffDirectory(sm, clock), clock=clock,
                        timezone=app[SETTINGS].timezone, notifiers=notifiers,
                        audit=AuditWriter(sm, flush_every_s=audit_flush_s),
@@ -56,6 +58,8 @@ def setup_screenpop(app: web.Application, *, tickets: OpenTicketsSource | None =
         finally:
             await hub.close()
             await http.close()
+            if reader is not None:
+                reader.dispose()
 
     app.cleanup_ctx.append(ctx)
     app.router.add_get("/ws/agent", agent_socket)

@@ -3,6 +3,11 @@
 Tickets and the call log live in other parts; the builder only sees these
 protocols. ``NoTickets`` / ``NoCallHistory`` stand in until those parts are
 wired (the pop then shows no tickets / no history, never an error).
+
+They are plain synchronous functions over a SQLAlchemy ``Session``: the
+builder runs the whole pop as one synchronous unit, either in a worker
+thread on its own SQLite connection (one thread hop per pop instead of one
+per query) or inside ``AsyncSession.run_sync`` on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,24 +42,24 @@ class CallSummary:
 
 
 class OpenTicketsSource(Protocol):
-    async def open_tickets(self, session: AsyncSession, room_ids: Sequence[int],
+    def open_tickets(self, session: Session, room_ids: Sequence[int],
                            person_ids: Sequence[int]) -> list[TicketSummary]:
         """Tickets not yet closed for these rooms or people."""
 
 
 class CallHistorySource(Protocol):
-    async def recent_calls(self, session: AsyncSession, number: str,
+    def recent_calls(self, session: Session, number: str,
                            limit: int) -> list[CallSummary]:
         """The last calls from this (E.164) number, newest first."""
 
 
 class NoTickets:
-    async def open_tickets(self, session: AsyncSession, room_ids: Sequence[int],
+    def open_tickets(self, session: Session, room_ids: Sequence[int],
                            person_ids: Sequence[int]) -> list[TicketSummary]:
         return []
 
 
 class NoCallHistory:
-    async def recent_calls(self, session: AsyncSession, number: str,
+    def recent_calls(self, session: Session, number: str,
                            limit: int) -> list[CallSummary]:
         return []

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from callcenter.screenpop.builder import CallContext, PopBuilder
 from callcenter.screenpop.masking import present_pop, sees_full_numbers
@@ -19,14 +19,14 @@ class Tickets:
         self.by_room = by_room
         self.asked: list[tuple[list[int], list[int]]] = []
 
-    async def open_tickets(self, session: AsyncSession, room_ids: Sequence[int],
+    def open_tickets(self, session: Session, room_ids: Sequence[int],
                            person_ids: Sequence[int]) -> list[TicketSummary]:
         self.asked.append((list(room_ids), list(person_ids)))
         return [t for r in room_ids for t in self.by_room.get(r, [])]
 
 
 class Calls:
-    async def recent_calls(self, session: AsyncSession, number: str,
+    def recent_calls(self, session: Session, number: str,
                            limit: int) -> list[CallSummary]:
         assert number == "+86" + OWNER_MOBILE
         return [CallSummary(f"c{i}", datetime(2026, 11, 20, 8, i, tzinfo=UTC), "answered", "小李")
