@@ -70,7 +70,7 @@ class PopBuilder:
                  tickets: OpenTicketsSource | None = None,
                  calls: CallHistorySource | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
-                 community_ttl_s: float = 60.0, max_concurrent: int = 2,
+                 community_ttl_s: float = 60.0, max_concurrent: int = 4,
                  reader: Engine | None = None) -> None:
         """``reader``: a synchronous engine on the same SQLite file; when given, each
         pop is built in a worker thread with it (see ``sqlite_reader``)."""

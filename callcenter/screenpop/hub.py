@@ -146,6 +146,8 @@ class AgentHub:
         self.agent_states: dict[int, AgentState] = {}
         self.stats = DailyStats()
         self.history: deque[dict[str, Any]] = deque(maxlen=ended_linger)
+        self._ended_ids: set[str] = set()
+        self._ended_order: deque[str] = deque()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._work: set[asyncio.Task[Any]] = set()
         self._wall_task: asyncio.Task[None] | None = None
@@ -302,6 +304,8 @@ class AgentHub:
         if not call_id:
             return
         kind = event.name.removeprefix("call.")
+        if call_id in self._ended_ids and call_id not in self.calls:
+            return  # a late event of a call already over: do not bring it back
         if kind == "started":
             self._call(call_id, data)
         elif kind == "ivr_choice":
@@ -449,6 +453,10 @@ class AgentHub:
         call.state = state
         self._push_call(call)
         self.calls.pop(call.call_id, None)
+        self._ended_ids.add(call.call_id)
+        self._ended_order.append(call.call_id)
+        while len(self._ended_order) > 5000:
+            self._ended_ids.discard(self._ended_order.popleft())
         pop = call.pop or {}
         self.history.appendleft({
             "call_id": call.call_id, "at": call.started_at,

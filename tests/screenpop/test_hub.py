@@ -238,3 +238,20 @@ async def test_websocket_needs_a_session_and_same_origin(
                                                    "Sec-WebSocket-Version": "13",
                                                    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
         assert r.status == 403
+
+
+async def test_late_events_of_an_ended_call_do_not_revive_it(
+        sessionmaker: Any, db_url: str, tmp_path: Path) -> None:
+    await seed_directory(sessionmaker)
+    async with running_app(db_url, tmp_path) as client:
+        await login(client, "xiaoli")
+        await publish(client, "ringing", call_id="z1", caller=OWNER_MOBILE, extension="8001")
+        await publish(client, "ended", call_id="z1")
+        await publish(client, "ringing", call_id="z1", caller=OWNER_MOBILE, extension="8001")
+        hub = client.app[AGENT_HUB]
+        assert "z1" not in hub.calls
+        assert [h["call_id"] for h in hub.history] == ["z1"]
+        ws = await client.ws_connect("/ws/agent")
+        await frame(ws, "hello")
+        await nothing_pending(ws)
+        await ws.close()
