@@ -25,6 +25,7 @@ from callcenter.auth.middleware import current_identity, require_role
 from callcenter.auth.sessions import SESSION_COOKIE, TooManyAttempts, csrf_ok
 from callcenter.console.audit import AuditQuery, audit_csv, read_audit, record_access
 from callcenter.console.config import CONSOLE_CONFIG
+from callcenter.console.history import recent_history
 from callcenter.console.keys import (
     AGENT_HUB,
     AGENT_STATUS,
@@ -174,10 +175,11 @@ async def agent_page(request: web.Request) -> web.StreamResponse:
     hub = request.app[AGENT_HUB]
     st = hub.agent_states.get(ident.user_id)
     me = await _staff_ref(request, ident)
+    history = await _history(request, me)
     return render(request, "agent.html", {
         "me": me, "state": st.state if st else "ready", "reason": st.reason if st else "",
         "states": AGENT_STATES, "state_labels": STATE_LABELS, "reasons": PAUSE_REASONS,
-        "history": _history_rows(hub.history_for(ident.user_id)[:10], ident, request),
+        "history": _history_rows(history[:10], ident, request),
         "tickets_api": request.app[CONSOLE_CONFIG].tickets_api,
         "incidents_api": request.app[CONSOLE_CONFIG].incidents_api,
         "tickets_page": request.app[CONSOLE_CONFIG].tickets_page,
@@ -189,7 +191,8 @@ def _history_rows(items: list[dict[str, Any]], ident: Identity, request: web.Req
                   ) -> list[dict[str, Any]]:
     tz = ZoneInfo(request.app[SETTINGS].timezone)
     full = ident.has_role("supervisor")
-    outcome = {"answered": "已接听", "abandoned": "放弃", "ended": "未接听"}
+    outcome = {"answered": "已接听", "abandoned": "放弃", "ended": "未接听", "voicemail": "留言",
+               "emergency": "紧急呼叫", "ivr_only": "自助服务"}
     return [{
         "call_id": h["call_id"],
         "at": h["at"].astimezone(tz).strftime("%m-%d %H:%M") if isinstance(h["at"], datetime)
@@ -205,10 +208,20 @@ def _history_rows(items: list[dict[str, Any]], ident: Identity, request: web.Req
 async def history_page(request: web.Request) -> web.StreamResponse:
     ident = current_identity(request)
     assert ident is not None
-    hub = request.app[AGENT_HUB]
-    mine = ident.has_role("supervisor") and request.query.get("all") == "1"
-    rows = _history_rows(hub.history_for(None if mine else ident.user_id), ident, request)
-    return render(request, "history.html", {"rows": rows, "all": mine})
+    everyone = ident.has_role("supervisor") and request.query.get("all") == "1"
+    me = None if everyone else await _staff_ref(request, ident)
+    rows = _history_rows(await _history(request, me), ident, request)
+    return render(request, "history.html", {"rows": rows, "all": everyone})
+
+
+async def _history(request: web.Request, me: StaffRef | None) -> list[dict[str, Any]]:
+    """The call log when it has rows for this view, else the hub's memory of calls
+    since the server started (the call log is written by ``setup_calls``)."""
+    async with request.app[SESSIONMAKER]() as session:
+        rows = await recent_history(session, me)
+    if rows:
+        return rows
+    return request.app[AGENT_HUB].history_for(me.user_id if me else None)
 
 
 @require_role(*AGENT_ROLES)

@@ -20,7 +20,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,7 @@ from callcenter.auth.identity import Identity
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.clock import Clock
 from callcenter.console.audit import AuditWriter
+from callcenter.console.history import today_counts
 from callcenter.console.ports import StaffRef
 from callcenter.directory.phones import mask_phone
 from callcenter.notify.base import Notification
@@ -332,6 +333,17 @@ class AgentHub:
         else:
             return
         self._wall_changed()
+
+    async def load_today(self) -> None:
+        """Start today's numbers from the call log, so a restart does not zero them."""
+        local = self._clock.now().astimezone(self._tz)
+        since = datetime.combine(local.date(), time(0), tzinfo=self._tz)
+        async with self._sm() as session:
+            counts = await today_counts(session, since)
+        self.stats = DailyStats(day=local.date(), offered=int(counts["offered"]),
+                                answered=int(counts["answered"]),
+                                abandoned=int(counts["abandoned"]),
+                                total_wait_s=counts["total_wait_s"])
 
     def _today(self) -> DailyStats:
         today = self._clock.now().astimezone(self._tz).date()

@@ -50,6 +50,7 @@ def setup_screenpop(app: web.Application, *, tickets: OpenTicketsSource | None =
                        timezone=app[SETTINGS].timezone, notifiers=notifiers,
                        audit=AuditWriter(sm, flush_every_s=audit_flush_s),
                        wall_debounce_s=wall_debounce_s)
+        await hub.load_today()
         hub.subscribe(app[BUS])
         app[AGENT_HUB] = hub
         app[STAFF_NOTIFIERS] = notifiers
