@@ -156,8 +156,8 @@ class VoicemailIngest:
         sessionmaker: async_sessionmaker[AsyncSession],
         spool_dir: Path,
         data_dir: Path,
-        transcriber: Transcriber,
-        triage_fn: TriageFn,
+        transcriber: Transcriber | None,
+        triage_fn: TriageFn | None,
         tickets: TicketService,
         lookup: Lookup,
         clock: Clock,
@@ -363,6 +363,9 @@ class VoicemailIngest:
             return "", [], "recording_missing", "录音路径无效 / stored path is invalid"
         if not path.is_file():
             return "", [], "recording_missing", "录音文件不存在 / recording file is missing"
+        if self._transcriber is None:
+            return "", [], "transcription_unavailable", (
+                "未配置语音识别，请收听录音 / no transcriber configured")
         try:
             async with asyncio.timeout(self._timeout):
                 result = self._transcriber.transcribe(path)
@@ -382,7 +385,7 @@ class VoicemailIngest:
     async def _ticket_for(self, rec: Recording, text: str, error_id: str | None) -> NewTicket:
         category, emergency = "other", False
         said = SaidLocation()
-        if text and error_id is None:
+        if text and error_id is None and self._triage is not None:
             try:
                 raw = self._triage(text)
                 result: TriageLike = await raw if inspect.isawaitable(raw) else raw

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "callcenter.cli.owners",
     "callcenter.cli.importing",
     "callcenter.cli.tokens",
+    "callcenter.cli.tickets",
 )
 
 

@@ -52,7 +52,7 @@ async def api(db_url: str, sessionmaker: async_sessionmaker[AsyncSession],
     settings = settings_from_mapping({"data_dir": str(tmp_path / "data"),
                                       "database": {"url": db_url}})
     app = create_app(settings, clock=ManualClock())
-    setup_tickets(app)
+    setup_tickets(app, ingest=False)
     events: list[DomainEvent] = []
 
     async def grab(app: web.Application) -> AsyncIterator[None]:
