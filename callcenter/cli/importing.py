@@ -46,9 +46,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     bar = tqdm(total=total, unit="行", disable=args.no_progress or not sys.stderr.isatty(),
                file=sys.stderr)
 
+    def advance(rows: int) -> None:
+        bar.update(rows)
+
     async def go(sm: Any) -> Any:
         return await import_file(sm, path, default_community=args.community or settings.default_community,
-                                 progress=bar.update)
+                                 progress=advance)
 
     try:
         report = run_with_db(settings, go)
