@@ -28,7 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -40,7 +40,7 @@ from recordings.store import RecordingStore, sha256_file
 from ticketing.categories import CATEGORIES
 from ticketing.location import SaidLocation, decide_location
 from ticketing.models import Ticket
-from ticketing.services import UNRECOGNISED_SUMMARY, NewTicket, TicketService
+from ticketing.services import MAX_DESCRIPTION, UNRECOGNISED_SUMMARY, NewTicket, TicketService
 
 log = logging.getLogger(__name__)
 
@@ -316,14 +316,20 @@ class VoicemailIngest:
                 raise LookupError(f"no transcription job {job_id}")
             rec = await session.get(Recording, job.recording_id)
             assert rec is not None
-            if job.state in ("done", "failed"):
+            if job.state != "queued":
                 return JobResult(job.id, rec.id, job.ticket_id, None, job.state, job.error_id,
                                  job.reason)
-            job.state = "running"
-            job.attempts += 1
-            job.started_at = self._clock.now()
-            attempts = job.attempts
+            # Claim it: only one runner (this process or a CLI scan) wins.
+            claimed = await session.execute(
+                update(TranscriptionJob)
+                .where(TranscriptionJob.id == job_id, TranscriptionJob.state == "queued")
+                .values(state="running", attempts=TranscriptionJob.attempts + 1,
+                        started_at=self._clock.now())
+            )
             await session.commit()
+            if getattr(claimed, "rowcount", 1) != 1:
+                return JobResult(job.id, rec.id, None, None, "running")
+            attempts = job.attempts + 1
 
         text, words, error_id, reason = await self._transcribe(rec, attempts)
         new = await self._ticket_for(rec, text, error_id)
@@ -416,7 +422,7 @@ class VoicemailIngest:
             category=category,
             priority="emergency" if emergency else "normal",
             summary=summary,
-            description=text,
+            description=text[:MAX_DESCRIPTION],
             caller_number=rec.caller_number,
             caller_name=caller_name,
             person_id=person_id,

@@ -142,6 +142,8 @@ async def test_a_job_left_running_by_a_crash_is_resumed_on_start(world: World) -
         job.state, job.attempts = "running", 1
         await s.commit()
     assert await world.ingest().process_queued() == []  # running jobs are not touched live
+    claimed_elsewhere = await world.ingest().run_job(job.id)
+    assert claimed_elsewhere.state == "running" and world.transcriber.calls == []
 
     restarted = world.ingest()
     await restarted.start()
