@@ -64,16 +64,21 @@ async def transcriber_from_settings(settings: Settings) -> AsyncIterator[Transcr
         log.warning("recordings.transcribe is missing: voicemail is not transcribed")
         yield None
         return
-    pool: Any = TranscriberPool(settings.vosk.model_path, workers=settings.vosk.workers,
-                                recycle_after=settings.vosk.recycle_after,
-                                timeout_s=settings.vosk.job_timeout_s)
-    if hasattr(pool, "start"):
+    from recordings.errors import RecordingError
+
+    try:
+        pool = TranscriberPool(settings.vosk.model_path, workers=settings.vosk.workers,
+                               recycle_after=settings.vosk.recycle_after,
+                               job_timeout=settings.vosk.job_timeout_s)
         await pool.start()
+    except (RecordingError, OSError) as exc:
+        log.error("vosk transcriber did not start (%s): voicemail is not transcribed", exc)
+        yield None
+        return
     try:
         yield pool
     finally:
-        if hasattr(pool, "close"):
-            await pool.close()
+        await pool.close()
 
 
 async def build_ingest(settings: Settings, sm: async_sessionmaker[AsyncSession],

@@ -50,7 +50,8 @@ class TranscriptLike(Protocol):
     def text(self) -> str: ...
 
     @property
-    def words(self) -> Sequence[Mapping[str, Any]]: ...
+    def words(self) -> Sequence[Any]:
+        """Mappings ``{word, start, end, conf}`` or objects with ``to_dict()``."""
 
     @property
     def duration_s(self) -> float: ...
@@ -133,6 +134,15 @@ class IngestReport:
                 for j in self.jobs
             ],
         }
+
+
+def _word_dict(word: Any) -> dict[str, Any]:
+    if isinstance(word, Mapping):
+        return dict(word)
+    to_dict = getattr(word, "to_dict", None)
+    if callable(to_dict):
+        return dict(to_dict())
+    return {"word": str(word)}
 
 
 _CJK_GAP = re.compile(r"(?<=[\u3400-\u9fff\uff00-\uffef])\s+(?=[\u3400-\u9fff\uff00-\uffef])")
@@ -359,7 +369,7 @@ class VoicemailIngest:
         return JobResult(job_id, rec.id, ticket_id, number, state, error_id, reason)
 
     async def _transcribe(self, rec: Recording, attempts: int
-                          ) -> tuple[str, list[Mapping[str, Any]], str | None, str]:
+                          ) -> tuple[str, list[dict[str, Any]], str | None, str]:
         if attempts > self._max_attempts:
             return "", [], "too_many_attempts", (
                 f"转写已尝试 {attempts - 1} 次仍未完成 / gave up after {attempts - 1} attempts")
@@ -383,7 +393,7 @@ class VoicemailIngest:
             error_id = getattr(exc, "error_id", None) or "transcription_failed"
             return "", [], str(error_id), f"{type(exc).__name__}: {exc}"
         text = " ".join(transcript.text.split())
-        words = list(transcript.words)
+        words = [_word_dict(w) for w in transcript.words]
         if not text:
             return "", words, "no_speech", "录音中没有识别出语音 / no speech recognised"
         return text, words, None, ""
