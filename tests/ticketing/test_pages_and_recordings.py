@@ -92,7 +92,7 @@ async def app(db_url: str, sessionmaker: async_sessionmaker[AsyncSession],
 
 
 async def first_ticket(app: App) -> dict[str, Any]:
-    for _ in range(200):  # the ingest runs in the background from start-up
+    for _ in range(1000):  # the ingest runs in the background from start-up
         page = await app.json("GET", "/api/tickets")
         if page["items"]:
             return await app.json("GET", f"/api/tickets/{page['items'][0]['id']}")
