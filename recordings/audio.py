@@ -99,7 +99,9 @@ class Audio:
 # --- reading ---------------------------------------------------------------
 
 
-def read_audio(path: str | Path, *, sox_binary: str | None = "sox", sox_timeout_s: float = 60.0) -> Audio:
+def read_audio(
+    path: str | Path, *, sox_binary: str | None = "sox", sox_timeout_s: float = 60.0
+) -> Audio:
     """Read a recording into mono float samples at its own sample rate.
 
     ``sox_binary`` names the ``sox`` executable used for GSM (``.gsm``, WAV49);
@@ -175,13 +177,15 @@ def parse_wav(data: bytes, *, name: str = "<bytes>", lenient_sizes: bool = False
         available = len(data) - body_start
         if chunk_id == b"fmt ":
             if chunk_size > available:
-                raise TruncatedAudio(name, "fmt chunk cut off", declared=chunk_size, available=available)
+                raise TruncatedAudio(
+                    name, "fmt chunk cut off", declared=chunk_size, available=available
+                )
             fmt = data[body_start : body_start + chunk_size]
         elif chunk_id == b"data":
             if chunk_size == 0 and available > 0 and not lenient_sizes:
                 trailing_after_empty_data = available
                 pcm = b""
-            elif chunk_size > available:
+            elif chunk_size > available or (lenient_sizes and chunk_size == 0):
                 if not lenient_sizes:
                     raise TruncatedAudio(
                         name,
@@ -196,7 +200,9 @@ def parse_wav(data: bytes, *, name: str = "<bytes>", lenient_sizes: bool = False
                 raise CorruptAudio(name, "data chunk comes before the fmt chunk")
             break
         if not re.fullmatch(rb"[\x20-\x7e]{4}", chunk_id):
-            raise CorruptAudio(name, f"garbage chunk id {chunk_id!r} at byte {offset}", offset=offset)
+            raise CorruptAudio(
+                name, f"garbage chunk id {chunk_id!r} at byte {offset}", offset=offset
+            )
         offset = body_start + chunk_size + (chunk_size & 1)
     if fmt is None:
         if file_short:
@@ -258,8 +264,12 @@ def _decode_wav_body(fmt: bytes, pcm: bytes, name: str, lenient: bool) -> Audio:
     samples = _decode_samples(pcm[:whole], encoding)
     if channels > 1:
         samples = samples.reshape(-1, channels).mean(axis=1, dtype=np.float32)
-    return Audio(samples=samples.astype(np.float32, copy=False), sample_rate=rate,
-                 source_format=f"{format_name} {bits}-bit", source_channels=channels)
+    return Audio(
+        samples=samples.astype(np.float32, copy=False),
+        sample_rate=rate,
+        source_format=f"{format_name} {bits}-bit",
+        source_channels=channels,
+    )
 
 
 def _decode_raw(data: bytes, encoding: str, rate: int, name: str) -> Audio:
@@ -273,7 +283,7 @@ def _decode_raw(data: bytes, encoding: str, rate: int, name: str) -> Audio:
 
 def _decode_samples(raw: bytes, encoding: str) -> FloatArray:
     if encoding == "u8":
-        return ((np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0)
+        return (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
     if encoding == "s16":
         return np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
     if encoding == "s24":
@@ -320,11 +330,15 @@ _ULAW_TABLE = _ulaw_table()
 _ALAW_TABLE = _alaw_table()
 
 
-def _decode_with_sox(path: Path, sox_type: str | None, sox_binary: str | None, timeout_s: float) -> Audio:
+def _decode_with_sox(
+    path: Path, sox_type: str | None, sox_binary: str | None, timeout_s: float
+) -> Audio:
     name = str(path)
     label = "GSM 06.10" if sox_type == "gsm" else "non-PCM WAV"
     if sox_binary is None:
-        raise UnsupportedAudioFormat(name, label, "decoding it needs the sox program, which is disabled")
+        raise UnsupportedAudioFormat(
+            name, label, "decoding it needs the sox program, which is disabled"
+        )
     executable = shutil.which(sox_binary)
     if executable is None:
         raise UnsupportedAudioFormat(
@@ -344,8 +358,12 @@ def _decode_with_sox(path: Path, sox_type: str | None, sox_binary: str | None, t
     if len(completed.stdout) <= 44:
         raise ZeroLengthAudio(name)
     audio = parse_wav(completed.stdout, name=name, lenient_sizes=True)
-    return Audio(samples=audio.samples, sample_rate=audio.sample_rate,
-                 source_format=f"{label} (via sox)", source_channels=audio.source_channels)
+    return Audio(
+        samples=audio.samples,
+        sample_rate=audio.sample_rate,
+        source_format=f"{label} (via sox)",
+        source_channels=audio.source_channels,
+    )
 
 
 # --- model rate ----------------------------------------------------------------
@@ -417,13 +435,15 @@ def resample(
         m = np.arange(start, min(start + chunk, n_out), dtype=np.int64)
         pos = m * down + half
         kt, phase = pos // up, pos % up
-        out[start : start + m.size] = np.einsum("ij,ij->i", windows[kt - taps + 1 + pad], phases[phase])
+        out[start : start + m.size] = np.einsum(
+            "ij,ij->i", windows[kt - taps + 1 + pad], phases[phase]
+        )
     return out.astype(np.float32)
 
 
-def _design_filter(up: int, down: int, zero_crossings: int, rolloff: float, beta: float) -> tuple[
-    npt.NDArray[np.float64], int
-]:
+def _design_filter(
+    up: int, down: int, zero_crossings: int, rolloff: float, beta: float
+) -> tuple[npt.NDArray[np.float64], int]:
     ratio = max(up, down)
     half = zero_crossings * ratio
     n = np.arange(-half, half + 1, dtype=np.float64)

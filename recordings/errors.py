@@ -1,8 +1,11 @@
 """Errors of the recordings domain.
 
 Every error carries a stable ``error_id`` (what an API client or a ticket note
-keys on), a ``details`` dict, and a message in Chinese first, then English,
-because the message ends up in a ticket that staff read.
+keys on), a ``details`` dict, and a message in Chinese first, then English
+(``中文 / English``), because the message ends up in a ticket that staff read.
+They have the same shape as ``callcenter.errors.DomainError`` (``message``,
+``details``, ``http_status``, ``to_json()``) without importing it: the
+recordings domain does not depend on the server's wiring.
 
 The errors cross process boundaries (a transcription worker raises them, the
 server re-raises them), so they pickle with their messages and details intact.
@@ -20,6 +23,7 @@ class RecordingError(Exception):
     """Base of every error about a recording or its transcription."""
 
     error_id: ClassVar[str] = "recording_error"
+    http_status: ClassVar[int] = 500
 
     def __init__(
         self,
@@ -35,9 +39,9 @@ class RecordingError(Exception):
     @property
     def message(self) -> str:
         """Chinese first, then English: what a ticket note shows."""
-        return f"{self.message_zh}（{self.message_en}）"
+        return f"{self.message_zh} / {self.message_en}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """The JSON shape the web layer answers with."""
         return {"error": self.error_id, "message": self.message, "details": self.details}
 
@@ -58,6 +62,7 @@ class AudioError(RecordingError):
     """The recording cannot be read as audio."""
 
     error_id = "audio_error"
+    http_status = 422
 
 
 class AudioFileNotFound(AudioError):
@@ -89,7 +94,7 @@ class NotAWavFile(AudioError):
 
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(
-            f"不是 WAV 录音文件：{path}（{reason}）",
+            f"不是 WAV 录音文件：{path}",
             f"not a WAV recording: {path} ({reason})",
             {"path": path, "reason": reason},
         )
@@ -102,7 +107,7 @@ class TruncatedAudio(AudioError):
 
     def __init__(self, path: str, reason: str, **details: Any) -> None:
         super().__init__(
-            f"录音文件不完整（被截断）：{path}（{reason}）",
+            f"录音文件不完整（被截断）：{path}",
             f"recording is truncated: {path} ({reason})",
             {"path": path, "reason": reason, **details},
         )
@@ -113,7 +118,7 @@ class CorruptAudio(AudioError):
 
     def __init__(self, path: str, reason: str, **details: Any) -> None:
         super().__init__(
-            f"录音文件已损坏：{path}（{reason}）",
+            f"录音文件已损坏：{path}",
             f"recording is corrupt: {path} ({reason})",
             {"path": path, "reason": reason, **details},
         )
@@ -124,7 +129,7 @@ class UnsupportedAudioFormat(AudioError):
 
     def __init__(self, path: str, audio_format: str, reason: str) -> None:
         super().__init__(
-            f"不支持的录音格式 {audio_format}：{path}（{reason}）",
+            f"不支持的录音格式 {audio_format}：{path}",
             f"unsupported audio format {audio_format}: {path} ({reason})",
             {"path": path, "format": audio_format, "reason": reason},
         )
@@ -148,7 +153,9 @@ class SilentAudio(AudioError):
 
     error_id = "audio_silent"
 
-    def __init__(self, path: str, duration_s: float, peak_dbfs: float, threshold_dbfs: float) -> None:
+    def __init__(
+        self, path: str, duration_s: float, peak_dbfs: float, threshold_dbfs: float
+    ) -> None:
         super().__init__(
             f"录音中没有说话声（静音 {duration_s:.1f} 秒）：{path}",
             f"recording is silent ({duration_s:.1f} s, loudest {peak_dbfs:.1f} dBFS"
@@ -167,10 +174,11 @@ class SilentAudio(AudioError):
 
 class ModelNotFound(RecordingError):
     error_id = "vosk_model_not_found"
+    http_status = 503
 
     def __init__(self, path: str | None, reason: str) -> None:
         super().__init__(
-            f"找不到语音识别模型：{path or '未配置'}（{reason}）",
+            f"找不到语音识别模型：{path or '未配置 [vosk] model_path'}",
             f"speech recognition model not found: {path or 'not configured'} ({reason})",
             {"path": path, "reason": reason},
         )
@@ -185,8 +193,11 @@ class TranscriptionFailed(RecordingError):
     """
 
     error_id = "transcription_failed"
+    http_status = 503
 
-    def __init__(self, path: str, reason: str, message_zh: str, message_en: str, **details: Any) -> None:
+    def __init__(
+        self, path: str, reason: str, message_zh: str, message_en: str, **details: Any
+    ) -> None:
         super().__init__(
             f"语音转写失败：{path}（{message_zh}）",
             f"transcription failed: {path} ({message_en})",

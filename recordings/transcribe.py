@@ -102,7 +102,8 @@ class _Worker:
     jobs: int = 0
     busy: bool = False
     gone: bool = False
-    started_at: float = field(default=0.0)
+    retired: bool = False
+    job_ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class TranscriberPool:
@@ -160,6 +161,7 @@ class TranscriberPool:
         self._live: set[_Worker] = set()
         self._idle: asyncio.Queue[_Worker | None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._cancel_on_close: set[asyncio.Task[None]] = set()
         self._executor: ThreadPoolExecutor | None = None
         self._capacity = 0  # workers alive or being started
         self._started = False
@@ -197,23 +199,38 @@ class TranscriberPool:
         if failure is not None:
             await self.close()
             raise failure
-        log.info("transcriber.started", workers=self.worker_pids(), model=str(self.model_path),
-                 model_rate=self.model_sample_rate)
+        log.info(
+            "transcriber.started",
+            workers=self.worker_pids(),
+            model=str(self.model_path),
+            model_rate=self.model_sample_rate,
+        )
 
     async def close(self) -> None:
         """Stop every worker (gracefully when idle, killed when busy) and wait for them."""
         if self._closed:
             return
         self._closed = True
+        # Replacements still loading the model are cancelled (and kill their
+        # process); retirements in progress are left to finish.
         tasks = list(self._tasks)
         for task in tasks:
-            task.cancel()
+            if task in self._cancel_on_close:
+                task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         workers = list(self._live)
+        busy = [w for w in workers if w.busy]
         for worker in workers:
-            if not worker.busy:
+            if worker.busy:
+                worker.process.kill()  # a decoder cannot be interrupted
+            else:
                 self._ask_to_exit(worker)
-        await asyncio.gather(*(self._retire(w, graceful=not w.busy) for w in workers))
+        # Let the jobs in flight see their worker die before its pipe is closed.
+        for worker in busy:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10.0):
+                    await worker.job_ended.wait()
+        await asyncio.gather(*(self._retire(w, graceful=w not in busy) for w in workers))
         if self._idle is not None:
             self._idle.put_nowait(None)  # wake waiters; each passes it on
         if self._executor is not None:
@@ -293,7 +310,10 @@ class TranscriberPool:
                 if self._closed:
                     raise self._closed_error(name)
                 raise TranscriptionFailed(
-                    name, "no_workers", "没有可用的转写进程", "no transcription worker could be started"
+                    name,
+                    "no_workers",
+                    "没有可用的转写进程",
+                    "no transcription worker could be started",
                 )
             if worker.gone:
                 continue
@@ -301,9 +321,12 @@ class TranscriberPool:
                 self._lost(worker, reason="died_idle", exitcode=worker.process.exitcode)
                 continue
             worker.busy = True
+            worker.job_ended.clear()
             return worker
 
-    async def _run_job(self, worker: _Worker, job_id: int, name: str, limit: float) -> tuple[Any, ...]:
+    async def _run_job(
+        self, worker: _Worker, job_id: int, name: str, limit: float
+    ) -> tuple[Any, ...]:
         try:
             worker.conn.send((job_id, name))
         except (BrokenPipeError, EOFError, OSError):
@@ -327,6 +350,7 @@ class TranscriberPool:
 
     def _finished(self, worker: _Worker) -> None:
         worker.busy = False
+        worker.job_ended.set()
         worker.jobs += 1
         self.jobs_done += 1
         if self._closed:
@@ -335,28 +359,31 @@ class TranscriberPool:
             log.info("transcriber.recycle", pid=worker.pid, jobs=worker.jobs)
             self._ask_to_exit(worker)
             worker.gone = True
-            self._background(self._retire(worker, graceful=True))
-            self._background(self._replace())
+            self._background(self._retire(worker, graceful=True), cancel_on_close=False)
+            self._background(self._replace(), cancel_on_close=True)
         else:
             assert self._idle is not None
             self._idle.put_nowait(worker)
 
     def _lost(self, worker: _Worker, *, reason: str, exitcode: int | None) -> None:
         """Take a worker out of service (kill it if needed) and start a replacement."""
+        worker.busy = False
+        worker.job_ended.set()
         if worker.gone:
             return
         worker.gone = True
-        worker.busy = False
         log.warning("transcriber.worker_lost", pid=worker.pid, reason=reason, exitcode=exitcode)
         if worker.process.is_alive():
             worker.process.kill()
         if self._closed:
             return
-        self._background(self._retire(worker, graceful=False))
-        self._background(self._replace())
+        self._background(self._retire(worker, graceful=False), cancel_on_close=False)
+        self._background(self._replace(), cancel_on_close=True)
 
     def _closed_error(self, name: str) -> TranscriptionFailed:
-        return TranscriptionFailed(name, "pool_closed", "转写服务已关闭", "the transcriber pool is closed")
+        return TranscriptionFailed(
+            name, "pool_closed", "转写服务已关闭", "the transcriber pool is closed"
+        )
 
     # --- processes ---------------------------------------------------------
 
@@ -437,19 +464,23 @@ class TranscriberPool:
     async def _retire(self, worker: _Worker, *, graceful: bool) -> None:
         """Wait for a worker to exit (killing it if it does not), reap it, close its pipe."""
         worker.gone = True
+        if worker.retired:
+            return
+        worker.retired = True
         if not graceful or not await _wait_exit(worker.process, self._shutdown_grace):
             worker.process.kill()
             await _wait_exit(worker.process, 10.0)
         worker.process.join(0)
-        with contextlib.suppress(ValueError):
-            worker.process.close()
         worker.conn.close()
         self._live.discard(worker)
 
-    def _background(self, coro: Any) -> None:
+    def _background(self, coro: Any, *, cancel_on_close: bool) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if cancel_on_close:
+            self._cancel_on_close.add(task)
+            task.add_done_callback(self._cancel_on_close.discard)
 
 
 async def _readable(fd: int) -> None:

@@ -58,6 +58,14 @@ def test_reads_asterisk_voicemail_as_written_by_app_voicemail() -> None:
     assert not is_silent(audio.samples, audio.sample_rate)
 
 
+def test_voicemail_is_prepared_for_a_16khz_model() -> None:
+    audio, pcm = load_for_model(VOICEMAIL, 16000)
+    assert audio.sample_rate == 8000
+    assert len(pcm) == 2 * 70330 * 2  # twice the samples, 2 bytes each
+    resampled = np.frombuffer(pcm, "<i2").astype(np.float64) / 32768
+    assert rms_dbfs(resampled) == pytest.approx(rms_dbfs(audio.samples), abs=0.2)
+
+
 def test_samples_match_the_file_bytes_exactly() -> None:
     raw = KO_HELLO.read_bytes()
     audio = read_audio(KO_HELLO)
@@ -82,7 +90,13 @@ def test_stereo_is_downmixed_to_mono(tmp_path: Path) -> None:
     ("bits", "tag", "encode"),
     [
         (8, 1, lambda x: np.clip(np.rint(x * 128 + 128), 0, 255).astype(np.uint8).tobytes()),
-        (24, 1, lambda x: b"".join(int(v).to_bytes(3, "little", signed=True) for v in np.rint(x * 8388607))),
+        (
+            24,
+            1,
+            lambda x: b"".join(
+                int(v).to_bytes(3, "little", signed=True) for v in np.rint(x * 8388607)
+            ),
+        ),
         (32, 1, lambda x: np.rint(x * 2147483647).astype("<i4").tobytes()),
         (32, 3, lambda x: x.astype("<f4").tobytes()),
         (64, 3, lambda x: x.astype("<f8").tobytes()),
@@ -102,7 +116,14 @@ def test_wave_format_extensible_pcm(tmp_path: Path) -> None:
     fmt = struct.pack("<HHIIHHHHI", 0xFFFE, 1, 16000, 32000, 2, 16, 22, 16, 4)
     fmt += struct.pack("<H", 1) + b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
     payload = pcm16(x)
-    body = b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(payload)) + payload
+    body = (
+        b"WAVEfmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(payload))
+        + payload
+    )
     audio = parse_wav(b"RIFF" + struct.pack("<I", len(body)) + body)
     assert audio.sample_rate == 16000
     np.testing.assert_allclose(audio.samples, x, atol=1e-4)
@@ -122,7 +143,21 @@ def test_g711_raw_files_decode(tmp_path: Path, suffix: str) -> None:
     encoding = "a-law" if suffix == ".alaw" else "u-law"
     out = tmp_path / f"x{suffix}"
     subprocess.run(
-        ["sox", str(KO_HELLO), "-t", "raw", "-e", encoding, "-b", "8", "-r", "8000", "-c", "1", str(out)],
+        [
+            "sox",
+            str(KO_HELLO),
+            "-t",
+            "raw",
+            "-e",
+            encoding,
+            "-b",
+            "8",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            str(out),
+        ],
         check=True,
     )
     audio = read_audio(out)
@@ -161,7 +196,9 @@ def _gsm_files(tmp_path: Path) -> tuple[Path, Path]:
     gsm = tmp_path / "msg0000.gsm"
     wav49 = tmp_path / "msg0000.WAV"
     subprocess.run(["sox", str(KO_HELLO), str(gsm)], check=True)
-    subprocess.run(["sox", str(KO_HELLO), "-t", "wav", "-e", "gsm-full-rate", str(wav49)], check=True)
+    subprocess.run(
+        ["sox", str(KO_HELLO), "-t", "wav", "-e", "gsm-full-rate", str(wav49)], check=True
+    )
     return gsm, wav49
 
 
@@ -221,7 +258,11 @@ def test_empty_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    [b"hello, this is not audio at all\n" * 4, b"ID3\x03\x00" + bytes(200), b"RIFF\x10\x00\x00\x00AVI LIST"],
+    [
+        b"hello, this is not audio at all\n" * 4,
+        b"ID3\x03\x00" + bytes(200),
+        b"RIFF\x10\x00\x00\x00AVI LIST",
+    ],
     ids=["text", "mp3", "riff-avi"],
 )
 def test_not_a_wav(tmp_path: Path, content: bytes) -> None:
@@ -256,18 +297,44 @@ def test_truncated_header(tmp_path: Path, keep: int) -> None:
         (wav_bytes(bytes(100), rate=0), "sample rate of 0"),
         (wav_bytes(bytes(100), block_align=3), "block align"),
         (wav_bytes(bytes(101)), "whole number"),
-        (wav_bytes(bytes(100), extra_chunks=b"\x00\xff\x13\x37" + struct.pack("<I", 4) + bytes(4)), "garbage chunk"),
+        (
+            wav_bytes(
+                bytes(100), extra_chunks=b"\x00\xff\x13\x37" + struct.pack("<I", 4) + bytes(4)
+            ),
+            "garbage chunk",
+        ),
         (wav_bytes(bytes(100), data_size=0), "never finalised"),
-        (b"RIFF" + struct.pack("<I", 16) + b"WAVEdata" + struct.pack("<I", 4) + bytes(4), "before the fmt"),
+        (
+            b"RIFF" + struct.pack("<I", 16) + b"WAVEdata" + struct.pack("<I", 4) + bytes(4),
+            "before the fmt",
+        ),
         (b"RIFF" + struct.pack("<I", 16) + b"WAVELIST" + struct.pack("<I", 4) + bytes(4), "no fmt"),
     ],
-    ids=["no-channels", "no-rate", "block-align", "odd-size", "garbage-chunk", "unfinalised", "data-first", "no-fmt"],
+    ids=[
+        "no-channels",
+        "no-rate",
+        "block-align",
+        "odd-size",
+        "garbage-chunk",
+        "unfinalised",
+        "data-first",
+        "no-fmt",
+    ],
 )
 def test_corrupt(tmp_path: Path, data: bytes, reason: str) -> None:
     with pytest.raises(CorruptAudio) as caught:
         read_audio(write(tmp_path / "bad.wav", data))
     assert caught.value.error_id == "audio_corrupt"
     assert reason in caught.value.details["reason"]
+
+
+def test_sizes_sox_cannot_fix_on_a_pipe_are_accepted_when_lenient() -> None:
+    payload = pcm16(tone(400, 8000, 0.1))
+    for declared in (0, 0x7FFFF000, 0xFFFFFFFF):
+        data = wav_bytes(payload, data_size=declared)
+        with pytest.raises((TruncatedAudio, CorruptAudio)):
+            parse_wav(data)
+        assert parse_wav(data, lenient_sizes=True).samples.size == 800
 
 
 def test_unsupported_encoding_without_sox(tmp_path: Path) -> None:
@@ -318,7 +385,11 @@ def test_errors_pickle_with_their_details() -> None:
     assert copy.error_id == "audio_truncated"
     assert copy.details == error.details
     assert str(copy) == str(error) == error.message
-    assert copy.to_dict() == {"error": "audio_truncated", "message": error.message, "details": error.details}
+    assert copy.to_json() == {
+        "error": "audio_truncated",
+        "message": error.message,
+        "details": error.details,
+    }
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -48,7 +48,9 @@ def test_downsampling_suppresses_aliasing() -> None:
     assert _level_db(kept[100:-100]) == pytest.approx(_level_db(tone(1000, 8000, 1.0)), abs=0.05)
 
 
-@pytest.mark.parametrize(("src", "dst"), [(44100, 16000), (48000, 16000), (11025, 16000), (22050, 8000), (16000, 16000)])
+@pytest.mark.parametrize(
+    ("src", "dst"), [(44100, 16000), (48000, 16000), (11025, 16000), (22050, 8000), (16000, 16000)]
+)
 def test_common_rates(src: int, dst: int) -> None:
     x = tone(700, src, 0.5)
     y = resample(x, src, dst)
@@ -58,7 +60,9 @@ def test_common_rates(src: int, dst: int) -> None:
 
 
 def test_dc_and_edge_cases() -> None:
-    np.testing.assert_allclose(resample(np.full(4000, 0.25), 8000, 16000)[200:-200], 0.25, atol=1e-5)
+    np.testing.assert_allclose(
+        resample(np.full(4000, 0.25), 8000, 16000)[200:-200], 0.25, atol=1e-5
+    )
     assert resample(np.zeros(0), 8000, 16000).size == 0
     assert resample(np.ones(1), 8000, 16000).size == 2
     with pytest.raises(ValueError):
