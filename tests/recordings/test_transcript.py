@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recordings.models import find_model
+from recordings.vosk_model import find_model
 from recordings.transcribe import TranscriberPool, Transcript, Word
 
 MODEL = find_model(None)
