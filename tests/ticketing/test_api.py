@@ -119,6 +119,7 @@ async def test_emergency_via_api_requests_an_incident(api: Api) -> None:
         category="elevator", emergency=True, summary="电梯困人", building="12",
         community="hupan"))
     assert status == 201 and t["priority"] == "emergency"
+    assert t["location"] == "12栋" and t["room_id"] is None  # not in the directory: as said
     await api.client.app[BUS].drain()
     inc = [e.data for e in api.events if e.name == "incident.requested"]
     assert len(inc) == 1
