@@ -28,7 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -40,7 +40,7 @@ from recordings.store import RecordingStore, sha256_file
 from ticketing.categories import CATEGORIES
 from ticketing.location import SaidLocation, decide_location
 from ticketing.models import Ticket
-from ticketing.services import UNRECOGNISED_SUMMARY, NewTicket, TicketService
+from ticketing.services import MAX_DESCRIPTION, UNRECOGNISED_SUMMARY, NewTicket, TicketService
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ class TranscriptLike(Protocol):
     def text(self) -> str: ...
 
     @property
-    def words(self) -> Sequence[Mapping[str, Any]]: ...
+    def words(self) -> Sequence[Any]:
+        """Mappings ``{word, start, end, conf}`` or objects with ``to_dict()``."""
 
     @property
     def duration_s(self) -> float: ...
@@ -135,6 +136,15 @@ class IngestReport:
         }
 
 
+def _word_dict(word: Any) -> dict[str, Any]:
+    if isinstance(word, Mapping):
+        return dict(word)
+    to_dict = getattr(word, "to_dict", None)
+    if callable(to_dict):
+        return dict(to_dict())
+    return {"word": str(word)}
+
+
 _CJK_GAP = re.compile(r"(?<=[\u3400-\u9fff\uff00-\uffef])\s+(?=[\u3400-\u9fff\uff00-\uffef])")
 
 
@@ -156,8 +166,8 @@ class VoicemailIngest:
         sessionmaker: async_sessionmaker[AsyncSession],
         spool_dir: Path,
         data_dir: Path,
-        transcriber: Transcriber,
-        triage_fn: TriageFn,
+        transcriber: Transcriber | None,
+        triage_fn: TriageFn | None,
         tickets: TicketService,
         lookup: Lookup,
         clock: Clock,
@@ -316,14 +326,20 @@ class VoicemailIngest:
                 raise LookupError(f"no transcription job {job_id}")
             rec = await session.get(Recording, job.recording_id)
             assert rec is not None
-            if job.state in ("done", "failed"):
+            if job.state != "queued":
                 return JobResult(job.id, rec.id, job.ticket_id, None, job.state, job.error_id,
                                  job.reason)
-            job.state = "running"
-            job.attempts += 1
-            job.started_at = self._clock.now()
-            attempts = job.attempts
+            # Claim it: only one runner (this process or a CLI scan) wins.
+            claimed = await session.execute(
+                update(TranscriptionJob)
+                .where(TranscriptionJob.id == job_id, TranscriptionJob.state == "queued")
+                .values(state="running", attempts=TranscriptionJob.attempts + 1,
+                        started_at=self._clock.now())
+            )
             await session.commit()
+            if getattr(claimed, "rowcount", 1) != 1:
+                return JobResult(job.id, rec.id, None, None, "running")
+            attempts = job.attempts + 1
 
         text, words, error_id, reason = await self._transcribe(rec, attempts)
         new = await self._ticket_for(rec, text, error_id)
@@ -353,7 +369,7 @@ class VoicemailIngest:
         return JobResult(job_id, rec.id, ticket_id, number, state, error_id, reason)
 
     async def _transcribe(self, rec: Recording, attempts: int
-                          ) -> tuple[str, list[Mapping[str, Any]], str | None, str]:
+                          ) -> tuple[str, list[dict[str, Any]], str | None, str]:
         if attempts > self._max_attempts:
             return "", [], "too_many_attempts", (
                 f"转写已尝试 {attempts - 1} 次仍未完成 / gave up after {attempts - 1} attempts")
@@ -363,6 +379,9 @@ class VoicemailIngest:
             return "", [], "recording_missing", "录音路径无效 / stored path is invalid"
         if not path.is_file():
             return "", [], "recording_missing", "录音文件不存在 / recording file is missing"
+        if self._transcriber is None:
+            return "", [], "transcription_unavailable", (
+                "未配置语音识别，请收听录音 / no transcriber configured")
         try:
             async with asyncio.timeout(self._timeout):
                 result = self._transcriber.transcribe(path)
@@ -374,7 +393,7 @@ class VoicemailIngest:
             error_id = getattr(exc, "error_id", None) or "transcription_failed"
             return "", [], str(error_id), f"{type(exc).__name__}: {exc}"
         text = " ".join(transcript.text.split())
-        words = list(transcript.words)
+        words = [_word_dict(w) for w in transcript.words]
         if not text:
             return "", words, "no_speech", "录音中没有识别出语音 / no speech recognised"
         return text, words, None, ""
@@ -382,7 +401,7 @@ class VoicemailIngest:
     async def _ticket_for(self, rec: Recording, text: str, error_id: str | None) -> NewTicket:
         category, emergency = "other", False
         said = SaidLocation()
-        if text and error_id is None:
+        if text and error_id is None and self._triage is not None:
             try:
                 raw = self._triage(text)
                 result: TriageLike = await raw if inspect.isawaitable(raw) else raw
@@ -413,7 +432,7 @@ class VoicemailIngest:
             category=category,
             priority="emergency" if emergency else "normal",
             summary=summary,
-            description=text,
+            description=text[:MAX_DESCRIPTION],
             caller_number=rec.caller_number,
             caller_name=caller_name,
             person_id=person_id,

@@ -70,9 +70,9 @@ def _row(t: TicketView, feature: TicketsFeature) -> Safe:
     warn = " ⚠" if t.location_conflict else ""
     return Safe(
         "<tr>"
-        f'<td><a href="/tickets/{t.id}">{esc(t.number)}</a></td>'
-        f"<td>{esc(_fmt(t.created_at, feature))}</td>"
-        f"<td>{esc(cat.label if cat else t.category)}</td>"
+        f'<td class="nowrap"><a href="/tickets/{t.id}">{esc(t.number)}</a></td>'
+        f'<td class="nowrap">{esc(_fmt(t.created_at, feature))}</td>'
+        f'<td class="nowrap">{esc(cat.label if cat else t.category)}</td>'
         f"<td>{_priority_badge(t.priority)}</td>"
         f'<td><span class="badge state-{esc(t.state)}">{esc(STATES.get(t.state, t.state))}</span></td>'
         f"<td>{esc(t.location or '—')}{esc(warn)}</td>"

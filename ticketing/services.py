@@ -279,6 +279,11 @@ class TicketService:
                 community_id = place.community_id
             if not location:
                 location = place.label
+        if not location:
+            location = "".join(part for part in (
+                f"{new.said_building}栋" if new.said_building else "",
+                f"{new.said_unit}单元" if new.said_unit else "",
+                f"{new.said_room}室" if new.said_room else "") if part)
         if community_id is not None and await session.get(Community, community_id) is None:
             raise InvalidInput(f"小区不存在 / no community {community_id}", field="community_id")
         if new.person_id is not None and await session.get(Person, new.person_id) is None:
@@ -311,7 +316,8 @@ class TicketService:
         session.add(ticket)
         await session.flush()
         session.add(TicketEvent(ticket_id=ticket.id, from_state=None, to_state=INITIAL_STATE,
-                                actor=new.created_by[:100], at=now, note=f"source={new.source}"))
+                                actor=new.created_by[:100], at=now,
+                                note=f"来源：{SOURCES[new.source]}"))
         await session.flush()
         return ticket
 

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "callcenter.cli.importing",
     "callcenter.cli.tokens",
     "callcenter.cli.users",
+    "callcenter.cli.tickets",
 )
 
 

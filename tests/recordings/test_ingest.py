@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import shutil
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +29,15 @@ from ticketing.services import UNRECOGNISED_SUMMARY, TicketService
 SPOOL_FIXTURE = FIXTURES / "asterisk" / "voicemail-spool"
 FIXTURE_WAV = SPOOL_FIXTURE / "default" / "8000" / "INBOX" / "msg0000.wav"
 LEAK = "喂 你好 我 是 三 栋 二 单元 一 二 零 一 的 业主 我 家 厨房 水管 在 滴水 麻烦 明天 派 人 来 看看"
+
+
+async def eventually(cond: Callable[[], Awaitable[bool]], *, polls: int = 500) -> None:
+    """Wait for background work (real database I/O) to reach a state; no timeouts involved."""
+    for _ in range(polls):
+        if await cond():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition never became true")
 
 
 @dataclass
@@ -142,15 +153,17 @@ async def test_a_job_left_running_by_a_crash_is_resumed_on_start(world: World) -
         job.state, job.attempts = "running", 1
         await s.commit()
     assert await world.ingest().process_queued() == []  # running jobs are not touched live
+    claimed_elsewhere = await world.ingest().run_job(job.id)
+    assert claimed_elsewhere.state == "running" and world.transcriber.calls == []
 
     restarted = world.ingest()
     await restarted.start()
     try:
-        for _ in range(50):
-            jobs = await world.jobs()
-            if jobs[0].state == "done":
-                break
-            await world.clock.advance(0)
+        async def job_done() -> bool:
+            return (await world.jobs())[0].state == "done"
+
+        await eventually(job_done)
+        jobs = await world.jobs()
         assert jobs[0].state == "done" and jobs[0].attempts == 2
     finally:
         await restarted.stop()
@@ -238,20 +251,24 @@ async def test_periodic_scan_and_bus_event_pick_up_new_messages(world: World) ->
     world.bus.subscribe("voicemail.left", ing.on_voicemail_left)
     await ing.start()
     try:
-        for _ in range(50):
-            if await world.tickets_in_db():
-                break
-            await world.clock.advance(0)
-        assert len(await world.tickets_in_db()) == 1
+        async def tickets(n: int) -> bool:
+            return len(await world.tickets_in_db()) == n
+
+        await eventually(lambda: tickets(1))  # the scan on start
+
+        async def sleeping() -> bool:
+            return world.clock.sleepers == 1
+
+        await eventually(sleeping)  # …then it waits for the interval
         world.spool.add(freq=500)
         await world.bus.publish_and_wait(DomainEvent("voicemail.left", {"mailbox": "8000"}))
         assert len(await world.tickets_in_db()) == 2
         world.spool.add(freq=520)
-        for _ in range(50):
-            await world.clock.advance(30)
-            if len(await world.tickets_in_db()) == 3:
-                break
-        assert len(await world.tickets_in_db()) == 3
+        await world.clock.advance(29)
+        assert await tickets(2) and world.clock.sleepers == 1
+        await world.clock.advance(1)
+        await eventually(lambda: tickets(3))  # the periodic scan
+        await eventually(sleeping)
     finally:
         await ing.stop()
 
