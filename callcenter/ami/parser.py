@@ -55,7 +55,10 @@ class Frame:
     @property
     def kind(self) -> str:
         """``event``, ``response`` or ``other``."""
-        first = self.headers[0][0].lower() if self.headers else ""
+        first = self.headers[0][0] if self.headers else ""
+        if first == "Event":
+            return "event"
+        first = first.lower()
         if first == "event":
             return "event"
         if first == "response":
@@ -68,6 +71,9 @@ class Frame:
 
     @property
     def event(self) -> str | None:
+        h = self.headers
+        if h and h[0][0] == "Event":
+            return h[0][1]
         return self.get("Event")
 
     @property
@@ -98,48 +104,118 @@ class FrameParser:
 
     def feed(self, data: bytes) -> list[Frame | Banner]:
         out: list[Frame | Banner] = []
-        self._buf += data
         buf = self._buf
+        buf += data
+        if self._banner_seen and not (self._headers or self._errors or self._skipping):
+            # Fast path: at a frame boundary, take every complete frame at once.
+            end = buf.rfind(b"\r\n\r\n")
+            if end >= 0:
+                block = bytes(buf[: end + 4])
+                del buf[: end + 4]
+                if not self._feed_frames(block, out):
+                    self._feed_lines(block, out)
+            if len(buf) <= MAX_LINE and b"\n\n" not in buf:
+                return out
+        # Line path: mid-frame, before the banner, or a frame too big to wait for.
+        end = buf.rfind(b"\n")
+        if end >= 0:
+            block = bytes(buf[: end + 1])
+            del buf[: end + 1]
+            self._feed_lines(block, out)
+        self._check_overflow()
+        return out
+
+    def _check_overflow(self) -> None:
+        if len(self._buf) > MAX_LINE:
+            self._errors.append(f"line longer than {MAX_LINE} bytes dropped")
+            self._buf.clear()
+            self._skipping = True
+
+    def _feed_frames(self, block: bytes, out: list[Frame | Banner]) -> bool:
+        """Whole CRLF frames, decoded in one go (a UTF-8 character never spans
+        a line end, so this is exact). False: not plain CRLF UTF-8, use lines."""
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        crlf = text.count("\r\n")
+        if text.count("\n") != crlf or text.count("\r") != crlf:
+            return False
+        append = out.append
+        for chunk in text.split("\r\n\r\n"):
+            if not chunk:
+                continue
+            lines = chunk.split("\r\n")
+            parts = [line.split(": ", 1) for line in lines]
+            if (min(map(len, parts)) == 2 and len(lines) <= MAX_FRAME_LINES
+                    and max(map(len, lines)) <= MAX_LINE):
+                append(Frame(list(map(tuple, parts))))  # type: ignore[arg-type]
+            else:
+                for line in lines:
+                    self._text_line(line, out)
+                self._text_line("", out)
+        return True
+
+    def _feed_lines(self, block: bytes, out: list[Frame | Banner]) -> None:
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            self._feed_lines_slow(block, out)
+            return
+        lines = text.split("\n")
+        lines.pop()  # the empty string after the last newline
+        for line in lines:
+            if self._skipping:
+                # The tail of an over-long line: swallow it.
+                self._skipping = False
+                continue
+            self._text_line(line, out)
+
+    def _feed_lines_slow(self, block: bytes, out: list[Frame | Banner]) -> None:
         start = 0
         while True:
-            nl = buf.find(b"\n", start)
+            nl = block.find(b"\n", start)
             if nl < 0:
                 break
-            raw = bytes(buf[start:nl])
+            raw = block[start:nl]
             start = nl + 1
             if self._skipping:
-                # The tail of an over-long line: swallow until its end.
                 self._skipping = False
                 continue
             self._line(raw, out)
-        if start:
-            del buf[:start]
-        if len(buf) > MAX_LINE:
-            self._errors.append(f"line longer than {MAX_LINE} bytes dropped")
-            buf.clear()
-            self._skipping = True
-        return out
 
     def _line(self, raw: bytes, out: list[Frame | Banner]) -> None:
         if raw.endswith(b"\r"):
             raw = raw[:-1]
-        if not raw:
-            if self._headers or self._errors:
-                out.append(Frame(self._headers, self._errors))
-                self._headers = []
-                self._errors = []
-            return
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
             line = raw.decode("utf-8", errors="replace")
             self._errors.append(f"invalid UTF-8 in line {line[:80]!r}")
+        self._text_line(line, out)
+
+    def _text_line(self, line: str, out: list[Frame | Banner]) -> None:
+        if line.endswith("\r"):
+            line = line[:-1]
+        if not line:
+            if self._headers or self._errors:
+                out.append(Frame(self._headers, self._errors))
+                self._headers = []
+                self._errors = []
+            return
+        if len(line) > MAX_LINE:
+            self._errors.append(f"line longer than {MAX_LINE} characters dropped")
+            return
         if not self._banner_seen:
             self._banner_seen = True
             if ":" not in line or line.startswith("Asterisk Call Manager"):
                 out.append(Banner(line))
                 return
-        key, sep, value = line.partition(":")
+        if ": " in line:
+            key, value = line.split(": ", 1)
+            sep = ":"
+        else:
+            key, sep, value = line.partition(":")
         if not sep:
             if line == "--END COMMAND--":
                 return
@@ -151,9 +227,7 @@ class FrameParser:
         if len(self._headers) >= MAX_FRAME_LINES:
             self._errors.append("too many lines in one frame")
             return
-        if value.startswith(" "):
-            value = value[1:]
-        self._headers.append((key.strip(), value))
+        self._headers.append((key, value))
 
 
 def encode_frame(headers: Iterable[tuple[str, str]] | dict[str, str]) -> bytes:
