@@ -244,6 +244,8 @@ class CallTracker:
         handler = self._handlers.get(name)
         if handler is None:
             return
+        if name == "Newexten" and frame.get("Application") not in ("AGI", "VoiceMail"):
+            return  # the commonest event: answered from the frame's text alone
         try:
             handler(dict(frame.headers), now)
         except (KeyError, ValueError) as exc:
