@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 from urllib.parse import unquote
 
+import structlog
+
 from callcenter.ami.client import ActionResponse, LinkState, LinkStatus
 from callcenter.ami.errors import ActionNotSent, AmiActionError, AmiError, LinkLost
 from callcenter.ami.parser import Frame
@@ -201,6 +203,10 @@ class AsyncAgiDispatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, uniqueid: str, chan: AsyncAgiChannel) -> None:
+        # Every log line of this session names the call (the task has its own
+        # context, so the binding ends with it).
+        structlog.contextvars.bind_contextvars(
+            asterisk=self.link.name, uniqueid=uniqueid, linkedid=chan.linkedid)
         try:
             await self.handler(chan)
         except CallerHungUp:

@@ -170,7 +170,7 @@ class AmiLink:
         self.name = config.name
         self._rng = rng or random.Random()
         self._reconnect_base = reconnect_base_s
-        self._resync_debounce = resync_debounce_s
+        self.resync_debounce_s = resync_debounce_s
         self._now = now or (lambda: datetime.now(UTC))
         self._status = LinkStatus(
             name=config.name, host=config.host, port=config.port,
@@ -476,7 +476,7 @@ class AmiLink:
     def _request_resync(self, reason: str) -> None:
         nowm = time.monotonic()
         if (reason == "FullyBooted" and self._last_resync_at is not None
-                and nowm - self._last_resync_at < self._resync_debounce):
+                and nowm - self._last_resync_at < self.resync_debounce_s):
             return
         self._last_resync_at = nowm
         for hook in list(self._connected_hooks):

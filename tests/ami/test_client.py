@@ -302,3 +302,25 @@ async def test_resync_hook_runs_after_connect_and_after_restart(ami: FakeAmi) ->
     finally:
         await lk.stop()
     assert lk.state is LinkState.STOPPED
+
+
+async def test_fullybooted_after_login_is_one_resync_later_ones_resync_again(ami: FakeAmi) -> None:
+    lk = make_link(ami)
+    calls: list[str] = []
+
+    async def hook(link: AmiLink) -> None:
+        calls.append("resync")
+
+    lk.on_connected(hook)
+    lk.start()
+    try:
+        await lk.wait_connected(2)
+        await until(lambda: calls == ["resync"])
+        await lk.send_action({"Action": "Ping"})  # FullyBooted (sent after login) is in
+        await asyncio.sleep(0.02)
+        assert calls == ["resync"]  # login + its FullyBooted: one resync
+        lk.resync_debounce_s = 0.0  # a later FullyBooted (Asterisk finished booting)
+        ami.push_event([("Event", "FullyBooted"), ("Status", "Fully Booted")])
+        await until(lambda: calls == ["resync", "resync"])
+    finally:
+        await lk.stop()
