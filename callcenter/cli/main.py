@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
 from callcenter import __version__
+from callcenter.logs import configure_logging
 from callcenter.settings import SettingsError
 
 COMMAND_MODULES = (
     "callcenter.cli.core",
     "callcenter.cli.demo",
     "callcenter.cli.owners",
+    "callcenter.cli.importing",
     "callcenter.cli.tokens",
 )
 
@@ -40,10 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -17,6 +17,9 @@ GIVEN = ("建国", "秀英", "桂英", "志强", "丽娟", "伟", "芳", "娜", 
          "海燕", "子涵", "浩然", "梓轩", "欣怡", "一诺", "雨桐", "思远", "晓东", "春梅")
 TAGS = ("VIP", "夜班族", "情绪易激动", "独居老人", "行动不便", "租户常换")
 
+MOBILE_PREFIXES = ("130", "131", "132", "135", "136", "137", "138", "139", "150", "151", "152",
+                   "155", "156", "157", "158", "159", "176", "177", "186", "187", "188", "189",
+                   "198", "199")
 DEMO_COMMUNITY = "湖畔花园"
 KNOWN_DEMO_CALLERS = ("13812345678", "13900001111", "075526543210")
 """Numbers the demo's stand-in calls from; they are in the sample data."""
@@ -33,8 +36,7 @@ def sample_rows(*, buildings: int = 6, units: int = 2, floors: int = 12, per_flo
         if fixed:
             return fixed.pop(0)
         while True:
-            n = rng.choice("35789") + "".join(rng.choice("0123456789") for _ in range(9))
-            n = "1" + n
+            n = rng.choice(MOBILE_PREFIXES) + "".join(rng.choice("0123456789") for _ in range(8))
             if n not in used_numbers:
                 used_numbers.add(n)
                 return n
