@@ -20,11 +20,10 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 from urllib.parse import unquote
 
-import structlog
-
 from callcenter.ami.client import ActionResponse, LinkState, LinkStatus
 from callcenter.ami.errors import ActionNotSent, AmiActionError, AmiError, LinkLost
 from callcenter.ami.parser import Frame
+from callcenter.logs import bind_call
 from ivr.agi import AgiChannel, AgiResult, parse_agi_result, parse_asyncagi_env
 from ivr.errors import AgiCommandError, CallerHungUp
 
@@ -203,10 +202,11 @@ class AsyncAgiDispatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, uniqueid: str, chan: AsyncAgiChannel) -> None:
-        # Every log line of this session names the call (the task has its own
-        # context, so the binding ends with it).
-        structlog.contextvars.bind_contextvars(
-            asterisk=self.link.name, uniqueid=uniqueid, linkedid=chan.linkedid)
+        # Every log line of this session names the call.
+        with bind_call(pbx=self.link.name, uniqueid=uniqueid, linkedid=chan.linkedid):
+            await self._session(uniqueid, chan)
+
+    async def _session(self, uniqueid: str, chan: AsyncAgiChannel) -> None:
         try:
             await self.handler(chan)
         except CallerHungUp:
