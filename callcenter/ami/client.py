@@ -91,6 +91,8 @@ class LinkStatus:
     host: str
     port: int
     username: str
+    community: str | None = None
+    ping_interval: float = 0.0
     state: LinkState = LinkState.DISCONNECTED
     since: datetime = field(default_factory=lambda: datetime.now(UTC))
     last_error: str | None = None
@@ -104,6 +106,8 @@ class LinkStatus:
             "host": self.host,
             "port": self.port,
             "username": self.username,
+            "community": self.community,
+            "ping_interval": self.ping_interval,
             "state": self.state.value,
             "since": self.since.isoformat(),
             "last_error": self.last_error,
@@ -174,7 +178,8 @@ class AmiLink:
         self._now = now or (lambda: datetime.now(UTC))
         self._status = LinkStatus(
             name=config.name, host=config.host, port=config.port,
-            username=config.username, since=self._now(),
+            username=config.username, community=getattr(config, "community", None),
+            ping_interval=config.ping_interval, since=self._now(),
         )
         self._listeners: list[tuple[frozenset[str] | None, EventCallback]] = []
         self._connected_hooks: list[ConnectedHook] = []

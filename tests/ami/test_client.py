@@ -66,6 +66,7 @@ async def test_connects_logs_in_and_reports_state(link: AmiLink, ami: FakeAmi) -
     assert login.get("Events") == "on" and login.get("Username") == "cc"
     js = st.to_json()
     assert js["state"] == "connected" and js["port"] == ami.port
+    assert js["ping_interval"] == 5.0 and js["name"] == "pbx-test"
     assert "secret" not in js and "s3cr3t" not in str(js)
 
 
@@ -324,3 +325,13 @@ async def test_fullybooted_after_login_is_one_resync_later_ones_resync_again(ami
         await until(lambda: calls == ["resync", "resync"])
     finally:
         await lk.stop()
+
+
+async def test_ten_thousand_events_in_one_write_all_arrive(link: AmiLink, ami: FakeAmi) -> None:
+    seen: list[str] = []
+    link.subscribe(lambda f: seen.append(f["Uniqueid"]), ["VarSet"])
+    ami.push(b"".join(encode_frame([("Event", "VarSet"), ("Variable", "名字"), ("Value", "王小明"),
+                                    ("Uniqueid", str(i))]) for i in range(10_000)))
+    await until(lambda: len(seen) == 10_000, within_s=10)
+    assert seen == [str(i) for i in range(10_000)]
+    assert link.connected
