@@ -399,6 +399,12 @@ class CallTracker:
     def _ring(self, call: Call, dest_uid: str, interface: str, now: datetime, *,
               kind: str | None, member: str | None, queue: str | None) -> None:
         ident, ikind = target_of(interface)
+        same = next((t for t in call.ringing.values() if t["target"] == ident), None)
+        if same is not None:
+            # The same person rung again through another leg (a queue member's
+            # Local channel dialling the phone): one ring, not two.
+            call.ringing[dest_uid] = same
+            return
         target = {
             "target": ident,
             "kind": kind or ikind,
@@ -559,9 +565,7 @@ class CallTracker:
         if call is None:
             return
         call.channels.pop(uid, None)
-        for other in call.ringing.copy():
-            if other == uid:
-                call.ringing.pop(other, None)
+        call.ringing.pop(uid, None)
         if self._is_primary(call, uid):
             call.hangup_cause = h.get("Cause-txt") or h.get("Cause")
             self._update_caller(call, h.get("CallerIDNum"), h.get("CallerIDName"))
