@@ -341,8 +341,9 @@ class CallTracker:
         call.channels[uid] = chan
         self._by_uniqueid[uid] = lid
         if self._is_primary(call, uid):
+            # Not announced yet: the first Newchannel often says <unknown> for
+            # the name, which follows in the next event (NewCallerid, DialBegin).
             self._update_caller(call, h.get("CallerIDNum"), h.get("CallerIDName"))
-            self._maybe_started(call, now)
 
     def _update_caller_ev(self, h: Headers, now: datetime) -> None:
         call = self._call_of(h)
