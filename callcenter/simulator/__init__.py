@@ -1,0 +1,159 @@
+"""The built-in Asterisk stand-in: an Asterisk 20.20.1 look-alike over real TCP.
+
+    standin = AsteriskStandIn(users={"cc": "ccsecret"}, spool_dir=tmp / "vm",
+                              clock=ScaledClock(speed=50))
+    await standin.start()           # standin.ami_port is the bound port
+    standin.add_phone(Phone("1001", answer_after=2))
+    standin.place_call(Caller(number="13812345678", name="王建国",
+                              script=[Wait(3), Press("1"), HangUp()]))
+    ...
+    await standin.stop()
+
+Hooks for tests: ``drop_clients()``, ``restart()``, ``freeze_actions()``,
+``send_raw(bytes)``, ``segment_size`` (write events in tiny TCP segments).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from callcenter.ami.parser import encode_frame
+from callcenter.simulator.ami_server import AmiServer
+from callcenter.simulator.events import Fields
+from callcenter.simulator.pbx import Call, Pbx, QueueMember
+from callcenter.simulator.scenario import Answer, Caller, HangUp, Phone, Press, Say, Wait
+from callcenter.simulator.timing import Clock, ScaledClock, SystemClock
+from callcenter.simulator.voicemail import VoicemailSpool
+
+__all__ = [
+    "Answer", "AsteriskStandIn", "Call", "Caller", "HangUp", "Phone", "Press", "Say", "ScaledClock",
+    "Wait",
+]
+
+
+class AsteriskStandIn:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        users: dict[str, str] | None = None,
+        spool_dir: Path,
+        clock: Clock | None = None,
+        phones: list[Phone] | None = None,
+        ivr_transport: str = "asyncagi",
+        fastagi_url: str = "agi://127.0.0.1:4573/ivr",
+        segment_size: int | None = None,
+        mailboxes: list[tuple[str, str, str]] | None = None,
+        prompt_seconds: float = 1.0,
+        member_ring_timeout: float = 15.0,
+        queue_retry: float = 5.0,
+        fastagi_close_timeout: float = 30.0,
+        record_root: Path | None = None,
+        restart_downtime: float = 0.5,
+    ) -> None:
+        if ivr_transport not in ("asyncagi", "fastagi"):
+            raise ValueError("ivr_transport must be 'asyncagi' or 'fastagi'")
+        self.host = host
+        self._port = port
+        self.restart_downtime = restart_downtime
+        self.clock: Clock = clock or SystemClock()
+        self.spool = VoicemailSpool(spool_dir)
+        self.pbx = Pbx(clock=self.clock, emit=self._emit, spool=self.spool,
+                       phones={p.number: p for p in phones or []}, ivr_transport=ivr_transport,
+                       fastagi_url=fastagi_url, prompt_seconds=prompt_seconds,
+                       member_ring_timeout=member_ring_timeout, queue_retry=queue_retry,
+                       fastagi_close_timeout=fastagi_close_timeout, record_root=record_root)
+        self.ami = AmiServer(self.pbx, host=host, port=port, users=dict(users or {"cc": "ccsecret"}),
+                             mailboxes=list(mailboxes or [("default", "8000", "Front Desk")]),
+                             segment_size=segment_size)
+        #: every event emitted, in order (for tests)
+        self.events: list[Fields] = []
+        self._restart_task: asyncio.Task[None] | None = None
+
+    # ---------------------------------------------------------------- life
+    async def start(self) -> None:
+        self._port = await self.ami.start()
+
+    async def stop(self) -> None:
+        if self._restart_task is not None:
+            self._restart_task.cancel()
+        await self.ami.close()
+        await self.pbx.close()
+
+    async def __aenter__(self) -> AsteriskStandIn:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def ami_port(self) -> int:
+        return self._port
+
+    def _emit(self, fields: Fields) -> None:
+        self.events.append(fields)
+        self.ami.broadcast(fields)
+
+    # ------------------------------------------------------------- parties
+    def add_phone(self, phone: Phone) -> None:
+        self.pbx.phones[phone.number] = phone
+
+    def place_call(self, caller: Caller) -> Call:
+        """A scripted caller dials in now."""
+        return self.pbx.place_call(caller)
+
+    def add_member(self, queue: str, interface: str, name: str | None = None, *, paused: bool = False) -> None:
+        """Like ``QueueAdd``, without an AMI client."""
+        from callcenter.simulator.pbx import Queue
+
+        q = self.pbx.queues.setdefault(queue, Queue(queue))
+        q.members[interface] = QueueMember(interface=interface, name=name or interface, state_interface=interface,
+                                           paused=paused, membership="static",
+                                           login_time=int(self.clock.now().timestamp()))
+
+    @property
+    def segment_size(self) -> int | None:
+        return self.ami.segment_size
+
+    @segment_size.setter
+    def segment_size(self, size: int | None) -> None:
+        self.ami.segment_size = size
+
+    # --------------------------------------------------------------- hooks
+    def drop_clients(self) -> None:
+        """Cut every AMI connection at once (no goodbye)."""
+        self.ami.drop_clients()
+
+    def freeze_actions(self, frozen: bool = True) -> None:
+        """Accept actions but never answer them (a wedged Asterisk)."""
+        self.ami.frozen = frozen
+
+    def send_raw(self, data: bytes) -> None:
+        """Write bytes as-is to every logged-in client (junk, split frames...)."""
+        for s in list(self.ami.sessions):
+            if s.authenticated:
+                s.send_raw(data)
+
+    def send_event(self, fields: Fields) -> None:
+        self.ami.broadcast(fields)
+
+    async def restart(self, downtime: float | None = None) -> None:
+        """Asterisk restarts: ``Shutdown`` event, connections refused for a while,
+        then back with none of the old channels (new uniqueids)."""
+        shutdown: Fields = [("Event", "Shutdown"), ("Privilege", "system,all"), ("Shutdown", "Cleanly"),
+                            ("Restart", "True")]
+        for s in list(self.ami.sessions):
+            if s.authenticated:
+                s.send_raw(encode_frame(shutdown))
+        await asyncio.sleep(0.01)
+        await self.ami.stop_listening()
+        for s in list(self.ami.sessions):
+            await s.close()
+        self.ami.sessions.clear()
+        self.pbx.reset()
+        await asyncio.sleep(self.restart_downtime if downtime is None else downtime)
+        self.ami.port = self._port
+        await self.ami.start()
