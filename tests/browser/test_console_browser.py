@@ -1,6 +1,8 @@
 """A real Chromium (Debian's, through Playwright) drives the console: sign in as an
-agent, a known owner rings, the pop shows name, room, arrears and the open repair,
-the agent creates a ticket from it and finds it in the ticket list.
+agent; a known owner calls the Asterisk stand-in, which queues the call and rings
+the agent's extension over real AMI (AmiLinks → tracker → bus → hub); the pop
+shows name, room, arrears and the open repair; the agent creates a ticket from it
+and finds it in the ticket list.
 
 Screenshots of failures go to test-artifacts/.
 """
@@ -9,17 +11,20 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 
+from callcenter.ami.setup import setup_ami
 from callcenter.app import create_app
 from callcenter.appkeys import BUS, CLOCK
-from callcenter.bus import DomainEvent
 from callcenter.console.setup import setup_console
 from callcenter.screenpop.setup import setup_screenpop
+from callcenter.settings import AsteriskSettings, Secret
+from callcenter.simulator import AsteriskStandIn, Caller, HangUp, Phone, ScaledClock, Wait
 from callcenter.tickets import setup_tickets
 from tests.console.helpers import FAST_HASHER, OWNER_MOBILE, PASSWORD, make_settings, seed_directory
 from ticketing.services import NewTicket, TicketService
@@ -56,7 +61,14 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
                                                  tmp_path: Path, request: pytest.FixtureRequest
                                                  ) -> None:
     seed = await seed_directory(sessionmaker)
-    app = create_app(make_settings(db_url, tmp_path))
+    standin = AsteriskStandIn(users={"cc": "ccsecret"}, spool_dir=tmp_path / "vm",
+                              clock=ScaledClock(speed=20))
+    await standin.start()
+    settings = replace(make_settings(db_url, tmp_path), asterisk=(AsteriskSettings(
+        name="pbx1", host="127.0.0.1", port=standin.ami_port, username="cc",
+        secret=Secret("ccsecret"), community="hupan"),))
+    app = create_app(settings)
+    setup_ami(app)
     setup_console(app, hasher=FAST_HASHER)
     setup_screenpop(app, wall_debounce_s=0, audit_flush_s=0)
     setup_tickets(app)
@@ -68,6 +80,9 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
         await service.create(NewTicket(source="agent", category="plumbing", summary="厨房水管漏水",
                                        room_id=seed.rooms["3-1-1201"],
                                        person_id=seed.people["张伟"], created_by="xiaozhao"))
+        # The agent's desk phone rings for a long while (simulated seconds).
+        standin.add_phone(Phone("8001", answer_after=600))
+        standin.add_member("frontdesk", "Local/8001@agents/n", "Agent 8001")
         base = str(server.make_url("/")).rstrip("/")
         await page.goto(f"{base}/agent")
         assert "/login" in page.url
@@ -77,21 +92,17 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
         await page.wait_for_url(f"{base}/agent")
         await page.wait_for_selector('body[data-ws="online"]', timeout=10000)
 
-        app[BUS].publish(DomainEvent("call.ivr_choice", {
-            "linkedid": "1763800000.42", "caller_number": OWNER_MOBILE, "community": "hupan",
-            "step": "报修", "ivr_path": ["报修"]}))
-        app[BUS].publish(DomainEvent("call.ringing", {
-            "linkedid": "1763800000.42", "caller_number": OWNER_MOBILE, "community": "hupan",
-            "queue": "frontdesk", "target": "8001", "interface": "Local/8001@agents/n",
-            "kind": "agent"}))
-        card = page.locator('article.card[data-call-id="1763800000.42"]')
+        call = standin.place_call(Caller(number=OWNER_MOBILE, name="张伟", context="queue-entry",
+                                         script=[Wait(6000), HangUp()]))
+        linkedid = call.app.linkedid
+        card = page.locator(f'article.card[data-call-id="{linkedid}"]')
         await card.wait_for(timeout=10000)
         assert await card.locator(".caller-name").inner_text() == "张伟"
         assert await card.locator(".caller-number").inner_text() == OWNER_MOBILE
         rooms = await card.locator("table.rooms").inner_text()
         assert "湖畔花园3栋1单元1201室" in rooms and "1200.50 元" in rooms
         assert "厨房水管漏水（新建）" in rooms
-        assert "报修" in await card.locator(".ivr").inner_text()
+        assert "队列 frontdesk" in await card.locator(".card-head").inner_text()
         people = await card.locator(".people").inner_text()
         assert "李娜" in people and "同户" in people
         ARTIFACTS.mkdir(exist_ok=True)
@@ -119,3 +130,4 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
     finally:
         await page.close()
         await server.close()
+        await standin.stop()
