@@ -28,5 +28,5 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
                         details={"origin": request.headers.get("Origin", "")})
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=64 * 1024)
     await ws.prepare(request)
-    await request.app[AGENT_HUB].attach(ws, ident)
+    await request.app[AGENT_HUB].attach(ws, ident, remote=request.remote or "")
     return ws

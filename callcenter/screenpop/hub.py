@@ -102,9 +102,10 @@ class Connection:
     client never holds up a pop to the others."""
 
     def __init__(self, ws: web.WebSocketResponse, identity: Identity, *,
-                 outbox_size: int, send_timeout_s: float) -> None:
+                 outbox_size: int, send_timeout_s: float, remote: str = "") -> None:
         self.ws = ws
         self.identity = identity
+        self.remote = remote
         self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=outbox_size)
         self._send_timeout = send_timeout_s
         self.writer: asyncio.Task[None] | None = None
@@ -208,11 +209,12 @@ class AgentHub:
 
     # ------------------------------------------------------------------ connections
 
-    async def attach(self, ws: web.WebSocketResponse, identity: Identity) -> None:
-        """Serve one WebSocket until it closes."""
+    async def attach(self, ws: web.WebSocketResponse, identity: Identity, *,
+                     remote: str = "") -> None:
+        """Serve one WebSocket until it closes. ``remote``: the browser's address (audit)."""
         assert identity.user_id is not None
         conn = Connection(ws, identity, outbox_size=self._outbox_size,
-                          send_timeout_s=self._send_timeout)
+                          send_timeout_s=self._send_timeout, remote=remote)
         conn.writer = self._spawn(conn.write_loop(), work=False)
         self.connections.setdefault(identity.user_id, set()).add(conn)
         state = self.agent_states.setdefault(identity.user_id,
@@ -404,7 +406,8 @@ class AgentHub:
         for entry in new:
             uid = entry.ref.user_id
             if self.online(uid):
-                self._audit_pop(pop, entry.ref, "ws")
+                addresses = sorted({c.remote for c in self.connections.get(uid, ()) if c.remote})
+                self._audit_pop(pop, entry.ref, "ws:" + ",".join(addresses))
             elif self.notifiers is not None and uid not in call.notified:
                 call.notified.add(uid)
                 self._spawn(self._notify(call, pop, entry))

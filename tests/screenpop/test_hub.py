@@ -92,6 +92,7 @@ async def test_pop_reaches_every_tab_of_the_agent_and_only_that_agent(
             ("xiaoli", seed.people["张伟"]), ("xiaoli", seed.people["李娜"]),
             ("xiaoli", seed.people["王芳"])}
         assert all(r.detail == "call c1" for r in rows)
+        assert all(r.source == "ws:127.0.0.1" for r in rows)
 
 
 async def test_reconnecting_browser_gets_calls_still_ringing_it(
