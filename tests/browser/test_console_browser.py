@@ -119,6 +119,23 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
         text = await notice.inner_text()
         assert text.startswith("报修单已创建"), text
 
+        # The supervisor's wall shows the call waiting, live over the WebSocket.
+        boss_ctx = await browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
+        boss = await boss_ctx.new_page()
+        await boss.goto(f"{base}/login")
+        await boss.fill('input[name="username"]', "boss")
+        await boss.fill('input[name="password"]', PASSWORD)
+        await boss.click('button[type="submit"]')
+        await boss.wait_for_url(f"{base}/supervisor")
+        await boss.wait_for_selector('body[data-ws="online"]', timeout=10000)
+        waiting = boss.locator("#wall-waiting")
+        await waiting.get_by_text("张伟").wait_for(timeout=10000)
+        assert OWNER_MOBILE in await waiting.inner_text()
+        agents = await boss.locator("#wall-agents").inner_text()
+        assert "XIAOLI" in agents and "就绪" in agents
+        await boss.screenshot(path=str(ARTIFACTS / "console_wall.png"), full_page=True)
+        await boss_ctx.close()
+
         await page.goto(f"{base}/tickets")
         listing = await page.locator("table.tickets").inner_text()
         assert "卫生间地漏反水" in listing and "厨房水管漏水" in listing

@@ -343,22 +343,34 @@
     if (tbody) tbody.replaceChildren(...rows);
   }
 
+  // Waiting and talking times keep counting between updates from the server.
+  let wallAt = 0;
+  setInterval(() => {
+    if (page !== "supervisor" || !wallAt) return;
+    const extra = (Date.now() - wallAt) / 1000;
+    for (const td of document.querySelectorAll("td[data-base]")) {
+      td.textContent = Math.round(Number(td.dataset.base) + extra);
+    }
+  }, 1000);
+
   function renderWall(wall) {
     if (page !== "supervisor" || !wall) return;
+    wallAt = Date.now();
     for (const [k, v] of Object.entries(wall.today || {})) {
       const n = document.querySelector(`#today [data-k="${k}"]`);
       if (n) n.textContent = v;
     }
     fillRows("wall-waiting", wall.waiting.map((c) => el("tr", {},
       el("td", {text: c.title}), el("td", {text: c.caller}), el("td", {text: c.queue || ""}),
-      el("td", {text: c.state_label}), el("td", {text: c.wait_s}))));
+      el("td", {text: c.state_label}), el("td", {text: Math.round(c.wait_s), dataset: {base: c.wait_s}}))));
     fillRows("wall-talking", wall.talking.map((c) => el("tr", {},
-      el("td", {text: c.agent}), el("td", {text: c.title}), el("td", {text: c.caller}), el("td", {text: c.talk_s}))));
+      el("td", {text: c.agent}), el("td", {text: c.title}), el("td", {text: c.caller}),
+      el("td", {text: Math.round(c.talk_s), dataset: {base: c.talk_s}}))));
     fillRows("wall-agents", wall.agents.map((a) => el("tr", {},
       el("td", {text: a.name}), el("td", {text: a.extension || ""}),
       el("td", {}, el("span", {class: "state state-" + a.state,
         text: (STATE_LABEL[a.state] || a.state) + (a.state === "paused" && a.reason ? `（${a.reason}）` : "") + (a.on_call ? " · 通话中" : "")})),
-      el("td", {text: a.since_s}))));
+      el("td", {text: Math.round(a.since_s), dataset: {base: a.since_s}}))));
   }
 
   if (page === "agent" || page === "supervisor") connect();
