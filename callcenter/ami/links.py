@@ -112,6 +112,16 @@ class AmiLinks:
     def get(self, name: str) -> AmiLink:
         return self._bundle(name).link
 
+    def for_community(self, community: str | None) -> AmiLink:
+        """The link serving a community (the only link when there is one)."""
+        for b in self._bundles.values():
+            if community is not None and b.tracker.community == community:
+                return b.link
+        if len(self._bundles) == 1:
+            return next(iter(self._bundles.values())).link
+        raise NotFound(f"no Asterisk link serves community {community!r}",
+                       details={"community": community})
+
     def tracker(self, name: str) -> CallTracker:
         return self._bundle(name).tracker
 

@@ -13,22 +13,136 @@ decodes each read on its own and loses such characters).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from operator import itemgetter, methodcaller
 
 MAX_LINE = 64 * 1024
 """A line longer than this is junk: it is dropped and reported, the link lives on."""
 MAX_FRAME_LINES = 4096
+_PARTITION = methodcaller("partition", ": ")
+_SEP = itemgetter(1)
+_KEY_VALUE = itemgetter(0, 2)
+_LAZY_MAX = 5 * MAX_FRAME_LINES
+"""Frames shorter than this cannot exceed MAX_FRAME_LINES (a line is at least
+"K: " plus CRLF), so their text answers ``get`` exactly."""
 
 
-@dataclass(slots=True)
+JunkHook = Callable[["Frame"], None]
+
+
 class Frame:
-    """One AMI message: ordered headers; repeated keys (Output, Variable) kept."""
+    """One AMI message: ordered headers; repeated keys (Output, Variable) kept.
 
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    Frames from the parser's fast path are lazy: they hold the frame's text
+    and split it into headers only when ``headers``/``errors``/``get`` need
+    them. ``event``, ``kind`` and the absence of a key are answered from the
+    text, so an event nobody listens to is never split (most of a busy AMI
+    stream: VarSet, Newexten, DeviceStateChange...). The result is exactly
+    what eager parsing gives.
+    """
+
+    __slots__ = ("_headers", "_errors", "_raw", "_on_junk")
+
+    def __init__(self, headers: list[tuple[str, str]] | None = None,
+                 errors: list[str] | None = None) -> None:
+        self._headers: list[tuple[str, str]] | None = [] if headers is None else headers
+        self._errors: list[str] | None = [] if errors is None else errors
+        self._raw: str | None = None
+        self._on_junk: JunkHook | None = None
+
+    @classmethod
+    def lazy(cls, raw: str, on_junk: JunkHook | None = None) -> Frame:
+        """A frame from its text (CRLF-separated lines, no blank line)."""
+        frame = cls.__new__(cls)
+        frame._headers = None
+        frame._errors = None
+        frame._raw = raw
+        frame._on_junk = on_junk
+        return frame
+
+    def _parse(self) -> None:
+        raw = self._raw or ""
+        lines = raw.split("\r\n")
+        parts = list(map(_PARTITION, lines))
+        if all(map(_SEP, parts)) and len(raw) <= MAX_LINE and len(lines) <= MAX_FRAME_LINES:
+            self._headers, self._errors = list(map(_KEY_VALUE, parts)), []
+        else:
+            parser = FrameParser(expect_banner=False)
+            for line in lines:
+                parser._text_line(line, [])
+            self._headers, self._errors = parser._headers, parser._errors
+        self._raw = None
+        if self._errors and self._on_junk is not None:
+            self._on_junk(self)
+
+    @property
+    def parsed(self) -> bool:
+        return self._raw is None
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        if self._headers is None:
+            self._parse()
+        assert self._headers is not None
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: list[tuple[str, str]]) -> None:
+        self._headers, self._raw = value, None
+        if self._errors is None:
+            self._errors = []
+
+    @property
+    def errors(self) -> list[str]:
+        if self._errors is None:
+            self._parse()
+        assert self._errors is not None
+        return self._errors
+
+    @errors.setter
+    def errors(self, value: list[str]) -> None:
+        self.headers  # noqa: B018 - parse first
+        self._errors = value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Frame):
+            return NotImplemented
+        return self.headers == other.headers and self.errors == other.errors
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Frame(headers={self.headers!r}, errors={self.errors!r})"
+
+    def _first_line(self) -> str:
+        raw = self._raw or ""
+        end = raw.find("\r\n")
+        return raw if end < 0 else raw[:end]
+
+    def _lazy_get(self, raw: str, key: str) -> tuple[bool, str | None]:
+        """Answer ``get`` from the text when that is exact: (True, value or
+        None). (False, None): split the frame to know."""
+        if len(raw) > _LAZY_MAX or key.lower() == "output" or ":" in key:
+            return False, None
+        low = "\r\n" + raw.lower()
+        lk = "\r\n" + key.lower() + ":"
+        i = low.find(lk)
+        if i < 0:
+            return True, None  # no line starts with "key:": no such header
+        start = i + len(lk)
+        if low[start:start + 1] != " ":
+            return False, None  # "Key:value": the careful path decides
+        end = low.find("\r\n", start)
+        # Offsets in ``low`` are shifted by the 2 characters prepended.
+        return True, raw[start - 1: (end - 2) if end >= 0 else len(raw)]
 
     def get(self, key: str, default: str | None = None) -> str | None:
+        raw = self._raw
+        if raw is not None:
+            known, value = self._lazy_get(raw, key)
+            if known:
+                return default if value is None else value
         lk = key.lower()
         for k, v in self.headers:
             if k.lower() == lk:
@@ -50,12 +164,19 @@ class Frame:
 
     def as_dict(self) -> dict[str, str]:
         """Last value wins for repeated keys; use ``getall`` for those."""
-        return {k: v for k, v in self.headers}
+        return dict(self.headers)
 
     @property
     def kind(self) -> str:
         """``event``, ``response`` or ``other``."""
-        first = self.headers[0][0].lower() if self.headers else ""
+        if self._raw is not None:
+            first = self._first_line()
+            if first.startswith("Event: "):
+                return "event"
+            if first.startswith("Response: "):
+                return "response"
+        headers = self.headers
+        first = headers[0][0].lower() if headers else ""
         if first == "event":
             return "event"
         if first == "response":
@@ -68,6 +189,13 @@ class Frame:
 
     @property
     def event(self) -> str | None:
+        if self._raw is not None:
+            first = self._first_line()
+            if first.startswith("Event: "):
+                return first[7:]
+        h = self.headers
+        if h and h[0][0] == "Event":
+            return h[0][1]
         return self.get("Event")
 
     @property
@@ -87,9 +215,12 @@ class FrameParser:
     ``Frame.errors`` and the frame is still delivered; nothing raises.
     """
 
-    __slots__ = ("_buf", "_headers", "_errors", "_banner_seen", "_skipping")
+    __slots__ = ("_buf", "_headers", "_errors", "_banner_seen", "_skipping", "_on_junk")
 
-    def __init__(self, *, expect_banner: bool = True) -> None:
+    def __init__(self, *, expect_banner: bool = True, on_junk: JunkHook | None = None) -> None:
+        """``on_junk(frame)`` is called for each frame found to hold junk (a
+        lazy frame: when it is first read)."""
+        self._on_junk = on_junk
         self._buf = bytearray()
         self._headers: list[tuple[str, str]] = []
         self._errors: list[str] = []
@@ -98,48 +229,118 @@ class FrameParser:
 
     def feed(self, data: bytes) -> list[Frame | Banner]:
         out: list[Frame | Banner] = []
-        self._buf += data
         buf = self._buf
+        buf += data
+        if self._banner_seen and not (self._headers or self._errors or self._skipping):
+            # Fast path: at a frame boundary, take every complete frame at once.
+            end = buf.rfind(b"\r\n\r\n")
+            if end >= 0:
+                block = bytes(buf[: end + 4])
+                del buf[: end + 4]
+                if not self._feed_frames(block, out):
+                    self._feed_lines(block, out)
+            if len(buf) <= MAX_LINE and b"\n\n" not in buf:
+                return out
+        # Line path: mid-frame, before the banner, or a frame too big to wait for.
+        end = buf.rfind(b"\n")
+        if end >= 0:
+            block = bytes(buf[: end + 1])
+            del buf[: end + 1]
+            self._feed_lines(block, out)
+        self._check_overflow()
+        return out
+
+    def _check_overflow(self) -> None:
+        if len(self._buf) > MAX_LINE:
+            self._errors.append(f"line longer than {MAX_LINE} bytes dropped")
+            self._buf.clear()
+            self._skipping = True
+
+    def _feed_frames(self, block: bytes, out: list[Frame | Banner]) -> bool:
+        """Whole CRLF frames, decoded in one go (a UTF-8 character never spans
+        a line end, so this is exact). False: not plain CRLF UTF-8, use lines."""
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        crlf = text.count("\r\n")
+        if text.count("\n") != crlf or text.count("\r") != crlf:
+            return False
+        append = out.append
+        lazy = Frame.lazy
+        hook = self._on_junk
+        for chunk in text.split("\r\n\r\n"):
+            if chunk:
+                if chunk[:2] == "\r\n":  # stray blank lines between frames
+                    chunk = chunk.lstrip("\r\n")
+                    if not chunk:
+                        continue
+                append(lazy(chunk, hook))
+        return True
+
+    def _feed_lines(self, block: bytes, out: list[Frame | Banner]) -> None:
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            self._feed_lines_slow(block, out)
+            return
+        lines = text.split("\n")
+        lines.pop()  # the empty string after the last newline
+        for line in lines:
+            if self._skipping:
+                # The tail of an over-long line: swallow it.
+                self._skipping = False
+                continue
+            self._text_line(line, out)
+
+    def _feed_lines_slow(self, block: bytes, out: list[Frame | Banner]) -> None:
         start = 0
         while True:
-            nl = buf.find(b"\n", start)
+            nl = block.find(b"\n", start)
             if nl < 0:
                 break
-            raw = bytes(buf[start:nl])
+            raw = block[start:nl]
             start = nl + 1
             if self._skipping:
-                # The tail of an over-long line: swallow until its end.
                 self._skipping = False
                 continue
             self._line(raw, out)
-        if start:
-            del buf[:start]
-        if len(buf) > MAX_LINE:
-            self._errors.append(f"line longer than {MAX_LINE} bytes dropped")
-            buf.clear()
-            self._skipping = True
-        return out
 
     def _line(self, raw: bytes, out: list[Frame | Banner]) -> None:
         if raw.endswith(b"\r"):
             raw = raw[:-1]
-        if not raw:
-            if self._headers or self._errors:
-                out.append(Frame(self._headers, self._errors))
-                self._headers = []
-                self._errors = []
-            return
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
             line = raw.decode("utf-8", errors="replace")
             self._errors.append(f"invalid UTF-8 in line {line[:80]!r}")
+        self._text_line(line, out)
+
+    def _text_line(self, line: str, out: list[Frame | Banner]) -> None:
+        if line.endswith("\r"):
+            line = line[:-1]
+        if not line:
+            if self._headers or self._errors:
+                frame = Frame(self._headers, self._errors)
+                out.append(frame)
+                self._headers = []
+                self._errors = []
+                if frame.errors and self._on_junk is not None:
+                    self._on_junk(frame)
+            return
+        if len(line) > MAX_LINE:
+            self._errors.append(f"line longer than {MAX_LINE} characters dropped")
+            return
         if not self._banner_seen:
             self._banner_seen = True
             if ":" not in line or line.startswith("Asterisk Call Manager"):
                 out.append(Banner(line))
                 return
-        key, sep, value = line.partition(":")
+        if ": " in line:
+            key, value = line.split(": ", 1)
+            sep = ":"
+        else:
+            key, sep, value = line.partition(":")
         if not sep:
             if line == "--END COMMAND--":
                 return
@@ -151,9 +352,7 @@ class FrameParser:
         if len(self._headers) >= MAX_FRAME_LINES:
             self._errors.append("too many lines in one frame")
             return
-        if value.startswith(" "):
-            value = value[1:]
-        self._headers.append((key.strip(), value))
+        self._headers.append((key, value))
 
 
 def encode_frame(headers: Iterable[tuple[str, str]] | dict[str, str]) -> bytes:

@@ -23,7 +23,7 @@ FrameCallback = Callable[[Frame], None]
 class AmiProtocol(asyncio.Protocol):
     def __init__(self, on_frame: FrameCallback, *, name: str = "ami") -> None:
         self._on_frame = on_frame
-        self._parser = FrameParser()
+        self._parser = FrameParser(on_junk=self._junk)
         self._name = name
         self.transport: asyncio.Transport | None = None
         loop = asyncio.get_running_loop()
@@ -42,12 +42,6 @@ class AmiProtocol(asyncio.Protocol):
                 if not self.banner.done():
                     self.banner.set_result(item.text)
                 continue
-            if item.errors:
-                # Junk lines, bad UTF-8, over-long values: logged and skipped,
-                # the rest of the frame (and the link) lives on.
-                self.junk_frames += 1
-                log.warning("%s: skipped junk in AMI frame: %s", self._name,
-                            "; ".join(item.errors)[:300])
             if item.kind == "other":
                 if item.headers:
                     log.warning("%s: AMI frame without Event/Response skipped (%d headers)",
@@ -58,6 +52,14 @@ class AmiProtocol(asyncio.Protocol):
             except Exception:
                 log.exception("%s: AMI frame handler failed on %s", self._name,
                               item.event or item.get("Response"))
+
+    def _junk(self, frame: Frame) -> None:
+        # Junk lines, bad UTF-8, over-long values: logged and skipped, the rest
+        # of the frame (and the link) lives on. Lazy frames report this when
+        # first read; an event nobody reads is never split into lines.
+        self.junk_frames += 1
+        log.warning("%s: skipped junk in AMI frame: %s", self._name,
+                    "; ".join(frame.errors)[:300])
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f"connection lost: {exc}" if exc else "connection closed by peer"

@@ -244,6 +244,8 @@ class CallTracker:
         handler = self._handlers.get(name)
         if handler is None:
             return
+        if name == "Newexten" and frame.get("Application") not in ("AGI", "VoiceMail"):
+            return  # the commonest event: answered from the frame's text alone
         try:
             handler(dict(frame.headers), now)
         except (KeyError, ValueError) as exc:
@@ -339,8 +341,9 @@ class CallTracker:
         call.channels[uid] = chan
         self._by_uniqueid[uid] = lid
         if self._is_primary(call, uid):
+            # Not announced yet: the first Newchannel often says <unknown> for
+            # the name, which follows in the next event (NewCallerid, DialBegin).
             self._update_caller(call, h.get("CallerIDNum"), h.get("CallerIDName"))
-            self._maybe_started(call, now)
 
     def _update_caller_ev(self, h: Headers, now: datetime) -> None:
         call = self._call_of(h)
@@ -397,6 +400,12 @@ class CallTracker:
     def _ring(self, call: Call, dest_uid: str, interface: str, now: datetime, *,
               kind: str | None, member: str | None, queue: str | None) -> None:
         ident, ikind = target_of(interface)
+        same = next((t for t in call.ringing.values() if t["target"] == ident), None)
+        if same is not None:
+            # The same person rung again through another leg (a queue member's
+            # Local channel dialling the phone): one ring, not two.
+            call.ringing[dest_uid] = same
+            return
         target = {
             "target": ident,
             "kind": kind or ikind,
@@ -557,9 +566,7 @@ class CallTracker:
         if call is None:
             return
         call.channels.pop(uid, None)
-        for other in call.ringing.copy():
-            if other == uid:
-                call.ringing.pop(other, None)
+        call.ringing.pop(uid, None)
         if self._is_primary(call, uid):
             call.hangup_cause = h.get("Cause-txt") or h.get("Cause")
             self._update_caller(call, h.get("CallerIDNum"), h.get("CallerIDName"))

@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "callcenter.cli.importing",
     "callcenter.cli.oncall",
     "callcenter.cli.tokens",
+    "callcenter.cli.users",
+    "callcenter.cli.tickets",
 )
 
 

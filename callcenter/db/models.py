@@ -11,9 +11,12 @@ from callcenter.db.base import Base
 MODEL_MODULES = (
     "callcenter.directory.models",
     "callcenter.auth.models",
+    "callcenter.console.models",
     "callcenter.calls.models",
     "callcenter.oncall.models",
     "callcenter.paging.models",
+    "ticketing.models",
+    "recordings.models",
 )
 
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from callcenter.ami.asyncagi import AsyncAgiChannel, AsyncAgiDispatcher, AsyncAgiTimeout
 from callcenter.ami.captures import client_frames, server_bytes
@@ -92,6 +93,8 @@ async def test_recorded_hotline_session_runs_through_asyncagi(env) -> None:  # t
     done = asyncio.Event()
 
     async def ivr(chan: AsyncAgiChannel) -> None:
+        seen["ids"] = {k: v for k, v in structlog.contextvars.get_contextvars().items()
+                       if k in ("pbx", "uniqueid", "linkedid")}
         seen["name"] = chan.caller_name
         seen["number"] = chan.caller_number
         await chan.answer()
@@ -108,6 +111,8 @@ async def test_recorded_hotline_session_runs_through_asyncagi(env) -> None:  # t
     ami.push(encode_frame(START.headers))
     await asyncio.wait_for(done.wait(), 2)
     await until(lambda: not dispatcher.sessions)
+    assert seen.pop("ids") == {"pbx": "pbx-test", "uniqueid": "probe-agi-1",
+                               "linkedid": "probe-agi-1"}
     assert seen == {"name": "张三 客服测试", "number": "13800138000",
                     "var": "张三 客服测试", "digits": "5", "rec": "timeout"}
     commands = [f["Command"] for f in ami.actions("AGI")]

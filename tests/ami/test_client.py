@@ -66,6 +66,7 @@ async def test_connects_logs_in_and_reports_state(link: AmiLink, ami: FakeAmi) -
     assert login.get("Events") == "on" and login.get("Username") == "cc"
     js = st.to_json()
     assert js["state"] == "connected" and js["port"] == ami.port
+    assert js["ping_interval"] == 5.0 and js["name"] == "pbx-test"
     assert "secret" not in js and "s3cr3t" not in str(js)
 
 
@@ -302,3 +303,35 @@ async def test_resync_hook_runs_after_connect_and_after_restart(ami: FakeAmi) ->
     finally:
         await lk.stop()
     assert lk.state is LinkState.STOPPED
+
+
+async def test_fullybooted_after_login_is_one_resync_later_ones_resync_again(ami: FakeAmi) -> None:
+    lk = make_link(ami)
+    calls: list[str] = []
+
+    async def hook(link: AmiLink) -> None:
+        calls.append("resync")
+
+    lk.on_connected(hook)
+    lk.start()
+    try:
+        await lk.wait_connected(2)
+        await until(lambda: calls == ["resync"])
+        await lk.send_action({"Action": "Ping"})  # FullyBooted (sent after login) is in
+        await asyncio.sleep(0.02)
+        assert calls == ["resync"]  # login + its FullyBooted: one resync
+        lk.resync_debounce_s = 0.0  # a later FullyBooted (Asterisk finished booting)
+        ami.push_event([("Event", "FullyBooted"), ("Status", "Fully Booted")])
+        await until(lambda: calls == ["resync", "resync"])
+    finally:
+        await lk.stop()
+
+
+async def test_ten_thousand_events_in_one_write_all_arrive(link: AmiLink, ami: FakeAmi) -> None:
+    seen: list[str] = []
+    link.subscribe(lambda f: seen.append(f["Uniqueid"]), ["VarSet"])
+    ami.push(b"".join(encode_frame([("Event", "VarSet"), ("Variable", "名字"), ("Value", "王小明"),
+                                    ("Uniqueid", str(i))]) for i in range(10_000)))
+    await until(lambda: len(seen) == 10_000, within_s=10)
+    assert seen == [str(i) for i in range(10_000)]
+    assert link.connected

@@ -110,6 +110,12 @@ async def test_get_unknown_link_is_not_found_and_duplicate_names_refused(ami: Fa
         links.get("nope")
     with pytest.raises(ValueError):
         AmiLinks([FakeSettings(), FakeSettings()], publish=lambda e: None)
+    assert links.for_community("anything") is links.get("pbx-test")  # the only link
+    two = AmiLinks([FakeSettings(name="a", community="lakeside"),
+                    FakeSettings(name="b", community="hillside")], publish=lambda e: None)
+    assert two.for_community("hillside") is two.get("b")
+    with pytest.raises(NotFound):
+        two.for_community("riverside")
 
 
 async def test_ivr_choice_reaches_the_right_tracker(ami: FakeAmi) -> None:

@@ -116,3 +116,41 @@ def test_huge_value_is_dropped_without_losing_the_next_frames() -> None:
 def test_bare_lf_line_ends_are_accepted() -> None:
     out = FrameParser(expect_banner=False).feed(b"Event: Hangup\nUniqueid: 7\n\n")
     assert isinstance(out[0], Frame) and out[0].get("Uniqueid") == "7"
+
+
+_KEYS = st.sampled_from(["Event", "event", "Uniqueid", "UNIQUEID", "Foo", "Output", "Key:",
+                         "Application", ""])
+_VALUES = st.text(alphabet=st.sampled_from(list("ab: 张\t")), max_size=6)
+_LINE = st.one_of(
+    st.builds(lambda k, v: f"{k}: {v}", _KEYS, _VALUES),
+    st.builds(lambda k, v: f"{k}:{v}", _KEYS, _VALUES),
+    st.text(alphabet=st.sampled_from(list("ab 张:")), min_size=1, max_size=8),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINE, min_size=1, max_size=8).filter(
+    lambda ls: all(line.strip("\r\n") == line and line for line in ls)))
+def test_lazy_frames_answer_exactly_like_eager_ones(lines: list[str]) -> None:
+    raw = "\r\n".join(lines)
+    eager = FrameParser(expect_banner=False)
+    out: list[Frame | Banner] = []
+    for line in lines:
+        eager._text_line(line, out)
+    eager._text_line("", out)
+    reference = out[0] if out else Frame()
+    for key in ["Event", "event", "Uniqueid", "Foo", "Output", "Key", "Application", "Missing"]:
+        assert Frame.lazy(raw).get(key) == reference.get(key), key
+    lazy = Frame.lazy(raw)
+    assert (lazy.event, lazy.kind) == (reference.event, reference.kind)
+    assert lazy == reference
+
+
+def test_junk_hook_reports_lazy_frames_when_read() -> None:
+    seen: list[Frame] = []
+    parser = FrameParser(expect_banner=False, on_junk=seen.append)
+    frames = parser.feed(b"Event: A\r\nno colon here\r\n\r\nEvent: B\r\nX: 1\r\n\r\n")
+    assert [f.event for f in frames if isinstance(f, Frame)] == ["A", "B"]
+    assert seen == []  # nothing read yet: events are named from the text alone
+    a = frames[0]
+    assert isinstance(a, Frame) and a.errors and seen == [a]

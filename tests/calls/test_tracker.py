@@ -255,3 +255,17 @@ def test_resync_closes_calls_that_ended_while_away_and_picks_up_new_ones() -> No
 ])
 def test_target_of_interfaces(interface: str, expected: tuple[str, str]) -> None:
     assert target_of(interface) == expected
+
+
+def test_queue_member_dialling_its_phone_is_one_ring() -> None:
+    frames = frames_of("05_queue.txt")
+    called = next(i for i, f in enumerate(frames) if f.event == "AgentCalled")
+    r = Replay()
+    r.feed(frames[: called + 1])
+    r.feed([Frame([("Event", "DialBegin"), ("Uniqueid", "1795343512.9"),
+                   ("Linkedid", "probe-q-1"), ("DestChannel", "PJSIP/1001-00000009"),
+                   ("DestUniqueid", "1795343512.10"), ("DialString", "PJSIP/1001")])])
+    assert [e.name for e in r.events].count("call.ringing") == 1
+    r.feed([Frame([("Event", "DialEnd"), ("Uniqueid", "1795343512.9"), ("Linkedid", "probe-q-1"),
+                   ("DestUniqueid", "1795343512.10"), ("DialStatus", "ANSWER")])])
+    assert r.one("call.answered").data["answered_by"] == "Agent 1001"

@@ -17,8 +17,8 @@ import pytest
 import pytest_asyncio
 
 from recordings.errors import SilentAudio, TranscriptionFailed, TranscriptionTimeout, TruncatedAudio
-from recordings.models import find_model
 from recordings.transcribe import TranscriberPool, Transcript
+from recordings.vosk_model import find_model
 from tests.recordings.wavs import KO_HELLO, wav_bytes, write
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

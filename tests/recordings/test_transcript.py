@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from recordings.models import find_model
 from recordings.transcribe import TranscriberPool, Transcript, Word
+from recordings.vosk_model import find_model
 
 MODEL = find_model(None)
 

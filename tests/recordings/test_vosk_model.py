@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from recordings.errors import ModelNotFound
-from recordings.models import find_model, is_model_dir, packaged_model_dir
+from recordings.vosk_model import find_model, is_model_dir, packaged_model_dir
 
 
 def _fake_model(root: Path) -> Path:

@@ -1,0 +1,210 @@
+"""Web sessions for people: a random cookie, stored hashed, with a CSRF token.
+
+``SessionStore`` creates, resolves and ends sessions; ``session_resolver``
+turns it into the callable the auth middleware looks up under
+``SESSION_RESOLVER``; ``csrf_middleware`` refuses any state-changing request
+made with the session cookie that does not carry the session's CSRF token (a
+``csrf_token`` form field or an ``X-CSRF-Token`` header). ``LoginThrottle``
+slows down password guessing per user name and per address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from aiohttp import web
+from argon2 import PasswordHasher
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.auth.identity import Identity
+from callcenter.auth.passwords import verify_password
+from callcenter.clock import Clock
+from callcenter.console.models import WebSession
+from callcenter.directory.models import StaffUser
+from callcenter.errors import DomainError, Forbidden
+
+SESSION_COOKIE = "cc_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LAST_SEEN_EVERY_S = 60.0
+
+
+class TooManyAttempts(DomainError):
+    error_id = "too_many_attempts"
+    http_status = 429
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    token: str
+    csrf_token: str
+    identity: Identity
+
+
+class SessionStore:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, *,
+                 max_age_s: int, hasher: PasswordHasher) -> None:
+        self._sm = sessionmaker
+        self._clock = clock
+        self.max_age_s = max_age_s
+        self.hasher = hasher
+
+    async def authenticate(self, username: str, password: str) -> StaffUser | None:
+        """The active user with this name and password, else None (same cost either way)."""
+        async with self._sm() as session:
+            user = (await session.scalars(
+                select(StaffUser).where(StaffUser.username == username.strip())
+            )).first()
+        ok = verify_password(self.hasher, user.password_hash if user else None, password)
+        if not ok or user is None or not user.active:
+            return None
+        return user
+
+    async def create(self, user: StaffUser, *, remote: str = "", user_agent: str = "") -> NewSession:
+        token = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(32)
+        now = self._clock.now()
+        async with self._sm() as session:
+            session.add(WebSession(
+                token_hash=_hash(token), user_id=user.id, csrf_token=csrf, created_at=now,
+                expires_at=now + timedelta(seconds=self.max_age_s), last_seen_at=now,
+                remote=remote[:64], user_agent=user_agent[:300],
+            ))
+            await session.commit()
+        return NewSession(token, csrf, _identity(user, csrf))
+
+    async def resolve(self, token: str) -> Identity | None:
+        """The identity of a live session; None when unknown, expired or the user is disabled."""
+        if not token:
+            return None
+        now = self._clock.now()
+        async with self._sm() as session:
+            row = (await session.execute(
+                select(WebSession, StaffUser)
+                .join(StaffUser, StaffUser.id == WebSession.user_id)
+                .where(WebSession.token_hash == _hash(token))
+            )).first()
+            if row is None:
+                return None
+            web_session, user = row
+            if web_session.expires_at <= now or not user.active:
+                await session.delete(web_session)
+                await session.commit()
+                return None
+            if (now - web_session.last_seen_at).total_seconds() >= LAST_SEEN_EVERY_S:
+                web_session.last_seen_at = now
+                await session.commit()
+            return _identity(user, web_session.csrf_token)
+
+    async def end(self, token: str) -> bool:
+        async with self._sm() as session:
+            result = await session.execute(
+                delete(WebSession).where(WebSession.token_hash == _hash(token)))
+            await session.commit()
+        return bool(getattr(result, "rowcount", 0))
+
+    async def end_all_for(self, user_id: int) -> None:
+        async with self._sm() as session:
+            await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+            await session.commit()
+
+    async def purge_expired(self) -> int:
+        async with self._sm() as session:
+            result = await session.execute(
+                delete(WebSession).where(WebSession.expires_at <= self._clock.now()))
+            await session.commit()
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _identity(user: StaffUser, csrf: str) -> Identity:
+    return Identity(user_id=user.id, username=user.username, role=user.role, via="session",
+                    display_name=user.display_name or user.username, csrf_token=csrf)
+
+
+def session_resolver(store: SessionStore) -> Callable[[web.Request], Awaitable[Identity | None]]:
+    """What to install under ``SESSION_RESOLVER``: the session cookie → Identity."""
+
+    async def resolve(request: web.Request) -> Identity | None:
+        return await store.resolve(request.cookies.get(SESSION_COOKIE, ""))
+
+    return resolve
+
+
+def csrf_ok(expected: str, given: str | None) -> bool:
+    return bool(expected) and bool(given) and hmac.compare_digest(expected, given or "")
+
+
+def csrf_middleware_factory() -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def csrf_middleware(request: web.Request,
+                              handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                              ) -> web.StreamResponse:
+        from callcenter.auth.middleware import current_identity
+
+        if request.method in SAFE_METHODS:
+            return await handler(request)
+        ident = current_identity(request)
+        if ident is None or ident.via != "session":
+            # Bearer-token API calls carry no ambient credential; nothing to forge.
+            return await handler(request)
+        given = request.headers.get(CSRF_HEADER)
+        if given is None and request.content_type in (
+            "application/x-www-form-urlencoded", "multipart/form-data"
+        ):
+            form = await request.post()
+            value = form.get(CSRF_FIELD)
+            given = value if isinstance(value, str) else None
+        if not csrf_ok(ident.csrf_token, given):
+            raise Forbidden("CSRF 校验失败，请刷新页面后重试 / CSRF token missing or wrong",
+                            details={"reason": "csrf"})
+        return await handler(request)
+
+    return csrf_middleware
+
+
+class LoginThrottle:
+    """At most ``limit`` failed sign-ins per user name and per address in ``window_s``."""
+
+    def __init__(self, clock: Clock, *, limit: int = 5, window_s: float = 300.0) -> None:
+        self._clock = clock
+        self.limit = limit
+        self.window_s = window_s
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str) -> deque[float]:
+        q = self._failures.setdefault(key, deque())
+        cutoff = self._clock.monotonic() - self.window_s
+        while q and q[0] <= cutoff:
+            q.popleft()
+        return q
+
+    def check(self, username: str, remote: str) -> None:
+        for key in (f"u:{username.strip().lower()}", f"ip:{remote}"):
+            q = self._recent(key)
+            if len(q) >= self.limit:
+                retry = max(1, int(q[0] + self.window_s - self._clock.monotonic()))
+                raise TooManyAttempts(
+                    f"登录失败次数过多，请 {retry} 秒后再试 / too many failed sign-ins",
+                    details={"retry_after_s": retry})
+
+    def failed(self, username: str, remote: str) -> None:
+        for key in (f"u:{username.strip().lower()}", f"ip:{remote}"):
+            self._recent(key).append(self._clock.monotonic())
+        if len(self._failures) > 10000:  # bound memory under a spray of names
+            for key in [k for k, q in self._failures.items() if not q]:
+                del self._failures[key]
+
+    def succeeded(self, username: str) -> None:
+        self._failures.pop(f"u:{username.strip().lower()}", None)

@@ -1,0 +1,1 @@
+"""The agent console: sign-in, the agent and supervisor pages, search, audit."""

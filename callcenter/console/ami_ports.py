@@ -1,0 +1,75 @@
+"""The console's telephony ports on the AMI links (``callcenter.ami``).
+
+``AmiAgentStatus``: ``QueuePause`` of the agent's queue interface on the
+front-desk queue. ``AmiOriginate``: click-to-call, ``Originate`` to the agent's
+own phone with ``Dial`` of the owner through the trunk as its application, so
+the owner's phone rings only once the agent has picked up.
+
+Wire them in ``create_app`` after ``setup_ami``::
+
+    links = setup_ami(app)
+    setup_console(app, agent_status=AmiAgentStatus(links, settings.asterisk),
+                  originate=AmiOriginate(links, settings.asterisk))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from callcenter.ami.client import AmiLink
+from callcenter.ami.links import AmiLinks
+from callcenter.console.ports import StaffRef
+from callcenter.directory.phones import national_display
+from callcenter.errors import InvalidInput
+from callcenter.settings import AsteriskSettings
+
+DEFAULT_MEMBER_INTERFACE = "Local/{extension}@agents/n"
+
+
+class AmiAgentStatus:
+    def __init__(self, links: AmiLinks, asterisk: Sequence[AsteriskSettings], *,
+                 queue: str = "frontdesk",
+                 member_interface: str = DEFAULT_MEMBER_INTERFACE) -> None:
+        self._links = links
+        self._names = [a.name for a in asterisk]
+        self.queue = queue
+        self.member_interface = member_interface
+
+    async def set_status(self, agent: StaffRef, state: str, reason: str) -> None:
+        if not agent.extension:
+            raise InvalidInput("您没有分机号，无法切换队列状态 / you have no extension",
+                               field="extension")
+        paused = state != "ready"
+        headers = [("Action", "QueuePause"), ("Queue", self.queue),
+                   ("Interface", self.member_interface.format(extension=agent.extension)),
+                   ("Paused", "true" if paused else "false")]
+        if paused and reason:
+            headers.append(("Reason", reason))
+        # The front-desk queue lives on every PBX that has one; pause it everywhere.
+        for link in self._all_links():
+            await link.send_action(headers)
+
+    def _all_links(self) -> list[AmiLink]:
+        return [self._links.get(name) for name in self._names] or [self._links.for_community(None)]
+
+
+class AmiOriginate:
+    def __init__(self, links: AmiLinks, asterisk: Sequence[AsteriskSettings], *,
+                 dial_timeout_s: float = 30.0) -> None:
+        self._links = links
+        self._settings = {a.name: a for a in asterisk}
+        self._timeout = dial_timeout_s
+
+    async def click_to_call(self, agent: StaffRef, number: str, *,
+                            community: str | None = None) -> str:
+        if not agent.extension:
+            raise InvalidInput("您没有分机号，无法外呼 / you have no extension", field="extension")
+        link = self._links.for_community(community)
+        settings = self._settings.get(link.name) or AsteriskSettings()
+        dial_number = national_display(number).replace("-", "")
+        response = await link.originate(
+            channel=settings.extension_channel.format(extension=agent.extension),
+            application="Dial", data=settings.trunk.format(number=dial_number),
+            caller_id=f"外呼 <{dial_number}>", dial_timeout_s=self._timeout,
+            variables={"CALLCENTER_AGENT": agent.username})
+        return response.action_id

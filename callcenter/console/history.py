@@ -1,0 +1,57 @@
+"""Call history for the console, read from the call log (``callcenter/calls``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callcenter.calls.models import CallLog
+from callcenter.console.ports import StaffRef
+from callcenter.directory.phones import try_normalize
+
+
+def rang_user(row: CallLog, me: StaffRef) -> bool:
+    """Whether this call rang (or was answered by) this member of staff."""
+    mine = {v for v in (me.extension, me.username, me.display_name) if v}
+    mobile = try_normalize(me.mobile) if me.mobile else None
+    for ring in row.rung or []:
+        target = str(ring.get("target") or "")
+        if target in mine or ring.get("member_name") in mine:
+            return True
+        if mobile and try_normalize(target) == mobile:
+            return True
+    return bool(row.answered_by) and row.answered_by in mine
+
+
+async def recent_history(session: AsyncSession, me: StaffRef | None, *, limit: int = 100,
+                         scan: int = 1000) -> list[dict[str, Any]]:
+    """Finished calls, newest first; only those that rang ``me`` unless ``me`` is None."""
+    rows = (await session.scalars(
+        select(CallLog).where(CallLog.outcome.is_not(None))
+        .order_by(CallLog.started_at.desc()).limit(scan))).all()
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        if me is not None and not rang_user(r, me):
+            continue
+        wait = r.wait_s if r.wait_s is not None else 0.0
+        out.append({"call_id": r.linkedid, "at": r.started_at, "caller": r.caller_number or "",
+                    "title": r.caller_name or "", "outcome": r.outcome or "",
+                    "agent": r.answered_by or "", "answered_by": None, "targets": [],
+                    "ivr_path": list(r.ivr_path or []), "wait_s": round(wait, 1)})
+        if len(out) >= limit:
+            break
+    return out
+
+
+async def today_counts(session: AsyncSession, since: datetime) -> dict[str, float]:
+    """offered / answered / abandoned / total wait of answered calls since ``since``."""
+    rows = (await session.execute(
+        select(CallLog.outcome, CallLog.wait_s, CallLog.answered_at)
+        .where(CallLog.started_at >= since))).all()
+    answered = [w for outcome, w, at in rows if at is not None]
+    return {"offered": len(rows), "answered": len(answered),
+            "abandoned": sum(1 for outcome, _w, _at in rows if outcome == "abandoned"),
+            "total_wait_s": float(sum(w or 0.0 for w in answered))}

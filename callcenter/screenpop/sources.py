@@ -1,0 +1,65 @@
+"""What the pop needs from other domains, as protocols.
+
+Tickets and the call log live in other parts; the builder only sees these
+protocols. ``NoTickets`` / ``NoCallHistory`` stand in until those parts are
+wired (the pop then shows no tickets / no history, never an error).
+
+They are plain synchronous functions over a SQLAlchemy ``Session``: the
+builder runs the whole pop as one synchronous unit, either in a worker
+thread on its own SQLite connection (one thread hop per pop instead of one
+per query) or inside ``AsyncSession.run_sync`` on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+
+@dataclass(frozen=True, slots=True)
+class TicketSummary:
+    ticket_id: int
+    room_id: int | None
+    title: str
+    state: str  # machine state, e.g. "open", "assigned", "in_progress"
+    state_label: str = ""  # what a person reads: 待处理, 处理中 ...
+    reference: str = ""  # e.g. "T-20261122-0007"
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallSummary:
+    call_id: str
+    at: datetime
+    outcome: str  # answered, abandoned, voicemail, missed ...
+    agent: str = ""
+    duration_s: int | None = None
+    ivr_path: tuple[str, ...] = ()
+
+
+class OpenTicketsSource(Protocol):
+    def open_tickets(self, session: Session, room_ids: Sequence[int],
+                           person_ids: Sequence[int]) -> list[TicketSummary]:
+        """Tickets not yet closed for these rooms or people."""
+
+
+class CallHistorySource(Protocol):
+    def recent_calls(self, session: Session, number: str,
+                           limit: int) -> list[CallSummary]:
+        """The last calls from this (E.164) number, newest first."""
+
+
+class NoTickets:
+    def open_tickets(self, session: Session, room_ids: Sequence[int],
+                           person_ids: Sequence[int]) -> list[TicketSummary]:
+        return []
+
+
+class NoCallHistory:
+    def recent_calls(self, session: Session, number: str,
+                           limit: int) -> list[CallSummary]:
+        return []

@@ -1,0 +1,147 @@
+"""Wiring of tickets and voicemail ingest into the app: ``setup_tickets(app, ...)``.
+
+Adds the API, the pages and the recording download, and a ``cleanup_ctx``
+that builds the ticket and recording services (``TICKETS``, ``RECORDINGS``)
+and runs the voicemail ingest (``VOICEMAIL_INGEST``): subscribed to
+``voicemail.left`` on the bus and scanning the spool on start and every
+``voicemail.scan_interval_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.appkeys import BUS, CLOCK, HEALTH_EXTRAS, SESSIONMAKER, SETTINGS
+from callcenter.bus import EventBus
+from callcenter.clock import Clock, SystemClock
+from callcenter.directory.services import community_by_code, lookup_by_number
+from callcenter.settings import Settings
+from recordings import http as recordings_http
+from recordings.http import RECORDINGS
+from recordings.ingest import Transcriber, TriageFn, VoicemailIngest
+from recordings.services import RecordingService
+from ticketing import http as tickets_http
+from ticketing import pages as tickets_pages
+from ticketing.http import TICKETS, TicketsFeature
+from ticketing.services import TicketService
+
+log = logging.getLogger(__name__)
+
+VOICEMAIL_INGEST = web.AppKey("voicemail_ingest", VoicemailIngest)
+
+TranscriberSource = Transcriber | Callable[[web.Application], Transcriber | None] | None
+
+
+def default_triage() -> TriageFn | None:
+    """The triage rules of ``ticketing.triage`` when present."""
+    try:
+        from ticketing.triage import triage
+    except ImportError:
+        log.warning("ticketing.triage is missing: voicemail tickets are filed as 'other'")
+        return None
+    fn: TriageFn = triage
+    return fn
+
+
+@asynccontextmanager
+async def transcriber_from_settings(settings: Settings) -> AsyncIterator[Transcriber | None]:
+    """The vosk pool when a model is configured, started and stopped around the block."""
+    if settings.vosk.model_path is None:
+        log.warning("vosk.model_path is not set: voicemail is not transcribed")
+        yield None
+        return
+    try:
+        from recordings.transcribe import TranscriberPool
+    except ImportError:
+        log.warning("recordings.transcribe is missing: voicemail is not transcribed")
+        yield None
+        return
+    from recordings.errors import RecordingError
+
+    try:
+        pool = TranscriberPool(settings.vosk.model_path, workers=settings.vosk.workers,
+                               recycle_after=settings.vosk.recycle_after,
+                               job_timeout=settings.vosk.job_timeout_s)
+        await pool.start()
+    except (RecordingError, OSError) as exc:
+        log.error("vosk transcriber did not start (%s): voicemail is not transcribed", exc)
+        yield None
+        return
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def build_ingest(settings: Settings, sm: async_sessionmaker[AsyncSession],
+                       transcriber: Transcriber | None, triage_fn: TriageFn | None, *,
+                       service: TicketService | None = None, bus: EventBus | None = None,
+                       clock: Clock | None = None, spool_dir: Path | None = None
+                       ) -> VoicemailIngest:
+    clock = clock or SystemClock()
+    service = service or TicketService(sm, bus or EventBus(), clock, timezone=settings.timezone)
+    vm = settings.voicemail
+    default_community_id = None
+    if settings.default_community:
+        async with sm() as session:
+            community = await community_by_code(session, settings.default_community)
+        default_community_id = community.id if community else None
+    return VoicemailIngest(
+        sm, spool_dir or vm.spool_dir, settings.data_dir, transcriber, triage_fn, service,
+        lookup_by_number, clock, scan_interval_s=vm.scan_interval_s,
+        retention_days=vm.retention_days, default_community_id=default_community_id,
+        contexts=(vm.context,), mailboxes=vm.mailboxes or None,
+        transcribe_timeout_s=settings.vosk.job_timeout_s + 30.0,
+    )
+
+
+def setup_tickets(app: web.Application, *, transcriber: TranscriberSource = None,
+                  triage_fn: TriageFn | None = None, ingest: bool = True) -> None:
+    """Call after ``create_app`` (its database context must run first).
+
+    ``transcriber`` is the vosk pool, or a function of the app returning it at
+    start-up (when the pool lives under its own AppKey and cleanup_ctx,
+    registered before this one). Without one, voicemail still becomes tickets
+    that say "请收听录音". ``triage_fn`` defaults to ``ticketing.triage.triage``."""
+    tickets_http.add_routes(app)
+    tickets_pages.add_routes(app)
+    recordings_http.add_routes(app)
+    triage = triage_fn if triage_fn is not None else default_triage()
+
+    async def tickets_ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        sm = app[SESSIONMAKER]
+        service = TicketService(sm, app[BUS], app[CLOCK], timezone=settings.timezone)
+        recordings = RecordingService(sm, settings.data_dir)
+        app[TICKETS] = TicketsFeature(service, recordings, ZoneInfo(settings.timezone))
+        app[RECORDINGS] = recordings
+
+        async def health() -> dict[str, object]:
+            return {"transcription_jobs": await recordings.job_counts()}
+
+        app[HEALTH_EXTRAS].append(health)
+        if not ingest:
+            yield
+            return
+        source: Any = transcriber
+        pool: Transcriber | None = source(app) if callable(source) else source
+        running = await build_ingest(settings, sm, pool, triage, service=service,
+                                     clock=app[CLOCK])
+        app[VOICEMAIL_INGEST] = running
+        unsubscribe = app[BUS].subscribe("voicemail.left", running.on_voicemail_left)
+        await running.start()
+        try:
+            yield
+        finally:
+            unsubscribe()
+            await running.stop()
+
+    app.cleanup_ctx.append(tickets_ctx)

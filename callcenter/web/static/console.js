@@ -1,0 +1,377 @@
+// 坐席台: WebSocket screen-pops, agent state, ticket / paging / call-back buttons,
+// supervisor wall. No framework; every text goes through textContent.
+"use strict";
+
+(function () {
+  const body = document.body;
+  const page = body.dataset.page || "";
+  const csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") node.className = v;
+      else if (k === "text") node.textContent = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else if (k === "dataset") Object.assign(node.dataset, v);
+      else node.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
+  async function postJSON(url, data) {
+    const resp = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf, "Accept": "application/json"},
+      body: JSON.stringify(data),
+    });
+    let payload = null;
+    try { payload = await resp.json(); } catch (e) { payload = null; }
+    if (!resp.ok) {
+      const msg = (payload && payload.message) || ("请求失败 HTTP " + resp.status);
+      throw new Error(msg.split(" / ")[0]);
+    }
+    return payload;
+  }
+
+  function fmtSeconds(s) {
+    s = Math.max(0, Math.round(s || 0));
+    const m = Math.floor(s / 60);
+    return m ? `${m}分${s % 60}秒` : `${s}秒`;
+  }
+
+  const ROLE = {owner: "业主", tenant: "租户", family: "家属"};
+  const OUTCOME = {answered: "已接听", abandoned: "放弃", voicemail: "留言", missed: "未接", ended: "未接听"};
+
+  // ------------------------------------------------------------------ WebSocket
+
+  let ws = null;
+  let backoff = 500;
+  const wsStatus = document.getElementById("ws-status");
+
+  function setWsStatus(online) {
+    if (!wsStatus) return;
+    wsStatus.textContent = online ? "已连接" : "未连接，正在重连…";
+    wsStatus.className = "ws-status " + (online ? "online" : "offline");
+    body.dataset.ws = online ? "online" : "offline";
+  }
+
+  function connect() {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    ws = new WebSocket(`${proto}//${location.host}/ws/agent`);
+    ws.onopen = () => { backoff = 500; setWsStatus(true); };
+    ws.onmessage = (ev) => {
+      let msg;
+      try { msg = JSON.parse(ev.data); } catch (e) { return; }
+      if (msg.type === "pop") renderPop(msg.call, msg.pop);
+      else if (msg.type === "status" || msg.type === "hello") renderStatus(msg.status);
+      else if (msg.type === "wall") renderWall(msg.wall);
+    };
+    ws.onclose = () => {
+      setWsStatus(false);
+      setTimeout(connect, backoff);
+      backoff = Math.min(backoff * 2, 15000);
+    };
+  }
+
+  // ------------------------------------------------------------------ agent state
+
+  const STATE_LABEL = {ready: "就绪", paused: "小休", wrap_up: "话后处理", offline: "离线"};
+
+  function renderStatus(st) {
+    const node = document.getElementById("agent-state");
+    if (!node || !st) return;
+    node.dataset.state = st.state;
+    node.className = "state state-" + st.state;
+    node.textContent = (STATE_LABEL[st.state] || st.state) + (st.state === "paused" && st.reason ? `（${st.reason}）` : "");
+  }
+
+  const statusForm = document.getElementById("status-form");
+  if (statusForm) {
+    statusForm.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const state = ev.submitter ? ev.submitter.value : "ready";
+      const reason = statusForm.querySelector('select[name="reason"]').value;
+      try {
+        const st = await postJSON("/api/console/status", {state, reason});
+        renderStatus(st);
+      } catch (e) { alert("切换状态失败：" + e.message); }
+    });
+  }
+
+  // ------------------------------------------------------------------ pop cards
+
+  const calls = document.getElementById("calls");
+
+  function renderPop(call, pop) {
+    if (!calls) return;
+    const noCalls = document.getElementById("no-calls");
+    if (noCalls) noCalls.hidden = true;
+    let card = calls.querySelector(`[data-call-id="${CSS.escape(call.call_id)}"]`);
+    const fresh = !card;
+    const keepForms = card ? card.querySelector(".forms") : null;
+    const next = buildCard(call, pop);
+    if (keepForms && keepForms.childElementCount) next.querySelector(".forms").replaceWith(keepForms);
+    if (fresh) calls.prepend(next); else card.replaceWith(next);
+  }
+
+  function buildCard(call, pop) {
+    const caller = pop.caller || {};
+    const community = pop.community ? pop.community.name : "";
+    const stateText = call.state === "answered" && !call.answered_by_me && call.answered_by
+      ? `已由 ${call.answered_by} 接听` : call.state_label;
+    const card = el("article", {class: `card state-${call.state} ${pop.known ? "known" : "unknown"}`,
+      dataset: {callId: call.call_id, state: call.state}});
+    card.append(el("header", {class: "card-head"},
+      el("h3", {class: "caller-name", text: pop.title}),
+      el("span", {class: "caller-number", text: caller.display || "未显示号码"}),
+      el("span", {class: "call-state", text: stateText}),
+      el("span", {class: "muted", text: [community && `来自 ${community}`, call.queue && `队列 ${call.queue}`,
+        `等待 ${fmtSeconds(call.wait_s)}`].filter(Boolean).join(" · ")}),
+    ));
+    if (pop.ivr_path && pop.ivr_path.length) {
+      card.append(el("p", {class: "ivr"}, el("span", {class: "label", text: "语音导航："}), pop.ivr_path.join(" › ")));
+    }
+    if (pop.tags && pop.tags.length) {
+      card.append(el("p", {class: "tags"}, pop.tags.map((t) => el("span", {class: "tag", text: t}))));
+    }
+    if (pop.known) {
+      const rows = pop.rooms.map((r) => el("tr", {dataset: {roomId: r.room_id}},
+        el("td", {class: "room-label", text: r.label}),
+        el("td", {class: r.in_arrears ? "arrears" : "", text: `${r.arrears} 元`}),
+        el("td", {}, r.open_tickets.length
+          ? r.open_tickets.map((t) => el("div", {class: "ticket", text: `${t.title}（${t.state_label}）`}))
+          : el("span", {class: "muted", text: "无"})),
+      ));
+      card.append(el("table", {class: "rooms"},
+        el("thead", {}, el("tr", {}, el("th", {text: "房号"}), el("th", {text: "欠费"}), el("th", {text: "未完成报修"}))),
+        el("tbody", {}, rows)));
+      const people = pop.people.concat(pop.household.map((p) => Object.assign({household: true}, p)));
+      card.append(el("ul", {class: "people"}, people.map((p) => el("li", {},
+        el("strong", {text: p.name}), ` ${ROLE[p.role] || p.role}`, p.household ? "（同户）" : "",
+        p.phones.length ? ` · ${p.phones.join("、")}` : ""))));
+    } else {
+      card.append(el("p", {class: "unknown-note", text: "目录中没有这个号码。"}));
+    }
+    if (pop.recent_calls && pop.recent_calls.length) {
+      card.append(el("details", {class: "recent"}, el("summary", {text: `最近 ${pop.recent_calls.length} 次来电`}),
+        el("ul", {}, pop.recent_calls.map((c) => el("li", {text:
+          `${c.at.slice(0, 16).replace("T", " ")} ${OUTCOME[c.outcome] || c.outcome}${c.agent ? " · " + c.agent : ""}`})))));
+    }
+    const actions = el("div", {class: "actions"});
+    actions.append(el("button", {type: "button", class: "primary", text: "创建报修单",
+      onclick: () => showTicketForm(card, call, pop)}));
+    actions.append(el("button", {type: "button", class: "danger", text: "呼叫值班工程师",
+      onclick: () => showPageForm(card, call, pop)}));
+    if (caller.callable) {
+      actions.append(el("button", {type: "button", text: "回拨", onclick: () => callBack(card, call)}));
+    }
+    if (!pop.known && caller.callable) {
+      actions.append(el("button", {type: "button", text: "登记来电人", onclick: () => showUnknownForm(card, call)}));
+    }
+    if (!call.live) {
+      actions.append(el("button", {type: "button", class: "link", text: "关闭", onclick: () => card.remove()}));
+    }
+    card.append(actions, el("div", {class: "forms"}), el("p", {class: "notice", hidden: true}));
+    return card;
+  }
+
+  function notice(card, text, isError) {
+    const n = card.querySelector(".notice");
+    n.hidden = false;
+    n.className = "notice" + (isError ? " error" : "");
+    n.textContent = text;
+  }
+
+  function firstRoom(pop) { return pop.rooms && pop.rooms.length ? pop.rooms[0] : null; }
+
+  function describe(call, pop) {
+    const room = firstRoom(pop);
+    const parts = [`来电：${pop.title}（${(pop.caller || {}).display || "未显示号码"}）`];
+    if (room) parts.push(`房号：${room.label}`);
+    if (pop.ivr_path && pop.ivr_path.length) parts.push(`语音导航：${pop.ivr_path.join(" › ")}`);
+    return parts.join("\n");
+  }
+
+  // IVR wording → ticket category (a guess the agent can change).
+  const CATEGORY_HINTS = [["电梯", "elevator"], ["燃气", "gas"], ["煤气", "gas"], ["火", "fire"],
+    ["水", "plumbing"], ["漏", "plumbing"], ["电", "electrical"], ["门", "door_access"],
+    ["噪", "noise"], ["停车", "parking"], ["车位", "parking"], ["费", "fees"], ["缴", "fees"],
+    ["投诉", "complaint"], ["卫生", "sanitation"], ["垃圾", "sanitation"], ["保安", "security"]];
+
+  function guessCategory(pop) {
+    const text = (pop.ivr_path || []).join(" ");
+    for (const [word, key] of CATEGORY_HINTS) if (text.includes(word)) return key;
+    return "other";
+  }
+
+  function categorySelect(pop) {
+    const select = el("select", {name: "category", required: true});
+    const tpl = document.getElementById("ticket-categories");
+    if (tpl) select.append(tpl.content.cloneNode(true));
+    select.value = guessCategory(pop);
+    if (!select.value) select.value = "other";
+    return select;
+  }
+
+  function callerFields(pop) {
+    const person = pop.people && pop.people.length ? pop.people[0] : null;
+    const caller = pop.caller || {};
+    return {
+      caller_number: caller.masked ? "" : (caller.display || ""),
+      caller_name: person ? person.name : "",
+      person_id: person ? person.person_id : null,
+      community: pop.community ? pop.community.code : null,
+    };
+  }
+
+  function showTicketForm(card, call, pop) {
+    const forms = card.querySelector(".forms");
+    forms.replaceChildren();
+    const room = firstRoom(pop);
+    const lastIvr = pop.ivr_path && pop.ivr_path.length ? pop.ivr_path[pop.ivr_path.length - 1] : "";
+    const form = el("form", {class: "stack ticket-form"},
+      el("label", {}, "类别 ", categorySelect(pop)),
+      el("label", {}, "摘要 ", el("input", {name: "summary", required: true, maxlength: 200,
+        value: `${lastIvr || "报修"}${room ? "（" + room.label + "）" : ""}`})),
+      el("label", {}, "描述 ", el("textarea", {name: "description", rows: 3}, describe(call, pop))),
+      el("label", {}, "优先级 ", el("select", {name: "priority"},
+        el("option", {value: "normal", text: "普通"}), el("option", {value: "emergency", text: "紧急"}))),
+      el("button", {type: "submit", class: "primary", text: "提交报修单"}));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const f = new FormData(form);
+      try {
+        const t = await postJSON(body.dataset.ticketsApi, Object.assign(callerFields(pop), {
+          source: "phone", category: f.get("category"), summary: f.get("summary"),
+          description: f.get("description"), priority: f.get("priority"),
+          room_id: room ? room.room_id : null,
+        }));
+        forms.replaceChildren();
+        const ref = t && (t.number || t.reference || t.id);
+        notice(card, `报修单已创建${ref ? "：" + ref : ""}`);
+        if (t && t.id) {
+          const n = card.querySelector(".notice");
+          n.append(" ", el("a", {href: `${body.dataset.ticketsPage}/${t.id}`, text: "查看"}));
+        }
+      } catch (e) { notice(card, "创建报修单失败：" + e.message, true); }
+    });
+    forms.append(form);
+    form.querySelector("input").focus();
+  }
+
+  function showPageForm(card, call, pop) {
+    const forms = card.querySelector(".forms");
+    forms.replaceChildren();
+    const room = firstRoom(pop);
+    const form = el("form", {class: "stack page-form"},
+      el("label", {}, "类别 ", categorySelect(pop)),
+      el("label", {}, "说明 ", el("textarea", {name: "summary", rows: 3}, describe(call, pop))),
+      el("button", {type: "submit", class: "danger", text: "立即呼叫值班工程师"}));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const f = new FormData(form);
+      const fields = callerFields(pop);
+      try {
+        const inc = await postJSON(body.dataset.incidentsApi, {
+          source: "agent", category: f.get("category"), summary: f.get("summary"),
+          community: fields.community, caller_number: fields.caller_number, call_id: call.call_id,
+          building: room ? room.building : null, unit: room ? room.unit : null,
+          room: room ? room.room : null,
+        });
+        forms.replaceChildren();
+        notice(card, `已呼叫值班工程师${inc && inc.incident_id ? "（事件 " + inc.incident_id + "）" : ""}`);
+      } catch (e) { notice(card, "呼叫值班工程师失败：" + e.message, true); }
+    });
+    forms.append(form);
+  }
+
+  function showUnknownForm(card, call) {
+    const forms = card.querySelector(".forms");
+    forms.replaceChildren();
+    const form = el("form", {class: "stack unknown-form"},
+      el("label", {}, "姓名 ", el("input", {name: "name", required: true})),
+      el("label", {}, "房号 ", el("input", {name: "room", placeholder: "3-1-1201（可不填）"})),
+      el("label", {}, "身份 ", el("select", {name: "role"},
+        el("option", {value: "owner", text: "业主"}), el("option", {value: "tenant", text: "租户"}),
+        el("option", {value: "family", text: "家属"}))),
+      el("label", {}, "备注 ", el("input", {name: "note"})),
+      el("button", {type: "submit", class: "primary", text: "保存"}));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const f = new FormData(form);
+      try {
+        await postJSON("/api/console/unknown-caller", {call_id: call.call_id, name: f.get("name"),
+          room: f.get("room"), role: f.get("role"), note: f.get("note")});
+        forms.replaceChildren();
+        notice(card, "已登记");
+      } catch (e) { notice(card, "登记失败：" + e.message, true); }
+    });
+    forms.append(form);
+  }
+
+  async function callBack(card, call) {
+    try {
+      const r = await postJSON("/api/console/call", {call_id: call.call_id});
+      notice(card, r.message);
+    } catch (e) { notice(card, "回拨失败：" + e.message, true); }
+  }
+
+  // click-to-call buttons in search results
+  document.addEventListener("click", async (ev) => {
+    const btn = ev.target.closest(".call-btn");
+    if (!btn) return;
+    const out = document.getElementById("call-result");
+    try {
+      const r = await postJSON("/api/console/call", {person_id: Number(btn.dataset.personId), phone: Number(btn.dataset.phone)});
+      if (out) { out.hidden = false; out.className = "notice"; out.textContent = r.message; }
+    } catch (e) {
+      if (out) { out.hidden = false; out.className = "notice error"; out.textContent = "呼叫失败：" + e.message; }
+    }
+  });
+
+  // ------------------------------------------------------------------ supervisor wall
+
+  function fillRows(id, rows) {
+    const tbody = document.getElementById(id);
+    if (tbody) tbody.replaceChildren(...rows);
+  }
+
+  // Waiting and talking times keep counting between updates from the server.
+  let wallAt = 0;
+  setInterval(() => {
+    if (page !== "supervisor" || !wallAt) return;
+    const extra = (Date.now() - wallAt) / 1000;
+    for (const td of document.querySelectorAll("td[data-base]")) {
+      td.textContent = Math.round(Number(td.dataset.base) + extra);
+    }
+  }, 1000);
+
+  function renderWall(wall) {
+    if (page !== "supervisor" || !wall) return;
+    wallAt = Date.now();
+    for (const [k, v] of Object.entries(wall.today || {})) {
+      const n = document.querySelector(`#today [data-k="${k}"]`);
+      if (n) n.textContent = v;
+    }
+    fillRows("wall-waiting", wall.waiting.map((c) => el("tr", {},
+      el("td", {text: c.title}), el("td", {text: c.caller}), el("td", {text: c.queue || ""}),
+      el("td", {text: c.state_label}), el("td", {text: Math.round(c.wait_s), dataset: {base: c.wait_s}}))));
+    fillRows("wall-talking", wall.talking.map((c) => el("tr", {},
+      el("td", {text: c.agent}), el("td", {text: c.title}), el("td", {text: c.caller}),
+      el("td", {text: Math.round(c.talk_s), dataset: {base: c.talk_s}}))));
+    fillRows("wall-agents", wall.agents.map((a) => el("tr", {},
+      el("td", {text: a.name}), el("td", {text: a.extension || ""}),
+      el("td", {}, el("span", {class: "state state-" + a.state,
+        text: (STATE_LABEL[a.state] || a.state) + (a.state === "paused" && a.reason ? `（${a.reason}）` : "") + (a.on_call ? " · 通话中" : "")})),
+      el("td", {text: Math.round(a.since_s), dataset: {base: a.since_s}}))));
+  }
+
+  if (page === "agent" || page === "supervisor") connect();
+})();

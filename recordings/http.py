@@ -1,0 +1,34 @@
+"""GET /recordings/{id}: a stored voicemail recording (signed-in users only)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from callcenter.auth.middleware import require_role
+from callcenter.errors import NotFound
+from recordings.services import RecordingService
+
+RECORDINGS = web.AppKey("recordings", RecordingService)
+
+
+def _recording_id(request: web.Request) -> int:
+    raw = request.match_info["recording_id"]
+    if not raw.isdigit() or len(raw) > 12:
+        raise NotFound("录音不存在 / no such recording", details={"recording_id": raw})
+    return int(raw)
+
+
+@require_role()
+async def get_recording(request: web.Request) -> web.StreamResponse:
+    rid = _recording_id(request)
+    path = await request.app[RECORDINGS].file_for(rid)
+    return web.FileResponse(path, headers={
+        "Content-Type": "audio/wav",
+        "Content-Disposition": f'inline; filename="recording-{rid}.wav"',
+        "Cache-Control": "private, max-age=3600",
+        "X-Content-Type-Options": "nosniff",
+    })
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/recordings/{recording_id}", get_recording)

@@ -1,0 +1,150 @@
+"""A real Chromium (Debian's, through Playwright) drives the console: sign in as an
+agent; a known owner calls the Asterisk stand-in, which queues the call and rings
+the agent's extension over real AMI (AmiLinks → tracker → bus → hub); the pop
+shows name, room, arrears and the open repair; the agent creates a ticket from it
+and finds it in the ticket list.
+
+Screenshots of failures go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from callcenter.ami.setup import setup_ami
+from callcenter.app import create_app
+from callcenter.appkeys import BUS, CLOCK
+from callcenter.console.setup import setup_console
+from callcenter.screenpop.setup import setup_screenpop
+from callcenter.settings import AsteriskSettings, Secret
+from callcenter.simulator import AsteriskStandIn, Caller, HangUp, Phone, ScaledClock, Wait
+from callcenter.tickets import setup_tickets
+from tests.console.helpers import FAST_HASHER, OWNER_MOBILE, PASSWORD, make_settings, seed_directory
+from ticketing.services import NewTicket, TicketService
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture(params=["sqlite"])
+def db_backend(request: pytest.FixtureRequest) -> str:
+    """The browser test runs on SQLite only (the database paths are covered elsewhere)."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any, db_url: str,
+                                                 tmp_path: Path, request: pytest.FixtureRequest
+                                                 ) -> None:
+    seed = await seed_directory(sessionmaker)
+    standin = AsteriskStandIn(users={"cc": "ccsecret"}, spool_dir=tmp_path / "vm",
+                              clock=ScaledClock(speed=20))
+    await standin.start()
+    settings = replace(make_settings(db_url, tmp_path), asterisk=(AsteriskSettings(
+        name="pbx1", host="127.0.0.1", port=standin.ami_port, username="cc",
+        secret=Secret("ccsecret"), community="hupan"),))
+    app = create_app(settings)
+    setup_ami(app)
+    setup_console(app, hasher=FAST_HASHER)
+    setup_screenpop(app, wall_debounce_s=0, audit_flush_s=0)
+    setup_tickets(app)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    page = await browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    try:
+        service = TicketService(sessionmaker, app[BUS], app[CLOCK], timezone="Asia/Shanghai")
+        await service.create(NewTicket(source="agent", category="plumbing", summary="厨房水管漏水",
+                                       room_id=seed.rooms["3-1-1201"],
+                                       person_id=seed.people["张伟"], created_by="xiaozhao"))
+        # The agent's desk phone rings for a long while (simulated seconds).
+        standin.add_phone(Phone("8001", answer_after=600))
+        standin.add_member("frontdesk", "Local/8001@agents/n", "Agent 8001")
+        base = str(server.make_url("/")).rstrip("/")
+        await page.goto(f"{base}/agent")
+        assert "/login" in page.url
+        await page.fill('input[name="username"]', "xiaoli")
+        await page.fill('input[name="password"]', PASSWORD)
+        await page.click('button[type="submit"]')
+        await page.wait_for_url(f"{base}/agent")
+        await page.wait_for_selector('body[data-ws="online"]', timeout=10000)
+
+        call = standin.place_call(Caller(number=OWNER_MOBILE, name="张伟", context="queue-entry",
+                                         script=[Wait(6000), HangUp()]))
+        linkedid = call.app.linkedid
+        card = page.locator(f'article.card[data-call-id="{linkedid}"]')
+        await card.wait_for(timeout=10000)
+        assert await card.locator(".caller-name").inner_text() == "张伟"
+        assert await card.locator(".caller-number").inner_text() == OWNER_MOBILE
+        rooms = await card.locator("table.rooms").inner_text()
+        assert "湖畔花园3栋1单元1201室" in rooms and "1200.50 元" in rooms
+        assert "厨房水管漏水（新建）" in rooms
+        assert "队列 frontdesk" in await card.locator(".card-head").inner_text()
+        people = await card.locator(".people").inner_text()
+        assert "李娜" in people and "同户" in people
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "console_pop.png"), full_page=True)
+
+        await card.get_by_role("button", name="创建报修单").click()
+        form = card.locator("form.ticket-form")
+        await form.wait_for()
+        await form.locator('select[name="category"]').select_option("plumbing")
+        await form.locator('input[name="summary"]').fill("卫生间地漏反水")
+        await form.get_by_role("button", name="提交报修单").click()
+        notice = card.locator(".notice")
+        await notice.wait_for(state="visible", timeout=10000)
+        text = await notice.inner_text()
+        assert text.startswith("报修单已创建"), text
+
+        # The supervisor's wall shows the call waiting, live over the WebSocket.
+        boss_ctx = await browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
+        boss = await boss_ctx.new_page()
+        await boss.goto(f"{base}/login")
+        await boss.fill('input[name="username"]', "boss")
+        await boss.fill('input[name="password"]', PASSWORD)
+        await boss.click('button[type="submit"]')
+        await boss.wait_for_url(f"{base}/supervisor")
+        await boss.wait_for_selector('body[data-ws="online"]', timeout=10000)
+        waiting = boss.locator("#wall-waiting")
+        await waiting.get_by_text("张伟").wait_for(timeout=10000)
+        assert OWNER_MOBILE in await waiting.inner_text()
+        agents = await boss.locator("#wall-agents").inner_text()
+        assert "XIAOLI" in agents and "就绪" in agents
+        await boss.screenshot(path=str(ARTIFACTS / "console_wall.png"), full_page=True)
+        await boss_ctx.close()
+
+        await page.goto(f"{base}/tickets")
+        listing = await page.locator("table.tickets").inner_text()
+        assert "卫生间地漏反水" in listing and "厨房水管漏水" in listing
+        await page.screenshot(path=str(ARTIFACTS / "console_tickets.png"), full_page=True)
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        raise
+    finally:
+        await page.close()
+        await server.close()
+        await standin.stop()

@@ -1,0 +1,258 @@
+"""The hub over real WebSockets: fan-out to tabs, re-delivery on reconnect, live
+updates, supervisors' wall, night duty's summary, audit rows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select, update
+
+from callcenter.appkeys import BUS
+from callcenter.bus import DomainEvent
+from callcenter.console.keys import AGENT_HUB
+from callcenter.console.models import AuditEntry
+from callcenter.directory.models import StaffUser
+from tests.console.helpers import OWNER_MOBILE, login, running_app, seed_directory
+
+
+@asynccontextmanager
+async def browser(client: TestClient[Any, Any]) -> AsyncIterator[aiohttp.ClientSession]:
+    """A second browser (its own cookie jar) on the same server."""
+    async with aiohttp.ClientSession(base_url=str(client.make_url("/")),
+                                     cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield session
+
+
+async def frame(ws: Any, kind: str) -> dict[str, Any]:
+    """The next frame of this kind (hello/wall frames in between are skipped)."""
+    for _ in range(20):
+        msg = await ws.receive_json(timeout=5)
+        if msg["type"] == kind:
+            return msg
+    raise AssertionError(f"no {kind} frame")
+
+
+async def nothing_pending(ws: Any) -> None:
+    """Everything pushed before now has been read: a ping's pong comes next."""
+    await ws.send_json({"type": "ping", "t": "probe"})
+    while True:
+        msg = await ws.receive_json(timeout=5)
+        if msg["type"] == "pong":
+            return
+        assert msg["type"] in ("hello", "wall", "status"), f"unexpected frame {msg}"
+
+
+async def publish(client: TestClient[Any, Any], name: str, **data: Any) -> None:
+    await client.app[BUS].publish_and_wait(DomainEvent(f"call.{name}", data))
+
+
+async def test_pop_reaches_every_tab_of_the_agent_and_only_that_agent(
+        sessionmaker: Any, db_url: str, tmp_path: Path) -> None:
+    seed = await seed_directory(sessionmaker)
+    async with running_app(db_url, tmp_path) as a, browser(a) as zhao:
+        await login(a, "xiaoli")
+        tab1 = await a.ws_connect("/ws/agent")
+        tab2 = await a.ws_connect("/ws/agent")
+        await login(zhao, "xiaozhao")
+        zhao_ws = await zhao.ws_connect("/ws/agent")
+        for ws in (tab1, tab2, zhao_ws):
+            assert (await frame(ws, "hello"))["user"]["role"] == "agent"
+
+        await publish(a, "started", call_id="c1", caller=OWNER_MOBILE, community="hupan")
+        await publish(a, "ivr_choice", call_id="c1", label="报修")
+        await publish(a, "ringing", call_id="c1", queue="frontdesk",
+                      interface="Local/8001@from-queue/n")
+        for ws in (tab1, tab2):
+            msg = await frame(ws, "pop")
+            assert msg["call"]["state"] == "ringing" and msg["call"]["call_id"] == "c1"
+            pop = msg["pop"]
+            assert pop["title"] == "张伟" and pop["caller"]["display"] == OWNER_MOBILE
+            assert pop["ivr_path"] == ["报修"]
+            assert pop["rooms"][0]["arrears"] == "1200.50"
+        await nothing_pending(zhao_ws)
+
+        await publish(a, "answered", call_id="c1", interface="PJSIP/8001")
+        for ws in (tab1, tab2):
+            msg = await frame(ws, "pop")
+            assert msg["call"]["state"] == "answered" and msg["call"]["answered_by_me"]
+        await publish(a, "ended", call_id="c1")
+        for ws in (tab1, tab2):
+            assert (await frame(ws, "pop"))["call"]["state"] == "ended"
+
+        await a.app[AGENT_HUB].settle()
+        async with sessionmaker() as s:
+            rows = (await s.scalars(select(AuditEntry).where(AuditEntry.reason == "pop"))).all()
+        assert {(r.username, r.person_id) for r in rows} == {
+            ("xiaoli", seed.people["张伟"]), ("xiaoli", seed.people["李娜"]),
+            ("xiaoli", seed.people["王芳"])}
+        assert all(r.detail == "call c1" for r in rows)
+        assert all(r.source == "ws:127.0.0.1" for r in rows)
+
+
+async def test_reconnecting_browser_gets_calls_still_ringing_it(
+        sessionmaker: Any, db_url: str, tmp_path: Path) -> None:
+    await seed_directory(sessionmaker)
+    async with running_app(db_url, tmp_path) as client:
+        await login(client, "xiaoli")
+        ws = await client.ws_connect("/ws/agent")
+        await frame(ws, "hello")
+        await ws.close()
+        # Rings while the browser is away (e.g. Wi-Fi dropped).
+        await publish(client, "ringing", call_id="c2", caller=OWNER_MOBILE, extension="8001")
+        await publish(client, "ringing", call_id="c3", caller="13500009999", extension="8002")
+        ws = await client.ws_connect("/ws/agent")
+        await frame(ws, "hello")
+        msg = await frame(ws, "pop")
+        assert msg["call"]["call_id"] == "c2" and msg["pop"]["title"] == "张伟"
+        await nothing_pending(ws)  # c3 rings someone else
+        await publish(client, "ended", call_id="c2")
+        assert (await frame(ws, "pop"))["call"]["state"] == "ended"
+        await ws.close()
+        ws = await client.ws_connect("/ws/agent")
+        await frame(ws, "hello")
+        await nothing_pending(ws)  # an ended call is not re-delivered
+        await ws.close()
+
+
+async def test_ring_all_then_answered_by_colleague_updates_the_other_card(
+        sessionmaker: Any, db_url: str, tmp_path: Path) -> None:
+    await seed_directory(sessionmaker)
+    async with running_app(db_url, tmp_path) as client:
+        await login(client, "xiaoli")
+        ws = await client.ws_connect("/ws/agent")
+        await publish(client, "ringing", call_id="c4", caller="13500009999", interface="PJSIP/8001")
+        await publish(client, "ringing", call_id="c4", interface="PJSIP/8002")
+        pop = await frame(ws, "pop")
+        assert pop["pop"]["title"] == "陌生来电" and not pop["pop"]["known"]
+        await publish(client, "answered", call_id="c4", interface="PJSIP/8002")
+        msg = await frame(ws, "pop")
+        assert msg["call"]["state"] == "answered"
+        assert not msg["call"]["answered_by_me"] and msg["call"]["answered_by"] == "XIAOZHAO"
+        await publish(client, "transferred", call_id="c4", to="PJSIP/8001")
+        msg = await frame(ws, "pop")
+        assert msg["call"]["state"] == "transferred" and msg["call"]["answered_by_me"]
+        await ws.close()
+
+
+async def test_supervisor_wall_follows_calls_and_agent_states(
+        sessionmaker: Any, db_url: str, tmp_path: Path) -> None:
+    await seed_directory(sessionmaker)
+    async with running_app(db_url, tmp_path) as boss, browser(boss) as agent:
+        await login(boss, "boss")
+        wall_ws = await boss.ws_connect("/ws/agent")
+        first = await frame(wall_ws, "wall")
+        assert first["wall"]["waiting"] == [] and first["wall"]["today"]["offered"] == 0
+        csrf = await login(agent, "xiaoli")
+        agent_ws = await agent.ws_connect("/ws/agent")
+        await frame(agent_ws, "hello")
+        r = await agent.post("/api/console/status", json={"state": "paused", "reason": "用餐"},
+                             headers={"X-CSRF-Token": csrf})
+        assert r.status == 200
+        assert (await frame(agent_ws, "status"))["status"]["state"] == "paused"
+
+        await publish(boss, "ringing", call_id="c5", caller=OWNER_MOBILE, queue="frontdesk",
+                      interface="PJSIP/8002")
+        await boss.app[AGENT_HUB].settle()
+        wall = None
+        for _ in range(10):
+            wall = (await frame(wall_ws, "wall"))["wall"]
+            if wall["waiting"]:
+                break
+        assert wall is not None
+        assert [(c["call_id"], c["title"], c["caller"]) for c in wall["waiting"]] == [
+            ("c5", "张伟", OWNER_MOBILE)]
+        states = {a["name"]: a for a in wall["agents"]}
+        assert states["XIAOLI"]["state"] == "paused" and states["XIAOLI"]["reason"] == "用餐"
+        assert states["XIAOZHAO"]["state"] == "offline"
+        await publish(boss, "answered", call_id="c5", interface="PJSIP/8002")
+        await publish(boss, "started", call_id="c6", caller="13500009999")
+        await publish(boss, "abandoned", call_id="c6")
+        await boss.app[AGENT_HUB].settle()
+        while True:
+            wall = (await frame(wall_ws, "wall"))["wall"]
+            if wall["today"]["abandoned"]:
+                break
+        assert [(c["call_id"], c["agent"]) for c in wall["talking"]] == [("c5", "XIAOZHAO")]
+        assert wall["waiting"] == []
+        assert wall["today"]["offered"] == 2 and wall["today"]["answered"] == 1
+        page = await boss.get("/supervisor")
+        assert page.status == 200 and "监控墙" in await page.text()
+
+
+async def test_offline_night_duty_gets_a_summary_through_their_notifier(
+        sessionmaker: Any, db_url: str, tmp_path: Path) -> None:
+    seed = await seed_directory(sessionmaker)
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.json_response({"ok": True})
+
+    hook_app = web.Application()
+    hook_app.router.add_post("/hook", hook)
+    hook_server = TestServer(hook_app, host="127.0.0.1", port=0)
+    await hook_server.start_server()
+    async with sessionmaker() as s:
+        await s.execute(update(StaffUser).where(StaffUser.username == "laowang")
+                        .values(notify={"webhook": str(hook_server.make_url("/hook"))}))
+        await s.commit()
+    try:
+        async with running_app(db_url, tmp_path) as client:
+            # DialBegin to the night duty's mobile through the trunk.
+            await publish(client, "ringing", call_id="n1", caller=OWNER_MOBILE, community="hupan",
+                          interface="PJSIP/13611112222@trunk")
+            await client.app[AGENT_HUB].settle()
+            assert len(received) == 1
+            msg = received[0]
+            assert msg["title"] == "来电：张伟（湖畔花园）" and msg["key"] == "n1"
+            assert msg["fields"]["来电"] == "138****5678"
+            assert msg["fields"]["房号"].startswith("湖畔花园")
+            assert "欠费" in msg["fields"]
+            # Ringing again (retry leg) does not send a second summary.
+            await publish(client, "ringing", call_id="n1", mobile="13611112222")
+            await client.app[AGENT_HUB].settle()
+            assert len(received) == 1
+            async with sessionmaker() as s:
+                rows = (await s.scalars(select(AuditEntry)
+                                        .where(AuditEntry.person_id == seed.people["张伟"]))).all()
+            assert [(r.username, r.reason, r.source) for r in rows] == [
+                ("laowang", "pop", "notify:webhook")]
+    finally:
+        await hook_server.close()
+
+
+async def test_websocket_needs_a_session_and_same_origin(
+        sessionmaker: Any, db_url: str, tmp_path: Path) -> None:
+    await seed_directory(sessionmaker)
+    async with running_app(db_url, tmp_path) as client:
+        r = await client.get("/ws/agent")
+        assert r.status == 401
+        await login(client, "xiaoli")
+        r = await client.get("/ws/agent", headers={"Origin": "https://evil.example",
+                                                   "Connection": "Upgrade", "Upgrade": "websocket",
+                                                   "Sec-WebSocket-Version": "13",
+                                                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        assert r.status == 403
+
+
+async def test_late_events_of_an_ended_call_do_not_revive_it(
+        sessionmaker: Any, db_url: str, tmp_path: Path) -> None:
+    await seed_directory(sessionmaker)
+    async with running_app(db_url, tmp_path) as client:
+        await login(client, "xiaoli")
+        await publish(client, "ringing", call_id="z1", caller=OWNER_MOBILE, extension="8001")
+        await publish(client, "ended", call_id="z1")
+        await publish(client, "ringing", call_id="z1", caller=OWNER_MOBILE, extension="8001")
+        hub = client.app[AGENT_HUB]
+        assert "z1" not in hub.calls
+        assert [h["call_id"] for h in hub.history] == ["z1"]
+        ws = await client.ws_connect("/ws/agent")
+        await frame(ws, "hello")
+        await nothing_pending(ws)
+        await ws.close()

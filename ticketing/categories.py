@@ -1,0 +1,50 @@
+"""The 14 triage categories, their Chinese labels and the department each goes to.
+
+One data table: change who handles what here, nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEPARTMENTS: dict[str, str] = {
+    "engineering": "工程部",
+    "cleaning": "保洁部",
+    "security": "秩序部",
+    "customer_service": "客服部",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    key: str
+    label: str
+    department: str
+
+
+CATEGORIES: dict[str, Category] = {
+    c.key: c
+    for c in (
+        Category("plumbing", "给排水", "engineering"),
+        Category("electrical", "电气", "engineering"),
+        Category("elevator", "电梯", "engineering"),
+        Category("gas", "燃气", "engineering"),
+        Category("fire", "消防", "security"),
+        Category("door_access", "门禁门锁", "engineering"),
+        Category("public_facility", "公共设施", "engineering"),
+        Category("sanitation", "环境卫生", "cleaning"),
+        Category("noise", "噪音扰民", "security"),
+        Category("security", "安全秩序", "security"),
+        Category("parking", "停车", "security"),
+        Category("fees", "费用", "customer_service"),
+        Category("complaint", "服务投诉", "customer_service"),
+        Category("other", "其他", "customer_service"),
+    )
+}
+
+PRIORITIES: dict[str, str] = {"emergency": "紧急", "normal": "普通"}
+SOURCES: dict[str, str] = {"voicemail": "语音留言", "phone": "来电", "agent": "坐席录入", "api": "接口"}
+
+
+def department_for(category: str) -> str:
+    return CATEGORIES[category].department

@@ -1,0 +1,488 @@
+"""What the ticketing domain does: create, move through the lifecycle, find.
+
+No web framework here. Every change is written with a ``TicketEvent`` in the
+same transaction; after the commit the service publishes ``ticket.created`` /
+``ticket.changed`` on the bus, and ``incident.requested`` for an emergency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from callcenter.bus import DomainEvent, EventBus
+from callcenter.clock import Clock
+from callcenter.directory.models import Building, Community, Person, Room, Unit
+from callcenter.errors import InvalidInput, NotFound
+from ticketing.categories import CATEGORIES, PRIORITIES, SOURCES, department_for
+from ticketing.lifecycle import INITIAL_STATE, STATES, check_transition
+from ticketing.models import Ticket, TicketCounter, TicketEvent
+
+NUMBER_PREFIX = "BX"
+UNRECOGNISED_SUMMARY = "留言无法识别，请收听录音"
+MAX_SUMMARY = 500
+MAX_DESCRIPTION = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class NewTicket:
+    """What a new ticket is made from (a call, an agent, the API, a voicemail)."""
+
+    source: str
+    category: str
+    summary: str
+    priority: str = "normal"
+    description: str = ""
+    caller_number: str = ""
+    caller_name: str = ""
+    person_id: int | None = None
+    room_id: int | None = None
+    community_id: int | None = None
+    location: str = ""
+    said_building: str | None = None
+    said_unit: str | None = None
+    said_room: str | None = None
+    location_conflict: bool = False
+    recording_id: int | None = None
+    created_by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    from_state: str | None
+    to_state: str
+    actor: str
+    at: datetime
+    note: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"from": self.from_state, "to": self.to_state, "actor": self.actor,
+                "at": self.at.isoformat(), "note": self.note}
+
+
+@dataclass(frozen=True, slots=True)
+class TicketView:
+    id: int
+    number: str
+    community_id: int | None
+    community: str | None
+    source: str
+    caller_number: str
+    caller_name: str
+    person_id: int | None
+    room_id: int | None
+    location: str
+    said_building: str | None
+    said_unit: str | None
+    said_room: str | None
+    location_conflict: bool
+    category: str
+    priority: str
+    department: str
+    state: str
+    summary: str
+    description: str
+    recording_id: int | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    events: tuple[EventView, ...] = field(default_factory=tuple)
+    place: RoomPlace | None = None
+
+    @property
+    def emergency(self) -> bool:
+        return self.priority == "emergency"
+
+    def to_json(self, *, with_events: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "number": self.number,
+            "community_id": self.community_id,
+            "community": self.community,
+            "source": self.source,
+            "caller_number": self.caller_number,
+            "caller_name": self.caller_name,
+            "person_id": self.person_id,
+            "room_id": self.room_id,
+            "location": self.location,
+            "said_location": {"building": self.said_building, "unit": self.said_unit,
+                              "room": self.said_room},
+            "location_conflict": self.location_conflict,
+            "category": self.category,
+            "priority": self.priority,
+            "department": self.department,
+            "state": self.state,
+            "summary": self.summary,
+            "description": self.description,
+            "recording_id": self.recording_id,
+            "created_by": self.created_by,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+        if with_events:
+            data["events"] = [e.to_json() for e in self.events]
+        return data
+
+    def where(self) -> tuple[str | None, str | None, str | None]:
+        """(building, unit, room): the directory's room when known, else what was said."""
+        if self.place is not None:
+            return self.place.building, self.place.unit, self.place.room
+        return self.said_building, self.said_unit, self.said_room
+
+
+@dataclass(frozen=True, slots=True)
+class TicketFilter:
+    states: tuple[str, ...] = ()
+    category: str | None = None
+    priority: str | None = None
+    community_id: int | None = None
+    room_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketPage:
+    items: tuple[TicketView, ...]
+    total: int
+    limit: int
+    offset: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"items": [t.to_json() for t in self.items], "total": self.total,
+                "limit": self.limit, "offset": self.offset}
+
+
+@dataclass(frozen=True, slots=True)
+class RoomPlace:
+    """A room with where it is, as a ticket shows it."""
+
+    room_id: int
+    community_id: int
+    community_code: str
+    community: str
+    building: str
+    unit: str | None
+    room: str
+
+    @property
+    def label(self) -> str:
+        unit = f"{self.unit}单元" if self.unit else ""
+        return f"{self.community}{self.building}栋{unit}{self.room}室"
+
+
+async def room_place(session: AsyncSession, room_id: int) -> RoomPlace | None:
+    row = (
+        await session.execute(
+            select(Room.id, Community.id, Community.code, Community.name, Building.name,
+                   Unit.name, Room.number)
+            .join(Unit, Unit.id == Room.unit_id)
+            .join(Building, Building.id == Unit.building_id)
+            .join(Community, Community.id == Building.community_id)
+            .where(Room.id == room_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    return RoomPlace(row[0], row[1], row[2], row[3], row[4], row[5] or None, row[6])
+
+
+async def find_rooms(session: AsyncSession, *, building: str, room: str, unit: str | None = None,
+                     community_ids: tuple[int, ...] = ()) -> list[RoomPlace]:
+    """Rooms matching a spoken location (building + room, unit when said)."""
+    stmt = (
+        select(Room.id, Community.id, Community.code, Community.name, Building.name, Unit.name,
+               Room.number)
+        .join(Unit, Unit.id == Room.unit_id)
+        .join(Building, Building.id == Unit.building_id)
+        .join(Community, Community.id == Building.community_id)
+        .where(func.upper(Building.name) == building.upper(), Room.number == room)
+        .order_by(Room.id)
+    )
+    if unit:
+        stmt = stmt.where(Unit.name == unit)
+    if community_ids:
+        stmt = stmt.where(Community.id.in_(community_ids))
+    rows = (await session.execute(stmt)).all()
+    return [RoomPlace(r[0], r[1], r[2], r[3], r[4], r[5] or None, r[6]) for r in rows]
+
+
+def validate_new(new: NewTicket) -> NewTicket:
+    """Check a new ticket's fields; a 400 naming the first bad field."""
+    if new.source not in SOURCES:
+        raise InvalidInput(f"来源无效 / source must be one of {', '.join(SOURCES)}", field="source")
+    if new.category not in CATEGORIES:
+        raise InvalidInput(f"类别无效 / category must be one of {', '.join(CATEGORIES)}",
+                           field="category")
+    if new.priority not in PRIORITIES:
+        raise InvalidInput("优先级无效 / priority must be emergency or normal", field="priority")
+    summary = new.summary.strip()
+    if not summary:
+        raise InvalidInput("请填写摘要 / summary is required", field="summary")
+    if len(summary) > MAX_SUMMARY:
+        raise InvalidInput(f"摘要过长 / summary longer than {MAX_SUMMARY} characters",
+                           field="summary")
+    if len(new.description) > MAX_DESCRIPTION:
+        raise InvalidInput("描述过长 / description too long", field="description")
+    if len(new.caller_number) > 32:
+        raise InvalidInput("号码过长 / caller_number too long", field="caller_number")
+    if len(new.location) > 200:
+        raise InvalidInput("位置过长 / location too long", field="location")
+    for name in ("said_building", "said_unit", "said_room"):
+        value = getattr(new, name)
+        if value is not None and len(value) > 32:
+            raise InvalidInput(f"{name} too long", field=name)
+    return replace(new, summary=summary)
+
+
+class TicketService:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], bus: EventBus,
+                 clock: Clock, *, timezone: str = "Asia/Shanghai",
+                 number_prefix: str = NUMBER_PREFIX) -> None:
+        self._sm = sessionmaker
+        self._bus = bus
+        self._clock = clock
+        self._tz = ZoneInfo(timezone)
+        self._prefix = number_prefix
+
+    # -- creating -----------------------------------------------------------
+
+    async def create(self, new: NewTicket) -> TicketView:
+        async with self._sm() as session:
+            ticket = await self.add(session, new)
+            await session.commit()
+            view = await self._view(session, ticket.id)
+        self.announce_created(view)
+        return view
+
+    async def add(self, session: AsyncSession, new: NewTicket) -> Ticket:
+        """Add a ticket inside the caller's transaction (no commit, no events).
+
+        The ingest uses this to write the ticket and finish its job atomically,
+        then calls ``announce_created`` after its commit."""
+        new = validate_new(new)
+        community_id = new.community_id
+        location = new.location.strip()
+        if new.room_id is not None:
+            place = await room_place(session, new.room_id)
+            if place is None:
+                raise InvalidInput(f"房间不存在 / no room {new.room_id}", field="room_id")
+            if community_id is None:
+                community_id = place.community_id
+            if not location:
+                location = place.label
+        if not location:
+            location = "".join(part for part in (
+                f"{new.said_building}栋" if new.said_building else "",
+                f"{new.said_unit}单元" if new.said_unit else "",
+                f"{new.said_room}室" if new.said_room else "") if part)
+        if community_id is not None and await session.get(Community, community_id) is None:
+            raise InvalidInput(f"小区不存在 / no community {community_id}", field="community_id")
+        if new.person_id is not None and await session.get(Person, new.person_id) is None:
+            raise InvalidInput(f"业主不存在 / no person {new.person_id}", field="person_id")
+        now = self._clock.now()
+        ticket = Ticket(
+            number=await self._next_number(session, now),
+            community_id=community_id,
+            source=new.source,
+            caller_number=new.caller_number.strip(),
+            caller_name=new.caller_name.strip()[:100],
+            person_id=new.person_id,
+            room_id=new.room_id,
+            location=location,
+            said_building=new.said_building,
+            said_unit=new.said_unit,
+            said_room=new.said_room,
+            location_conflict=new.location_conflict,
+            category=new.category,
+            priority=new.priority,
+            department=department_for(new.category),
+            state=INITIAL_STATE,
+            summary=new.summary,
+            description=new.description,
+            recording_id=new.recording_id,
+            created_by=new.created_by[:100],
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(ticket)
+        await session.flush()
+        session.add(TicketEvent(ticket_id=ticket.id, from_state=None, to_state=INITIAL_STATE,
+                                actor=new.created_by[:100], at=now,
+                                note=f"来源：{SOURCES[new.source]}"))
+        await session.flush()
+        return ticket
+
+    async def _next_number(self, session: AsyncSession, now: datetime) -> str:
+        prefix = self._prefix + now.astimezone(self._tz).strftime("%Y%m%d")
+        dialect = session.get_bind().dialect.name
+        insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = (
+            insert_fn(TicketCounter)
+            .values(prefix=prefix, last=1)
+            .on_conflict_do_update(index_elements=[TicketCounter.prefix],
+                                   set_={"last": TicketCounter.last + 1})
+            .returning(TicketCounter.last)
+        )
+        seq = (await session.execute(stmt)).scalar_one()
+        return f"{prefix}-{seq:04d}"
+
+    def announce_created(self, view: TicketView) -> None:
+        self._bus.publish(DomainEvent("ticket.created", view.to_json(), at=view.created_at))
+        if view.emergency:
+            self._bus.publish(DomainEvent("incident.requested", self._incident_data(view),
+                                          at=view.created_at))
+
+    def _incident_data(self, view: TicketView) -> dict[str, Any]:
+        building, unit, room = view.where()
+        return {
+            "ticket_id": view.id,
+            "number": view.number,
+            "community": view.community,
+            "community_id": view.community_id,
+            "building": building,
+            "unit": unit,
+            "room": room,
+            "room_id": view.room_id,
+            "location": view.location,
+            "category": view.category,
+            "caller": view.caller_number,
+            "caller_name": view.caller_name,
+            "summary": view.summary,
+        }
+
+    # -- changing -----------------------------------------------------------
+
+    async def transition(self, ticket_id: int, to_state: str, *, actor: str,
+                         note: str = "") -> TicketView:
+        if to_state not in STATES:
+            raise InvalidInput(f"状态无效 / to must be one of {', '.join(STATES)}", field="to")
+        if len(note) > 1000:
+            raise InvalidInput("备注过长 / note longer than 1000 characters", field="note")
+        async with self._sm() as session:
+            stmt = select(Ticket).where(Ticket.id == ticket_id).with_for_update()
+            ticket = (await session.scalars(stmt)).first()
+            if ticket is None:
+                raise NotFound(f"工单不存在 / no ticket {ticket_id}", details={"ticket_id": ticket_id})
+            from_state = ticket.state
+            check_transition(from_state, to_state, ticket_id=ticket_id)
+            now = self._clock.now()
+            ticket.state = to_state
+            ticket.updated_at = now
+            session.add(TicketEvent(ticket_id=ticket.id, from_state=from_state, to_state=to_state,
+                                    actor=actor[:100], at=now, note=note))
+            await session.commit()
+            view = await self._view(session, ticket_id)
+        self._bus.publish(DomainEvent("ticket.changed", {
+            "ticket_id": view.id, "number": view.number, "from": from_state, "to": to_state,
+            "state": view.state, "actor": actor, "note": note, "category": view.category,
+            "priority": view.priority, "community_id": view.community_id,
+        }, at=now))
+        return view
+
+    # -- reading ------------------------------------------------------------
+
+    async def get(self, ticket_id: int) -> TicketView:
+        async with self._sm() as session:
+            return await self._view(session, ticket_id)
+
+    async def get_by_number(self, number: str) -> TicketView:
+        async with self._sm() as session:
+            tid = (await session.scalars(select(Ticket.id).where(Ticket.number == number))).first()
+            if tid is None:
+                raise NotFound(f"工单不存在 / no ticket {number}", details={"number": number})
+            return await self._view(session, tid)
+
+    async def _view(self, session: AsyncSession, ticket_id: int) -> TicketView:
+        stmt = (
+            select(Ticket, Community.code)
+            .outerjoin(Community, Community.id == Ticket.community_id)
+            .where(Ticket.id == ticket_id)
+            .options(selectinload(Ticket.events))
+            .execution_options(populate_existing=True)
+        )
+        row = (await session.execute(stmt)).first()
+        if row is None:
+            raise NotFound(f"工单不存在 / no ticket {ticket_id}", details={"ticket_id": ticket_id})
+        view = _to_view(row[0], row[1], with_events=True)
+        if view.room_id is not None:
+            view = replace(view, place=await room_place(session, view.room_id))
+        return view
+
+    async def list(self, filters: TicketFilter | None = None, *, limit: int = 50,
+                   offset: int = 0) -> TicketPage:
+        filters = filters or TicketFilter()
+        limit = max(1, min(limit, 500))
+        offset = max(0, offset)
+        base = _filtered(select(Ticket, Community.code), filters).outerjoin(
+            Community, Community.id == Ticket.community_id)
+        count_stmt = _filtered(select(func.count(Ticket.id)), filters)
+        async with self._sm() as session:
+            total = int((await session.execute(count_stmt)).scalar_one())
+            rows = (
+                await session.execute(
+                    base.order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                    .limit(limit).offset(offset)
+                )
+            ).all()
+        return TicketPage(tuple(_to_view(r[0], r[1]) for r in rows), total, limit, offset)
+
+    async def community_id_for(self, code: str) -> int | None:
+        async with self._sm() as session:
+            return (await session.scalars(select(Community.id).where(Community.code == code))).first()
+
+
+_S = TypeVar("_S", bound=Select)
+
+
+def _filtered(stmt: _S, f: TicketFilter) -> _S:
+    if f.states:
+        stmt = stmt.where(Ticket.state.in_(f.states))
+    if f.category:
+        stmt = stmt.where(Ticket.category == f.category)
+    if f.priority:
+        stmt = stmt.where(Ticket.priority == f.priority)
+    if f.community_id is not None:
+        stmt = stmt.where(Ticket.community_id == f.community_id)
+    if f.room_id is not None:
+        stmt = stmt.where(Ticket.room_id == f.room_id)
+    if f.since is not None:
+        stmt = stmt.where(Ticket.created_at >= f.since)
+    if f.until is not None:
+        stmt = stmt.where(Ticket.created_at < f.until)
+    if f.text:
+        q = f.text.strip()
+        stmt = stmt.where(or_(
+            Ticket.number.contains(q, autoescape=True),
+            Ticket.summary.contains(q, autoescape=True),
+            Ticket.description.contains(q, autoescape=True),
+            Ticket.caller_number.contains(q, autoescape=True),
+            Ticket.caller_name.contains(q, autoescape=True),
+            Ticket.location.contains(q, autoescape=True),
+        ))
+    return stmt
+
+
+def _to_view(t: Ticket, community_code: str | None, *, with_events: bool = False) -> TicketView:
+    events: tuple[EventView, ...] = ()
+    if with_events:
+        events = tuple(EventView(e.from_state, e.to_state, e.actor, e.at, e.note)
+                       for e in t.events)
+    return TicketView(
+        id=t.id, number=t.number, community_id=t.community_id, community=community_code,
+        source=t.source, caller_number=t.caller_number, caller_name=t.caller_name,
+        person_id=t.person_id, room_id=t.room_id, location=t.location,
+        said_building=t.said_building, said_unit=t.said_unit, said_room=t.said_room,
+        location_conflict=t.location_conflict, category=t.category, priority=t.priority,
+        department=t.department, state=t.state, summary=t.summary, description=t.description,
+        recording_id=t.recording_id, created_by=t.created_by, created_at=t.created_at,
+        updated_at=t.updated_at, events=events,
+    )
