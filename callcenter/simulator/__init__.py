@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from callcenter.ami.parser import encode_frame
 from callcenter.simulator.ami_server import AmiServer
@@ -25,6 +26,9 @@ from callcenter.simulator.pbx import Call, Pbx, QueueMember
 from callcenter.simulator.scenario import Answer, Caller, HangUp, Phone, Press, Say, Wait
 from callcenter.simulator.timing import Clock, ScaledClock, SystemClock
 from callcenter.simulator.voicemail import VoicemailSpool
+
+if TYPE_CHECKING:
+    from callcenter.settings import Settings
 
 __all__ = [
     "Answer", "AsteriskStandIn", "Call", "Caller", "HangUp", "Phone", "Press", "Say", "ScaledClock",
@@ -52,6 +56,7 @@ class AsteriskStandIn:
         fastagi_close_timeout: float = 30.0,
         record_root: Path | None = None,
         restart_downtime: float = 0.5,
+        hotline_context: str = "hotline",
     ) -> None:
         if ivr_transport not in ("asyncagi", "fastagi"):
             raise ValueError("ivr_transport must be 'asyncagi' or 'fastagi'")
@@ -64,13 +69,30 @@ class AsteriskStandIn:
                        phones={p.number: p for p in phones or []}, ivr_transport=ivr_transport,
                        fastagi_url=fastagi_url, prompt_seconds=prompt_seconds,
                        member_ring_timeout=member_ring_timeout, queue_retry=queue_retry,
-                       fastagi_close_timeout=fastagi_close_timeout, record_root=record_root)
+                       fastagi_close_timeout=fastagi_close_timeout, record_root=record_root,
+                       hotline_context=hotline_context)
         self.ami = AmiServer(self.pbx, host=host, port=port, users=dict(users or {"cc": "ccsecret"}),
                              mailboxes=list(mailboxes or [("default", "8000", "Front Desk")]),
                              segment_size=segment_size)
         #: every event emitted, in order (for tests)
         self.events: list[Fields] = []
         self._restart_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, index: int = 0, fastagi_script: str = "ivr",
+                      **kwargs: Any) -> AsteriskStandIn:
+        """A stand-in for ``settings.asterisk[index]``: same port, user, secret,
+        hotline context, voicemail spool and FastAGI address as the server expects."""
+        pbx = settings.asterisk[index]
+        vm = settings.voicemail
+        defaults: dict[str, Any] = {
+            "host": pbx.host, "port": pbx.port, "users": {pbx.username: pbx.secret.reveal()},
+            "spool_dir": vm.spool_dir, "mailboxes": [(vm.context, m, "") for m in vm.mailboxes],
+            "fastagi_url": f"agi://{settings.fastagi.host}:{settings.fastagi.port}/{fastagi_script}",
+            "hotline_context": pbx.hotline_context,
+        }
+        defaults.update(kwargs)
+        return cls(**defaults)
 
     # ---------------------------------------------------------------- life
     async def start(self) -> None:
@@ -140,9 +162,10 @@ class AsteriskStandIn:
     def send_event(self, fields: Fields) -> None:
         self.ami.broadcast(fields)
 
-    async def restart(self, downtime: float | None = None) -> None:
+    async def restart(self, downtime: float | None = None, *, then: list[Caller] | None = None) -> None:
         """Asterisk restarts: ``Shutdown`` event, connections refused for a while,
-        then back with none of the old channels (new uniqueids)."""
+        then back with none of the old channels (new uniqueids); ``then`` are
+        callers already in progress when it is back."""
         shutdown: Fields = [("Event", "Shutdown"), ("Privilege", "system,all"), ("Shutdown", "Cleanly"),
                             ("Restart", "True")]
         for s in list(self.ami.sessions):
@@ -156,4 +179,6 @@ class AsteriskStandIn:
         self.pbx.reset()
         await asyncio.sleep(self.restart_downtime if downtime is None else downtime)
         self.ami.port = self._port
+        for caller in then or []:
+            self.place_call(caller)
         await self.ami.start()

@@ -10,8 +10,8 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from callcenter.ami.parser import Frame, FrameParser, encode_frame
 from callcenter.simulator import events as ev
@@ -169,7 +169,7 @@ class AmiSession:
         if user in srv.users:
             secret = srv.users[user]
             if (f.get("AuthType") or "").lower() == "md5" and self.challenge:
-                expected = hashlib.md5((self.challenge + secret).encode()).hexdigest()  # noqa: S324
+                expected = hashlib.md5((self.challenge + secret).encode()).hexdigest()
                 ok = (f.get("Key") or "").lower() == expected
             else:
                 ok = f.get("Secret") == secret
@@ -264,7 +264,7 @@ class AmiSession:
         outcome: asyncio.Future[Fields] = asyncio.get_running_loop().create_future()
 
         def done(fields: Fields) -> None:
-            self.server.broadcast(fields)
+            # a synchronous Originate answers in its Response; no OriginateResponse event
             if not outcome.done():
                 outcome.set_result(fields)
 
@@ -590,12 +590,12 @@ class AmiServer:
         self.started = pbx.clock.monotonic()
         self.started_at = pbx.clock.now()
         self._server: asyncio.base_events.Server | None = None
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._ids = itertools.count()
         self._session_tasks: set[asyncio.Task[object]] = set()
 
-    def spawn(self, coro: object) -> None:
-        task: asyncio.Task[object] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -80,7 +80,7 @@ class AgiExecutor:
         except Gone:
             return "200 result=-1"
 
-    async def _dispatch(self, up: list[str], words: list[str]) -> str:  # noqa: C901, PLR0911, PLR0912
+    async def _dispatch(self, up: list[str], words: list[str]) -> str:
         pbx, call, ch = self.pbx, self.call, self.call.app
         head = " ".join(up[:2])
         if up[0] == "ANSWER":
@@ -106,14 +106,12 @@ class AgiExecutor:
         if head in ("STREAM FILE", "CONTROL STREAM"):
             args = words[2:] if head == "STREAM FILE" else words[3:]
             escape = args[1] if len(args) > 1 else ""
-            pbx.set_app(ch, "Playback", args[0] if args else "")
             digit, endpos = await self._play(escape)
             return f"200 result={ord(digit) if digit else 0} endpos={endpos}"
         if head == "GET DATA":
             args = words[2:]
             timeout = float(args[1]) / 1000 if len(args) > 1 and args[1] else 5.0
             max_digits = int(args[2]) if len(args) > 2 and args[2] else 1024
-            pbx.set_app(ch, "Playback", args[0] if args else "")
             first, _ = await self._play("0123456789*#")
             digits = first or ""
             while len(digits) < max_digits:
@@ -198,11 +196,8 @@ class AgiExecutor:
             result = "200 result=-1 (hangup)"
         elapsed = self.pbx.clock.monotonic() - started
         seconds = min(seconds, elapsed) if elapsed > 0 else seconds
-        if speech and speech.wav and Path(speech.wav).is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(speech.wav, target)
-        else:
-            write_silence(target, max(seconds, 0.1))
+        source = Path(speech.wav) if speech and speech.wav else None
+        await asyncio.to_thread(_write_recording, target, source, max(seconds, 0.1))
         endpos = int(max(seconds, 0.1) * 8000)
         return f"{result} endpos={endpos}"
 
@@ -213,6 +208,15 @@ class AgiExecutor:
         if path.is_absolute():
             return root / path.relative_to(path.anchor)
         return root / path
+
+
+def _write_recording(target: Path, source: Path | None, seconds: float) -> None:
+    """The caller's scripted audio if it has some, else silence of the recorded length."""
+    if source is not None and source.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    else:
+        write_silence(target, seconds)
 
 
 class AsyncAgiSession:
@@ -238,8 +242,19 @@ class AsyncAgiSession:
         if call.origin_reply:
             call.origin_reply()
 
+        pending: list[tuple[str, str, str, str | None]] = []
+
+        def finish(cid: str, command: str, reply: str, command_id: str | None) -> None:
+            code = reply.split(" ", 1)[0]
+            pbx.emit(ev.agi_exec_end(ch, cid, command, int(code) if code.isdigit() else 200,
+                                     reply.partition(" ")[2]))
+            pbx.emit(ev.async_agi_exec(ch, reply + "\n", command_id))
+
         async def on_gone() -> None:
+            # after the interrupted application cleaned up: its result, then the end of AGI
             self.running = False
+            for item in pending:
+                finish(*item)
             pbx.emit(ev.async_agi_end(ch))
 
         call.cleanups.append(on_gone)
@@ -259,10 +274,10 @@ class AsyncAgiSession:
                 cid = command_id or str(next(_thread_ids) % 2**31)
                 pbx.emit(ev.agi_exec_start(ch, cid, command))
                 reply = await self.executor.execute(command)
-                code = reply.split(" ", 1)[0]
-                pbx.emit(ev.agi_exec_end(ch, cid, command, int(code) if code.isdigit() else 200,
-                                         reply.partition(" ")[2]))
-                pbx.emit(ev.async_agi_exec(ch, reply + "\n", command_id))
+                if call.gone.is_set() and call.redirect_to is None:
+                    pending.append((cid, command, reply, command_id))
+                    raise Gone
+                finish(cid, command, reply, command_id)
                 if command.strip().upper() == "ASYNCAGI BREAK":
                     break
                 if call.gone.is_set():
@@ -270,8 +285,6 @@ class AsyncAgiSession:
                     raise Gone
                 if self.executor.hung_up_by_agi:
                     break
-        except Gone:
-            raise
         finally:
             self.running = False
         call.cleanups.remove(on_gone)

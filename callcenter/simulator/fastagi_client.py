@@ -33,7 +33,7 @@ class FastAgiSession:
         self.transcript: list[tuple[str, str]] = []
 
     async def run(self) -> None:
-        pbx, call, ch = self.pbx, self.call, self.call.app
+        pbx, ch = self.pbx, self.call.app
         parts = urlsplit(self.url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 4573
         script = parts.path.lstrip("/")
@@ -45,10 +45,15 @@ class FastAgiSession:
             return
         try:
             await self._session(reader, writer, script)
-        finally:
+        except Gone:
+            # the caller hung up: the teardown's cleanup says HANGUP and closes when the server does
+            raise
+        except BaseException:
             writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            raise
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
 
     async def _send(self, writer: asyncio.StreamWriter, line: str) -> None:
         self.transcript.append(("<<<", line))
@@ -70,6 +75,7 @@ class FastAgiSession:
                 hangup_sent = True
                 await self._send(writer, "HANGUP")
             await self._drain_until_closed(reader, writer)
+            writer.close()
 
         call.cleanups.append(caller_gone)
         while True:

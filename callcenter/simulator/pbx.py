@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import itertools
 import logging
 import re
@@ -19,7 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from callcenter.simulator import events as ev
-from callcenter.simulator.scenario import Answer, Caller, HangUp, Phone, Press, Say, Step, Wait, sim_script
+from callcenter.simulator.scenario import (
+    Answer,
+    Caller,
+    HangUp,
+    Phone,
+    Press,
+    Say,
+    Step,
+    Wait,
+    sim_script,
+)
 from callcenter.simulator.timing import Clock
 from callcenter.simulator.voicemail import VoicemailSpool
 
@@ -138,7 +150,8 @@ class Pbx:
                  phones: dict[str, Phone] | None = None, ivr_transport: str = "asyncagi",
                  fastagi_url: str = "agi://127.0.0.1:4573/ivr", prompt_seconds: float = 1.0,
                  member_ring_timeout: float = 15.0, queue_retry: float = 5.0,
-                 fastagi_close_timeout: float = 30.0, record_root: Path | None = None) -> None:
+                 fastagi_close_timeout: float = 30.0, record_root: Path | None = None,
+                 hotline_context: str = "hotline") -> None:
         self.clock = clock
         self._emit = emit
         self.spool = spool
@@ -150,9 +163,12 @@ class Pbx:
         self.queue_retry = queue_retry
         self.fastagi_close_timeout = fastagi_close_timeout
         self.record_root = record_root
+        self.hotline_context = hotline_context
+        #: contexts that run the IVR over AGI ("fastagi" always uses FastAGI, as in the capture rig)
+        self.ivr_contexts = {"hotline", "fastagi", hotline_context}
         self.channels: dict[str, Channel] = {}
         self.queues: dict[str, Queue] = {"frontdesk": Queue("frontdesk")}
-        self.global_vars: dict[str, str] = {}
+        self.global_vars: dict[str, str] = {"SIMFILE": "/srv/pbx/sounds/caller-msg"}
         self.processed_calls = 0
         self._epoch = int(clock.now().timestamp())
         self._uid = itertools.count()
@@ -285,8 +301,8 @@ class Pbx:
         if call.gone.is_set():
             raise Gone
 
-    async def next_digit(self, call: Call, timeout: float | None) -> str | None:
-        """A DTMF digit from the party within ``timeout`` seconds (None = forever)."""
+    async def next_digit(self, call: Call, within: float | None) -> str | None:
+        """A DTMF digit from the party within ``within`` seconds (None = forever)."""
         q = call.app.dtmf
         if not q.empty():
             return q.get_nowait()
@@ -297,8 +313,8 @@ class Pbx:
         waiter = asyncio.ensure_future(call.gone.wait())
         waits: set[asyncio.Future[Any]] = {getter, waiter}
         sleeper = None
-        if timeout is not None:
-            sleeper = asyncio.ensure_future(self.clock.sleep(timeout))
+        if within is not None:
+            sleeper = asyncio.ensure_future(self.clock.sleep(within))
             waits.add(sleeper)
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -314,9 +330,21 @@ class Pbx:
 
     # ----------------------------------------------------------- party side
     async def _run_script(self, call: Call, script: list[Step]) -> None:
-        for step in script:
-            if call.ended or call.party.dead:
+        party = call.party
+        base = party.priority
+        for index, step in enumerate(script):
+            if call.ended or party.dead:
                 return
+            if call.local_pair:
+                # the party half runs [caller-sim]: one priority per step, as the rig's dialplan
+                app, data = {
+                    Wait: ("Wait", f"{getattr(step, 'seconds', 0):g}"),
+                    Press: ("SendDTMF", f"{getattr(step, 'digits', '')},250"),
+                    Say: ("Playback", str(getattr(step, "wav", None) or self.global_vars.get(
+                        "SIMFILE", "/srv/pbx/sounds/caller-msg"))),
+                    HangUp: ("Hangup", ""),
+                }[type(step)]
+                self.set_app(party, app, data, base + index + 1)
             if isinstance(step, Wait):
                 await self.clock.sleep(step.seconds)
             elif isinstance(step, Press):
@@ -328,12 +356,8 @@ class Pbx:
                     await self.clock.sleep(step.gap)
             elif isinstance(step, Say):
                 call.app.speech = step
-                call.party.app, call.party.appdata = "Playback", str(step.wav or self.global_vars.get(
-                    "SIMFILE", "/srv/pbx/sounds/caller-msg"))
                 await self.clock.sleep(step.seconds)
             elif isinstance(step, HangUp):
-                if call.party is not call.app:
-                    call.party.app, call.party.appdata = call.party.app or "Hangup", call.party.appdata
                 self.party_hangup(call)
                 return
 
@@ -368,11 +392,12 @@ class Pbx:
         ch = call.app
         if caller.name:
             self.set_callerid(ch, caller.number, caller.name)
-        exten = caller.exten or ("s" if caller.context in ("hotline", "fastagi", "queue-entry") else caller.did)
-        ch.context, ch.exten, ch.priority = caller.context, exten, 1
+        context = caller.context or self.hotline_context
+        exten = caller.exten or ("s" if context in self.ivr_contexts | {"queue-entry"} else caller.did)
+        ch.context, ch.exten, ch.priority = context, exten, 1
         script_task = self.spawn(self._run_script(call, call.script))
         try:
-            await self.run_dialplan(call, caller.context, exten)
+            await self.run_dialplan(call, context, exten)
         finally:
             script_task.cancel()
 
@@ -485,14 +510,14 @@ class Pbx:
             send_response()
             script_task.cancel()
 
-    async def _await_answer(self, answer: Answer, delay: float, timeout: float) -> int:
+    async def _await_answer(self, answer: Answer, delay: float, ring_for: float) -> int:
         if answer is Answer.BUSY:
             await self.clock.sleep(min(delay, 0.5))
             return 5
         if answer is Answer.UNREACHABLE:
             return 8
-        if answer is Answer.NO_ANSWER or delay >= timeout:
-            await self.clock.sleep(timeout)
+        if answer is Answer.NO_ANSWER or delay >= ring_for:
+            await self.clock.sleep(ring_for)
             return 3
         await self.clock.sleep(delay)
         return 4
@@ -562,7 +587,7 @@ class Pbx:
         ch = call.app
         ch.context, ch.exten, ch.priority = context, exten, 1
         try:
-            if context in ("hotline", "fastagi"):
+            if context in self.ivr_contexts:
                 self.set_app(ch, "NoOp", f"{context}: {ch.cid_name} <{ch.cid_num}>", 1)
                 self.set_app(ch, "Answer", "", 2)
                 if ch.state != 6:
@@ -571,6 +596,8 @@ class Pbx:
                 if transport == "fastagi":
                     url = call.fastagi_url or self.fastagi_url
                     self.set_app(ch, "AGI", url, 3)
+                    if call.origin_reply:
+                        call.origin_reply()
                     await self._run_fastagi(call, url)
                 else:
                     self.set_app(ch, "AGI", "agi:async", 3)
@@ -782,6 +809,14 @@ class Pbx:
         self.emit(ev.newcallerid(leg))
         return leg, None
 
+    def _dialled(self, caller: Channel, leg: Channel, half: Channel | None, app: str = "AppDial") -> None:
+        if half is not None:
+            leg.exten = "s"
+            self.set_app(half, "NoOp", f"agent {half.exten} ringing", 1)
+            self.set_app(half, "Wait", "1", 2)
+        leg.conn_num, leg.conn_name = caller.cid_num, caller.cid_name
+        leg.app, leg.appdata = app, "(Outgoing Line)"
+
     async def _ring_leg(self, call: Call, leg: Channel, half: Channel | None, number: str) -> str:
         """Ring one leg until answer; returns ANSWER/NOANSWER/BUSY/CHANUNAVAIL."""
         phone = self._phone_for(number)
@@ -799,8 +834,13 @@ class Pbx:
         if half is not None:
             self.set_app(half, "Answer", "", 3)
             self.set_state(half, 6)
-            leg.exten = "s"
         self.set_state(leg, 6)
+        if half is not None:
+            # [agents] plays demo-congrats to the bridged caller, as the capture rig does
+            if half.context == "agents":
+                self.set_app(half, "Playback", "demo-congrats", 4)
+            else:
+                self.set_app(half, "Wait", "3600", 4)
         return "ANSWER"
 
     def _drop_leg(self, leg: Channel, half: Channel | None, cause: int) -> None:
@@ -810,7 +850,8 @@ class Pbx:
                 self._destroy(ch)
 
     async def _bridge_call(self, call: Call, leg: Channel, half: Channel | None, number: str,
-                           on_agent_hangup: Callable[[], None] | None = None) -> str:
+                           on_agent_hangup: Callable[[], None] | None = None,
+                           on_caller_hangup: Cleanup | None = None) -> str:
         """Bridge the caller with an answered leg; returns "caller" or "agent" (who hung up)."""
         caller = call.app
         br = Bridge(str(uuid.uuid4()))
@@ -860,6 +901,8 @@ class Pbx:
 
         call.post_cleanups.append(member_teardown)
         call.cleanups.append(leave_all)
+        if on_caller_hangup is not None:
+            call.cleanups.append(on_caller_hangup)  # runs before leave_all (cleanups run last-in first)
         gone = asyncio.ensure_future(call.gone.wait())
         agent = asyncio.ensure_future(agent_done.wait())
         try:
@@ -873,6 +916,8 @@ class Pbx:
             raise Gone
         # the agent hung up first: the leg leaves, the caller goes on in the dialplan
         call.cleanups.remove(leave_all)
+        if on_caller_hangup is not None:
+            call.cleanups.remove(on_caller_hangup)
         call.post_cleanups.remove(member_teardown)
         if on_agent_hangup:
             on_agent_hangup()
@@ -902,6 +947,7 @@ class Pbx:
         number, _ = self._member_target(target)
         leg, half = self._make_leg(ch, target)
         self.emit(ev.dial_begin(ch, leg, target.partition("/")[2]))
+        self._dialled(ch, leg, half)
         ring = asyncio.ensure_future(self._ring_leg(call, leg, half, number))
         try:
             done, _ = await asyncio.wait({ring}, timeout=None)
@@ -984,29 +1030,13 @@ class Pbx:
                                      [("HoldTime", str(hold)), ("RingTime", str(ring_time))]))
             self.set_connected(ch, leg.cid_num, leg.cid_name) if False else None
             ch.variables["MEMBERINTERFACE"] = member.interface
-            talk_start = self.clock.monotonic()
             q.holdtime = hold
             call.cdr_early = True
             call.extra_channels.append(leg)
-
-            def complete(reason: str) -> None:
-                talk = round(self.clock.monotonic() - talk_start)
-                q.completed += 1
-                q.talktime = talk
-                member.in_call = False
-                member.calls_taken += 1
-                member.last_call = int(self.clock.now().timestamp())
-                self.emit(ev.agent_event("AgentComplete", ch, leg, q.name, member.interface, member.name,
-                                         [("HoldTime", str(hold)), ("TalkTime", str(talk)), ("Reason", reason)]))
-
-            async def complete_caller() -> None:
-                complete("caller")
-
-            call.cleanups.insert(0, complete_caller)
+            done = _Completion(self, q, member, ch, leg, hold, self.clock.monotonic())
             number, _ = self._member_target(member.interface)
-            who = await self._bridge_call(call, leg, half, number, on_agent_hangup=lambda: complete("agent"))
-            call.cleanups.remove(complete_caller)
-            del who
+            await self._bridge_call(call, leg, half, number, on_agent_hangup=functools.partial(done.complete, "agent"),
+                                    on_caller_hangup=done.caller_hung_up)
             self.setvar(ch, "QUEUESTATUS", "")
             return 0
 
@@ -1014,18 +1044,23 @@ class Pbx:
                             ringing: list[tuple[QueueMember, Channel, Channel | None]],
                             joined: float) -> tuple[QueueMember, Channel, Channel | None] | None:
         ch = call.app
-        tasks: dict[asyncio.Task[str], tuple[QueueMember, Channel, Channel | None]] = {}
+        tasks: dict[asyncio.Future[Any], tuple[QueueMember, Channel, Channel | None]] = {}
         for member in members:
             leg, half = self._make_leg(ch, member.state_interface)
             member.ringing = True
             ringing.append((member, leg, half))
-            self.emit(ev.agent_event("AgentCalled", ch, leg, q.name, member.interface, member.name))
+            # app_queue's AgentCalled already shows the leg as dialled (exten s, connected
+            # line set) while the DialBegin after it still has the fresh one: 05_queue.
+            dialled = dataclasses.replace(leg, exten="s" if half is not None else leg.exten,
+                                          conn_num=ch.cid_num, conn_name=ch.cid_name)
+            self.emit(ev.agent_event("AgentCalled", ch, dialled, q.name, member.interface, member.name))
             self.emit(ev.dial_begin(ch, leg, member.interface))
+            self._dialled(ch, leg, half, "AppQueue")
             number, _ = self._member_target(member.interface)
             tasks[asyncio.ensure_future(self._ring_leg(call, leg, half, number))] = (member, leg, half)
         winner = None
-        pending: set[asyncio.Task[str]] = set(tasks)
-        timer = asyncio.ensure_future(self.clock.sleep(self.member_ring_timeout))
+        pending: set[asyncio.Future[Any]] = set(tasks)
+        timer: asyncio.Future[Any] = asyncio.ensure_future(self.clock.sleep(self.member_ring_timeout))
         try:
             while pending and winner is None:
                 done, _ = await asyncio.wait(pending | {timer}, return_when=asyncio.FIRST_COMPLETED)
@@ -1067,6 +1102,33 @@ class Pbx:
             ringing.remove(winner)
             self.emit(ev.dial_end(ch, leg, "ANSWER"))
         return winner
+
+
+@dataclass
+class _Completion:
+    """AgentComplete for one answered queue call, whoever hangs up."""
+
+    pbx: Pbx
+    queue: Queue
+    member: QueueMember
+    caller: Channel
+    leg: Channel
+    hold: int
+    talk_start: float
+
+    def complete(self, reason: str) -> None:
+        pbx, q, member = self.pbx, self.queue, self.member
+        talk = round(pbx.clock.monotonic() - self.talk_start)
+        q.completed += 1
+        q.talktime = talk
+        member.in_call = False
+        member.calls_taken += 1
+        member.last_call = int(pbx.clock.now().timestamp())
+        pbx.emit(ev.agent_event("AgentComplete", self.caller, self.leg, q.name, member.interface, member.name,
+                                [("HoldTime", str(self.hold)), ("TalkTime", str(talk)), ("Reason", reason)]))
+
+    async def caller_hung_up(self) -> None:
+        self.complete("caller")
 
 
 @dataclass

@@ -49,8 +49,9 @@ class Caller:
     name: str = ""
     did: str = "4008001234"
     script: list[Step] = field(default_factory=list)
-    #: where the trunk hands the call: "hotline" (IVR), "queue-entry", "voicemail-deposit"...
-    context: str = "hotline"
+    #: where the trunk hands the call: None = the stand-in's hotline (IVR), or
+    #: "queue-entry", "voicemail-deposit" (with ``exten`` the mailbox)...
+    context: str | None = None
     exten: str | None = None
     ivr_transport: str | None = None  # "asyncagi" | "fastagi"; None = the stand-in's default
     fastagi_url: str | None = None
@@ -84,11 +85,11 @@ def sim_script(variables: dict[str, str], exten: str) -> list[Step]:
         except ValueError:
             return default
 
-    # caller-msg, the rig's default SIM_FILE, lasts about 4 s
+    # caller-msg, the rig's default SIM_FILE, lasts about 6 s
     if exten == "vm":
-        return [Wait(num("SIM_DELAY", 2)), Say(variables.get("SIM_FILE"), 4.0), Wait(1), HangUp()]
+        return [Wait(num("SIM_DELAY", 2)), Say(variables.get("SIM_FILE"), 6.0), Wait(1), HangUp()]
     if exten == "wait":
         return [Wait(num("SIM_DELAY", 20)), HangUp()]
     digits = variables.get("SIM_DIGITS") or "5"
-    return [Wait(num("SIM_DELAY", 3)), Press(digits), Say(variables.get("SIM_FILE"), 4.0),
+    return [Wait(num("SIM_DELAY", 3)), Press(digits), Say(variables.get("SIM_FILE"), 6.0),
             Wait(num("SIM_TAIL", 2)), HangUp()]

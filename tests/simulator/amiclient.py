@@ -28,8 +28,8 @@ class MiniAmi:
         reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), TIMEOUT)
         return cls(reader, writer, chunk=chunk)
 
-    async def _read_more(self, timeout: float) -> None:
-        data = await asyncio.wait_for(self.reader.read(self.chunk), timeout)
+    async def _read_more(self, within: float) -> None:
+        data = await asyncio.wait_for(self.reader.read(self.chunk), within)
         if not data:
             self.closed = True
             raise ConnectionError("closed by peer")
@@ -39,9 +39,9 @@ class MiniAmi:
             else:
                 self.frames.append(item)
 
-    async def wait_for(self, pred: Callable[[Frame], bool], timeout: float = TIMEOUT) -> Frame:
+    async def wait_for(self, pred: Callable[[Frame], bool], within: float = TIMEOUT) -> Frame:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while True:
             while self._pos < len(self.frames):
                 f = self.frames[self._pos]
@@ -50,18 +50,18 @@ class MiniAmi:
                     return f
             await self._read_more(max(0.01, deadline - loop.time()))
 
-    async def wait_event(self, name: str, timeout: float = TIMEOUT, **match: str) -> Frame:
+    async def wait_event(self, name: str, within: float = TIMEOUT, **match: str) -> Frame:
         return await self.wait_for(
-            lambda f: f.event == name and all(f.get(k) == v for k, v in match.items()), timeout)
+            lambda f: f.event == name and all(f.get(k) == v for k, v in match.items()), within)
 
     def send(self, action: str, *headers: tuple[str, str], action_id: str | None = None) -> str:
         aid = action_id or f"t{next(self._ids)}"
         self.writer.write(encode_frame([("Action", action), ("ActionID", aid), *headers]))
         return aid
 
-    async def action(self, action: str, *headers: tuple[str, str], timeout: float = TIMEOUT) -> Frame:
+    async def action(self, action: str, *headers: tuple[str, str], within: float = TIMEOUT) -> Frame:
         aid = self.send(action, *headers)
-        return await self.wait_for(lambda f: f.get("Response") is not None and f.action_id == aid, timeout)
+        return await self.wait_for(lambda f: f.event is None and f.get("Response") is not None and f.action_id == aid, within)
 
     async def login(self, user: str = "cc", secret: str = "ccsecret", events: str = "on") -> Frame:
         return await self.action("Login", ("Username", user), ("Secret", secret), ("Events", events))
