@@ -42,7 +42,7 @@ class Frame:
     what eager parsing gives.
     """
 
-    __slots__ = ("_headers", "_errors", "_raw", "_on_junk")
+    __slots__ = ("_headers", "_errors", "_raw", "_on_junk", "_first")
 
     def __init__(self, headers: list[tuple[str, str]] | None = None,
                  errors: list[str] | None = None) -> None:
@@ -50,6 +50,7 @@ class Frame:
         self._errors: list[str] | None = [] if errors is None else errors
         self._raw: str | None = None
         self._on_junk: JunkHook | None = None
+        self._first: str | None = None
 
     @classmethod
     def lazy(cls, raw: str, on_junk: JunkHook | None = None) -> Frame:
@@ -59,6 +60,7 @@ class Frame:
         frame._errors = None
         frame._raw = raw
         frame._on_junk = on_junk
+        frame._first = None
         return frame
 
     def _parse(self) -> None:
@@ -116,9 +118,12 @@ class Frame:
         return f"Frame(headers={self.headers!r}, errors={self.errors!r})"
 
     def _first_line(self) -> str:
-        raw = self._raw or ""
-        end = raw.find("\r\n")
-        return raw if end < 0 else raw[:end]
+        first = self._first
+        if first is None:
+            raw = self._raw or ""
+            end = raw.find("\r\n")
+            first = self._first = raw if end < 0 else raw[:end]
+        return first
 
     def _lazy_get(self, raw: str, key: str) -> tuple[bool, str | None]:
         """Answer ``get`` from the text when that is exact: (True, value or

@@ -246,6 +246,11 @@ class CallTracker:
             return
         if name == "Newexten" and frame.get("Application") not in ("AGI", "VoiceMail"):
             return  # the commonest event: answered from the frame's text alone
+        if name == "AGIExecStart":
+            # One per AGI command: only the first of a call can change anything.
+            seen = self.call_for_uniqueid(frame.get("Uniqueid") or "")
+            if seen is None or seen.was_ivr:
+                return
         try:
             handler(dict(frame.headers), now)
         except (KeyError, ValueError) as exc:
