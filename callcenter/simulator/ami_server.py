@@ -415,8 +415,8 @@ class AmiSession:
         q.members[iface] = QueueMember(interface=iface, name=f.get("MemberName") or iface,
                                        state_interface=f.get("StateInterface") or iface, penalty=penalty,
                                        paused=paused, login_time=now)
-        self.server.broadcast(self._member_event("QueueMemberAdded", q.name, q.members[iface]))
         self.respond(aid, ("Message", "Added interface to queue"))
+        self.server.broadcast(self._member_event("QueueMemberAdded", q.name, q.members[iface]))
 
     def act_queueremove(self, f: Frame, aid: str | None) -> None:
         from callcenter.simulator.pbx import Queue
@@ -429,8 +429,8 @@ class AmiSession:
         if member is None:
             self.respond_error(aid, "Unable to remove interface: Not there")
             return
-        self.server.broadcast(self._member_event("QueueMemberRemoved", q.name, member))
         self.respond(aid, ("Message", "Removed interface from queue"))
+        self.server.broadcast(self._member_event("QueueMemberRemoved", q.name, member))
 
     def act_queuepause(self, f: Frame, aid: str | None) -> None:
         pbx = self.server.pbx
@@ -440,7 +440,7 @@ class AmiSession:
             return
         paused = (f.get("Paused") or "").lower() in ("true", "yes", "1")
         names = [f.get("Queue")] if f.get("Queue") else list(pbx.queues)
-        found = False
+        found: list[tuple[str, QueueMember]] = []
         for qn in names:
             q = pbx.queues.get(qn or "")
             if q and iface in q.members:
@@ -448,13 +448,14 @@ class AmiSession:
                 m.paused = paused
                 m.paused_reason = f.get("Reason") or "" if paused else ""
                 m.last_pause = int(pbx.clock.now().timestamp()) if paused else m.last_pause
-                found = True
-                self.server.broadcast(self._member_event("QueueMemberPause", q.name, m))
+                found.append((q.name, m))
         if not found:
             self.respond_error(aid, "Interface not found")
             return
         self.respond(aid, ("Message", "Interface paused successfully" if paused
                            else "Interface unpaused successfully"))
+        for qn, m in found:
+            self.server.broadcast(self._member_event("QueueMemberPause", qn, m))
 
     def _member_event(self, name: str, queue: str, m: QueueMember) -> Fields:
         return [("Event", name), ("Privilege", "agent,all"), ("Queue", queue), ("MemberName", m.name),

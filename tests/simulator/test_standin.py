@@ -406,3 +406,69 @@ async def test_from_settings_uses_the_servers_credentials_and_hotline(tmp_path: 
         await c.close()
     finally:
         await s.stop()
+
+
+async def test_paged_phone_answers_and_presses_a_digit(standin: AsteriskStandIn, client: MiniAmi) -> None:
+    standin.add_phone(Phone("13900002222", "值班张工", answer_after=2, script=[Wait(1), Press("1"), Wait(30)]))
+    r = await client.action("Originate", ("Channel", "Local/13900002222@phones"), ("Context", "hotline"),
+                            ("Exten", "s"), ("Priority", "1"), ("Async", "true"),
+                            ("CallerID", '"物业中心" <4008001234>'))
+    start = await client.wait_event("AsyncAGIStart")
+    ch = start["Channel"]
+    assert ch.startswith("Local/13900002222@phones-")
+    e = await client.wait_event("OriginateResponse", ActionID=r["ActionID"])
+    assert e["Reason"] == "4"
+    assert await agi(client, ch, "GET DATA press-1-to-accept 5000 1") == "200 result=1"
+
+
+async def test_queue_pause_remove_and_summary(standin: AsteriskStandIn, client: MiniAmi) -> None:
+    await client.action("QueueAdd", ("Queue", "frontdesk"), ("Interface", "PJSIP/8001"), ("MemberName", "小李"))
+    r = await client.action("QueuePause", ("Interface", "PJSIP/8001"), ("Paused", "true"), ("Reason", "午休"))
+    assert r["Message"] == "Interface paused successfully"
+    e = await client.wait_event("QueueMemberPause")
+    assert (e["Paused"], e["PausedReason"]) == ("1", "午休")
+    await client.action("QueueSummary", ("Queue", "frontdesk"))
+    summary = await client.wait_event("QueueSummary")
+    assert (summary["LoggedIn"], summary["Available"]) == ("1", "0")
+    r = await client.action("QueueRemove", ("Queue", "frontdesk"), ("Interface", "PJSIP/8001"))
+    assert r["Message"] == "Removed interface from queue"
+    r = await client.action("QueueRemove", ("Queue", "frontdesk"), ("Interface", "PJSIP/8001"))
+    assert r["Response"] == "Error"
+    r = await client.action("QueuePause", ("Interface", "PJSIP/8001"), ("Paused", "false"))
+    assert r["Response"] == "Error"
+    r = await client.action("QueueStatus", ("Queue", "nosuch"))
+    done = await client.wait_event("QueueStatusComplete")
+    assert done["ListItems"] == "0"
+
+
+async def test_events_action_turns_events_off_and_on(standin: AsteriskStandIn, client: MiniAmi) -> None:
+    r = await client.action("Events", ("EventMask", "off"))
+    assert r["Events"] == "Off"
+    standin.place_call(Caller(number="13812345678", script=[Wait(60)]))
+    await asyncio.sleep(0.1)
+    r = await client.action("Events", ("EventMask", "on"))
+    assert r["Events"] == "On"
+    assert not [f for f in client.frames if f.event == "Newchannel"]
+    r2 = await client.action("Ping")
+    assert r2["Ping"] == "Pong"
+
+
+async def test_a_manual_clock_drives_scripted_time(tmp_path: Path) -> None:
+    from callcenter.clock import ManualClock
+
+    clock = ManualClock()
+    s = AsteriskStandIn(spool_dir=tmp_path / "vm", clock=clock)
+    await s.start()
+    try:
+        s.place_call(Caller(number="13812345678", script=[Wait(10), HangUp()]))
+        for _ in range(20):  # the call starts (its script begins waiting at t=0)
+            await asyncio.sleep(0)
+        assert clock.sleepers >= 1
+        await clock.advance(5)
+        assert not [e for e in s.events if e[0][1] == "Hangup"]
+        await clock.advance(6)
+        for _ in range(50):  # let the hangup run through its tasks
+            await asyncio.sleep(0)
+        assert [e for e in s.events if e[0][1] == "Hangup"]
+    finally:
+        await s.stop()
