@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from callcenter.ami.parser import encode_frame
 from callcenter.simulator.ami_server import AmiServer
+from callcenter.simulator.errors import StandInConfigError
 from callcenter.simulator.events import Fields
 from callcenter.simulator.pbx import Call, Pbx, QueueMember
 from callcenter.simulator.scenario import Answer, Caller, HangUp, Phone, Press, Say, Wait
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Answer", "AsteriskStandIn", "Call", "Caller", "HangUp", "Phone", "Press", "Say", "ScaledClock",
-    "Wait",
+    "StandInConfigError", "Wait",
 ]
 
 
@@ -59,7 +60,8 @@ class AsteriskStandIn:
         hotline_context: str = "hotline",
     ) -> None:
         if ivr_transport not in ("asyncagi", "fastagi"):
-            raise ValueError("ivr_transport must be 'asyncagi' or 'fastagi'")
+            raise StandInConfigError("ivr_transport must be 'asyncagi' or 'fastagi'", field="ivr_transport",
+                                     details={"value": ivr_transport})
         self.host = host
         self._port = port
         self.restart_downtime = restart_downtime
@@ -125,6 +127,21 @@ class AsteriskStandIn:
 
     def place_call(self, caller: Caller) -> Call:
         """A scripted caller dials in now."""
+        number = caller.number.removeprefix("+")
+        if not number.isdigit():
+            raise StandInConfigError("caller number must be digits", field="number",
+                                     details={"value": caller.number})
+        if caller.ivr_transport not in (None, "asyncagi", "fastagi"):
+            raise StandInConfigError("ivr_transport must be 'asyncagi' or 'fastagi'", field="ivr_transport",
+                                     details={"value": caller.ivr_transport})
+        for step in caller.script:
+            if not isinstance(step, (Wait, Press, Say, HangUp)):
+                raise StandInConfigError("unknown script step", field="script", details={"step": repr(step)})
+            if isinstance(step, Wait) and step.seconds < 0:
+                raise StandInConfigError("Wait needs seconds >= 0", field="script", details={"step": repr(step)})
+            if isinstance(step, Press) and not all(d in "0123456789*#ABCD" for d in step.digits):
+                raise StandInConfigError("Press takes DTMF digits only", field="script",
+                                         details={"step": repr(step)})
         return self.pbx.place_call(caller)
 
     def add_member(self, queue: str, interface: str, name: str | None = None, *, paused: bool = False) -> None:

@@ -19,6 +19,7 @@ from callcenter.simulator import (
     Press,
     Say,
     ScaledClock,
+    StandInConfigError,
     Wait,
 )
 from callcenter.simulator.voicemail import write_silence
@@ -472,3 +473,45 @@ async def test_a_manual_clock_drives_scripted_time(tmp_path: Path) -> None:
         assert [e for e in s.events if e[0][1] == "Hangup"]
     finally:
         await s.stop()
+
+
+@pytest.mark.parametrize(("caller", "field"), [
+    (Caller(number="not-a-number"), "number"),
+    (Caller(number="138", ivr_transport="sip"), "ivr_transport"),
+    (Caller(number="138", script=[Press("1x")]), "script"),
+    (Caller(number="138", script=[Wait(-1)]), "script"),
+    (Caller(number="138", script=["hang up"]), "script"),  # type: ignore[list-item]
+])
+async def test_bad_scripts_are_refused_with_the_field(standin: AsteriskStandIn, caller: Caller, field: str) -> None:
+    with pytest.raises(StandInConfigError) as err:
+        standin.place_call(caller)
+    assert err.value.field == field and err.value.error_id == "standin_config"
+    assert not standin.pbx.channels
+
+
+def test_bad_configuration_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StandInConfigError):
+        AsteriskStandIn(spool_dir=tmp_path, ivr_transport="sip")
+    with pytest.raises(StandInConfigError):
+        ScaledClock(0)
+
+
+@pytest.mark.parametrize(("action", "headers", "message"), [
+    ("Originate", [("Context", "hotline")], "Channel not specified"),
+    ("AGI", [("Command", "ANSWER")], "No channel specified"),
+    ("AGI", [("Channel", "PJSIP/none-0001"), ("Command", "ANSWER")], "Channel PJSIP/none-0001 does not exist."),
+    ("Hangup", [("Channel", "/[unclosed/")], "Invalid regex"),
+    ("Hangup", [("Channel", "PJSIP/none-0001")], "No such channel"),
+    ("Setvar", [("Value", "1")], "No variable specified"),
+    ("Getvar", [], "No variable specified"),
+    ("MailboxCount", [], "Mailbox not specified"),
+    ("QueueAdd", [("Queue", "nosuch"), ("Interface", "PJSIP/1")], "Unable to find queue"),
+    ("QueueAdd", [("Queue", "frontdesk")], "'Interface' not specified."),
+    ("Redirect", [("Channel", "PJSIP/none-0001"), ("Context", "x")], "Channel specified does not exist"),
+    ("Challenge", [("AuthType", "plain")], "Must specify AuthType"),
+])
+async def test_bad_actions_get_asterisk_errors(client: MiniAmi, action: str, headers: list[tuple[str, str]],
+                                               message: str) -> None:
+    r = await client.action(action, *headers)
+    assert (r["Response"], r["Message"]) == ("Error", message)
+    assert (await client.action("Ping"))["Ping"] == "Pong"  # the link survives
