@@ -166,9 +166,11 @@ class AsteriskStandIn:
         """Cut every AMI connection at once (no goodbye)."""
         self.ami.drop_clients()
 
-    def freeze_actions(self, frozen: bool = True) -> None:
-        """Accept actions but never answer them (a wedged Asterisk)."""
+    def freeze_actions(self, frozen: bool = True, *, include_login: bool = False) -> None:
+        """Accept actions but never answer them (a wedged Asterisk). Login and
+        Challenge are still answered unless ``include_login``; events keep flowing."""
         self.ami.frozen = frozen
+        self.ami.frozen_login = frozen and include_login
 
     def send_raw(self, data: bytes) -> None:
         """Write bytes as-is to every logged-in client (junk, split frames...)."""

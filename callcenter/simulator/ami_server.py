@@ -9,6 +9,7 @@ import itertools
 import logging
 import re
 import secrets
+import socket
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,11 @@ class AmiSession:
         self.session_id = f"0x{id(self):x}"
         self._out: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # small writes leave as they are written (the tiny-segment option relies on it)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # ---------------------------------------------------------------- output
     def send(self, fields: Fields) -> None:
@@ -116,7 +122,7 @@ class AmiSession:
     async def handle(self, frame: Frame) -> None:
         action = (frame.get("Action") or "").strip()
         aid = frame.get("ActionID")
-        if self.server.frozen and action.lower() not in ("login", "challenge"):
+        if self.server.frozen and (self.server.frozen_login or action.lower() not in ("login", "challenge")):
             return
         if not action:
             self.respond_error(aid, "Missing action in request")
@@ -588,6 +594,7 @@ class AmiServer:
         self.segment_size = segment_size
         self.sessions: set[AmiSession] = set()
         self.frozen = False
+        self.frozen_login = False
         self.started = pbx.clock.monotonic()
         self.started_at = pbx.clock.now()
         self._server: asyncio.base_events.Server | None = None

@@ -152,6 +152,12 @@ async def test_freeze_actions_accepts_but_never_answers(standin: AsteriskStandIn
     standin.freeze_actions(False)
     r = await client.action("Ping")
     assert r["Ping"] == "Pong"
+    standin.freeze_actions(include_login=True)
+    c2 = await MiniAmi.connect(standin.ami_port)
+    aid = c2.send("Login", ("Username", "cc"), ("Secret", "ccsecret"))
+    with pytest.raises(TimeoutError):
+        await c2.wait_for(lambda f: f.action_id == aid, 0.2)
+    await c2.close()
 
 
 async def test_send_raw_injects_junk_and_split_frames(standin: AsteriskStandIn, client: MiniAmi) -> None:
