@@ -16,6 +16,7 @@ Hooks for tests: ``drop_clients()``, ``restart()``, ``freeze_actions()``,
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,7 @@ class AsteriskStandIn:
         record_root: Path | None = None,
         restart_downtime: float = 0.5,
         hotline_context: str = "hotline",
+        event_log_size: int = 10_000,
     ) -> None:
         if ivr_transport not in ("asyncagi", "fastagi"):
             raise StandInConfigError("ivr_transport must be 'asyncagi' or 'fastagi'", field="ivr_transport",
@@ -76,8 +78,8 @@ class AsteriskStandIn:
         self.ami = AmiServer(self.pbx, host=host, port=port, users=dict(users or {"cc": "ccsecret"}),
                              mailboxes=list(mailboxes or [("default", "8000", "Front Desk")]),
                              segment_size=segment_size)
-        #: every event emitted, in order (for tests)
-        self.events: list[Fields] = []
+        #: the latest events emitted, in order (for tests; bounded so a long demo does not grow)
+        self.events: deque[Fields] = deque(maxlen=event_log_size)
         self._restart_task: asyncio.Task[None] | None = None
 
     @classmethod
