@@ -24,6 +24,7 @@ CAUSE_TEXT = {
     18: "No user responding",
     19: "User alerting, no answer",
     21: "Call Rejected",
+    26: "Answered elsewhere",
     32: "Circuit/channel congestion",
     34: "Circuit/channel congestion",
     127: "Interworking, unspecified",
