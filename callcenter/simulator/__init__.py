@@ -16,11 +16,13 @@ Hooks for tests: ``drop_clients()``, ``restart()``, ``freeze_actions()``,
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callcenter.ami.parser import encode_frame
 from callcenter.simulator.ami_server import AmiServer
+from callcenter.simulator.errors import StandInConfigError
 from callcenter.simulator.events import Fields
 from callcenter.simulator.pbx import Call, Pbx, QueueMember
 from callcenter.simulator.scenario import Answer, Caller, HangUp, Phone, Press, Say, Wait
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Answer", "AsteriskStandIn", "Call", "Caller", "HangUp", "Phone", "Press", "Say", "ScaledClock",
-    "Wait",
+    "StandInConfigError", "Wait",
 ]
 
 
@@ -57,9 +59,11 @@ class AsteriskStandIn:
         record_root: Path | None = None,
         restart_downtime: float = 0.5,
         hotline_context: str = "hotline",
+        event_log_size: int = 10_000,
     ) -> None:
         if ivr_transport not in ("asyncagi", "fastagi"):
-            raise ValueError("ivr_transport must be 'asyncagi' or 'fastagi'")
+            raise StandInConfigError("ivr_transport must be 'asyncagi' or 'fastagi'", field="ivr_transport",
+                                     details={"value": ivr_transport})
         self.host = host
         self._port = port
         self.restart_downtime = restart_downtime
@@ -74,8 +78,8 @@ class AsteriskStandIn:
         self.ami = AmiServer(self.pbx, host=host, port=port, users=dict(users or {"cc": "ccsecret"}),
                              mailboxes=list(mailboxes or [("default", "8000", "Front Desk")]),
                              segment_size=segment_size)
-        #: every event emitted, in order (for tests)
-        self.events: list[Fields] = []
+        #: the latest events emitted, in order (for tests; bounded so a long demo does not grow)
+        self.events: deque[Fields] = deque(maxlen=event_log_size)
         self._restart_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -125,6 +129,21 @@ class AsteriskStandIn:
 
     def place_call(self, caller: Caller) -> Call:
         """A scripted caller dials in now."""
+        number = caller.number.removeprefix("+")
+        if not number.isdigit():
+            raise StandInConfigError("caller number must be digits", field="number",
+                                     details={"value": caller.number})
+        if caller.ivr_transport not in (None, "asyncagi", "fastagi"):
+            raise StandInConfigError("ivr_transport must be 'asyncagi' or 'fastagi'", field="ivr_transport",
+                                     details={"value": caller.ivr_transport})
+        for step in caller.script:
+            if not isinstance(step, (Wait, Press, Say, HangUp)):
+                raise StandInConfigError("unknown script step", field="script", details={"step": repr(step)})
+            if isinstance(step, Wait) and step.seconds < 0:
+                raise StandInConfigError("Wait needs seconds >= 0", field="script", details={"step": repr(step)})
+            if isinstance(step, Press) and not all(d in "0123456789*#ABCD" for d in step.digits):
+                raise StandInConfigError("Press takes DTMF digits only", field="script",
+                                         details={"step": repr(step)})
         return self.pbx.place_call(caller)
 
     def add_member(self, queue: str, interface: str, name: str | None = None, *, paused: bool = False) -> None:
@@ -149,9 +168,11 @@ class AsteriskStandIn:
         """Cut every AMI connection at once (no goodbye)."""
         self.ami.drop_clients()
 
-    def freeze_actions(self, frozen: bool = True) -> None:
-        """Accept actions but never answer them (a wedged Asterisk)."""
+    def freeze_actions(self, frozen: bool = True, *, include_login: bool = False) -> None:
+        """Accept actions but never answer them (a wedged Asterisk). Login and
+        Challenge are still answered unless ``include_login``; events keep flowing."""
         self.ami.frozen = frozen
+        self.ami.frozen_login = frozen and include_login
 
     def send_raw(self, data: bytes) -> None:
         """Write bytes as-is to every logged-in client (junk, split frames...)."""

@@ -9,6 +9,7 @@ import itertools
 import logging
 import re
 import secrets
+import socket
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,11 @@ class AmiSession:
         self.session_id = f"0x{id(self):x}"
         self._out: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # small writes leave as they are written (the tiny-segment option relies on it)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # ---------------------------------------------------------------- output
     def send(self, fields: Fields) -> None:
@@ -116,7 +122,7 @@ class AmiSession:
     async def handle(self, frame: Frame) -> None:
         action = (frame.get("Action") or "").strip()
         aid = frame.get("ActionID")
-        if self.server.frozen and action.lower() not in ("login", "challenge"):
+        if self.server.frozen and (self.server.frozen_login or action.lower() not in ("login", "challenge")):
             return
         if not action:
             self.respond_error(aid, "Missing action in request")
@@ -415,8 +421,8 @@ class AmiSession:
         q.members[iface] = QueueMember(interface=iface, name=f.get("MemberName") or iface,
                                        state_interface=f.get("StateInterface") or iface, penalty=penalty,
                                        paused=paused, login_time=now)
-        self.server.broadcast(self._member_event("QueueMemberAdded", q.name, q.members[iface]))
         self.respond(aid, ("Message", "Added interface to queue"))
+        self.server.broadcast(self._member_event("QueueMemberAdded", q.name, q.members[iface]))
 
     def act_queueremove(self, f: Frame, aid: str | None) -> None:
         from callcenter.simulator.pbx import Queue
@@ -429,8 +435,8 @@ class AmiSession:
         if member is None:
             self.respond_error(aid, "Unable to remove interface: Not there")
             return
-        self.server.broadcast(self._member_event("QueueMemberRemoved", q.name, member))
         self.respond(aid, ("Message", "Removed interface from queue"))
+        self.server.broadcast(self._member_event("QueueMemberRemoved", q.name, member))
 
     def act_queuepause(self, f: Frame, aid: str | None) -> None:
         pbx = self.server.pbx
@@ -440,7 +446,7 @@ class AmiSession:
             return
         paused = (f.get("Paused") or "").lower() in ("true", "yes", "1")
         names = [f.get("Queue")] if f.get("Queue") else list(pbx.queues)
-        found = False
+        found: list[tuple[str, QueueMember]] = []
         for qn in names:
             q = pbx.queues.get(qn or "")
             if q and iface in q.members:
@@ -448,13 +454,14 @@ class AmiSession:
                 m.paused = paused
                 m.paused_reason = f.get("Reason") or "" if paused else ""
                 m.last_pause = int(pbx.clock.now().timestamp()) if paused else m.last_pause
-                found = True
-                self.server.broadcast(self._member_event("QueueMemberPause", q.name, m))
+                found.append((q.name, m))
         if not found:
             self.respond_error(aid, "Interface not found")
             return
         self.respond(aid, ("Message", "Interface paused successfully" if paused
                            else "Interface unpaused successfully"))
+        for qn, m in found:
+            self.server.broadcast(self._member_event("QueueMemberPause", qn, m))
 
     def _member_event(self, name: str, queue: str, m: QueueMember) -> Fields:
         return [("Event", name), ("Privilege", "agent,all"), ("Queue", queue), ("MemberName", m.name),
@@ -587,6 +594,7 @@ class AmiServer:
         self.segment_size = segment_size
         self.sessions: set[AmiSession] = set()
         self.frozen = False
+        self.frozen_login = False
         self.started = pbx.clock.monotonic()
         self.started_at = pbx.clock.now()
         self._server: asyncio.base_events.Server | None = None

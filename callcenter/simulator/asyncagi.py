@@ -75,6 +75,9 @@ class AgiExecutor:
         if not words:
             return "510 Invalid or unknown command"
         upper = [w.upper() for w in words]
+        if upper[0] in ("STREAM", "CONTROL", "GET", "SAY", "RECORD") and upper[:2] != ["GET", "VARIABLE"] \
+                and upper[:2] != ["GET", "FULL"]:
+            self.pbx.media(self.call)
         try:
             return await self._dispatch(upper, words)
         except Gone:
@@ -89,6 +92,7 @@ class AgiExecutor:
             return "200 result=0"
         if up[0] == "HANGUP":
             self.hung_up_by_agi = True
+            pbx.emit(ev.soft_hangup_request(ch, 32))
             return "200 result=1"
         if up[0] == "NOOP":
             return "200 result=0"
@@ -107,6 +111,7 @@ class AgiExecutor:
             args = words[2:] if head == "STREAM FILE" else words[3:]
             escape = args[1] if len(args) > 1 else ""
             digit, endpos = await self._play(escape)
+            pbx.setvar(ch, "PLAYBACKSTATUS", "SUCCESS")
             return f"200 result={ord(digit) if digit else 0} endpos={endpos}"
         if head == "GET DATA":
             args = words[2:]
@@ -247,7 +252,7 @@ class AsyncAgiSession:
         def finish(cid: str, command: str, reply: str, command_id: str | None) -> None:
             code = reply.split(" ", 1)[0]
             pbx.emit(ev.agi_exec_end(ch, cid, command, int(code) if code.isdigit() else 200,
-                                     reply.partition(" ")[2]))
+                                     "Success" if code == "200" else reply.partition(" ")[2]))
             pbx.emit(ev.async_agi_exec(ch, reply + "\n", command_id))
 
         async def on_gone() -> None:

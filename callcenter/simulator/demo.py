@@ -10,13 +10,17 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from callcenter.simulator import AsteriskStandIn
-from callcenter.simulator.scenario import Caller, HangUp, Press, Say, Step, Wait
+from callcenter.simulator.scenario import Caller, HangUp, Phone, Press, Say, Step, Wait
 from callcenter.simulator.voicemail import write_silence
+
+if TYPE_CHECKING:
+    from callcenter.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +123,24 @@ class DemoTraffic:
                 self.placed += 1
             except Exception:  # a demo must keep going
                 log.exception("demo call failed to start")
+
+
+@contextlib.asynccontextmanager
+async def demo_standin(settings: Settings, owners: Sequence[DemoOwner | tuple[str, str] | str] = (), *,
+                       simulate_calls: bool = True, phones: Sequence[Phone] = (),
+                       rng: random.Random | None = None) -> AsyncIterator[AsteriskStandIn]:
+    """The stand-in the demo runs beside the server: same port and credentials as
+    ``settings.asterisk[0]``, IVR over FastAGI when ``settings.fastagi.enabled``,
+    voicemail into ``settings.voicemail.spool_dir``, and (optionally) calls flowing."""
+    transport = "fastagi" if settings.fastagi.enabled else "asyncagi"
+    standin = AsteriskStandIn.from_settings(settings, ivr_transport=transport, phones=list(phones),
+                                            record_root=settings.data_dir / "standin-recordings")
+    await standin.start()
+    traffic = DemoTraffic(standin, owners, rng=rng, work_dir=settings.data_dir)
+    if simulate_calls:
+        traffic.start()
+    try:
+        yield standin
+    finally:
+        await traffic.stop()
+        await standin.stop()

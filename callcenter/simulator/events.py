@@ -24,6 +24,7 @@ CAUSE_TEXT = {
     18: "No user responding",
     19: "User alerting, no answer",
     21: "Call Rejected",
+    26: "Answered elsewhere",
     32: "Circuit/channel congestion",
     34: "Circuit/channel congestion",
     127: "Interworking, unspecified",
@@ -169,7 +170,7 @@ def dtmf_begin(ch: Channel, digit: str) -> Fields:
     return chan_event("DTMFBegin", "dtmf,all", ch, [("Digit", digit), ("Direction", "Received")])
 
 
-def dtmf_end(ch: Channel, digit: str, duration_ms: int = 250) -> Fields:
+def dtmf_end(ch: Channel, digit: str, duration_ms: int = 100) -> Fields:
     return chan_event("DTMFEnd", "dtmf,all", ch,
                       [("Digit", digit), ("DurationMs", str(duration_ms)), ("Direction", "Received")])
 
@@ -213,9 +214,9 @@ def message_waiting(ch: Channel | None, mailbox: str, new: int, old: int) -> Fie
         ("Mailbox", mailbox), ("Waiting", "1" if new else "0"), ("New", str(new)), ("Old", str(old))])
 
 
-def local_bridge(one: Channel, two: Channel, context: str, exten: str) -> Fields:
+def local_bridge(one: Channel, two: Channel, context: str, exten: str, *, optimize: bool = True) -> Fields:
     return event("LocalBridge", "call,all", channel_fields(one, "LocalOne"), channel_fields(two, "LocalTwo"),
-                 [("Context", context), ("Exten", exten), ("LocalOptimization", "No")])
+                 [("Context", context), ("Exten", exten), ("LocalOptimization", "Yes" if optimize else "No")])
 
 
 def cdr(ch: Channel, *, dest_channel: str, end: str, duration: int, billable: int) -> Fields:

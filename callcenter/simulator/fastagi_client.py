@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ class FastAgiSession:
         self.executor = AgiExecutor(pbx, call)
         #: every line exchanged: ("<<<", line) sent by Asterisk, (">>>", line) by the server
         self.transcript: list[tuple[str, str]] = []
+        self._command_ids = itertools.count(1412420000, 7919)
 
     async def run(self) -> None:
         pbx, ch = self.pbx, self.call.app
@@ -96,12 +98,17 @@ class FastAgiSession:
             self.transcript.append((">>>", line))
             if not line.strip():
                 continue
+            cid = str(next(self._command_ids))
+            pbx.emit(ev.agi_exec_start(ch, cid, line))
             reply = await self.executor.execute(line)
+            code = reply.split(" ", 1)[0]
+            pbx.emit(ev.agi_exec_end(ch, cid, line, int(code) if code.isdigit() else 200,
+                                     "Success" if code == "200" else reply.partition(" ")[2]))
             await self._send(writer, reply)
             if self.executor.hung_up_by_agi and reply != DEAD and line.strip().upper().startswith("HANGUP"):
                 # Asterisk: the soft hangup lands at once, the HANGUP line follows,
                 # and the channel stays until the server closes the socket.
-                pbx.emit(ev.soft_hangup_request(ch, 32))
+                pbx.setvar(ch, "AGISTATUS", "HANGUP")
                 hangup_sent = True
                 await self._send(writer, "HANGUP")
                 call.cleanups.remove(caller_gone)
@@ -144,6 +151,7 @@ class FastAgiSession:
             pbx.emit(ev.hangup_request(two, 0))
         pbx._cdr(one)
         if call.local_pair:
+            pbx.playback_done(two)
             pbx.emit(ev.soft_hangup_request(two, 16))
             pbx.emit(ev.hangup(two, 0))
             pbx._destroy(two)

@@ -75,6 +75,7 @@ class Channel:
     dtmf: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     speech: Say | None = None
     dead: bool = False
+    cdr_done: bool = False
     call: Call | None = None
 
 
@@ -100,6 +101,9 @@ class Call:
     origin_reply: Callable[[], None] | None = None
     agi: Any = None
     redirect_to: tuple[str, str] | None = None
+    #: set when the dialplan side first sends audio: a Local ``;2`` party's Answer()
+    #: returns only then (02_asyncagi: the caller's Wait starts with STREAM FILE)
+    media: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def local_pair(self) -> bool:
@@ -268,11 +272,18 @@ class Pbx:
             return ch.variables[name]
         return self.global_vars.get(name)
 
+    @staticmethod
+    def _cid_all(ch: Channel) -> str:
+        return f'"{ch.cid_name}" <{ch.cid_num}>' if ch.cid_name else f"<{ch.cid_num}>"
+
     def _destroy(self, ch: Channel) -> None:
         ch.dead = True
         self.channels.pop(ch.name, None)
 
     def _cdr(self, ch: Channel, dest: str = "") -> None:
+        if ch.cdr_done:
+            return
+        ch.cdr_done = True
         now = self.clock.monotonic()
         duration = round(now - ch.created)
         billable = round(now - ch.answered_at) if ch.answered_at is not None else 0
@@ -329,8 +340,19 @@ class Pbx:
         return None
 
     # ----------------------------------------------------------- party side
+    def media(self, call: Call) -> None:
+        call.media.set()
+
+    def playback_done(self, ch: Channel) -> None:
+        """Playback() sets PLAYBACKSTATUS when it ends, also when cut short by a hangup."""
+        if ch.app == "Playback" and not ch.variables.get("__playback_done"):
+            ch.variables["__playback_done"] = "1"
+            self.setvar(ch, "PLAYBACKSTATUS", "SUCCESS")
+
     async def _run_script(self, call: Call, script: list[Step]) -> None:
         party = call.party
+        if call.local_pair:
+            await call.media.wait()
         base = party.priority
         for index, step in enumerate(script):
             if call.ended or party.dead:
@@ -356,10 +378,18 @@ class Pbx:
                     await self.clock.sleep(step.gap)
             elif isinstance(step, Say):
                 call.app.speech = step
+                party.variables.pop("__playback_done", None)
                 await self.clock.sleep(step.seconds)
+                if call.local_pair and not call.ended:
+                    self.playback_done(party)
             elif isinstance(step, HangUp):
                 self.party_hangup(call)
                 return
+            if call.local_pair and index + 1 < len(script) and isinstance(script[index + 1], HangUp) \
+                    and call.cdr_early:
+                # the CDR engine posts the party's record as Hangup() starts: 05_queue
+                party.app, party.appdata = "Hangup", ""
+                self._cdr(party)
 
     def party_hangup(self, call: Call) -> None:
         if not call.ended:
@@ -457,7 +487,9 @@ class Pbx:
         two = self._make_channel(f"{base};2", context, exten, uniqueid=uid2, linkedid=one.linkedid, state=4)
         self.emit(ev.newchannel(one))
         self.emit(ev.newchannel(two))
-        for k, v in spec.variables.items():
+        # the order of full/02_asyncagi_hotline.log (Variables land on ;1 in reverse)
+        self.set_app(one, "AppDial2", "(Outgoing Line)")
+        for k, v in reversed(spec.variables.items()):
             one.variables[k] = v
             self.emit(ev.varset(one, k, v))
         self.set_callerid(one, spec.cid_num, spec.cid_name)
@@ -465,8 +497,9 @@ class Pbx:
         for k, v in spec.variables.items():
             two.variables[k] = v
             self.emit(ev.varset(two, k, v))
+        two.conn_num, two.conn_name = spec.cid_num, spec.cid_name
         self.set_callerid(two, spec.cid_num, spec.cid_name)
-        self.set_connected(two, spec.cid_num, spec.cid_name)
+        self.emit(ev.chan_event("NewConnectedLine", "call,all", two))
         self.emit(ev.local_bridge(one, two, context, exten))
         self.emit(ev.dial_begin(None, one, f"{exten}@{context}"))
 
@@ -479,12 +512,17 @@ class Pbx:
             script, answer, delay = list(phone.script), phone.behaviour, phone.answer_after
         call = Call(app=one, party=two, script=script)
         one.call = two.call = call
-        if answer is not Answer.ANSWER or delay > 0:
-            self.set_state(two, 5) if answer is Answer.ANSWER else None
+        if answer is Answer.ANSWER and delay > 0:
+            self.set_state(two, 5)
         result = await self._await_answer(answer, delay, spec.timeout)
         if result != 4:
             await self._fail_originate(call, spec, result, reply)
             return
+        if context == "caller-sim" and exten != "wait":
+            sim = spec.variables
+            noop = (f"caller-sim delay={sim.get('SIM_DELAY', '')} digits={sim.get('SIM_DIGITS', '')} "
+                    f"file={sim.get('SIM_FILE', '')}" if exten != "vm" else "caller-sim voicemail depositor")
+            self.set_app(two, "NoOp", noop, 1)
         self.set_app(two, "Answer", "", 2 if exten != "wait" else 1)
         self.set_state(two, 6)
         self.set_state(one, 6)
@@ -588,7 +626,7 @@ class Pbx:
         ch.context, ch.exten, ch.priority = context, exten, 1
         try:
             if context in self.ivr_contexts:
-                self.set_app(ch, "NoOp", f"{context}: {ch.cid_name} <{ch.cid_num}>", 1)
+                self.set_app(ch, "NoOp", f"{context}: {self._cid_all(ch)}", 1)
                 self.set_app(ch, "Answer", "", 2)
                 if ch.state != 6:
                     self.set_state(ch, 6)
@@ -604,21 +642,18 @@ class Pbx:
                     await self._run_asyncagi(call)
                 if ch.dead:
                     return
-                self.set_app(ch, "NoOp", f"AGI done, AGISTATUS={ch.variables.get('AGISTATUS', 'SUCCESS')}", 4)
+                kind = "FastAGI" if transport == "fastagi" else "AsyncAGI"
+                self.set_app(ch, "NoOp", f"{kind} done, AGISTATUS={ch.variables.get('AGISTATUS', 'SUCCESS')}", 4)
                 self.set_app(ch, "Hangup", "", 5)
             elif context == "queue-entry":
-                self.set_app(ch, "NoOp", f"queue entry {ch.cid_name} <{ch.cid_num}>", 1)
+                self.set_app(ch, "NoOp", f"queue entry {self._cid_all(ch)}", 1)
                 self.set_app(ch, "Answer", "", 2)
                 if ch.state != 6:
                     self.set_state(ch, 6)
-                if call.origin_reply:
-                    call.origin_reply()
                 await self.run_application(call, "Queue", "frontdesk,r,,,60", priority=3)
                 self.set_app(ch, "NoOp", f"QUEUESTATUS={ch.variables.get('QUEUESTATUS', '')}", 4)
                 self.set_app(ch, "Hangup", "", 5)
             elif context == "voicemail-deposit":
-                if call.origin_reply:
-                    call.origin_reply()
                 await self.run_application(call, "VoiceMail", f"{exten}@default,s", priority=1)
                 self.set_app(ch, "Hangup", "", 2)
             else:
@@ -638,6 +673,10 @@ class Pbx:
         ch = call.app
         self.set_app(ch, app, data, priority)
         name = app.lower()
+        if name not in ("hangup", "noop", "set", "answer", "agi"):
+            self.media(call)
+        if name != "queue" and call.origin_reply:
+            call.origin_reply()
         if name == "queue":
             return await self._app_queue(call, data)
         if name == "dial":
@@ -678,6 +717,7 @@ class Pbx:
         self._destroy(one)
         self._cdr(one)
         if call.local_pair:
+            self.playback_done(two)
             self.emit(ev.soft_hangup_request(two, cause))
             self._cdr(two)
             self.emit(ev.hangup(two, cause))
@@ -763,13 +803,14 @@ class Pbx:
             saved = True
             seconds = max(1, round(self.clock.monotonic() - started))
             speech = ch.speech
-            self.spool.deposit(
+            path = self.spool.deposit(
                 vm_context, mailbox, channel=ch, caller_channel_name=ch.name,
                 duration=seconds, wav=Path(speech.wav) if speech and speech.wav else None,
                 when=self.clock.now(), exten=ch.exten, dial_context=ch.context)
-            self.emit(ev.varset(ch, "VMSTATUS", "SUCCESS"))
+            self.setvar(ch, "VM_MESSAGEFILE", str(path.with_suffix("")))
             new, old = self.spool.count(vm_context, mailbox)
             self.emit(ev.message_waiting(ch, f"{mailbox}@{vm_context}", new, old))
+            self.setvar(ch, "VMSTATUS", "SUCCESS")
 
         call.cleanups.append(save)
         # greeting + beep, then record until the caller hangs up (max 120 s)
@@ -786,8 +827,10 @@ class Pbx:
             return m["exten"], m["context"]
         return interface.partition("/")[2].split("/")[0], None
 
-    def _make_leg(self, caller: Channel, interface: str) -> tuple[Channel, Channel | None]:
+    def _make_leg(self, caller: Channel, interface: str, app: str = "AppDial") -> tuple[Channel, Channel | None]:
+        """The outgoing channel(s) for a dialled interface, in 05_queue's event order."""
         number, context = self._member_target(interface)
+        peer = interface.partition("/")[2]
         if context is not None:
             seq = next(self._local)
             base = f"Local/{number}@{context}-{seq:08x}"
@@ -795,27 +838,31 @@ class Pbx:
             m2 = self._make_channel(f"{base};2", context, number, linkedid=caller.linkedid, state=4)
             self.emit(ev.newchannel(m1))
             self.emit(ev.newchannel(m2))
-            for m in (m1, m2):
-                m.cid_num, m.cid_name = caller.cid_num, caller.cid_name
+            m1.cid_num, m1.cid_name = caller.cid_num, caller.cid_name
+            self.set_app(m1, app, "(Outgoing Line)")
             self.emit(ev.newcallerid(m1))
-            self.set_connected(m2, caller.cid_num, caller.cid_name)
-            self.emit(ev.local_bridge(m1, m2, context, number))
+            self.setvar(m1, "DIALEDPEERNUMBER", peer)
+            self.setvar(m2, "DIALEDPEERNUMBER", peer)
+            m2.conn_num, m2.conn_name = caller.cid_num, caller.cid_name
+            self.set_callerid(m2, caller.cid_num, caller.cid_name)
+            self.emit(ev.chan_event("NewConnectedLine", "call,all", m2))
+            self.emit(ev.local_bridge(m1, m2, context, number, optimize=not interface.endswith("/n")))
             return m1, m2
         tech = interface.partition("/")[0]
         leg = self._make_channel(f"{tech}/{number}-{next(self._tech):08x}", "default", "s",
                                  linkedid=caller.linkedid, state=0)
         self.emit(ev.newchannel(leg))
-        leg.cid_num, leg.cid_name = caller.cid_num, caller.cid_name
-        self.emit(ev.newcallerid(leg))
+        self.set_app(leg, app, "(Outgoing Line)")
+        self.set_callerid(leg, caller.cid_num, caller.cid_name)
+        self.setvar(leg, "DIALEDPEERNUMBER", peer)
         return leg, None
 
-    def _dialled(self, caller: Channel, leg: Channel, half: Channel | None, app: str = "AppDial") -> None:
+    def _dialled(self, call: Call, leg: Channel, half: Channel | None) -> None:
         if half is not None:
             leg.exten = "s"
             self.set_app(half, "NoOp", f"agent {half.exten} ringing", 1)
             self.set_app(half, "Wait", "1", 2)
-        leg.conn_num, leg.conn_name = caller.cid_num, caller.cid_name
-        leg.app, leg.appdata = app, "(Outgoing Line)"
+        self.media(call)  # ringing: a Local ;2 caller's Answer() returns now
 
     async def _ring_leg(self, call: Call, leg: Channel, half: Channel | None, number: str) -> str:
         """Ring one leg until answer; returns ANSWER/NOANSWER/BUSY/CHANUNAVAIL."""
@@ -834,13 +881,10 @@ class Pbx:
         if half is not None:
             self.set_app(half, "Answer", "", 3)
             self.set_state(half, 6)
+        leg.conn_num, leg.conn_name = call.app.cid_num, call.app.cid_name
         self.set_state(leg, 6)
-        if half is not None:
-            # [agents] plays demo-congrats to the bridged caller, as the capture rig does
-            if half.context == "agents":
-                self.set_app(half, "Playback", "demo-congrats", 4)
-            else:
-                self.set_app(half, "Wait", "3600", 4)
+        self.set_app(leg, leg.app, leg.appdata)
+        self.emit(ev.chan_event("NewConnectedLine", "call,all", leg))
         return "ANSWER"
 
     def _drop_leg(self, leg: Channel, half: Channel | None, cause: int) -> None:
@@ -860,6 +904,14 @@ class Pbx:
             br.channels.append(ch)
             ch.bridge = br
             self.emit(ev.bridge_enter(br, ch))
+        self.setvar(leg, "BRIDGEPEER", caller.name)
+        self.setvar(caller, "BRIDGEPEER", leg.name)
+        if half is not None:
+            # [agents] plays demo-congrats to the bridged caller, as the capture rig does
+            if half.context == "agents":
+                self.set_app(half, "Playback", "demo-congrats", 4)
+            else:
+                self.set_app(half, "Wait", "3600", 4)
         phone = self._phone_for(number)
         agent_done = asyncio.Event()
 
@@ -878,6 +930,8 @@ class Pbx:
         script = self.spawn(agent_script())
 
         async def leave_all() -> None:
+            self.setvar(caller, "BRIDGEPEER", "")
+            self.setvar(leg, "BRIDGEPEER", "")
             for ch in (caller,):
                 if ch in br.channels:
                     br.channels.remove(ch)
@@ -895,6 +949,7 @@ class Pbx:
             self._destroy(leg)
             if half is not None:
                 self._cdr(half)
+                self.playback_done(half)
                 self.emit(ev.soft_hangup_request(half, 16))
                 self.emit(ev.hangup(half, 16))
                 self._destroy(half)
@@ -947,7 +1002,7 @@ class Pbx:
         number, _ = self._member_target(target)
         leg, half = self._make_leg(ch, target)
         self.emit(ev.dial_begin(ch, leg, target.partition("/")[2]))
-        self._dialled(ch, leg, half)
+        self._dialled(call, leg, half)
         ring = asyncio.ensure_future(self._ring_leg(call, leg, half, number))
         try:
             done, _ = await asyncio.wait({ring}, timeout=None)
@@ -980,6 +1035,10 @@ class Pbx:
             q_timeout = float(args[4]) if len(args) > 4 and args[4] else None
         except ValueError:
             q_timeout = None
+        for var in ("ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "QUEUEWAIT", "QUEUEWAIT_MS"):
+            self.setvar(ch, var, "")
+        if call.origin_reply:
+            call.origin_reply()
         q.callers.append(ch)
         position = len(q.callers)
         self.emit(ev.queue_caller("QueueCallerJoin", ch, q.name, position, len(q.callers)))
@@ -1012,6 +1071,7 @@ class Pbx:
                 return 0
             available = [m for m in q.members.values() if not m.paused and not m.in_call]
             if not available or q.callers[0] is not ch:
+                self.media(call)
                 await self.sleep(call, 1.0)
                 continue
             winner = await self._ring_members(call, q, available, ringing, joined)
@@ -1025,11 +1085,16 @@ class Pbx:
             pos = q.callers.index(ch) + 1
             q.callers.remove(ch)
             self.emit(ev.queue_caller("QueueCallerLeave", ch, q.name, pos, len(q.callers)))
+            self.setvar(ch, "QUEUEPOSITION", str(pos))
             member.in_call = True
+            waited = self.clock.monotonic() - joined
+            self.setvar(ch, "QUEUEWAIT", str(int(waited)))
+            self.setvar(ch, "QUEUEWAIT_MS", str(int(waited * 1000)))
             self.emit(ev.agent_event("AgentConnect", ch, leg, q.name, member.interface, member.name,
                                      [("HoldTime", str(hold)), ("RingTime", str(ring_time))]))
-            self.set_connected(ch, leg.cid_num, leg.cid_name) if False else None
             ch.variables["MEMBERINTERFACE"] = member.interface
+            times = functools.partial(self._queue_times, ch, self.clock.monotonic(), joined)
+            call.cleanups.append(times)
             q.holdtime = hold
             call.cdr_early = True
             call.extra_channels.append(leg)
@@ -1037,8 +1102,17 @@ class Pbx:
             number, _ = self._member_target(member.interface)
             await self._bridge_call(call, leg, half, number, on_agent_hangup=functools.partial(done.complete, "agent"),
                                     on_caller_hangup=done.caller_hung_up)
+            call.cleanups.remove(times)
+            await times()
             self.setvar(ch, "QUEUESTATUS", "")
             return 0
+
+    async def _queue_times(self, ch: Channel, answered: float, joined: float) -> None:
+        now = self.clock.monotonic()
+        self.setvar(ch, "ANSWEREDTIME", str(int(now - answered)))
+        self.setvar(ch, "ANSWEREDTIME_MS", str(int((now - answered) * 1000)))
+        self.setvar(ch, "DIALEDTIME", str(int(now - joined)))
+        self.setvar(ch, "DIALEDTIME_MS", str(int((now - joined) * 1000)))
 
     async def _ring_members(self, call: Call, q: Queue, members: list[QueueMember],
                             ringing: list[tuple[QueueMember, Channel, Channel | None]],
@@ -1046,7 +1120,7 @@ class Pbx:
         ch = call.app
         tasks: dict[asyncio.Future[Any], tuple[QueueMember, Channel, Channel | None]] = {}
         for member in members:
-            leg, half = self._make_leg(ch, member.state_interface)
+            leg, half = self._make_leg(ch, member.interface, "AppQueue")
             member.ringing = True
             ringing.append((member, leg, half))
             # app_queue's AgentCalled already shows the leg as dialled (exten s, connected
@@ -1055,7 +1129,7 @@ class Pbx:
                                           conn_num=ch.cid_num, conn_name=ch.cid_name)
             self.emit(ev.agent_event("AgentCalled", ch, dialled, q.name, member.interface, member.name))
             self.emit(ev.dial_begin(ch, leg, member.interface))
-            self._dialled(ch, leg, half, "AppQueue")
+            self._dialled(call, leg, half)
             number, _ = self._member_target(member.interface)
             tasks[asyncio.ensure_future(self._ring_leg(call, leg, half, number))] = (member, leg, half)
         winner = None

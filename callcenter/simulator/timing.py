@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from callcenter.clock import Clock, SystemClock
+from callcenter.simulator.errors import StandInConfigError
 
 __all__ = ["Clock", "ScaledClock", "SystemClock"]
 
@@ -21,7 +22,7 @@ class ScaledClock:
 
     def __init__(self, speed: float = 1.0) -> None:
         if speed <= 0:
-            raise ValueError("speed must be positive")
+            raise StandInConfigError("speed must be positive", field="speed", details={"value": speed})
         self.speed = speed
         self._t0 = time.monotonic()
         self._start = datetime.now(UTC)

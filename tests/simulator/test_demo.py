@@ -42,3 +42,21 @@ def test_demo_scripts_are_plausible(tmp_path: Path) -> None:
     assert caller.context is None  # the stand-in's hotline
     assert caller.number in {"13800138000", "13912345678", "13700000000"}
     assert type(caller.script[-1]).__name__ == "HangUp"
+
+
+async def test_demo_standin_runs_beside_the_servers_settings(tmp_path: Path) -> None:
+    from callcenter.demo import demo_settings
+    from callcenter.simulator.demo import demo_standin
+    from tests.simulator.amiclient import MiniAmi
+
+    settings = demo_settings(tmp_path, 0)
+    a = settings.asterisk[0]
+    async with demo_standin(settings, [("13811112222", "赵四")], simulate_calls=False) as s:
+        assert s.pbx.ivr_transport == ("fastagi" if settings.fastagi.enabled else "asyncagi")
+        c = await MiniAmi.connect(a.port)
+        assert (await c.login(a.username, a.secret.reveal()))["Response"] == "Success"
+        await c.close()
+    import pytest
+
+    with pytest.raises(OSError):
+        await MiniAmi.connect(a.port)

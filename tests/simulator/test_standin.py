@@ -19,6 +19,7 @@ from callcenter.simulator import (
     Press,
     Say,
     ScaledClock,
+    StandInConfigError,
     Wait,
 )
 from callcenter.simulator.voicemail import write_silence
@@ -151,6 +152,12 @@ async def test_freeze_actions_accepts_but_never_answers(standin: AsteriskStandIn
     standin.freeze_actions(False)
     r = await client.action("Ping")
     assert r["Ping"] == "Pong"
+    standin.freeze_actions(include_login=True)
+    c2 = await MiniAmi.connect(standin.ami_port)
+    aid = c2.send("Login", ("Username", "cc"), ("Secret", "ccsecret"))
+    with pytest.raises(TimeoutError):
+        await c2.wait_for(lambda f: f.action_id == aid, 0.2)
+    await c2.close()
 
 
 async def test_send_raw_injects_junk_and_split_frames(standin: AsteriskStandIn, client: MiniAmi) -> None:
@@ -406,3 +413,111 @@ async def test_from_settings_uses_the_servers_credentials_and_hotline(tmp_path: 
         await c.close()
     finally:
         await s.stop()
+
+
+async def test_paged_phone_answers_and_presses_a_digit(standin: AsteriskStandIn, client: MiniAmi) -> None:
+    standin.add_phone(Phone("13900002222", "值班张工", answer_after=2, script=[Wait(1), Press("1"), Wait(30)]))
+    r = await client.action("Originate", ("Channel", "Local/13900002222@phones"), ("Context", "hotline"),
+                            ("Exten", "s"), ("Priority", "1"), ("Async", "true"),
+                            ("CallerID", '"物业中心" <4008001234>'))
+    start = await client.wait_event("AsyncAGIStart")
+    ch = start["Channel"]
+    assert ch.startswith("Local/13900002222@phones-")
+    e = await client.wait_event("OriginateResponse", ActionID=r["ActionID"])
+    assert e["Reason"] == "4"
+    assert await agi(client, ch, "GET DATA press-1-to-accept 5000 1") == "200 result=1"
+
+
+async def test_queue_pause_remove_and_summary(standin: AsteriskStandIn, client: MiniAmi) -> None:
+    await client.action("QueueAdd", ("Queue", "frontdesk"), ("Interface", "PJSIP/8001"), ("MemberName", "小李"))
+    r = await client.action("QueuePause", ("Interface", "PJSIP/8001"), ("Paused", "true"), ("Reason", "午休"))
+    assert r["Message"] == "Interface paused successfully"
+    e = await client.wait_event("QueueMemberPause")
+    assert (e["Paused"], e["PausedReason"]) == ("1", "午休")
+    await client.action("QueueSummary", ("Queue", "frontdesk"))
+    summary = await client.wait_event("QueueSummary")
+    assert (summary["LoggedIn"], summary["Available"]) == ("1", "0")
+    r = await client.action("QueueRemove", ("Queue", "frontdesk"), ("Interface", "PJSIP/8001"))
+    assert r["Message"] == "Removed interface from queue"
+    r = await client.action("QueueRemove", ("Queue", "frontdesk"), ("Interface", "PJSIP/8001"))
+    assert r["Response"] == "Error"
+    r = await client.action("QueuePause", ("Interface", "PJSIP/8001"), ("Paused", "false"))
+    assert r["Response"] == "Error"
+    r = await client.action("QueueStatus", ("Queue", "nosuch"))
+    done = await client.wait_event("QueueStatusComplete")
+    assert done["ListItems"] == "0"
+
+
+async def test_events_action_turns_events_off_and_on(standin: AsteriskStandIn, client: MiniAmi) -> None:
+    r = await client.action("Events", ("EventMask", "off"))
+    assert r["Events"] == "Off"
+    standin.place_call(Caller(number="13812345678", script=[Wait(60)]))
+    await asyncio.sleep(0.1)
+    r = await client.action("Events", ("EventMask", "on"))
+    assert r["Events"] == "On"
+    assert not [f for f in client.frames if f.event == "Newchannel"]
+    r2 = await client.action("Ping")
+    assert r2["Ping"] == "Pong"
+
+
+async def test_a_manual_clock_drives_scripted_time(tmp_path: Path) -> None:
+    from callcenter.clock import ManualClock
+
+    clock = ManualClock()
+    s = AsteriskStandIn(spool_dir=tmp_path / "vm", clock=clock)
+    await s.start()
+    try:
+        s.place_call(Caller(number="13812345678", script=[Wait(10), HangUp()]))
+        for _ in range(20):  # the call starts (its script begins waiting at t=0)
+            await asyncio.sleep(0)
+        assert clock.sleepers >= 1
+        await clock.advance(5)
+        assert not [e for e in s.events if e[0][1] == "Hangup"]
+        await clock.advance(6)
+        for _ in range(50):  # let the hangup run through its tasks
+            await asyncio.sleep(0)
+        assert [e for e in s.events if e[0][1] == "Hangup"]
+    finally:
+        await s.stop()
+
+
+@pytest.mark.parametrize(("caller", "field"), [
+    (Caller(number="not-a-number"), "number"),
+    (Caller(number="138", ivr_transport="sip"), "ivr_transport"),
+    (Caller(number="138", script=[Press("1x")]), "script"),
+    (Caller(number="138", script=[Wait(-1)]), "script"),
+    (Caller(number="138", script=["hang up"]), "script"),  # type: ignore[list-item]
+])
+async def test_bad_scripts_are_refused_with_the_field(standin: AsteriskStandIn, caller: Caller, field: str) -> None:
+    with pytest.raises(StandInConfigError) as err:
+        standin.place_call(caller)
+    assert err.value.field == field and err.value.error_id == "standin_config"
+    assert not standin.pbx.channels
+
+
+def test_bad_configuration_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StandInConfigError):
+        AsteriskStandIn(spool_dir=tmp_path, ivr_transport="sip")
+    with pytest.raises(StandInConfigError):
+        ScaledClock(0)
+
+
+@pytest.mark.parametrize(("action", "headers", "message"), [
+    ("Originate", [("Context", "hotline")], "Channel not specified"),
+    ("AGI", [("Command", "ANSWER")], "No channel specified"),
+    ("AGI", [("Channel", "PJSIP/none-0001"), ("Command", "ANSWER")], "Channel PJSIP/none-0001 does not exist."),
+    ("Hangup", [("Channel", "/[unclosed/")], "Invalid regex"),
+    ("Hangup", [("Channel", "PJSIP/none-0001")], "No such channel"),
+    ("Setvar", [("Value", "1")], "No variable specified"),
+    ("Getvar", [], "No variable specified"),
+    ("MailboxCount", [], "Mailbox not specified"),
+    ("QueueAdd", [("Queue", "nosuch"), ("Interface", "PJSIP/1")], "Unable to find queue"),
+    ("QueueAdd", [("Queue", "frontdesk")], "'Interface' not specified."),
+    ("Redirect", [("Channel", "PJSIP/none-0001"), ("Context", "x")], "Channel specified does not exist"),
+    ("Challenge", [("AuthType", "plain")], "Must specify AuthType"),
+])
+async def test_bad_actions_get_asterisk_errors(client: MiniAmi, action: str, headers: list[tuple[str, str]],
+                                               message: str) -> None:
+    r = await client.action(action, *headers)
+    assert (r["Response"], r["Message"]) == ("Error", message)
+    assert (await client.action("Ping"))["Ping"] == "Pong"  # the link survives
