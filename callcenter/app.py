@@ -1,8 +1,10 @@
 """The composition root: ``create_app(settings)`` builds every part and wires them.
 
-Long-lived objects live under typed keys (``callcenter.appkeys``); each is
-started and stopped by a ``cleanup_ctx`` generator, in order, so nothing
-outlives shutdown.
+Long-lived objects live under typed keys (``callcenter.appkeys`` and each
+feature's own keys); each is started and stopped by a ``cleanup_ctx``
+generator, in order, so nothing outlives shutdown. Order matters: the database
+first, then the services that need it, and the AMI links last, so no event
+from Asterisk arrives before its listeners are subscribed.
 """
 
 from __future__ import annotations
@@ -11,14 +13,31 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from callcenter.agi_entry import AgiEntry
+from callcenter.ami.links import AmiLinks
+from callcenter.ami.setup import setup_ami
 from callcenter.appkeys import BUS, CLOCK, ENGINE, HEALTH_EXTRAS, SESSIONMAKER, SETTINGS
 from callcenter.auth.middleware import auth_middleware
 from callcenter.bus import EventBus
+from callcenter.calls.http import setup_calls
 from callcenter.clock import Clock, SystemClock
+from callcenter.console.ami_ports import AmiAgentStatus, AmiOriginate
+from callcenter.console.setup import setup_console
 from callcenter.db.engine import make_engine, make_sessionmaker, migrate
 from callcenter.health import healthz
+from callcenter.oncall.setup import setup_oncall
+from callcenter.paging.ami_originator import AmiOriginator
+from callcenter.paging.originate import Originator
+from callcenter.paging.setup import PAGE_CALL_HANDLER, setup_paging
+from callcenter.screenpop.setup import setup_screenpop
 from callcenter.settings import Settings
+from callcenter.tickets import setup_tickets, transcriber_from_settings
 from callcenter.web.errors import error_middleware
+from ivr.channel import Channel
+from recordings.ingest import Transcriber
+
+AGI_ENTRY = web.AppKey("agi_entry", AgiEntry)
+TRANSCRIBER: web.AppKey[Transcriber | None] = web.AppKey("transcriber")
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -36,8 +55,22 @@ async def _bus(app: web.Application) -> AsyncIterator[None]:
     await app[BUS].drain()
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=8 * 1024**2)
+async def _transcriber(app: web.Application) -> AsyncIterator[None]:
+    async with transcriber_from_settings(app[SETTINGS]) as pool:
+        app[TRANSCRIBER] = pool
+        yield
+
+
+def _pool(app: web.Application) -> Transcriber | None:
+    return app.get(TRANSCRIBER)
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None,
+               ami_links: AmiLinks | None = None, originator: Originator | None = None,
+               transcribe: bool = True) -> web.Application:
+    """Build the whole server. Tests may pass their own clock, links or originator."""
+    app = web.Application(middlewares=[error_middleware, auth_middleware],
+                          client_max_size=8 * 1024**2)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[BUS] = EventBus()
@@ -45,4 +78,38 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_bus)
     app.router.add_get("/healthz", healthz)
+
+    links = ami_links or AmiLinks(
+        settings.asterisk, publish=app[BUS].publish,
+        mailboxes=[m if "@" in m else f"{m}@{settings.voicemail.context}"
+                   for m in settings.voicemail.mailboxes],
+        now=app[CLOCK].now,
+    )
+    setup_calls(app)
+    setup_console(app, agent_status=AmiAgentStatus(links, settings.asterisk),
+                  originate=AmiOriginate(links, settings.asterisk))
+    setup_screenpop(app)
+    if transcribe:
+        app.cleanup_ctx.append(_transcriber)
+    setup_tickets(app, transcriber=_pool)
+    setup_oncall(app)
+    first = settings.asterisk[0].name if settings.asterisk else None
+    setup_paging(app, originator=originator or AmiOriginator(
+        lambda: links.get(first) if first else links.for_community(None)))
+
+    entry = AgiEntry()
+    app[AGI_ENTRY] = entry
+
+    async def _agi(app: web.Application) -> AsyncIterator[None]:
+        page_handler = app[PAGE_CALL_HANDLER]
+
+        async def page(channel: Channel) -> None:
+            await page_handler.handle(channel)
+
+        entry.page = page
+        links.set_agi_handler(entry)
+        yield
+
+    app.cleanup_ctx.append(_agi)
+    setup_ami(app, links)
     return app

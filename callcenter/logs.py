@@ -32,7 +32,7 @@ def configure_logging(verbose: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("aiosqlite", "asyncio", "jieba", "sqlalchemy.engine.Engine"):
+    for noisy in ("aiosqlite", "asyncio", "jieba", "sqlalchemy.engine.Engine", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -54,6 +54,12 @@ def _canonical_headers(raw: list[str]) -> dict[int, str]:
     return mapping
 
 
+def canonical_row(row: dict[str, str]) -> dict[str, str]:
+    """A row keyed by Chinese headers (as in the sheet) → keyed by canonical column."""
+    lookup = {alias: key for key, aliases in COLUMNS.items() for alias in aliases}
+    return {lookup[k]: v for k, v in row.items() if k in lookup}
+
+
 def _cell_text(value: object) -> str:
     if value is None:
         return ""

@@ -10,7 +10,7 @@ import pytest
 
 from callcenter.cli.main import main
 
-COMMANDS = ["init", "run", "demo", "migrate", "import-owners", "owners", "check-config",
+COMMANDS = ["init", "run", "demo", "migrate", "import-owners", "owners", "check-config", "user", "oncall",
             "asterisk-config", "token"]
 
 
