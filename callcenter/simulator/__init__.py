@@ -83,7 +83,7 @@ class AsteriskStandIn:
         self._restart_task: asyncio.Task[None] | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, index: int = 0, fastagi_script: str = "ivr",
+    def from_settings(cls, settings: Settings, *, index: int = 0, fastagi_script: str = "hotline",
                       **kwargs: Any) -> AsteriskStandIn:
         """A stand-in for ``settings.asterisk[index]``: same port, user, secret,
         hotline context, voicemail spool and FastAGI address as the server expects."""

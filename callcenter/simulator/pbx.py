@@ -169,7 +169,10 @@ class Pbx:
         self.record_root = record_root
         self.hotline_context = hotline_context
         #: contexts that run the IVR over AGI ("fastagi" always uses FastAGI, as in the capture rig)
-        self.ivr_contexts = {"hotline", "fastagi", hotline_context}
+        # The contexts `callcenter asterisk-config` writes, plus the capture rig's own.
+        self.fastagi_contexts = {"fastagi", f"{hotline_context}-fastagi"}
+        self.asyncagi_contexts = {"callcenter-page"}
+        self.ivr_contexts = {"hotline", hotline_context} | self.fastagi_contexts | self.asyncagi_contexts
         self.channels: dict[str, Channel] = {}
         self.queues: dict[str, Queue] = {"frontdesk": Queue("frontdesk")}
         self.global_vars: dict[str, str] = {"SIMFILE": "/srv/pbx/sounds/caller-msg"}
@@ -630,7 +633,12 @@ class Pbx:
                 self.set_app(ch, "Answer", "", 2)
                 if ch.state != 6:
                     self.set_state(ch, 6)
-                transport = call.ivr_transport or ("fastagi" if context == "fastagi" else self.ivr_transport)
+                if context in self.fastagi_contexts:
+                    transport = "fastagi"
+                elif context in self.asyncagi_contexts:
+                    transport = "asyncagi"
+                else:
+                    transport = call.ivr_transport or self.ivr_transport
                 if transport == "fastagi":
                     url = call.fastagi_url or self.fastagi_url
                     self.set_app(ch, "AGI", url, 3)
