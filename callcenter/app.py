@@ -9,6 +9,10 @@ from Asterisk arrives before its listeners are subscribed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import signal
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -25,8 +29,10 @@ from callcenter.console.ami_ports import AmiAgentStatus, AmiOriginate
 from callcenter.console.setup import setup_console
 from callcenter.db.engine import make_engine, make_sessionmaker, migrate
 from callcenter.health import healthz
-from callcenter.oncall.setup import setup_oncall
+from callcenter.ivr_services import HotlineServices
+from callcenter.oncall.setup import ONCALL_ROUTER, setup_oncall
 from callcenter.paging.ami_originator import AmiOriginator
+from callcenter.paging.http import PAGING_SERVICE
 from callcenter.paging.originate import Originator
 from callcenter.paging.setup import PAGE_CALL_HANDLER, setup_paging
 from callcenter.screenpop.setup import setup_screenpop
@@ -34,9 +40,20 @@ from callcenter.settings import Settings
 from callcenter.tickets import setup_tickets, transcriber_from_settings
 from callcenter.web.errors import error_middleware
 from ivr.channel import Channel
+from ivr.engine import IvrEngine
+from ivr.errors import MenuError
+from ivr.fastagi import FastAgiServer
+from ivr.holidays import HolidayCalendar
+from ivr.menus import MenuStore
+from ivr.timeconditions import TimeModes
 from recordings.ingest import Transcriber
 
+log = logging.getLogger(__name__)
+
 AGI_ENTRY = web.AppKey("agi_entry", AgiEntry)
+IVR_MENUS = web.AppKey("ivr_menus", MenuStore)
+HOLIDAY_FILE = "holidays.csv"
+"""Holidays loaded by ``callcenter holidays import``, under the data directory."""
 TRANSCRIBER: web.AppKey[Transcriber | None] = web.AppKey("transcriber")
 
 
@@ -63,6 +80,14 @@ async def _transcriber(app: web.Application) -> AsyncIterator[None]:
 
 def _pool(app: web.Application) -> Transcriber | None:
     return app.get(TRANSCRIBER)
+
+
+def _reload(store: MenuStore) -> None:
+    try:
+        menus = store.reload()
+        log.info("menus reloaded from %s (version %d)", menus.source, menus.version)
+    except MenuError as exc:
+        log.error("menus not reloaded, the old ones stay: %s", exc)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None,
@@ -106,9 +131,39 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         async def page(channel: Channel) -> None:
             await page_handler.handle(channel)
 
-        entry.page = page
+        store = MenuStore(settings.ivr_menus[0]) if settings.ivr_menus else MenuStore()
+        store.current()  # a broken menu file stops the start with its error
+        holidays = HolidayCalendar()
+        holiday_file = settings.data_dir / HOLIDAY_FILE
+        if holiday_file.exists():
+            holidays.load_file(holiday_file)
+        services = HotlineServices(settings, app[SESSIONMAKER], links=links,
+                                   router=app[ONCALL_ROUTER], paging=app[PAGING_SERVICE])
+        engine = IvrEngine(store, services, TimeModes(holidays, settings.timezone),
+                           clock=app[CLOCK])
+        app[IVR_MENUS] = store
+
+        async def hotline(channel: Channel) -> None:
+            await engine.run(channel, call_id=channel.uniqueid,
+                             community=settings.default_community)
+
+        async def holiday_health() -> dict[str, object]:
+            today = app[CLOCK].now().date()
+            return {"holidays": {"covered_until": holidays.coverage_end().isoformat(),
+                                 "warning": holidays.warning(today)}}
+
+        app[HEALTH_EXTRAS].append(holiday_health)
+        entry.page, entry.ivr = page, hotline
         links.set_agi_handler(entry)
+        fastagi = None
+        if settings.fastagi.enabled:
+            fastagi = FastAgiServer(entry, settings.fastagi.host, settings.fastagi.port)
+            await fastagi.start()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, store)
         yield
+        if fastagi is not None:
+            await fastagi.stop()
 
     app.cleanup_ctx.append(_agi)
     setup_ami(app, links)

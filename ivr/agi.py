@@ -7,12 +7,15 @@ command line out and one reply line back: everything else lives here.
 
 from __future__ import annotations
 
+import logging
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from ivr.errors import AgiCommandError, CallerHungUp
+
+log = logging.getLogger(__name__)
 
 _RESULT = re.compile(r"^(?P<code>\d{3})[ -](?:result=(?P<result>-?\d+|\S*))?\s*(?:\((?P<data>.*)\))?\s*(?P<rest>.*)$")
 
@@ -121,8 +124,18 @@ class AgiChannel(ABC):
         await self.send_command("ANSWER")
 
     async def stream_file(self, name: str, escape_digits: str = "") -> str | None:
-        """Play a prompt; return the key that interrupted it, if any."""
-        res = await self.send_command(f"STREAM FILE {name} {quote_arg(escape_digits)}")
+        """Play a prompt; return the key that interrupted it, if any.
+
+        Asterisk answers a missing sound file with ``result=-1 endpos=0``, the
+        same code as a hang-up: that is logged and skipped (a caller who really
+        left makes the next command fail with 511)."""
+        try:
+            res = await self.send_command(f"STREAM FILE {name} {quote_arg(escape_digits)}")
+        except CallerHungUp as exc:
+            if "endpos=0" in str(exc):
+                log.warning("prompt %r could not be played (missing sound file?)", name)
+                return None
+            raise
         return res.digit
 
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> str:

@@ -133,7 +133,8 @@ class CallLogService:
         if end is not None:
             stmt = stmt.where(CallLog.started_at < end)
         if number:
-            stmt = stmt.where(CallLog.caller_number == number)
+            # Stored normalised: any form a person types finds the calls.
+            stmt = stmt.where(CallLog.caller_number == (normalized_number(number) or number))
         stmt = stmt.order_by(CallLog.started_at.desc(), CallLog.id.desc()).limit(limit)
         async with self._sm() as session:
             return list((await session.scalars(stmt)).all())

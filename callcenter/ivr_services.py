@@ -1,0 +1,127 @@
+"""The IVR's services, implemented with the real domains (composition root).
+
+The engine in ``ivr/`` knows menus and keys; what a choice *does* — ring the
+front-desk queue, the person on call, leave a voicemail, open an incident,
+read a ticket or the arrears of a room — happens here, against the directory,
+the on-call router, paging, tickets and the AMI call tracker.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.ami.links import AmiLinks
+from callcenter.directory.models import Building, Community, FeeAccount, Room, Unit
+from callcenter.directory.services import lookup_by_number
+from callcenter.oncall.router import OnCallRouter
+from callcenter.paging.services import IncidentRequest, PagingService
+from callcenter.settings import Settings
+from ivr.channel import Channel
+from ivr.engine import CallerInfo, RoomRef
+from ticketing.models import Ticket
+
+log = logging.getLogger(__name__)
+QUEUE_TIMEOUT_S = 300
+
+
+class HotlineServices:
+    def __init__(self, settings: Settings, sm: async_sessionmaker[AsyncSession], *,
+                 links: AmiLinks | None, router: OnCallRouter, paging: PagingService) -> None:
+        self.settings = settings
+        self.sm = sm
+        self.links = links
+        self.router = router
+        self.paging = paging
+
+    async def identify_caller(self, number: str) -> CallerInfo:
+        async with self.sm() as session:
+            people = await lookup_by_number(session, number)
+        if not people:
+            return CallerInfo()
+        rooms: dict[int, RoomRef] = {}
+        for person in people:
+            for u in person.units:
+                rooms.setdefault(u.room_id, RoomRef(u.room_id, u.label))
+        return CallerInfo(name=people[0].name, rooms=tuple(rooms.values()))
+
+    async def queue(self, channel: Channel, queue: str) -> None:
+        await channel.exec("Queue", f"{queue},r,,,{QUEUE_TIMEOUT_S}")
+
+    async def route_oncall(self, channel: Channel, community: str | None, role: str) -> str:
+        result = await self.router.route(channel, community or self.settings.default_community, role)
+        return str(getattr(result, "outcome", result))
+
+    async def voicemail(self, channel: Channel, mailbox: str) -> None:
+        await channel.exec("VoiceMail", f"{mailbox}@{self.settings.voicemail.context},s")
+
+    async def emergency(self, channel: Channel, *, community: str | None, category: str,
+                        caller: str, room: RoomRef | None, call_id: str) -> None:
+        building = unit = number = ""
+        if room is not None:
+            async with self.sm() as session:
+                row = (await session.execute(
+                    select(Building.name, Unit.name, Room.number)
+                    .join(Unit, Unit.building_id == Building.id).join(Room, Room.unit_id == Unit.id)
+                    .where(Room.id == room.room_id))).first()
+            if row is not None:
+                building, unit, number = row
+        if self.links is not None:
+            self.links.mark_emergency(call_id)
+        await self.paging.open_incident(IncidentRequest(
+            community=community or self.settings.default_community, category=category,
+            source="ivr", building=building, unit=unit, room=number,
+            summary="业主来电选择紧急情况", caller_number=caller, call_id=call_id))
+        # While the engineer is paged, the caller talks to the person on duty.
+        await self.route_oncall(channel, community, "night_duty")
+
+    async def transfer(self, channel: Channel, extension: str) -> None:
+        pattern = self.settings.asterisk[0].extension_channel if self.settings.asterisk \
+            else "PJSIP/{extension}"
+        await channel.exec("Dial", f"{pattern.format(extension=extension)},30")
+
+    async def ticket_status(self, digits: str) -> str | None:
+        """The state of the ticket whose number's digits were keyed in."""
+        wanted = re.sub(r"\D", "", digits)
+        if len(wanted) < 4:
+            return None
+        async with self.sm() as session:
+            candidates = (await session.scalars(
+                select(Ticket).where(Ticket.number.like(f"%{wanted[-4:]}")))).all()
+        for ticket in candidates:
+            if re.sub(r"\D", "", ticket.number) == wanted:
+                return str(ticket.state)
+        return None
+
+    async def fee_balance(self, room_id: int) -> Decimal | None:
+        async with self.sm() as session:
+            fee = (await session.scalars(
+                select(FeeAccount).where(FeeAccount.room_id == room_id))).first()
+        return fee.arrears if fee else None
+
+    async def find_room(self, community: str | None, building: str, room: str) -> RoomRef | None:
+        code = community or self.settings.default_community
+        stmt = (select(Room.id, Community.name, Building.name, Unit.name, Room.number)
+                .join(Unit, Room.unit_id == Unit.id).join(Building, Unit.building_id == Building.id)
+                .join(Community, Building.community_id == Community.id)
+                .where(Building.name == building, Room.number == room))
+        if code:
+            stmt = stmt.where(Community.code == code)
+        async with self.sm() as session:
+            rows = (await session.execute(stmt)).all()
+        if len(rows) != 1:
+            return None
+        rid, cname, bname, uname, number = rows[0]
+        unit = f"{uname}单元" if uname else ""
+        return RoomRef(rid, f"{cname}{bname}栋{unit}{number}室")
+
+    async def record_choice(self, call_id: str, label: str) -> None:
+        if self.links is not None:
+            try:
+                self.links.record_ivr_choice(call_id, label)
+            except Exception:
+                log.debug("no tracked call %s for the IVR choice", call_id, exc_info=True)

@@ -1,0 +1,225 @@
+"""The IVR engine: walks a caller through the menus over any AGI channel.
+
+Everything the hotline does beyond prompts and keys (queues, on-call routing,
+voicemail, incidents, tickets, fees) goes through ``IvrServices``, which the
+composition root implements with the real domains. Any failure inside sends
+the caller to the mode's safe fallback (apology, then front desk or duty
+person); a caller who hangs up ends the session quietly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+from callcenter.clock import Clock
+from ivr.channel import Channel
+from ivr.errors import CallerHungUp
+from ivr.menus import Action, Menu, MenuSet, MenuStore
+from ivr.timeconditions import TimeModes
+
+log = logging.getLogger(__name__)
+
+SORRY = "sorry-system"
+MAX_DEPTH = 8
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRef:
+    room_id: int
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallerInfo:
+    name: str | None = None
+    rooms: Sequence[RoomRef] = field(default_factory=tuple)
+
+    @property
+    def known(self) -> bool:
+        return self.name is not None
+
+
+class IvrServices(Protocol):
+    async def identify_caller(self, number: str) -> CallerInfo: ...
+    async def queue(self, channel: Channel, queue: str) -> None: ...
+    async def route_oncall(self, channel: Channel, community: str | None, role: str) -> str: ...
+    async def voicemail(self, channel: Channel, mailbox: str) -> None: ...
+    async def emergency(self, channel: Channel, *, community: str | None, category: str,
+                        caller: str, room: RoomRef | None, call_id: str) -> None: ...
+    async def transfer(self, channel: Channel, extension: str) -> None: ...
+    async def ticket_status(self, digits: str) -> str | None: ...
+    async def fee_balance(self, room_id: int) -> Decimal | None: ...
+    async def find_room(self, community: str | None, building: str, room: str) -> RoomRef | None: ...
+    async def record_choice(self, call_id: str, label: str) -> None: ...
+
+
+@dataclass
+class _Call:
+    channel: Channel
+    menus: MenuSet
+    call_id: str
+    community: str | None
+    mode: str
+    caller: CallerInfo = field(default_factory=CallerInfo)
+    path: list[str] = field(default_factory=list)
+
+
+class IvrEngine:
+    def __init__(self, store: MenuStore, services: IvrServices, time_modes: TimeModes, *,
+                 clock: Clock) -> None:
+        self.store = store
+        self.services = services
+        self.time_modes = time_modes
+        self.clock = clock
+
+    async def run(self, channel: Channel, *, call_id: str, community: str | None = None) -> None:
+        call = _Call(channel, self.store.current(), call_id, community,
+                     str(self.time_modes.mode(self.clock.now())))
+        try:
+            await channel.answer()
+            call.caller = await self.services.identify_caller(channel.caller_number)
+            await self._play(call, "welcome-owner" if call.caller.known else "welcome")
+            await self._menu(call, call.menus.entry_menu(call.mode), depth=0)
+        except CallerHungUp:
+            log.info("caller hung up after %s", " → ".join(call.path) or "the greeting")
+        except Exception:
+            log.exception("IVR failed after %s; sending the caller to the safe fallback",
+                          " → ".join(call.path) or "the start")
+            await self._safe_fallback(call)
+
+    # ------------------------------------------------------------------ pieces
+    async def _play(self, call: _Call, prompt: str, escape: str = "") -> str | None:
+        if prompt not in call.menus.prompts:
+            log.warning("prompt %r is not declared; skipped", prompt)
+            return None
+        return await call.channel.stream_file(prompt, escape)
+
+    async def _choose(self, call: _Call, menu: Menu) -> str | None:
+        keys = "".join(menu.options)
+        for prompt in menu.prompts:
+            digit = await self._play(call, prompt, keys)
+            if digit:
+                return digit
+        return await call.channel.wait_for_digit(int(menu.timeout_s * 1000))
+
+    async def _menu(self, call: _Call, menu: Menu, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise RuntimeError(f"menus nest deeper than {MAX_DEPTH} at {menu.name!r}")
+        failures = 0
+        while True:
+            digit = await self._choose(call, menu)
+            action = menu.options.get(digit) if digit else None
+            if action is not None:
+                await self._step(call, action.label or digit or "")
+                await self._act(call, action, depth)
+                return
+            failures += 1
+            if failures > menu.max_retries:
+                await self._step(call, "超时转接" if digit is None else "输入错误转接")
+                await self._act(call, menu.fallback, depth)
+                return
+            retry_prompt = menu.timeout_prompt if digit is None else menu.invalid_prompt
+            if retry_prompt:
+                await self._play(call, retry_prompt)
+
+    async def _step(self, call: _Call, label: str) -> None:
+        call.path.append(label)
+        await self.services.record_choice(call.call_id, label)
+
+    async def _act(self, call: _Call, action: Action, depth: int) -> None:
+        s, ch = self.services, call.channel
+        match action.kind:
+            case "menu":
+                await self._menu(call, call.menus.menus[action.arg("menu")], depth + 1)
+            case "queue":
+                await s.queue(ch, action.arg("queue"))
+            case "route_oncall":
+                await s.route_oncall(ch, call.community, action.arg("role"))
+            case "voicemail":
+                if "prompt" in action.args:
+                    await self._play(call, action.arg("prompt"))
+                await s.voicemail(ch, action.arg("mailbox"))
+            case "emergency":
+                await self._play(call, "emergency-connecting")
+                room = call.caller.rooms[0] if len(call.caller.rooms) == 1 else None
+                await s.emergency(ch, community=call.community, category=action.arg("category"),
+                                  caller=ch.caller_number, room=room, call_id=call.call_id)
+            case "transfer":
+                await self._play(call, "transferring")
+                await s.transfer(ch, action.arg("extension"))
+            case "ticket_status":
+                await self._ticket_status(call)
+            case "fee_balance":
+                await self._fee_balance(call)
+            case "hangup":
+                await self._play(call, "goodbye")
+                await ch.hangup()
+
+    async def _ticket_status(self, call: _Call) -> None:
+        digits = await call.channel.get_data("enter-ticket", 8000, 16)
+        state = await self.services.ticket_status(digits) if digits else None
+        if state is None:
+            await self._play(call, "ticket-not-found")
+        else:
+            prompt = f"ticket-state-{state}"
+            await self._play(call, prompt if prompt in call.menus.prompts else "ticket-state-other")
+        await self._play(call, "goodbye")
+        await call.channel.hangup()
+
+    async def _room(self, call: _Call) -> RoomRef | None:
+        """The caller's room: theirs if one, a choice if several, keyed in if unknown."""
+        rooms = list(call.caller.rooms)
+        if len(rooms) == 1:
+            return rooms[0]
+        if len(rooms) > 1:
+            await self._play(call, "choose-room")
+            for i, _room in enumerate(rooms[:9], start=1):
+                await call.channel.say_digits(str(i))
+            await self._play(call, "room-option")
+            digit = await call.channel.wait_for_digit(6000)
+            if digit and digit.isdigit() and 1 <= int(digit) <= min(len(rooms), 9):
+                return rooms[int(digit) - 1]
+            return None
+        building = await call.channel.get_data("enter-building", 8000, 4)
+        number = await call.channel.get_data("enter-room", 8000, 6) if building else ""
+        if not building or not number:
+            return None
+        return await self.services.find_room(call.community, building, number)
+
+    async def _fee_balance(self, call: _Call) -> None:
+        room = await self._room(call)
+        if room is None:
+            await self._play(call, "room-not-found")
+            await self._act(call, call.menus.safe_fallback[call.mode], 0)
+            return
+        await self._step(call, room.label)
+        arrears = await self.services.fee_balance(room.room_id)
+        if not arrears or arrears <= 0:
+            await self._play(call, "fee-none")
+        else:
+            await self._play(call, "fee-arrears")
+            await call.channel.say_number(int(arrears.to_integral_value()))
+            await self._play(call, "fee-yuan")
+        await self._play(call, "goodbye")
+        await call.channel.hangup()
+
+    async def _safe_fallback(self, call: _Call) -> None:
+        """Apologise and hand the caller to a person. If even that fails, hang up
+        politely rather than leave the caller in silence."""
+        try:
+            await self._play(call, SORRY)
+            await self._step(call, "系统故障转接")
+            await self._act(call, call.menus.safe_fallback[call.mode], 0)
+        except CallerHungUp:
+            return
+        except Exception:
+            log.exception("the safe fallback failed too; hanging up")
+            try:
+                await self._play(call, "goodbye")
+                await call.channel.hangup()
+            except Exception:
+                log.debug("could not hang up either", exc_info=True)

@@ -1,0 +1,217 @@
+"""Menus declared in TOML, validated once on load, swapped atomically on reload.
+
+A call keeps the ``MenuSet`` it started with, so a reload (SIGHUP or the admin
+action) never changes a menu under a caller's feet.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from ivr.errors import MenuError
+
+DEFAULT_MENUS = Path(__file__).parent / "menus" / "default.toml"
+MODES = ("office", "night", "weekend", "holiday")
+DIGITS = set("0123456789*#")
+ONCALL_ROLES = ("agent", "night_duty", "engineer", "supervisor")
+
+# action → (required args, optional args)
+ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "menu": (("menu",), ()),
+    "queue": (("queue",), ()),
+    "route_oncall": (("role",), ()),
+    "voicemail": (("mailbox",), ("prompt",)),
+    "emergency": (("category",), ()),
+    "ticket_status": ((), ()),
+    "fee_balance": ((), ()),
+    "transfer": (("extension",), ()),
+    "hangup": ((), ()),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    kind: str
+    args: MappingProxyType[str, str]
+    label: str = ""
+
+    def arg(self, name: str) -> str:
+        return self.args[name]
+
+
+@dataclass(frozen=True, slots=True)
+class Menu:
+    name: str
+    label: str
+    prompts: tuple[str, ...]
+    options: MappingProxyType[str, Action]
+    fallback: Action
+    timeout_s: float = 6.0
+    max_retries: int = 2
+    invalid_prompt: str | None = None
+    timeout_prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class MenuSet:
+    source: str
+    prompts: MappingProxyType[str, str]
+    menus: MappingProxyType[str, Menu]
+    entry: MappingProxyType[str, str]
+    safe_fallback: MappingProxyType[str, Action]
+    version: int = 0
+
+    def entry_menu(self, mode: str) -> Menu:
+        return self.menus[self.entry[mode]]
+
+
+def _err(source: str, where: str, key: str, message: str) -> MenuError:
+    return MenuError(f"{source}: {where}: {key}: {message}")
+
+
+def _action(raw: Any, source: str, where: str, key: str, prompts: dict[str, str]) -> Action:
+    if not isinstance(raw, dict):
+        raise _err(source, where, key, "expected a table like { action = \"queue\", queue = \"frontdesk\" }")
+    kind = raw.get("action")
+    if kind not in ACTIONS:
+        raise _err(source, where, key, f"unknown action {kind!r}; one of {', '.join(ACTIONS)}")
+    required, optional = ACTIONS[kind]
+    args = {k: v for k, v in raw.items() if k not in ("action", "label")}
+    for name in required:
+        value = args.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise _err(source, where, key, f"action {kind!r} needs a non-empty {name!r}")
+    for name in args:
+        if name not in required and name not in optional:
+            raise _err(source, where, key, f"action {kind!r} takes no argument {name!r}")
+    if kind == "route_oncall" and args["role"] not in ONCALL_ROLES:
+        raise _err(source, where, key, f"role must be one of {', '.join(ONCALL_ROLES)}")
+    if kind in ("voicemail", "transfer"):
+        number = args["mailbox" if kind == "voicemail" else "extension"]
+        if not number.isdigit():
+            raise _err(source, where, key, f"{number!r} is not a mailbox or extension number")
+    if "prompt" in args and args["prompt"] not in prompts:
+        raise _err(source, where, key, f"unknown prompt {args['prompt']!r}")
+    label = raw.get("label", "")
+    return Action(kind, MappingProxyType({k: str(v) for k, v in args.items()}), str(label))
+
+
+def _menu(name: str, raw: Any, source: str, prompts: dict[str, str]) -> Menu:
+    where = f"menu {name!r}"
+    if not isinstance(raw, dict):
+        raise _err(source, where, name, "expected a table")
+    known = {"label", "prompts", "options", "fallback", "timeout_s", "max_retries",
+             "invalid_prompt", "timeout_prompt"}
+    for key in raw:
+        if key not in known:
+            raise _err(source, where, key, "unknown key")
+    names = raw.get("prompts", [])
+    if not isinstance(names, list) or not names:
+        raise _err(source, where, "prompts", "a menu needs at least one prompt")
+    for key in ("invalid_prompt", "timeout_prompt"):
+        if raw.get(key) is not None:
+            names = [*names, raw[key]]
+    for p in names:
+        if p not in prompts:
+            raise _err(source, where, "prompts", f"unknown prompt {p!r} (add it to [prompts])")
+    if "fallback" not in raw:
+        raise _err(source, where, "fallback", "missing fallback (where a caller goes after the retries)")
+    options_raw = raw.get("options", {})
+    if not isinstance(options_raw, dict) or not options_raw:
+        raise _err(source, where, "options", "a menu needs options")
+    options = {}
+    for digit, opt in options_raw.items():
+        if digit not in DIGITS:
+            raise _err(source, where, f"options.{digit}", "an option key is one key: 0-9, * or #")
+        options[digit] = _action(opt, source, where, f"options.{digit}", prompts)
+    try:
+        timeout_s = float(raw.get("timeout_s", 6))
+        max_retries = int(raw.get("max_retries", 2))
+    except (TypeError, ValueError):
+        raise _err(source, where, "timeout_s", "timeout_s and max_retries must be numbers") from None
+    if timeout_s <= 0 or max_retries < 0:
+        raise _err(source, where, "timeout_s", "timeout_s must be > 0 and max_retries >= 0")
+    return Menu(
+        name=name, label=str(raw.get("label", name)), prompts=tuple(raw["prompts"]),
+        options=MappingProxyType(options),
+        fallback=_action(raw["fallback"], source, where, "fallback", prompts),
+        timeout_s=timeout_s, max_retries=max_retries,
+        invalid_prompt=raw.get("invalid_prompt"), timeout_prompt=raw.get("timeout_prompt"),
+    )
+
+
+def parse_menus(data: dict[str, Any], source: str, version: int = 0) -> MenuSet:
+    prompts = data.get("prompts", {})
+    if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+        raise _err(source, "[prompts]", "prompts", "expected name = \"text\" pairs")
+    menus_raw = data.get("menus", {})
+    if not isinstance(menus_raw, dict) or not menus_raw:
+        raise _err(source, "[menus]", "menus", "no menus defined")
+    menus = {name: _menu(name, raw, source, prompts) for name, raw in menus_raw.items()}
+    entry = data.get("entry", {})
+    for mode in MODES:
+        target = entry.get(mode)
+        if target not in menus:
+            raise _err(source, "[entry]", mode, f"entry menu {target!r} is not defined")
+    safe_raw = data.get("safe_fallback", {})
+    safe = {}
+    for mode in MODES:
+        if mode not in safe_raw:
+            raise _err(source, "[safe_fallback]", mode, "missing fallback for this mode")
+        safe[mode] = _action(safe_raw[mode], source, "[safe_fallback]", mode, prompts)
+        if safe[mode].kind == "menu":
+            raise _err(source, "[safe_fallback]", mode, "the safe fallback must not be a menu")
+    # Every menu a sub-menu action names must exist; every menu must be reachable.
+    reachable: set[str] = set()
+    todo = [entry[m] for m in MODES]
+    while todo:
+        name = todo.pop()
+        if name in reachable:
+            continue
+        reachable.add(name)
+        menu = menus[name]
+        for key, act in [*menu.options.items(), ("fallback", menu.fallback)]:
+            if act.kind == "menu":
+                if act.arg("menu") not in menus:
+                    raise _err(source, f"menu {name!r}", f"options.{key}" if key != "fallback" else key,
+                               f"sub-menu {act.arg('menu')!r} is not defined")
+                todo.append(act.arg("menu"))
+    for name in menus:
+        if name not in reachable:
+            raise _err(source, f"menu {name!r}", name, "unreachable: no entry or option leads here")
+    return MenuSet(source, MappingProxyType(dict(prompts)), MappingProxyType(menus),
+                   MappingProxyType(dict(entry)), MappingProxyType(safe), version)
+
+
+def load_menus(path: Path, version: int = 0) -> MenuSet:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise MenuError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise MenuError(f"{path}: not valid TOML: {exc}") from None
+    return parse_menus(data, str(path), version)
+
+
+@dataclass
+class MenuStore:
+    """The menus in force. ``reload()`` validates the file first: a broken edit
+    is reported and the old menus stay."""
+
+    path: Path = DEFAULT_MENUS
+    _current: MenuSet | None = field(default=None, init=False)
+
+    def current(self) -> MenuSet:
+        if self._current is None:
+            self._current = load_menus(self.path, 1)
+        return self._current
+
+    def reload(self) -> MenuSet:
+        version = self._current.version + 1 if self._current else 1
+        self._current = load_menus(self.path, version)
+        return self._current
