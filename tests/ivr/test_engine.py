@@ -1,0 +1,207 @@
+"""The IVR engine over a scripted channel: choices, retries, time modes,
+fallbacks, hang-ups at every step."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from callcenter.clock import ManualClock
+from ivr.channel import Channel
+from ivr.engine import CallerInfo, IvrEngine, RoomRef
+from ivr.menus import MenuStore
+from ivr.timeconditions import TimeModes
+from tests.ivr.scripted import ScriptedChannel
+
+SH = ZoneInfo("Asia/Shanghai")
+OFFICE = datetime(2026, 11, 23, 10, 0, tzinfo=SH)      # a Monday
+NIGHT = datetime(2026, 11, 23, 23, 0, tzinfo=SH)
+NATIONAL_DAY = datetime(2026, 10, 1, 10, 0, tzinfo=SH)
+SWAPPED_SATURDAY = datetime(2026, 10, 10, 10, 0, tzinfo=SH)  # 调休: a working Saturday
+
+
+@dataclass
+class Services:
+    caller: CallerInfo = field(default_factory=CallerInfo)
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    choices: list[str] = field(default_factory=list)
+    broken: set[str] = field(default_factory=set)
+    arrears: Decimal | None = Decimal("1280.40")
+
+    def _note(self, *what: str) -> None:
+        if what[0] in self.broken:
+            raise RuntimeError(f"{what[0]} is broken")
+        self.calls.append(what)
+
+    async def identify_caller(self, number: str) -> CallerInfo:
+        return self.caller
+
+    async def queue(self, channel: Channel, queue: str) -> None:
+        self._note("queue", queue)
+
+    async def route_oncall(self, channel: Channel, community: str | None, role: str) -> str:
+        self._note("route_oncall", role)
+        return "answered"
+
+    async def voicemail(self, channel: Channel, mailbox: str) -> None:
+        self._note("voicemail", mailbox)
+
+    async def emergency(self, channel: Channel, *, community: str | None, category: str,
+                        caller: str, room: RoomRef | None, call_id: str) -> None:
+        self._note("emergency", category, room.label if room else "")
+
+    async def transfer(self, channel: Channel, extension: str) -> None:
+        self._note("transfer", extension)
+
+    async def ticket_status(self, digits: str) -> str | None:
+        self._note("ticket_status", digits)
+        return "in_progress" if digits == "202611220001" else None
+
+    async def fee_balance(self, room_id: int) -> Decimal | None:
+        self._note("fee_balance", str(room_id))
+        return self.arrears
+
+    async def find_room(self, community: str | None, building: str, room: str) -> RoomRef | None:
+        self._note("find_room", building, room)
+        return RoomRef(7, f"{building}栋{room}室") if building == "3" else None
+
+    async def record_choice(self, call_id: str, label: str) -> None:
+        self.choices.append(label)
+
+
+def _engine(services: Services, when: datetime) -> IvrEngine:
+    return IvrEngine(MenuStore(), services, TimeModes(), clock=ManualClock(when))
+
+
+OWNER = CallerInfo("王建国", (RoomRef(1, "湖畔花园3栋2单元1201室"),))
+TWO_ROOMS = CallerInfo("王建国", (RoomRef(1, "3栋1201室"), RoomRef(2, "B栋301室")))
+
+
+async def test_known_owner_reports_a_water_repair_in_office_hours() -> None:
+    s = Services(caller=OWNER)
+    ch = ScriptedChannel(["1", "1"])
+    await _engine(s, OFFICE).run(ch, call_id="c1")
+    assert s.calls == [("queue", "frontdesk")]
+    assert s.choices == ["报修", "水电"]
+    assert ch.played()[0] == "welcome-owner" and "main-office" in ch.played()
+
+
+async def test_unknown_caller_hears_the_plain_greeting() -> None:
+    s = Services()
+    ch = ScriptedChannel(["0"])
+    await _engine(s, OFFICE).run(ch, call_id="c1")
+    assert ch.played()[0] == "welcome" and s.calls == [("queue", "frontdesk")]
+
+
+@pytest.mark.parametrize(("when", "menu"), [(NATIONAL_DAY, "main-holiday"), (NIGHT, "main-night"),
+                                            (SWAPPED_SATURDAY, "main-office")])
+async def test_the_top_menu_follows_the_time_mode(when: datetime, menu: str) -> None:
+    ch = ScriptedChannel(["1"])
+    s = Services(caller=OWNER)
+    await _engine(s, when).run(ch, call_id="c1")
+    assert menu in ch.played()
+
+
+async def test_night_repair_goes_to_voicemail_after_the_instructions() -> None:
+    s = Services(caller=OWNER)
+    ch = ScriptedChannel(["1"])
+    await _engine(s, NIGHT).run(ch, call_id="c1")
+    assert s.calls == [("voicemail", "8000")]
+    assert ch.played()[-1] == "repair-leave-message"
+
+
+async def test_invalid_keys_until_the_retries_run_out_reach_the_fallback() -> None:
+    s = Services()
+    ch = ScriptedChannel(["7", "8", "5"])
+    await _engine(s, OFFICE).run(ch, call_id="c1")
+    assert ch.played().count("invalid") == 2
+    assert s.calls == [("queue", "frontdesk")] and s.choices == ["输入错误转接"]
+
+
+async def test_silence_until_the_timeouts_run_out_reaches_the_night_duty() -> None:
+    s = Services()
+    ch = ScriptedChannel([])
+    await _engine(s, NIGHT).run(ch, call_id="c1")
+    assert ch.played().count("no-input") == 2
+    assert s.calls == [("route_oncall", "night_duty")]
+    assert sum(c.startswith("WAIT FOR DIGIT 6000") for c in ch.commands) == 3
+
+
+async def test_a_broken_action_sends_the_caller_to_the_safe_fallback_with_an_apology() -> None:
+    s = Services(caller=OWNER, broken={"voicemail"})
+    ch = ScriptedChannel(["1"])
+    await _engine(s, NIGHT).run(ch, call_id="c1")
+    assert "sorry-system" in ch.played()
+    assert s.calls == [("route_oncall", "night_duty")]
+
+
+async def test_if_even_the_fallback_fails_the_caller_is_hung_up_politely() -> None:
+    s = Services(caller=OWNER, broken={"voicemail", "route_oncall"})
+    ch = ScriptedChannel(["1"])
+    await _engine(s, NIGHT).run(ch, call_id="c1")
+    assert ch.played()[-1] == "goodbye" and ch.commands[-1] == "HANGUP"
+
+
+@pytest.mark.parametrize(("keys", "choices"), [
+    (["hangup"], []),                      # during the main menu
+    (["1", "hangup"], ["报修"]),           # during the repair menu
+    (["4", "hangup"], ["工单查询"]),       # while keying a ticket number
+    (["3", "hangup"], ["物业费"]),         # unknown caller keying a building
+    (["7", "hangup"], []),                 # after an invalid key
+])
+async def test_hanging_up_at_any_step_ends_cleanly(keys: list[str], choices: list[str]) -> None:
+    s = Services()
+    ch = ScriptedChannel(keys)
+    before = asyncio.all_tasks()
+    await _engine(s, OFFICE).run(ch, call_id="c1")
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() <= before
+    assert s.choices == choices
+    assert s.calls == []                    # nothing acted on for a caller who left
+    assert "sorry-system" not in ch.played()
+
+
+async def test_fee_balance_says_the_arrears_of_the_only_room() -> None:
+    s = Services(caller=OWNER)
+    ch = ScriptedChannel(["3"])
+    await _engine(s, OFFICE).run(ch, call_id="c1")
+    assert ("fee_balance", "1") in s.calls
+    assert "SAY NUMBER 1280 \"\"" in ch.commands
+    assert s.choices == ["物业费", "湖畔花园3栋2单元1201室"]
+
+
+async def test_an_owner_of_two_rooms_chooses_one() -> None:
+    s = Services(caller=TWO_ROOMS, arrears=Decimal("0"))
+    ch = ScriptedChannel(["3", "2"])
+    await _engine(s, OFFICE).run(ch, call_id="c1")
+    assert ("fee_balance", "2") in s.calls and "fee-none" in ch.played()
+
+
+async def test_an_unknown_caller_keys_in_building_and_room() -> None:
+    s = Services()
+    ch = ScriptedChannel(["3", "3", "1201"])
+    await _engine(s, OFFICE).run(ch, call_id="c1")
+    assert ("find_room", "3", "1201") in s.calls and ("fee_balance", "7") in s.calls
+
+
+async def test_ticket_status_is_read_back() -> None:
+    s = Services(caller=OWNER)
+    ch = ScriptedChannel(["4", "202611220001"])
+    await _engine(s, OFFICE).run(ch, call_id="c1")
+    assert "ticket-state-in_progress" in ch.played()
+    ch = ScriptedChannel(["4", "999"])
+    await _engine(s, OFFICE).run(ch, call_id="c2")
+    assert "ticket-not-found" in ch.played()
+
+
+async def test_emergency_opens_an_incident_with_the_callers_room() -> None:
+    s = Services(caller=OWNER)
+    ch = ScriptedChannel(["9"])
+    await _engine(s, NIGHT).run(ch, call_id="c1")
+    assert s.calls == [("emergency", "other", "湖畔花园3栋2单元1201室")]
+    assert "emergency-connecting" in ch.played()

@@ -1,0 +1,99 @@
+"""The FastAGI server over real sockets, with this test playing Asterisk."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ivr.errors import CallerHungUp
+from ivr.fastagi import FastAgiChannel, FastAgiServer
+
+HEADER = (
+    "agi_network: yes\nagi_network_script: hotline\nagi_request: agi://127.0.0.1/hotline\n"
+    "agi_channel: PJSIP/trunk-00000001\nagi_uniqueid: 1700000000.7\n"
+    "agi_callerid: 13812345678\nagi_calleridname: 张三 客服测试\n\n"
+)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[FastAgiServer, list[object]]]:
+    seen: list[object] = []
+
+    async def handler(ch: FastAgiChannel) -> None:
+        seen.append(dict(ch.env))
+        await ch.answer()
+        seen.append(await ch.get_variable("CALLERID(name)"))
+        try:
+            seen.append(await ch.stream_file("welcome", "12"))
+            await ch.stream_file("bye")
+        except CallerHungUp:
+            seen.append("hung up")
+
+    srv = FastAgiServer(handler, "127.0.0.1", 0, header_timeout_s=0.5, command_timeout_s=2)
+    await srv.start()
+    yield srv, seen
+    await srv.stop()
+
+
+async def _asterisk(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_a_session_runs_and_the_server_closes_the_socket(server: tuple[FastAgiServer, list[object]]) -> None:
+    srv, seen = server
+    r, w = await _asterisk(srv.port)
+    w.write(HEADER.encode())
+    assert await r.readline() == b"ANSWER\n"
+    w.write(b"200 result=0\n")
+    assert await r.readline() == b"GET VARIABLE CALLERID(name)\n"
+    w.write("200 result=1 (张三 客服测试)\n".encode())
+    assert await r.readline() == b'STREAM FILE welcome "12"\n'
+    w.write(b"200 result=50 endpos=1200\n")
+    assert await r.readline() == b'STREAM FILE bye ""\n'
+    w.write(b"200 result=0 endpos=800\n")
+    await w.drain()
+    assert await asyncio.wait_for(r.read(), 2) == b""  # the server closed: Asterisk may go on
+    assert seen[0]["agi_calleridname"] == "张三 客服测试"  # type: ignore[index]
+    assert seen[1:] == ["张三 客服测试", "2"]
+    w.close()
+
+
+async def test_a_hangup_notice_ends_the_session(server: tuple[FastAgiServer, list[object]]) -> None:
+    srv, seen = server
+    r, w = await _asterisk(srv.port)
+    w.write(HEADER.encode())
+    await r.readline()
+    w.write(b"200 result=0\n")
+    await r.readline()
+    w.write(b"HANGUP\n200 result=1 (x)\n")
+    await r.readline()
+    w.write(b"511 Command Not Permitted on a dead channel or intercepted\n")
+    await w.drain()
+    assert await asyncio.wait_for(r.read(), 2) == b""
+    assert seen[-1] == "hung up"
+    w.close()
+
+
+@pytest.mark.parametrize("payload", [b"", b"agi_channel: X\n", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                                     b"\xff\xfe garbage\n\n"])
+async def test_early_close_garbage_or_silence_is_dropped_without_spinning(
+    server: tuple[FastAgiServer, list[object]], payload: bytes,
+) -> None:
+    srv, seen = server
+    r, w = await _asterisk(srv.port)
+    if payload:
+        w.write(payload)
+        await w.drain()
+    if payload == b"":
+        w.close()  # peer gone before the blank line
+    loop = asyncio.get_running_loop()
+    t0, cpu0 = loop.time(), time.process_time()
+    await asyncio.sleep(0.8)  # longer than the header timeout
+    assert time.process_time() - cpu0 < 0.5 * (loop.time() - t0)
+    assert srv.active_sessions == 0 and seen == []
+    if payload:
+        assert await asyncio.wait_for(r.read(), 2) == b""
+        w.close()

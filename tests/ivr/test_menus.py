@@ -1,0 +1,83 @@
+"""Menu files are validated on load: each error names the file, the menu and the key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivr.errors import MenuError
+from ivr.menus import DEFAULT_MENUS, MenuStore, load_menus, parse_menus
+
+
+def _sample() -> dict[str, Any]:
+    with open(DEFAULT_MENUS, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def test_the_shipped_menus_are_valid() -> None:
+    menus = load_menus(DEFAULT_MENUS)
+    assert set(menus.entry) == {"office", "night", "weekend", "holiday"}
+    assert menus.menus["main_office"].options["1"].kind == "menu"
+
+
+def _break(mutate: Any) -> str:
+    data = _sample()
+    mutate(data)
+    with pytest.raises(MenuError) as info:
+        parse_menus(data, "menus.toml")
+    return str(info.value)
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [
+    (lambda d: d["menus"]["repair"].update(prompts=["no-such-prompt"]),
+     "menus.toml: menu 'repair': prompts: unknown prompt 'no-such-prompt'"),
+    (lambda d: d["menus"]["repair"].pop("fallback"), "menu 'repair': fallback: missing fallback"),
+    (lambda d: d["menus"]["repair"]["options"].update({"12": {"action": "hangup"}}),
+     "menu 'repair': options.12: an option key is one key"),
+    (lambda d: d["menus"]["repair"]["options"].update({"5": {"action": "queue"}}),
+     "menu 'repair': options.5: action 'queue' needs a non-empty 'queue'"),
+    (lambda d: d["menus"]["repair"]["options"].update({"5": {"action": "fly"}}),
+     "menu 'repair': options.5: unknown action 'fly'"),
+    (lambda d: d["menus"]["repair"]["options"].update(
+        {"5": {"action": "route_oncall", "role": "plumber"}}),
+     "options.5: role must be one of"),
+    (lambda d: d["menus"]["repair"]["options"].update(
+        {"5": {"action": "voicemail", "mailbox": "abc"}}), "'abc' is not a mailbox"),
+    (lambda d: d["menus"]["repair"]["options"].update(
+        {"5": {"action": "menu", "menu": "nowhere"}}), "sub-menu 'nowhere' is not defined"),
+    (lambda d: d["menus"].update(orphan=dict(d["menus"]["repair"])),
+     "menu 'orphan': orphan: unreachable"),
+    (lambda d: d["entry"].update(holiday="missing"), "[entry]: holiday: entry menu 'missing'"),
+    (lambda d: d["safe_fallback"].pop("night"), "[safe_fallback]: night: missing fallback"),
+])
+def test_each_kind_of_mistake_is_named(mutate: Any, expected: str) -> None:
+    assert expected in _break(mutate)
+
+
+def test_a_duplicate_digit_is_a_toml_error_naming_the_file(tmp_path: Path) -> None:
+    text = DEFAULT_MENUS.read_text(encoding="utf-8").replace(
+        '"2" = { label = "投诉"', '"1" = { label = "投诉"')
+    path = tmp_path / "dup.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(MenuError, match=f"{path}: not valid TOML"):
+        load_menus(path)
+
+
+def test_reload_swaps_atomically_and_keeps_the_old_menus_on_error(tmp_path: Path) -> None:
+    path = tmp_path / "menus.toml"
+    text = DEFAULT_MENUS.read_text(encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
+    store = MenuStore(path)
+    first = store.current()
+    path.write_text(text.replace('label = "投诉"', 'label = "投诉建议"'), encoding="utf-8")
+    second = store.reload()
+    assert second.version == first.version + 1
+    assert first.menus["main_office"].options["2"].label == "投诉"  # a running call keeps its copy
+    assert second.menus["main_office"].options["2"].label == "投诉建议"
+    path.write_text("[menus\n", encoding="utf-8")
+    with pytest.raises(MenuError):
+        store.reload()
+    assert store.current() is second

@@ -1,0 +1,77 @@
+"""Office hours, nights, weekends, holidays and 调休, and holiday data that runs out."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ivr.holidays import HolidayCalendar, HolidayFileError
+from ivr.timeconditions import Hours, Mode, TimeModes
+
+SH = ZoneInfo("Asia/Shanghai")
+UTC = ZoneInfo("UTC")
+
+
+@pytest.mark.parametrize(("when", "mode"), [
+    (datetime(2026, 11, 23, 9, 0, tzinfo=SH), Mode.OFFICE),      # Monday morning
+    (datetime(2026, 11, 23, 18, 0, tzinfo=SH), Mode.NIGHT),      # closing time
+    (datetime(2026, 11, 24, 2, 10, tzinfo=SH), Mode.NIGHT),
+    (datetime(2026, 11, 22, 10, 0, tzinfo=SH), Mode.WEEKEND),    # Sunday
+    (datetime(2026, 10, 1, 10, 0, tzinfo=SH), Mode.HOLIDAY),     # National Day
+    (datetime(2026, 2, 17, 10, 0, tzinfo=SH), Mode.HOLIDAY),     # Spring Festival
+    (datetime(2026, 10, 10, 10, 0, tzinfo=SH), Mode.OFFICE),     # 调休: a working Saturday
+    (datetime(2026, 10, 10, 20, 0, tzinfo=SH), Mode.NIGHT),
+])
+def test_modes(when: datetime, mode: Mode) -> None:
+    assert TimeModes().mode(when) == mode
+
+
+def test_evaluated_in_the_communitys_time_zone() -> None:
+    # 01:30 UTC on Monday is 09:30 in Shanghai: office hours there.
+    assert TimeModes().mode(datetime(2026, 11, 23, 1, 30, tzinfo=UTC)) == Mode.OFFICE
+
+
+def test_a_closure_and_special_hours_win() -> None:
+    modes = TimeModes(exceptions={date(2026, 11, 23): None,
+                                  date(2026, 11, 24): Hours(time(10, 0), time(12, 0))})
+    assert modes.mode(datetime(2026, 11, 23, 10, 0, tzinfo=SH)) == Mode.HOLIDAY
+    assert modes.mode(datetime(2026, 11, 24, 9, 0, tzinfo=SH)) == Mode.NIGHT
+    assert modes.mode(datetime(2026, 11, 24, 11, 0, tzinfo=SH)) == Mode.OFFICE
+
+
+def test_a_year_the_package_does_not_know_falls_back_and_warns() -> None:
+    cal = HolidayCalendar()
+    day = cal.day(date(2027, 2, 10))  # not covered by chinesecalendar 1.11
+    assert day.source == "weekday" and day.workday and not day.holiday
+    assert TimeModes(cal).mode(datetime(2027, 2, 10, 10, 0, tzinfo=SH)) == Mode.OFFICE
+    assert cal.coverage_end() == date(2026, 12, 31)
+    assert cal.warning(date(2026, 12, 10)) is not None
+    assert cal.warning(date(2026, 11, 1)) is None
+    assert "2027" in (cal.warning(date(2027, 1, 3)) or "")
+
+
+def test_an_imported_file_covers_the_next_year(tmp_path: Path) -> None:
+    path = tmp_path / "holidays-2027.csv"
+    path.write_text("date,kind,name\n2027-02-10,holiday,春节\n2027-02-20,workday,春节调休\n",
+                    encoding="utf-8")
+    cal = HolidayCalendar()
+    assert cal.load_file(path) == 2
+    modes = TimeModes(cal)
+    assert modes.mode(datetime(2027, 2, 10, 10, 0, tzinfo=SH)) == Mode.HOLIDAY
+    assert modes.mode(datetime(2027, 2, 20, 10, 0, tzinfo=SH)) == Mode.OFFICE  # a Saturday
+    assert cal.day(date(2027, 3, 1)).source == "file"
+    assert cal.coverage_end() == date(2027, 12, 31)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("2027-13-01,holiday,x\n", "line 1: bad date"),
+    ("2027-01-01,party,x\n", "line 1: kind must be holiday or workday"),
+])
+def test_a_bad_holiday_file_names_the_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(HolidayFileError, match=message):
+        HolidayCalendar().load_file(path)
