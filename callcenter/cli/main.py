@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "callcenter.cli.importing",
     "callcenter.cli.oncall",
     "callcenter.cli.tokens",
+    "callcenter.cli.triage",
     "callcenter.cli.users",
     "callcenter.cli.tickets",
 )
