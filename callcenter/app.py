@@ -43,7 +43,7 @@ from ivr.channel import Channel
 from ivr.engine import IvrEngine
 from ivr.errors import MenuError
 from ivr.fastagi import FastAgiServer
-from ivr.holidays import HolidayCalendar
+from ivr.holidays import HOLIDAY_FILE, HolidayCalendar
 from ivr.menus import MenuStore
 from ivr.timeconditions import TimeModes
 from recordings.ingest import Transcriber
@@ -52,8 +52,7 @@ log = logging.getLogger(__name__)
 
 AGI_ENTRY = web.AppKey("agi_entry", AgiEntry)
 IVR_MENUS = web.AppKey("ivr_menus", MenuStore)
-HOLIDAY_FILE = "holidays.csv"
-"""Holidays loaded by ``callcenter holidays import``, under the data directory."""
+
 TRANSCRIBER: web.AppKey[Transcriber | None] = web.AppKey("transcriber")
 
 

@@ -25,6 +25,8 @@ import chinese_calendar
 from ivr.errors import IvrError
 
 WARN_DAYS = 30
+HOLIDAY_FILE = "holidays.csv"
+"""Where ``callcenter holidays import`` keeps the operator's days, under the data directory."""
 
 
 class HolidayFileError(IvrError):

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "callcenter.cli.oncall",
     "callcenter.cli.tokens",
     "callcenter.cli.triage",
+    "callcenter.cli.holidays",
     "callcenter.cli.users",
     "callcenter.cli.tickets",
 )

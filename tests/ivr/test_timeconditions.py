@@ -75,3 +75,22 @@ def test_a_bad_holiday_file_names_the_line(tmp_path: Path, text: str, message: s
     path.write_text(text, encoding="utf-8")
     with pytest.raises(HolidayFileError, match=message):
         HolidayCalendar().load_file(path)
+
+
+def test_cli_import_and_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    from callcenter.cli.main import main
+
+    monkeypatch.setenv("CALLCENTER_DATA_DIR", str(tmp_path / "data"))
+    good = tmp_path / "2027.csv"
+    good.write_text("2027-01-01,holiday,元旦\n", encoding="utf-8")
+    assert main(["holidays", "import", str(good)]) == 0
+    assert "until 2027-12-31" in capsys.readouterr().out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("2027-01-02,party,x\n", encoding="utf-8")
+    assert main(["holidays", "import", str(bad)]) == 2
+    assert "line 1" in capsys.readouterr().err
+    assert main(["holidays", "status"]) == 0
+    assert "2027-12-31" in capsys.readouterr().out
+    saved = (tmp_path / "data" / "holidays.csv").read_text(encoding="utf-8")
+    assert "2027-01-01,holiday,元旦" in saved and "party" not in saved

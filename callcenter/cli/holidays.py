@@ -1,0 +1,68 @@
+"""holidays import / status: the year's public holidays and 调休 days."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from callcenter.cli.common import settings_from_args
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("holidays", help="load next year's public holidays and 调休 working days",
+                       description="Manage the holiday data the hotline's time conditions use.")
+    hsub = p.add_subparsers(dest="holidays_command", metavar="ACTION", required=True)
+    imp = hsub.add_parser(
+        "import", help="add holidays from a CSV file (date,kind,name)",
+        description="Validate FILE (lines of date,kind,name with kind holiday or workday) and add "
+                    "its days to the holiday data under the data directory. The server reads it at "
+                    "start; restart it (or send SIGHUP) to apply.")
+    imp.add_argument("file", type=Path)
+    imp.set_defaults(func=cmd_import)
+    st = hsub.add_parser("status", help="how far the holiday data reaches",
+                         description="Print the last date whose holidays are known, and a warning "
+                                     "when it is less than 30 days away.")
+    st.set_defaults(func=cmd_status)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ivr.holidays import HOLIDAY_FILE, HolidayCalendar, HolidayFileError
+
+    settings = settings_from_args(args)
+    target = settings.data_dir / HOLIDAY_FILE
+    incoming = HolidayCalendar()
+    try:
+        count = incoming.load_file(args.file)
+    except HolidayFileError as exc:
+        print(f"未导入 / not imported: {exc}", file=sys.stderr)
+        return 2
+    merged = HolidayCalendar()
+    if target.exists():
+        merged.load_file(target)
+    merged.overrides.update(incoming.overrides)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text("date,kind,name\n" + "".join(
+        f"{d.isoformat()},{kind},{name}\n" for d, (kind, name) in sorted(merged.overrides.items())),
+        encoding="utf-8")
+    tmp.replace(target)
+    print(f"已导入 {count} 天 / imported {count} days; holidays known until {merged.coverage_end()}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ivr.holidays import HOLIDAY_FILE, HolidayCalendar
+
+    settings = settings_from_args(args)
+    cal = HolidayCalendar()
+    target = settings.data_dir / HOLIDAY_FILE
+    if target.exists():
+        cal.load_file(target)
+    print(f"holidays known until {cal.coverage_end()}")
+    warning = cal.warning(date.today())
+    if warning:
+        print(warning)
+    return 0
