@@ -89,10 +89,9 @@ def _reload(store: MenuStore) -> None:
         log.error("menus not reloaded, the old ones stay: %s", exc)
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None,
-               ami_links: AmiLinks | None = None, originator: Originator | None = None,
-               transcribe: bool = True) -> web.Application:
-    """Build the whole server. Tests may pass their own clock, links or originator."""
+def create_core_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    """The skeleton every feature plugs into: settings, clock, bus, database,
+    error and auth middleware, /healthz. Tests of one feature start here."""
     app = web.Application(middlewares=[error_middleware, auth_middleware],
                           client_max_size=8 * 1024**2)
     app[SETTINGS] = settings
@@ -102,6 +101,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_bus)
     app.router.add_get("/healthz", healthz)
+    return app
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None,
+               ami_links: AmiLinks | None = None, originator: Originator | None = None,
+               transcribe: bool = True) -> web.Application:
+    """Build the whole server. Tests may pass their own clock, links or originator."""
+    app = create_core_app(settings, clock=clock)
 
     links = ami_links or AmiLinks(
         settings.asterisk, publish=app[BUS].publish,

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.app import create_app
+from callcenter.app import create_core_app
 from callcenter.auth.passwords import hash_password, make_hasher
 from callcenter.clock import Clock
 from callcenter.console.ports import StaffRef
@@ -133,7 +133,7 @@ async def running_app(db_url: str, tmp: Path, *, clock: Clock | None = None,
                       with_tickets: bool = False,
                       **screenpop: Any
                       ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    app = create_app(make_settings(db_url, tmp, max_age_s=max_age_s), clock=clock)
+    app = create_core_app(make_settings(db_url, tmp, max_age_s=max_age_s), clock=clock)
     setup_console(app, hasher=FAST_HASHER, login_limit=login_limit, **(console or {}))
     setup_screenpop(app, tickets=tickets, wall_debounce_s=0, audit_flush_s=0, **screenpop)
     if with_tickets:

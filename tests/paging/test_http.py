@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.app import create_app
+from callcenter.app import create_core_app
 from callcenter.auth.tokens import create_token
 from callcenter.clock import ManualClock
 from callcenter.oncall.setup import setup_oncall
@@ -39,7 +39,7 @@ async def api(db_url: str, sessionmaker: SM, staff: Staff,
         sup_token = await create_token(session, role="supervisor", name="主管")
     clock = ManualClock()
     originator = ScriptedOriginator({target("e1"): [answer("1")]}, default=NO_ANSWER)
-    app = create_app(Settings(database=DatabaseSettings(url=db_url)), clock=clock)
+    app = create_core_app(Settings(database=DatabaseSettings(url=db_url)), clock=clock)
     setup_oncall(app)
     setup_paging(app, originator=lambda a: originator, start_worker=False)
     client = TestClient(TestServer(app, host="127.0.0.1", port=0))
@@ -185,7 +185,7 @@ async def test_setup_paging_runs_the_worker_and_hears_incident_requested(
     from callcenter.bus import DomainEvent
 
     originator = ScriptedOriginator({target("e1"): [answer("1")]})
-    app = create_app(Settings(database=DatabaseSettings(url=db_url)), clock=ManualClock())
+    app = create_core_app(Settings(database=DatabaseSettings(url=db_url)), clock=ManualClock())
     setup_paging(app, originator=originator)
     client = TestClient(TestServer(app, host="127.0.0.1", port=0))
     await client.start_server()

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.app import create_app
+from callcenter.app import create_core_app
 from callcenter.appkeys import BUS
 from callcenter.auth.tokens import create_token
 from callcenter.bus import DomainEvent
@@ -51,7 +51,7 @@ async def api(db_url: str, sessionmaker: async_sessionmaker[AsyncSession],
             tokens[role] = await create_token(s, role=role, name=f"{role}1")
     settings = settings_from_mapping({"data_dir": str(tmp_path / "data"),
                                       "database": {"url": db_url}})
-    app = create_app(settings, clock=ManualClock())
+    app = create_core_app(settings, clock=ManualClock())
     setup_tickets(app, ingest=False)
     events: list[DomainEvent] = []
 

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.app import create_app
+from callcenter.app import create_core_app
 from callcenter.appkeys import SESSION_RESOLVER
 from callcenter.auth.identity import Identity
 from callcenter.auth.tokens import create_token
@@ -72,7 +72,7 @@ async def app(db_url: str, sessionmaker: async_sessionmaker[AsyncSession],
         "data_dir": str(data_dir), "database": {"url": db_url}, "default_community": "hupan",
         "voicemail": {"spool_dir": str(spool), "context": "default", "mailboxes": ["8000"]},
     })
-    application = create_app(settings, clock=ManualClock())
+    application = create_core_app(settings, clock=ManualClock())
     transcriber = FakeTranscriber(default_text=SAID)
     setup_tickets(application, transcriber=lambda _app: transcriber, triage_fn=simple_triage)
 
