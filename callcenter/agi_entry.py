@@ -19,7 +19,7 @@ from ivr.errors import CallerHungUp
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Channel], Awaitable[None]]
-SORRY_PROMPT = "cc-sorry-system"
+SORRY_PROMPT = "sorry-system"
 
 
 class AgiEntry:

@@ -46,7 +46,7 @@ exten => _X.,1,NoOp(hotline ${{CALLERID(all)}} -> ${{EXTEN}})
  same => n,AGI(agi:async)
  same => n,GotoIf($["${{AGISTATUS}}" = "SUCCESS"]?done)
  ; the server is unreachable: never leave the caller in silence
- same => n,Playback(cc-sorry-system)
+ same => n,Playback(sorry-system)
  same => n,VoiceMail({mailbox}@{vm.context},u)
  same => n(done),Hangup()
 
@@ -58,7 +58,7 @@ exten => _X.,1,NoOp(hotline (FastAGI) ${{CALLERID(all)}} -> ${{EXTEN}})
  same => n,Answer()
  same => n,AGI(agi://{fa.host}:{fa.port}/hotline)
  same => n,GotoIf($["${{AGISTATUS}}" = "SUCCESS"]?done)
- same => n,Playback(cc-sorry-system)
+ same => n,Playback(sorry-system)
  same => n,VoiceMail({mailbox}@{vm.context},u)
  same => n(done),Hangup()
 

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "callcenter.cli.tokens",
     "callcenter.cli.triage",
     "callcenter.cli.holidays",
+    "callcenter.cli.prompts",
     "callcenter.cli.users",
     "callcenter.cli.tickets",
 )

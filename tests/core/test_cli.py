@@ -11,7 +11,7 @@ import pytest
 from callcenter.cli.main import main
 
 COMMANDS = ["init", "run", "demo", "migrate", "import-owners", "owners", "check-config", "user", "oncall",
-            "asterisk-config", "token", "triage"]
+            "asterisk-config", "token", "triage", "holidays", "prompts"]
 
 
 def test_help_lists_every_command() -> None:

@@ -1,0 +1,64 @@
+"""Render prompts without a recording from their text, so a site has working
+(if robotic) prompts until it records its own.
+
+espeak-ng (voice ``cmn``) speaks each text; sox turns it into what Asterisk
+plays best: 8 kHz, mono, 16-bit WAV, laid out as its sounds directory expects
+(``<out>/zh/<name>.wav``, digits under ``<out>/zh/digits/``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ivr.errors import IvrError
+
+CHINESE_DIGITS = "零一二三四五六七八九"
+
+
+class PromptToolMissing(IvrError):
+    error_id = "prompt_tool_missing"
+
+
+def number_words() -> dict[str, str]:
+    """The files SAY DIGITS / SAY NUMBER need: digits/0-20, tens, hundred, thousand."""
+    words = {f"digits/{i}": CHINESE_DIGITS[i] for i in range(10)}
+    words.update({f"digits/{10 + i}": "十" + (CHINESE_DIGITS[i] if i else "") for i in range(10)})
+    words["digits/20"] = "二十"
+    words.update({f"digits/{t * 10}": CHINESE_DIGITS[t] + "十" for t in range(3, 10)})
+    words.update({"digits/hundred": "百", "digits/thousand": "千", "digits/ten-thousand": "万"})
+    return words
+
+
+@dataclass
+class BuildReport:
+    rendered: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def build_prompts(texts: Mapping[str, str], out: Path, *, lang: str = "zh",
+                  voice: str = "cmn", force: bool = False) -> BuildReport:
+    espeak, sox = shutil.which("espeak-ng"), shutil.which("sox")
+    if not espeak or not sox:
+        raise PromptToolMissing("需要 espeak-ng 和 sox / espeak-ng and sox are needed "
+                                "(Debian: apt-get install espeak-ng sox)")
+    report = BuildReport()
+    base = out / lang
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.wav"
+        for name, text in {**texts, **number_words()}.items():
+            target = base / f"{name}.wav"
+            if not force and any(target.with_suffix(s).exists() for s in (".wav", ".gsm", ".sln", ".ulaw")):
+                report.skipped.append(name)  # a real recording (or an earlier build) wins
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([espeak, "-v", voice, "-w", str(raw), text], check=True,
+                           capture_output=True, timeout=60)
+            subprocess.run([sox, str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer",
+                            str(target)], check=True, capture_output=True, timeout=60)
+            report.rendered.append(name)
+    return report
