@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from callcenter.ami.client import AmiLink
+from callcenter.ami.errors import AmiActionError
 from callcenter.ami.links import AmiLinks
 from callcenter.console.ports import StaffRef
 from callcenter.directory.phones import national_display
@@ -40,14 +41,28 @@ class AmiAgentStatus:
             raise InvalidInput("您没有分机号，无法切换队列状态 / you have no extension",
                                field="extension")
         paused = state != "ready"
+        interface = self.member_interface.format(extension=agent.extension)
+        if not paused:
+            # An agent who says "ready" joins the front-desk queue if not in it yet.
+            await self._join(agent, interface)
         headers = [("Action", "QueuePause"), ("Queue", self.queue),
-                   ("Interface", self.member_interface.format(extension=agent.extension)),
+                   ("Interface", interface),
                    ("Paused", "true" if paused else "false")]
         if paused and reason:
             headers.append(("Reason", reason))
         # The front-desk queue lives on every PBX that has one; pause it everywhere.
         for link in self._all_links():
             await link.send_action(headers)
+
+    async def _join(self, agent: StaffRef, interface: str) -> None:
+        headers = [("Action", "QueueAdd"), ("Queue", self.queue), ("Interface", interface),
+                   ("MemberName", agent.display_name or agent.username)]
+        for link in self._all_links():
+            try:
+                await link.send_action(headers)
+            except AmiActionError as exc:
+                if "already" not in exc.response_message.lower():
+                    raise
 
     def _all_links(self) -> list[AmiLink]:
         return [self._links.get(name) for name in self._names] or [self._links.for_community(None)]

@@ -60,9 +60,15 @@ async def test_pause_and_ready_drive_queuepause(standin: AsteriskStandIn, links:
     assert member.paused and member.paused_reason == "话后处理"
     await port.set_status(AGENT, "ready", "")
     assert not member.paused
+    await port.set_status(AGENT, "ready", "")  # already a member: no error
+    assert not standin.pbx.queues["frontdesk"].members["Local/8001@agents/n"].paused
     # Not a member of the queue: Asterisk's error comes back as a domain error.
     with pytest.raises(DomainError):
         await port.set_status(StaffRef(2, "x", "x", "agent", "8099", None), "paused", "休息")
+    # Saying "ready" joins the queue first.
+    await port.set_status(StaffRef(2, "x", "小王", "agent", "8099", None), "ready", "")
+    joined = standin.pbx.queues["frontdesk"].members["Local/8099@agents/n"]
+    assert not joined.paused
     with pytest.raises(InvalidInput):
         await port.set_status(StaffRef(3, "y", "y", "agent", None, None), "paused", "休息")
 
