@@ -162,7 +162,8 @@ async def run_demo(data_dir: Path, port: int, *, simulate_calls: bool = True) ->
 
     async def started(bound: int) -> None:
         print(f"\n  物业呼叫中心演示已启动 / demo running:  http://127.0.0.1:{bound}/\n"
-              f"  登录 / sign in: agent1, night1, eng1, sup1 or admin — password {DEMO_PASSWORD}\n",
+              f"  登录 / sign in: agent1, night1, eng1, sup1 or admin — password {DEMO_PASSWORD}\n"
+              f"  前台坐席登录后点「就绪」加入队列，来电即弹屏 / agents: press ready to join the queue\n",
               flush=True)
 
     async with demo_standin(settings, callers, simulate_calls=simulate_calls, phones=demo_phones()):
