@@ -55,7 +55,7 @@ class Services:
     async def route_oncall(self, channel, community, role):  # type: ignore[no-untyped-def]
         return "answered"
 
-    async def voicemail(self, channel, mailbox):  # type: ignore[no-untyped-def]
+    async def voicemail(self, channel, mailbox, context=None):  # type: ignore[no-untyped-def]
         return None
 
     async def emergency(self, channel, **kw):  # type: ignore[no-untyped-def]

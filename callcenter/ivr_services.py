@@ -22,7 +22,7 @@ from callcenter.oncall.router import OnCallRouter
 from callcenter.paging.services import IncidentRequest, PagingService
 from callcenter.settings import Settings
 from ivr.channel import Channel
-from ivr.engine import CallerInfo, RoomRef
+from ivr.engine import CallerInfo, RoomRef, VoicemailContext
 from ticketing.models import Ticket
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,10 @@ class HotlineServices:
         result = await self.router.route(channel, community or self.settings.default_community, role)
         return str(getattr(result, "outcome", result))
 
-    async def voicemail(self, channel: Channel, mailbox: str) -> None:
+    async def voicemail(self, channel: Channel, mailbox: str,
+                        context: VoicemailContext | None = None) -> None:
+        if context is not None:
+            log.info("voicemail %s after %s", mailbox, context.path_text)
         await channel.exec("VoiceMail", f"{mailbox}@{self.settings.voicemail.context},s")
 
     async def emergency(self, channel: Channel, *, community: str | None, category: str,

@@ -12,19 +12,36 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Protocol
 
-from callcenter.clock import Clock
+import structlog
+
 from ivr.channel import Channel
 from ivr.errors import CallerHungUp
 from ivr.menus import Action, Menu, MenuSet, MenuStore
-from ivr.timeconditions import TimeModes
 
 log = logging.getLogger(__name__)
 
 SORRY = "sorry-system"
 MAX_DEPTH = 8
+UNKNOWN_MODE = "night"
+"""The mode a call runs in when the time conditions fail: its fallback is the
+person on duty, who answers at any hour (the front desk may be empty)."""
+LAST_RESORT = Action("route_oncall", MappingProxyType({"role": "night_duty"}), "值班人员")
+"""Where a call goes when not even the menus could be loaded."""
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class TimeModeSource(Protocol):
+    """``ivr.timeconditions.TimeModes`` / ``TimeConditions``, or the lead's own."""
+
+    def mode_for(self, community: str | None, now: datetime) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +60,27 @@ class CallerInfo:
         return self.name is not None
 
 
+@dataclass(frozen=True, slots=True)
+class VoicemailContext:
+    """What the IVR knows when a caller leaves a message, for the ticket made of it."""
+
+    call_id: str
+    caller_number: str
+    caller_name: str | None
+    room: RoomRef | None
+    path: tuple[str, ...]
+
+    @property
+    def path_text(self) -> str:
+        return " → ".join(self.path)
+
+
 class IvrServices(Protocol):
     async def identify_caller(self, number: str) -> CallerInfo: ...
     async def queue(self, channel: Channel, queue: str) -> None: ...
     async def route_oncall(self, channel: Channel, community: str | None, role: str) -> str: ...
-    async def voicemail(self, channel: Channel, mailbox: str) -> None: ...
+    async def voicemail(self, channel: Channel, mailbox: str,
+                        context: VoicemailContext | None = None) -> None: ...
     async def emergency(self, channel: Channel, *, community: str | None, category: str,
                         caller: str, room: RoomRef | None, call_id: str) -> None: ...
     async def transfer(self, channel: Channel, extension: str) -> None: ...
@@ -60,16 +93,26 @@ class IvrServices(Protocol):
 @dataclass
 class _Call:
     channel: Channel
-    menus: MenuSet
     call_id: str
     community: str | None
-    mode: str
+    menus: MenuSet | None = None
+    mode: str = UNKNOWN_MODE
     caller: CallerInfo = field(default_factory=CallerInfo)
     path: list[str] = field(default_factory=list)
 
+    @property
+    def path_text(self) -> str:
+        return " → ".join(self.path)
+
 
 class IvrEngine:
-    def __init__(self, store: MenuStore, services: IvrServices, time_modes: TimeModes, *,
+    """Runs one hotline call per ``run()``.
+
+    ``time_modes`` answers ``mode_for(community, now)`` with "office", "night",
+    "weekend" or "holiday" (``ivr.timeconditions.TimeConditions``).
+    """
+
+    def __init__(self, store: MenuStore, services: IvrServices, time_modes: TimeModeSource, *,
                  clock: Clock) -> None:
         self.store = store
         self.services = services
@@ -77,23 +120,42 @@ class IvrEngine:
         self.clock = clock
 
     async def run(self, channel: Channel, *, call_id: str, community: str | None = None) -> None:
-        call = _Call(channel, self.store.current(), call_id, community,
-                     str(self.time_modes.mode(self.clock.now())))
+        ids = {"uniqueid": channel.uniqueid or call_id}
+        linkedid = channel.env.get("agi_linkedid")
+        if linkedid:
+            ids["linkedid"] = linkedid
+        with structlog.contextvars.bound_contextvars(**ids):
+            await self._run(_Call(channel, call_id, community))
+
+    async def _run(self, call: _Call) -> None:
+        channel = call.channel
         try:
+            call.menus = self.store.current()  # this call keeps this version to the end
+            try:
+                call.mode = str(self.time_modes.mode_for(call.community, self.clock.now()))
+            except Exception:
+                log.exception("time conditions failed; running the %s menus", UNKNOWN_MODE)
             await channel.answer()
+            if "agi_linkedid" not in channel.env:
+                linkedid = await channel.get_variable("CHANNEL(linkedid)")
+                if linkedid:
+                    structlog.contextvars.bind_contextvars(linkedid=linkedid)
             call.caller = await self.services.identify_caller(channel.caller_number)
+            log.info("IVR call from %s (%s), %s mode, menus v%d", channel.caller_number,
+                     "known" if call.caller.known else "unknown", call.mode, call.menus.version)
             await self._play(call, "welcome-owner" if call.caller.known else "welcome")
             await self._menu(call, call.menus.entry_menu(call.mode), depth=0)
+            log.info("IVR done: %s", call.path_text)
         except CallerHungUp:
-            log.info("caller hung up after %s", " → ".join(call.path) or "the greeting")
+            log.info("caller hung up after %s", call.path_text or "the greeting")
         except Exception:
             log.exception("IVR failed after %s; sending the caller to the safe fallback",
-                          " → ".join(call.path) or "the start")
+                          call.path_text or "the start")
             await self._safe_fallback(call)
 
     # ------------------------------------------------------------------ pieces
     async def _play(self, call: _Call, prompt: str, escape: str = "") -> str | None:
-        if prompt not in call.menus.prompts:
+        if call.menus is None or prompt not in call.menus.prompts:
             log.warning("prompt %r is not declared; skipped", prompt)
             return None
         return await call.channel.stream_file(prompt, escape)
@@ -128,12 +190,19 @@ class IvrEngine:
 
     async def _step(self, call: _Call, label: str) -> None:
         call.path.append(label)
-        await self.services.record_choice(call.call_id, label)
+        try:
+            await self.services.record_choice(call.call_id, label)
+        except CallerHungUp:
+            raise
+        except Exception:
+            # The call log misses a step; the caller must not notice.
+            log.exception("could not record the IVR choice %r", label)
 
     async def _act(self, call: _Call, action: Action, depth: int) -> None:
         s, ch = self.services, call.channel
         match action.kind:
             case "menu":
+                assert call.menus is not None
                 await self._menu(call, call.menus.menus[action.arg("menu")], depth + 1)
             case "queue":
                 await s.queue(ch, action.arg("queue"))
@@ -142,12 +211,14 @@ class IvrEngine:
             case "voicemail":
                 if "prompt" in action.args:
                     await self._play(call, action.arg("prompt"))
-                await s.voicemail(ch, action.arg("mailbox"))
+                await s.voicemail(ch, action.arg("mailbox"), VoicemailContext(
+                    call.call_id, ch.caller_number, call.caller.name, self._known_room(call),
+                    tuple(call.path)))
             case "emergency":
                 await self._play(call, "emergency-connecting")
-                room = call.caller.rooms[0] if len(call.caller.rooms) == 1 else None
                 await s.emergency(ch, community=call.community, category=action.arg("category"),
-                                  caller=ch.caller_number, room=room, call_id=call.call_id)
+                                  caller=ch.caller_number, room=self._known_room(call),
+                                  call_id=call.call_id)
             case "transfer":
                 await self._play(call, "transferring")
                 await s.transfer(ch, action.arg("extension"))
@@ -166,9 +237,15 @@ class IvrEngine:
             await self._play(call, "ticket-not-found")
         else:
             prompt = f"ticket-state-{state}"
-            await self._play(call, prompt if prompt in call.menus.prompts else "ticket-state-other")
+            known = call.menus is not None and prompt in call.menus.prompts
+            await self._play(call, prompt if known else "ticket-state-other")
         await self._play(call, "goodbye")
         await call.channel.hangup()
+
+    @staticmethod
+    def _known_room(call: _Call) -> RoomRef | None:
+        """The room a call is about without asking: the caller's only room."""
+        return call.caller.rooms[0] if len(call.caller.rooms) == 1 else None
 
     async def _room(self, call: _Call) -> RoomRef | None:
         """The caller's room: theirs if one, a choice if several, keyed in if unknown."""
@@ -194,7 +271,7 @@ class IvrEngine:
         room = await self._room(call)
         if room is None:
             await self._play(call, "room-not-found")
-            await self._act(call, call.menus.safe_fallback[call.mode], 0)
+            await self._act(call, self._fallback_action(call), 0)
             return
         await self._step(call, room.label)
         arrears = await self.services.fee_balance(room.room_id)
@@ -211,9 +288,12 @@ class IvrEngine:
         """Apologise and hand the caller to a person. If even that fails, hang up
         politely rather than leave the caller in silence."""
         try:
-            await self._play(call, SORRY)
+            if call.menus is None:
+                await call.channel.stream_file(SORRY)  # not even the menus: play it blind
+            else:
+                await self._play(call, SORRY)
             await self._step(call, "系统故障转接")
-            await self._act(call, call.menus.safe_fallback[call.mode], 0)
+            await self._act(call, self._fallback_action(call), 0)
         except CallerHungUp:
             return
         except Exception:
@@ -223,3 +303,9 @@ class IvrEngine:
                 await call.channel.hangup()
             except Exception:
                 log.debug("could not hang up either", exc_info=True)
+
+    @staticmethod
+    def _fallback_action(call: _Call) -> Action:
+        if call.menus is None:
+            return LAST_RESORT
+        return call.menus.safe_fallback.get(call.mode, LAST_RESORT)

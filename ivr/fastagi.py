@@ -48,14 +48,20 @@ class FastAgiChannel(AgiChannel):
     async def send_command(self, command: str) -> AgiResult:
         if self.closed:
             raise CallerHungUp("FastAGI session closed")
+        if self.hung_up:
+            raise CallerHungUp("the caller hung up (HANGUP from Asterisk)")
         self._writer.write(command.replace("\n", " ").encode("utf-8") + b"\n")
         try:
             await self._writer.drain()
             line = await self._readline()
-            while line == "HANGUP":
-                # Asterisk's out-of-band notice that the caller left; the reply follows.
+            if line == "HANGUP":
+                # Asterisk's out-of-band notice that the caller left. The reply to
+                # this command still follows: read it so the stream stays in step.
                 self.hung_up = True
-                line = await self._readline()
+                with contextlib.suppress(CallerHungUp, TimeoutError, ConnectionError):
+                    async with asyncio.timeout(min(self._timeout, 2.0)):
+                        await self._reader.readline()
+                raise CallerHungUp(f"the caller hung up during {command.split(' ', 2)[0]}")
             if line.startswith("520-"):
                 usage = [line]
                 while not line.startswith("520 "):

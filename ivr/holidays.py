@@ -11,11 +11,19 @@ File format (CSV, UTF-8, header optional): ``date,kind,name`` where kind is
 
     2027-01-01,holiday,元旦
     2027-02-07,workday,春节调休
+
+or the same as TOML (a ``.toml`` file)::
+
+    [holidays]
+    2027-01-01 = "元旦"
+    [workdays]
+    2027-02-07 = "春节调休"
 """
 
 from __future__ import annotations
 
 import csv
+import tomllib
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -47,11 +55,44 @@ class HolidayCalendar:
 
     def load_file(self, path: Path) -> int:
         """Add the days in ``path``; returns how many. A bad line names its number."""
-        loaded: dict[date, tuple[str, str]] = {}
         try:
             text = path.read_text(encoding="utf-8-sig")
         except OSError as exc:
             raise HolidayFileError(f"{path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise HolidayFileError(f"{path}: not UTF-8 text") from None
+        loaded = self._parse_toml(path, text) if path.suffix.lower() == ".toml" \
+            else self._parse_csv(path, text)
+        self.overrides.update(loaded)
+        return len(loaded)
+
+    @staticmethod
+    def _parse_toml(path: Path, text: str) -> dict[date, tuple[str, str]]:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise HolidayFileError(f"{path}: not valid TOML: {exc}") from None
+        loaded: dict[date, tuple[str, str]] = {}
+        for section in data:
+            if section not in ("holidays", "workdays"):
+                raise HolidayFileError(f"{path}: [{section}]: expected [holidays] or [workdays]")
+        for section, kind in (("holidays", "holiday"), ("workdays", "workday")):
+            table = data.get(section, {})
+            if not isinstance(table, dict):
+                raise HolidayFileError(f"{path}: {section}: expected a table of date = \"name\"")
+            for key, name in table.items():
+                try:
+                    day = date.fromisoformat(str(key))
+                except ValueError:
+                    raise HolidayFileError(f"{path}: [{section}] {key}: bad date") from None
+                if day in loaded:
+                    raise HolidayFileError(f"{path}: {day}: both a holiday and a workday")
+                loaded[day] = (kind, str(name))
+        return loaded
+
+    @staticmethod
+    def _parse_csv(path: Path, text: str) -> dict[date, tuple[str, str]]:
+        loaded: dict[date, tuple[str, str]] = {}
         for line_no, row in enumerate(csv.reader(text.splitlines()), start=1):
             if not row or not "".join(row).strip() or row[0].strip().lower() in ("date", "日期"):
                 continue
@@ -68,8 +109,7 @@ class HolidayCalendar:
                 raise HolidayFileError(
                     f"{path}: line {line_no}: kind must be holiday or workday, not {kind!r}")
             loaded[day] = (kind, row[2].strip() if len(row) > 2 else "")
-        self.overrides.update(loaded)
-        return len(loaded)
+        return loaded
 
     def day(self, d: date) -> DayKind:
         if d in self.overrides:
@@ -99,6 +139,15 @@ class HolidayCalendar:
         while end.year + 1 in file_years:
             end = date(end.year + 1, 12, 31)
         return end
+
+    def coverage(self) -> date:
+        """The last covered date (the package's years, then whole years from files)."""
+        return self.coverage_end()
+
+    def warnings(self, today: date) -> list[str]:
+        """What an operator must do about the holiday data, from 30 days before it ends."""
+        w = self.warning(today)
+        return [w] if w else []
 
     def warning(self, today: date) -> str | None:
         end = self.coverage_end()

@@ -6,6 +6,7 @@ action) never changes a menu under a caller's feet.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,14 +188,50 @@ def parse_menus(data: dict[str, Any], source: str, version: int = 0) -> MenuSet:
                    MappingProxyType(dict(entry)), MappingProxyType(safe), version)
 
 
+_TOML_AT = re.compile(r"\(at line (\d+), column \d+\)")
+_HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]")
+
+
+def _toml_error(source: str, text: str, exc: tomllib.TOMLDecodeError) -> MenuError:
+    """Say which menu and key a TOML error sits in. TOML itself rejects a key
+    given twice, so this is where "digit used twice" is reported."""
+    m = _TOML_AT.search(str(exc))
+    if not m:
+        return MenuError(f"{source}: not valid TOML: {exc}")
+    line_no = int(m.group(1))
+    lines = text.splitlines()
+    line = lines[line_no - 1] if 0 < line_no <= len(lines) else ""
+    table = ""
+    for previous in reversed(lines[:line_no - 1]):
+        h = _HEADER.match(previous)
+        if h:
+            table = h.group(1).replace('"', "").replace(" ", "")
+            break
+    parts = table.split(".")
+    where = f"menu {parts[1]!r}" if len(parts) >= 2 and parts[0] == "menus" else (
+        f"[{table}]" if table else "top level")
+    key = line.split("=", 1)[0].strip().strip('"') if "=" in line else ""
+    if len(parts) == 3 and parts[2] == "options" and key:
+        key = f"options.{key}"
+    message = str(exc)
+    if message.startswith(("Cannot overwrite a value", "Cannot mutate immutable namespace")):
+        detail = "given twice (a digit or key used twice)"
+    else:
+        detail = f"not valid TOML: {message}"
+    return MenuError(f"{source}: {where}: {key or f'line {line_no}'}: {detail} (line {line_no})")
+
+
 def load_menus(path: Path, version: int = 0) -> MenuSet:
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise MenuError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise MenuError(f"{path}: not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise MenuError(f"{path}: not valid TOML: {exc}") from None
+        raise _toml_error(str(path), text, exc) from None
     return parse_menus(data, str(path), version)
 
 

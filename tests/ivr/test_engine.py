@@ -13,7 +13,7 @@ import pytest
 
 from callcenter.clock import ManualClock
 from ivr.channel import Channel
-from ivr.engine import CallerInfo, IvrEngine, RoomRef
+from ivr.engine import CallerInfo, IvrEngine, RoomRef, VoicemailContext
 from ivr.menus import MenuStore
 from ivr.timeconditions import TimeModes
 from tests.ivr.scripted import ScriptedChannel
@@ -32,6 +32,7 @@ class Services:
     choices: list[str] = field(default_factory=list)
     broken: set[str] = field(default_factory=set)
     arrears: Decimal | None = Decimal("1280.40")
+    voicemail_context: VoicemailContext | None = None
 
     def _note(self, *what: str) -> None:
         if what[0] in self.broken:
@@ -48,8 +49,10 @@ class Services:
         self._note("route_oncall", role)
         return "answered"
 
-    async def voicemail(self, channel: Channel, mailbox: str) -> None:
+    async def voicemail(self, channel: Channel, mailbox: str,
+                        context: VoicemailContext | None = None) -> None:
         self._note("voicemail", mailbox)
+        self.voicemail_context = context
 
     async def emergency(self, channel: Channel, *, community: str | None, category: str,
                         caller: str, room: RoomRef | None, call_id: str) -> None:

@@ -25,8 +25,8 @@ async def server() -> AsyncIterator[tuple[FastAgiServer, list[object]]]:
     async def handler(ch: FastAgiChannel) -> None:
         seen.append(dict(ch.env))
         await ch.answer()
-        seen.append(await ch.get_variable("CALLERID(name)"))
         try:
+            seen.append(await ch.get_variable("CALLERID(name)"))
             seen.append(await ch.stream_file("welcome", "12"))
             await ch.stream_file("bye")
         except CallerHungUp:
@@ -68,8 +68,24 @@ async def test_a_hangup_notice_ends_the_session(server: tuple[FastAgiServer, lis
     await r.readline()
     w.write(b"200 result=0\n")
     await r.readline()
-    w.write(b"HANGUP\n200 result=1 (x)\n")
-    await r.readline()
+    w.write(b"HANGUP\n200 result=1 (x)\n")  # the notice, then the reply to GET VARIABLE
+    await w.drain()
+    # No further command: the session ends at once and the socket is closed.
+    assert await asyncio.wait_for(r.read(), 2) == b""
+    assert seen[-1] == "hung up" and len(seen) == 2
+    w.close()
+
+
+async def test_a_hangup_notice_after_the_last_reply_ends_the_next_command(
+    server: tuple[FastAgiServer, list[object]],
+) -> None:
+    """As in the capture: Asterisk sends HANGUP unprompted, then 511 to what follows."""
+    srv, seen = server
+    r, w = await _asterisk(srv.port)
+    w.write(HEADER.encode())
+    assert await r.readline() == b"ANSWER\n"
+    w.write(b"200 result=0\nHANGUP\n")
+    assert await r.readline() == b"GET VARIABLE CALLERID(name)\n"
     w.write(b"511 Command Not Permitted on a dead channel or intercepted\n")
     await w.drain()
     assert await asyncio.wait_for(r.read(), 2) == b""

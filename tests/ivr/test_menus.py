@@ -57,13 +57,49 @@ def test_each_kind_of_mistake_is_named(mutate: Any, expected: str) -> None:
     assert expected in _break(mutate)
 
 
-def test_a_duplicate_digit_is_a_toml_error_naming_the_file(tmp_path: Path) -> None:
+def test_a_digit_used_twice_names_the_file_menu_and_key(tmp_path: Path) -> None:
     text = DEFAULT_MENUS.read_text(encoding="utf-8").replace(
         '"2" = { label = "投诉"', '"1" = { label = "投诉"')
     path = tmp_path / "dup.toml"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(MenuError, match=f"{path}: not valid TOML"):
+    with pytest.raises(MenuError) as info:
         load_menus(path)
+    assert str(info.value).startswith(f"{path}: menu 'main_office': options.1: given twice")
+
+
+def test_a_digit_used_twice_in_an_inline_options_table_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "inline.toml"
+    path.write_text('[prompts]\nhi = "你好"\n[menus.top]\nprompts = ["hi"]\n'
+                    'options = { 1 = { action = "hangup" }, "1" = { action = "hangup" } }\n',
+                    encoding="utf-8")
+    with pytest.raises(MenuError, match=r"inline.toml: menu 'top': options: given twice.*line 5"):
+        load_menus(path)
+
+
+def test_a_syntax_error_names_the_menu_and_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text('[menus.repair]\nlabel = "报修"\ntimeout_s = \n', encoding="utf-8")
+    with pytest.raises(MenuError, match=r"broken.toml: menu 'repair': timeout_s: not valid TOML.*line 3"):
+        load_menus(path)
+
+
+def test_a_missing_or_non_utf8_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(MenuError, match="nowhere.toml: cannot read"):
+        load_menus(tmp_path / "nowhere.toml")
+    latin = tmp_path / "latin1.toml"
+    latin.write_bytes("[prompts]\nhi = \"caf\xe9\"\n".encode("latin-1"))
+    with pytest.raises(MenuError, match="latin1.toml: not UTF-8"):
+        load_menus(latin)
+
+
+def test_each_time_mode_has_its_own_top_menu() -> None:
+    menus = load_menus(DEFAULT_MENUS)
+    tops = [menus.entry[mode] for mode in ("office", "night", "weekend", "holiday")]
+    assert len(set(tops)) == 4
+    # Each top menu keeps a way to a person and to the emergency line.
+    for name in tops:
+        kinds = {a.kind for a in menus.menus[name].options.values()}
+        assert "emergency" in kinds and kinds & {"queue", "route_oncall"}
 
 
 def test_reload_swaps_atomically_and_keeps_the_old_menus_on_error(tmp_path: Path) -> None:
