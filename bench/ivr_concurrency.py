@@ -27,7 +27,8 @@ from tempfile import TemporaryDirectory
 from zoneinfo import ZoneInfo
 
 from callcenter.clock import ManualClock
-from ivr.engine import CallerInfo, IvrEngine, RoomRef
+from ivr.channel import Channel
+from ivr.engine import CallerInfo, IvrEngine, RoomRef, VoicemailContext
 from ivr.fastagi import FastAgiChannel, FastAgiServer
 from ivr.menus import MenuStore
 from ivr.timeconditions import TimeModes
@@ -49,19 +50,21 @@ class Services:
     async def identify_caller(self, number: str) -> CallerInfo:
         return CallerInfo("业主", (RoomRef(1, "3栋1201室"),))
 
-    async def queue(self, channel, queue):  # type: ignore[no-untyped-def]
+    async def queue(self, channel: Channel, queue: str) -> None:
         await channel.exec("Queue", f"{queue},r,,,300")
 
-    async def route_oncall(self, channel, community, role):  # type: ignore[no-untyped-def]
+    async def route_oncall(self, channel: Channel, community: str | None, role: str) -> str:
         return "answered"
 
-    async def voicemail(self, channel, mailbox, context=None):  # type: ignore[no-untyped-def]
+    async def voicemail(self, channel: Channel, mailbox: str,
+                        context: VoicemailContext | None = None) -> None:
         return None
 
-    async def emergency(self, channel, **kw):  # type: ignore[no-untyped-def]
+    async def emergency(self, channel: Channel, *, community: str | None, category: str,
+                        caller: str, room: RoomRef | None, call_id: str) -> None:
         return None
 
-    async def transfer(self, channel, extension):  # type: ignore[no-untyped-def]
+    async def transfer(self, channel: Channel, extension: str) -> None:
         return None
 
     async def ticket_status(self, digits: str) -> str | None:
@@ -70,7 +73,7 @@ class Services:
     async def fee_balance(self, room_id: int) -> Decimal | None:
         return Decimal(0)
 
-    async def find_room(self, community, building, room):  # type: ignore[no-untyped-def]
+    async def find_room(self, community: str | None, building: str, room: str) -> RoomRef | None:
         return None
 
     async def record_choice(self, call_id: str, label: str) -> None:
@@ -98,6 +101,8 @@ async def caller(n: int, port: int, keys: list[str], latencies: list[float]) -> 
             cmd = line.decode()
             if cmd.startswith("STREAM FILE") and not cmd.rstrip().endswith('""') and pending:
                 reply = f"200 result={ord(pending.pop(0))} endpos=100\n"
+            elif cmd.startswith("GET VARIABLE CHANNEL(linkedid)"):
+                reply = f"200 result=1 (1700000000.{n})\n"
             elif cmd.startswith("EXEC Queue"):
                 reply = "200 result=0\n"
                 writer.write(reply.encode())
@@ -140,7 +145,7 @@ async def run(calls: int, *, trace: bool = False) -> dict[str, object]:
         store = MenuStore(path)
         store.current()
         clock = ManualClock(datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
-        engine = IvrEngine(store, Services(), TimeModes(), clock=clock)  # type: ignore[arg-type]
+        engine = IvrEngine(store, Services(), TimeModes(), clock=clock)
         completed = 0
         all_done = asyncio.Event()
 

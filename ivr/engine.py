@@ -124,8 +124,16 @@ class IvrEngine:
         linkedid = channel.env.get("agi_linkedid")
         if linkedid:
             ids["linkedid"] = linkedid
-        with structlog.contextvars.bound_contextvars(**ids):
-            await self._run(_Call(channel, call_id, community))
+        outer = structlog.contextvars.get_contextvars()
+        try:
+            with structlog.contextvars.bound_contextvars(**ids):
+                await self._run(_Call(channel, call_id, community))
+        finally:
+            # _run may bind the linkedid it learns from Asterisk: leave the context as found.
+            if "linkedid" in outer:
+                structlog.contextvars.bind_contextvars(linkedid=outer["linkedid"])
+            else:
+                structlog.contextvars.unbind_contextvars("linkedid")
 
     async def _run(self, call: _Call) -> None:
         channel = call.channel

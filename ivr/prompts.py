@@ -25,12 +25,18 @@ class PromptToolMissing(IvrError):
 
 
 def number_words() -> dict[str, str]:
-    """The files SAY DIGITS / SAY NUMBER need: digits/0-20, tens, hundred, thousand."""
+    """The files Asterisk's Chinese SAY NUMBER / SAY DIGITS play (main/say.c,
+    ``ast_say_number_full_zh`` and ``ast_say_digit_str_full``): ``digits/0``-``9``,
+    the tens ``digits/10``-``90`` (13 is digits/10 + digits/3), ``hundred``,
+    ``thousand``, ``wan`` (万), ``yi`` (亿), ``minus``, and ``star``/``pound`` for
+    the keys. ``digits/11``-``19`` are not needed by SAY NUMBER; they are made
+    for dialplans that play them directly."""
     words = {f"digits/{i}": CHINESE_DIGITS[i] for i in range(10)}
     words.update({f"digits/{10 + i}": "十" + (CHINESE_DIGITS[i] if i else "") for i in range(10)})
-    words["digits/20"] = "二十"
-    words.update({f"digits/{t * 10}": CHINESE_DIGITS[t] + "十" for t in range(3, 10)})
-    words.update({"digits/hundred": "百", "digits/thousand": "千", "digits/ten-thousand": "万"})
+    words.update({f"digits/{t * 10}": CHINESE_DIGITS[t] + "十" for t in range(2, 10)})
+    words.update({"digits/hundred": "百", "digits/thousand": "千", "digits/wan": "万",
+                  "digits/yi": "亿", "digits/minus": "负", "digits/star": "星号",
+                  "digits/pound": "井号"})
     return words
 
 

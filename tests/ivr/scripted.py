@@ -14,12 +14,15 @@ class ScriptedChannel(AgiChannel):
     "hangup". Other commands succeed; EXEC can be made to fail."""
 
     def __init__(self, keys: list[str], *, caller: str = "13812345678",
-                 fail_exec: set[str] | None = None) -> None:
+                 fail_exec: set[str] | None = None, missing: set[str] | None = None,
+                 linkedid: str | None = None) -> None:
         self.env = {"agi_uniqueid": "1700000000.1", "agi_callerid": caller,
                     "agi_calleridname": "测试", "agi_channel": "PJSIP/trunk-1"}
         self.keys = deque(keys)
         self.commands: list[str] = []
         self.fail_exec = fail_exec or set()
+        self.missing = missing or set()  # sound files Asterisk cannot find
+        self.linkedid = linkedid
         self.closed = False
         self.gone = False
 
@@ -34,6 +37,10 @@ class ScriptedChannel(AgiChannel):
             return parse_agi_result("511 Command Not Permitted on a dead channel")
         verb = command.split(" ", 2)
         name = " ".join(verb[:2])
+        if name == "STREAM FILE" and verb[2].split(" ")[0] in self.missing:
+            return parse_agi_result("200 result=-1 endpos=0")
+        if name == "GET VARIABLE" and verb[2] == "CHANNEL(linkedid)" and self.linkedid:
+            return parse_agi_result(f"200 result=1 ({self.linkedid})")
         if name in ("STREAM FILE", "WAIT FOR", "GET DATA"):
             collects = name != "STREAM FILE" or not command.endswith('""')
             if collects:

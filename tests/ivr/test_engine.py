@@ -7,6 +7,7 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from callcenter.clock import ManualClock
 from ivr.channel import Channel
 from ivr.engine import CallerInfo, IvrEngine, RoomRef, VoicemailContext
-from ivr.menus import MenuStore
+from ivr.menus import DEFAULT_MENUS, MenuStore
 from ivr.timeconditions import TimeModes
 from tests.ivr.scripted import ScriptedChannel
 
@@ -208,3 +209,105 @@ async def test_emergency_opens_an_incident_with_the_callers_room() -> None:
     await _engine(s, NIGHT).run(ch, call_id="c1")
     assert s.calls == [("emergency", "other", "湖畔花园3栋2单元1201室")]
     assert "emergency-connecting" in ch.played()
+
+
+SUNDAY = datetime(2026, 11, 22, 10, 0, tzinfo=SH)
+
+
+async def test_a_weekend_call_hears_the_weekend_menu_and_a_water_leak_rings_the_engineer() -> None:
+    s = Services(caller=OWNER)
+    ch = ScriptedChannel(["1", "1"])
+    await _engine(s, SUNDAY).run(ch, call_id="c1")
+    assert "main-weekend" in ch.played()
+    assert s.calls == [("route_oncall", "engineer")] and s.choices == ["报修", "水电"]
+
+
+async def test_a_missing_sound_file_is_logged_and_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    s = Services(caller=OWNER)
+    ch = ScriptedChannel(["1", "1"], missing={"welcome-owner", "main-office"})
+    await _engine(s, OFFICE).run(ch, call_id="c1")
+    assert s.calls == [("queue", "frontdesk")]       # the call went on
+    assert "sorry-system" not in ch.played()
+    assert "could not be played" in caplog.text
+
+
+async def test_log_lines_carry_the_calls_uniqueid_and_linkedid() -> None:
+    import structlog
+
+    seen: list[dict[str, object]] = []
+
+    class Spy(Services):
+        async def identify_caller(self, number: str) -> CallerInfo:
+            seen.append(structlog.contextvars.get_contextvars())
+            return OWNER
+
+    ch = ScriptedChannel(["0"], linkedid="1700000000.0")
+    await _engine(Spy(), OFFICE).run(ch, call_id="c1")
+    assert seen[0]["uniqueid"] == "1700000000.1" and seen[0]["linkedid"] == "1700000000.0"
+    assert "linkedid" not in structlog.contextvars.get_contextvars()  # unbound after the call
+
+
+async def test_the_voicemail_gets_the_readable_path_and_the_room() -> None:
+    s = Services(caller=OWNER)
+    ch = ScriptedChannel(["1", "4"])
+    await _engine(s, OFFICE).run(ch, call_id="c9")
+    ctx = s.voicemail_context
+    assert ctx is not None and ctx.path_text == "报修 → 其他"
+    assert ctx.room == OWNER.rooms[0] and ctx.call_id == "c9"
+
+
+async def test_failing_time_conditions_run_the_night_menus() -> None:
+    class Broken:
+        def mode_for(self, community: str | None, now: datetime) -> str:
+            raise RuntimeError("holiday table unavailable")
+
+    s = Services(caller=OWNER)
+    ch = ScriptedChannel(["0"])
+    await IvrEngine(MenuStore(), s, Broken(), clock=ManualClock(OFFICE)).run(ch, call_id="c1")
+    assert "main-night" in ch.played() and s.calls == [("route_oncall", "night_duty")]
+
+
+async def test_menus_that_cannot_load_still_reach_the_duty_person(tmp_path: Path) -> None:
+    bad = tmp_path / "menus.toml"
+    bad.write_text("[menus\n", encoding="utf-8")
+    s = Services(caller=OWNER)
+    ch = ScriptedChannel([])
+    await IvrEngine(MenuStore(bad), s, TimeModes(), clock=ManualClock(OFFICE)).run(ch, call_id="c1")
+    assert ch.played() == ["sorry-system"] and s.calls == [("route_oncall", "night_duty")]
+
+
+async def test_a_failing_call_log_does_not_disturb_the_caller() -> None:
+    class NoLog(Services):
+        async def record_choice(self, call_id: str, label: str) -> None:
+            raise RuntimeError("database is locked")
+
+    s = NoLog(caller=OWNER)
+    ch = ScriptedChannel(["1", "1"])
+    await _engine(s, OFFICE).run(ch, call_id="c1")
+    assert s.calls == [("queue", "frontdesk")] and "sorry-system" not in ch.played()
+
+
+async def test_a_call_finishes_on_the_menus_it_started_with(tmp_path: Path) -> None:
+    path = tmp_path / "menus.toml"
+    text = DEFAULT_MENUS.read_text(encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
+    store = MenuStore(path)
+    store.current()
+
+    class ReloadMidCall(Services):
+        async def record_choice(self, call_id: str, label: str) -> None:
+            await super().record_choice(call_id, label)
+            if label == "报修":  # an operator edits the repair menu while the caller is in it
+                path.write_text(text.replace('"1" = { label = "水电", action = "queue", queue = "frontdesk" }',
+                                             '"1" = { label = "水电", action = "transfer", extension = "8001" }'),
+                                encoding="utf-8")
+                store.reload()
+
+    s = ReloadMidCall(caller=OWNER)
+    await IvrEngine(store, s, TimeModes(), clock=ManualClock(OFFICE)).run(
+        ScriptedChannel(["1", "1"]), call_id="c1")
+    assert s.calls == [("queue", "frontdesk")]          # the old version, to the end
+    s.calls.clear()
+    await IvrEngine(store, s, TimeModes(), clock=ManualClock(OFFICE)).run(
+        ScriptedChannel(["1", "1"]), call_id="c2")
+    assert s.calls == [("transfer", "8001")]            # the next call, the new one

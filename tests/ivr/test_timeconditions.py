@@ -94,3 +94,81 @@ def test_cli_import_and_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert "2027-12-31" in capsys.readouterr().out
     saved = (tmp_path / "data" / "holidays.csv").read_text(encoding="utf-8")
     assert "2027-01-01,holiday,元旦" in saved and "party" not in saved
+
+
+HOURS = """
+[default]
+office = { sat = "09:00-12:00" }
+
+[communities.lakeside]
+office = { mon = "08:00-17:30" }
+closed = ["2026-11-25"]
+special = { "2026-11-26" = "10:00-12:00" }
+
+[communities.hilltop]
+timezone = "Asia/Urumqi"
+"""
+
+
+def test_office_hours_per_community_from_a_file(tmp_path: Path) -> None:
+    from ivr.timeconditions import load_time_conditions
+
+    path = tmp_path / "hours.toml"
+    path.write_text(HOURS, encoding="utf-8")
+    tc = load_time_conditions(path, HolidayCalendar())
+    monday_1745 = datetime(2026, 11, 23, 17, 45, tzinfo=SH)
+    assert tc.mode_for("lakeside", monday_1745) == Mode.NIGHT     # closes at 17:30 there
+    assert tc.mode_for("other", monday_1745) == Mode.OFFICE       # the default: 18:00
+    assert tc.mode_for(None, monday_1745) == Mode.OFFICE
+    assert tc.mode_for("lakeside", datetime(2026, 11, 25, 10, 0, tzinfo=SH)) == Mode.HOLIDAY
+    assert tc.mode_for("lakeside", datetime(2026, 11, 26, 9, 0, tzinfo=SH)) == Mode.NIGHT
+    assert tc.mode_for("lakeside", datetime(2026, 11, 26, 11, 0, tzinfo=SH)) == Mode.OFFICE
+    # A 调休 Saturday uses the default's Saturday hours, inherited by every community.
+    assert tc.mode_for("lakeside", datetime(2026, 10, 10, 11, 0, tzinfo=SH)) == Mode.OFFICE
+    assert tc.mode_for("lakeside", datetime(2026, 10, 10, 13, 0, tzinfo=SH)) == Mode.NIGHT
+    # 08:45 in Shanghai is 06:45 in Urumqi's clock: not yet open there.
+    assert tc.mode_for("hilltop", datetime(2026, 11, 23, 8, 45, tzinfo=SH)) == Mode.NIGHT
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[default]\noffice = { mon = "18:00-08:00" }\n', r"\[default\]: office.mon: the end 08:00 is not after"),
+    ('[default]\noffice = { monday = "08:00-18:00" }\n', r"\[default\]: office.monday: not a weekday"),
+    ('[communities.x]\noffice = { tue = "8点" }\n', r"\[communities.x\]: office.tue: expected"),
+    ('[communities.x]\nclosed = ["2026-02-30"]\n', r"\[communities.x\]: closed\[0\]: not a date"),
+    ('[communities.x]\ntimezone = "Mars/Olympus"\n', r"\[communities.x\]: timezone: unknown time zone"),
+    ('[communities.x]\nspecial = { "soon" = "09:00-10:00" }\n', r"special.soon: not a date"),
+    ('[weekdays]\n', r"weekdays: unknown section"),
+    ('[default\n', r"not valid TOML"),
+])
+def test_a_bad_hours_file_names_the_section_and_key(tmp_path: Path, text: str, message: str) -> None:
+    from ivr.timeconditions import TimeConditionsError, load_time_conditions
+
+    path = tmp_path / "hours.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(TimeConditionsError, match=message) as info:
+        load_time_conditions(path, HolidayCalendar())
+    assert str(path) in str(info.value)
+
+
+def test_a_holiday_file_in_toml(tmp_path: Path) -> None:
+    path = tmp_path / "2027.toml"
+    path.write_text('[holidays]\n2027-10-01 = "国庆节"\n[workdays]\n2027-09-26 = "国庆调休"\n',
+                    encoding="utf-8")
+    cal = HolidayCalendar()
+    assert cal.load_file(path) == 2
+    assert cal.day(date(2027, 10, 1)).holiday and cal.day(date(2027, 10, 1)).name == "国庆节"
+    assert cal.day(date(2027, 9, 26)).workday  # a Sunday, worked
+    assert cal.coverage() == date(2027, 12, 31) and cal.warnings(date(2027, 6, 1)) == []
+    assert cal.warnings(date(2027, 12, 15))  # 16 days before the end
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[holidays]\n"2027-02-30" = "x"\n', r"\[holidays\] 2027-02-30: bad date"),
+    ('[holidays]\n2027-01-01 = "元旦"\n[workdays]\n2027-01-01 = "x"\n', "both a holiday and a workday"),
+    ('[vacations]\n', r"\[vacations\]: expected \[holidays\] or \[workdays\]"),
+])
+def test_a_bad_toml_holiday_file_is_named(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "h.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(HolidayFileError, match=message):
+        HolidayCalendar().load_file(path)
