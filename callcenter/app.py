@@ -45,7 +45,7 @@ from ivr.errors import MenuError
 from ivr.fastagi import FastAgiServer
 from ivr.holidays import HOLIDAY_FILE, HolidayCalendar
 from ivr.menus import MenuStore
-from ivr.timeconditions import TimeModes
+from ivr.timeconditions import HOURS_FILE, TimeModes, load_time_conditions
 from recordings.ingest import Transcriber
 
 log = logging.getLogger(__name__)
@@ -145,8 +145,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             holidays.load_file(holiday_file)
         services = HotlineServices(settings, app[SESSIONMAKER], links=links,
                                    router=app[ONCALL_ROUTER], paging=app[PAGING_SERVICE])
-        engine = IvrEngine(store, services, TimeModes(holidays, settings.timezone),
-                           clock=app[CLOCK])
+        hours_file = settings.data_dir / HOURS_FILE
+        time_modes = (load_time_conditions(hours_file, holidays, settings.timezone)
+                      if hours_file.exists() else TimeModes(holidays, settings.timezone))
+        engine = IvrEngine(store, services, time_modes, clock=app[CLOCK])
         app[IVR_MENUS] = store
 
         async def hotline(channel: Channel) -> None:

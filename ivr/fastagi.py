@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from ivr.agi import AgiChannel, AgiResult, parse_agi_env, parse_agi_result
 from ivr.errors import AgiCommandError, CallerHungUp
@@ -36,7 +36,8 @@ class FastAgiChannel(AgiChannel):
 
     @property
     def script(self) -> str:
-        return self.env.get("agi_network_script", "")
+        """The script name of ``agi://host:4573/hotline?x=1``: ``hotline``."""
+        return self.env.get("agi_network_script", "").split("?", 1)[0].strip("/")
 
     async def _readline(self) -> str:
         async with asyncio.timeout(self._timeout):
@@ -82,6 +83,28 @@ class FastAgiChannel(AgiChannel):
 
 
 Handler = Callable[[FastAgiChannel], Awaitable[None]]
+
+
+class ScriptRouter:
+    """A handler that picks another by script name: ``agi://host/hotline`` runs
+    ``routes["hotline"]``. An unknown script hears an apology and is hung up
+    (never silence); the server closes the socket either way."""
+
+    def __init__(self, routes: Mapping[str, Handler], *, default: Handler | None = None,
+                 sorry_prompt: str = "sorry-system") -> None:
+        self.routes = dict(routes)
+        self.default = default
+        self.sorry_prompt = sorry_prompt
+
+    async def __call__(self, channel: FastAgiChannel) -> None:
+        handler = self.routes.get(channel.script, self.default)
+        if handler is None:
+            log.warning("FastAGI: no handler for script %r; apologising and hanging up",
+                        channel.script)
+            await channel.stream_file(self.sorry_prompt)
+            await channel.hangup()
+            return
+        await handler(channel)
 
 
 async def read_header(reader: asyncio.StreamReader, timeout_s: float = HEADER_TIMEOUT_S

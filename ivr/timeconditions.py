@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ivr.errors import IvrError
 from ivr.holidays import HolidayCalendar
 
+HOURS_FILE = "office_hours.toml"
+"""Per-community office hours, under the data directory (read at start)."""
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 

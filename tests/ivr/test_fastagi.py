@@ -113,3 +113,79 @@ async def test_early_close_garbage_or_silence_is_dropped_without_spinning(
     if payload:
         assert await asyncio.wait_for(r.read(), 2) == b""
         w.close()
+
+
+async def test_sessions_are_routed_by_script_name() -> None:
+    from ivr.fastagi import ScriptRouter
+
+    ran: list[str] = []
+
+    async def hotline(ch: FastAgiChannel) -> None:
+        ran.append(f"hotline:{ch.caller_number}")
+        await ch.answer()
+
+    srv = FastAgiServer(ScriptRouter({"hotline": hotline}), "127.0.0.1", 0, header_timeout_s=0.5,
+                        command_timeout_s=2)
+    await srv.start()
+    try:
+        r, w = await _asterisk(srv.port)
+        w.write(HEADER.replace("agi_network_script: hotline", "agi_network_script: hotline?x=1")
+                .encode())
+        assert await r.readline() == b"ANSWER\n"
+        w.write(b"200 result=0\n")
+        assert await asyncio.wait_for(r.read(), 2) == b""
+        w.close()
+        assert ran == ["hotline:13812345678"]
+
+        r, w = await _asterisk(srv.port)
+        w.write(HEADER.replace("agi_network_script: hotline", "agi_network_script: nosuch").encode())
+        assert await r.readline() == b'STREAM FILE sorry-system ""\n'
+        w.write(b"200 result=0 endpos=8000\n")
+        assert await r.readline() == b"HANGUP\n"
+        w.write(b"200 result=1\nHANGUP\n")
+        assert await asyncio.wait_for(r.read(), 2) == b""
+        w.close()
+        assert ran == ["hotline:13812345678"]
+    finally:
+        await srv.stop()
+    assert srv.active_sessions == 0
+
+
+async def test_a_silent_asterisk_mid_call_is_timed_out_and_the_socket_closed() -> None:
+    entered: list[str] = []
+
+    async def handler(ch: FastAgiChannel) -> None:
+        entered.append("in")
+        await ch.answer()
+        entered.append("answered")  # never reached: no reply comes
+
+    srv = FastAgiServer(handler, "127.0.0.1", 0, header_timeout_s=0.5, command_timeout_s=0.3)
+    await srv.start()
+    try:
+        r, w = await _asterisk(srv.port)
+        w.write(HEADER.encode())
+        assert await r.readline() == b"ANSWER\n"
+        assert await asyncio.wait_for(r.read(), 2) == b""   # closed after the command timeout
+        assert entered == ["in"] and srv.active_sessions == 0
+        w.close()
+    finally:
+        await srv.stop()
+
+
+async def test_stop_cancels_a_running_session_and_closes_its_socket() -> None:
+    started = asyncio.Event()
+
+    async def handler(ch: FastAgiChannel) -> None:
+        started.set()
+        await ch.answer()
+
+    srv = FastAgiServer(handler, "127.0.0.1", 0, command_timeout_s=30)
+    await srv.start()
+    r, w = await _asterisk(srv.port)
+    w.write(HEADER.encode())
+    await asyncio.wait_for(started.wait(), 2)
+    assert await r.readline() == b"ANSWER\n"
+    await asyncio.wait_for(srv.stop(), 2)
+    assert await asyncio.wait_for(r.read(), 2) == b""
+    assert srv.active_sessions == 0
+    w.close()
