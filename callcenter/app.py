@@ -19,7 +19,7 @@ from aiohttp import web
 
 from callcenter.agi_entry import AgiEntry
 from callcenter.ami.links import AmiLinks
-from callcenter.ami.setup import setup_ami
+from callcenter.ami.setup import mailboxes_of, setup_ami
 from callcenter.appkeys import BUS, CLOCK, ENGINE, HEALTH_EXTRAS, SESSIONMAKER, SETTINGS
 from callcenter.auth.middleware import auth_middleware
 from callcenter.bus import EventBus
@@ -112,8 +112,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
 
     links = ami_links or AmiLinks(
         settings.asterisk, publish=app[BUS].publish,
-        mailboxes=[m if "@" in m else f"{m}@{settings.voicemail.context}"
-                   for m in settings.voicemail.mailboxes],
+        mailboxes=mailboxes_of(settings.voicemail.mailboxes, settings.voicemail.context),
         now=app[CLOCK].now,
     )
     setup_calls(app)

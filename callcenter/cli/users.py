@@ -70,6 +70,28 @@ def _parse_notify(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _update_user(args: argparse.Namespace, change: Any) -> bool:
+    """Apply ``change`` to the named user and sign them out everywhere.
+    False when there is no such user."""
+    from sqlalchemy import delete, select
+
+    from callcenter.console.models import WebSession
+    from callcenter.directory.models import StaffUser
+
+    async def go(sm: Any) -> bool:
+        async with sm() as session:
+            user = (await session.scalars(select(StaffUser).where(
+                StaffUser.username == args.name))).first()
+            if user is None:
+                return False
+            change(user)
+            await session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+            await session.commit()
+        return True
+
+    return bool(run_with_db(settings_from_args(args), go))
+
+
 def _fail(message: str) -> int:
     print(f"错误 / error: {message}", file=sys.stderr)
     return 1
@@ -120,11 +142,8 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
-    from sqlalchemy import delete, select
 
     from callcenter.auth.passwords import hash_password, make_hasher
-    from callcenter.console.models import WebSession
-    from callcenter.directory.models import StaffUser
     from callcenter.errors import InvalidInput
 
     try:
@@ -132,18 +151,10 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     except (ValueError, InvalidInput) as exc:
         return _fail(str(exc))
 
-    async def go(sm: Any) -> bool:
-        async with sm() as session:
-            user = (await session.scalars(select(StaffUser).where(
-                StaffUser.username == args.name))).first()
-            if user is None:
-                return False
-            user.password_hash = password_hash
-            await session.execute(delete(WebSession).where(WebSession.user_id == user.id))
-            await session.commit()
-        return True
+    def change(user: Any) -> None:
+        user.password_hash = password_hash
 
-    if not run_with_db(settings_from_args(args), go):
+    if not _update_user(args, change):
         return _fail(f"没有用户 {args.name} / no such user")
     print("密码已更新 / password changed")
     return 0
@@ -167,23 +178,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_disable(args: argparse.Namespace) -> int:
-    from sqlalchemy import delete, select
 
-    from callcenter.console.models import WebSession
-    from callcenter.directory.models import StaffUser
 
-    async def go(sm: Any) -> bool:
-        async with sm() as session:
-            user = (await session.scalars(select(StaffUser).where(
-                StaffUser.username == args.name))).first()
-            if user is None:
-                return False
-            user.active = False
-            await session.execute(delete(WebSession).where(WebSession.user_id == user.id))
-            await session.commit()
-        return True
+    def change(user: Any) -> None:
+        user.active = False
 
-    if not run_with_db(settings_from_args(args), go):
+    if not _update_user(args, change):
         return _fail(f"没有用户 {args.name} / no such user")
     print(f"已停用 / disabled: {args.name}")
     return 0
