@@ -71,12 +71,16 @@ async def call_log(request: web.Request) -> web.Response:
     return json_response({"calls": [r.to_json() for r in rows], "count": len(rows)})
 
 
+CALL_LOG_BATCH_S = 0.05  # events this close together are written in one transaction
+
+
 async def _call_log_service(app: web.Application) -> AsyncIterator[None]:
-    service = CallLogService(app[SESSIONMAKER])
+    service = CallLogService(app[SESSIONMAKER], batch_delay_s=CALL_LOG_BATCH_S)
     app[CALL_LOG] = service
     unsubscribe = service.subscribe(app[BUS])
     yield
     unsubscribe()
+    await service.close()
 
 
 def setup_calls(app: web.Application) -> None:

@@ -21,11 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.calls.models import CallLog
 from callcenter.directory.phones import try_normalize
-from callcenter.directory.services import PersonView, lookup_by_number
+from callcenter.directory.services import person_ids_by_number
 
 log = logging.getLogger(__name__)
 
-Lookup = Callable[[AsyncSession, str], Awaitable[Sequence[PersonView]]]
+# (session, caller number) → ids of the people it finds (the row names one only if exactly one)
+Lookup = Callable[[AsyncSession, str], Awaitable[Sequence[int]]]
 
 
 def normalized_number(raw: str | None) -> str | None:
@@ -35,11 +36,25 @@ def normalized_number(raw: str | None) -> str | None:
 
 
 class CallLogService:
+    """Writes ``call.*`` events into the call log, a batch at a time.
+
+    Events arriving within ``batch_delay_s`` of each other are written in one
+    transaction (a busy hotline sends several events per call per second; one
+    transaction each kept SQLite's single writer busy and starved every other
+    writer). ``handle`` returns once its event is written, as before. A batch
+    that fails as a whole is written again event by event, so one bad event
+    loses only itself, and is logged."""
+
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *,
-                 lookup: Lookup | None = lookup_by_number) -> None:
+                 lookup: Lookup | None = person_ids_by_number,
+                 batch_delay_s: float = 0.0) -> None:
         self._sm = sessionmaker
         self._lookup = lookup
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._delay = batch_delay_s
+        self._pending: list[DomainEvent] = []
+        self._batch: asyncio.Future[None] | None = None
+        self._flushers: set[asyncio.Task[None]] = set()
+        self._write_lock = asyncio.Lock()  # batches are written one at a time, in order
 
     def subscribe(self, bus: EventBus) -> Callable[[], None]:
         return bus.subscribe("call.*", self.handle)
@@ -49,32 +64,77 @@ class CallLogService:
         asterisk, linkedid = data.get("asterisk"), data.get("linkedid")
         if not asterisk or not linkedid or not isinstance(data.get("started_at"), datetime):
             return
-        key = (asterisk, linkedid)
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        try:
-            async with lock:
-                for attempt in (1, 2):
-                    try:
-                        await self._merge(event)
-                        break
-                    except IntegrityError:
-                        # Another process inserted the row first: merge into it.
-                        if attempt == 2:
-                            raise
-        finally:
-            if event.name == "call.ended" and not lock.locked():
-                self._locks.pop(key, None)
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = asyncio.get_running_loop().create_future()
+            task = asyncio.get_running_loop().create_task(self._flush_after(batch))
+            self._flushers.add(task)
+            task.add_done_callback(self._flushers.discard)
+        self._pending.append(event)
+        await asyncio.shield(batch)
 
-    async def _merge(self, event: DomainEvent) -> None:
-        d = event.data
+    async def close(self) -> None:
+        """Write what is pending (shutdown)."""
+        while self._flushers:
+            await asyncio.gather(*list(self._flushers), return_exceptions=True)
+
+    async def _flush_after(self, batch: asyncio.Future[None]) -> None:
+        await asyncio.sleep(self._delay)
+        async with self._write_lock:
+            events, self._pending = self._pending, []
+            if self._batch is batch:
+                self._batch = None
+            try:
+                await self._write(events)
+            except Exception as exc:
+                batch.set_exception(exc)
+                batch.exception()  # reported by each handler's own await
+            else:
+                batch.set_result(None)
+
+    async def _write(self, events: list[DomainEvent]) -> None:
+        try:
+            await self._merge_all(events)
+            return
+        except IntegrityError:
+            pass  # another process inserted one of the rows first: merge into it
+        except Exception:
+            if len(events) == 1:
+                raise
+            log.exception("call log batch of %d events failed; writing them one by one",
+                          len(events))
+        failed: Exception | None = None
+        for event in events:
+            try:
+                try:
+                    await self._merge_all([event])
+                except IntegrityError:
+                    await self._merge_all([event])
+            except Exception as exc:
+                log.exception("call log: %s of call %s not written", event.name,
+                              event.data.get("linkedid"))
+                failed = exc
+        if failed is not None and len(events) == 1:
+            raise failed
+
+    async def _merge_all(self, events: list[DomainEvent]) -> None:
+        keys = {(e.data["asterisk"], e.data["linkedid"]) for e in events}
         async with self._sm() as session, session.begin():
-            row = await session.scalar(select(CallLog).where(
-                CallLog.asterisk == d["asterisk"], CallLog.linkedid == d["linkedid"]))
-            if row is None:
-                row = CallLog(linkedid=d["linkedid"], asterisk=d["asterisk"],
-                              started_at=d["started_at"], ivr_path=[], rung=[])
-                session.add(row)
-            await self._apply(session, row, event)
+            rows: dict[tuple[str, str], CallLog] = {}
+            for asterisk in {a for a, _ in keys}:
+                ids = sorted(lid for a, lid in keys if a == asterisk)
+                for row in (await session.scalars(select(CallLog).where(
+                        CallLog.asterisk == asterisk, CallLog.linkedid.in_(ids)))).all():
+                    rows[(row.asterisk, row.linkedid)] = row
+            for event in events:
+                d = event.data
+                key = (d["asterisk"], d["linkedid"])
+                found = rows.get(key)
+                if found is None:
+                    found = rows[key] = CallLog(linkedid=d["linkedid"], asterisk=d["asterisk"],
+                                              started_at=d["started_at"], ivr_path=[], rung=[])
+                    session.add(found)
+                await self._apply(session, found, event)
 
     async def _apply(self, session: AsyncSession, row: CallLog, event: DomainEvent) -> None:
         d = event.data
@@ -119,11 +179,11 @@ class CallLogService:
         if self._lookup is None:
             return None
         try:
-            people = await self._lookup(session, raw)
+            ids = await self._lookup(session, raw)
         except Exception:
             log.exception("directory lookup failed for a caller number")
             return None
-        return people[0].person_id if len(people) == 1 else None
+        return ids[0] if len(ids) == 1 else None
 
     async def search(self, *, start: datetime | None = None, end: datetime | None = None,
                      number: str | None = None, limit: int = 200) -> list[CallLog]:

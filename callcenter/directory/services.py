@@ -130,6 +130,18 @@ async def lookup_by_number(session: AsyncSession, number: str) -> list[PersonVie
     return [person_view(p) for p in people]
 
 
+async def person_ids_by_number(session: AsyncSession, number: str, *, limit: int = 2
+                               ) -> list[int]:
+    """The ids of the people a caller number finds (at most ``limit``): one indexed
+    query, for hot paths that only need to know who (the call log's match)."""
+    e164 = try_normalize(number)
+    if e164 is None:
+        return []
+    stmt = (select(PersonPhone.person_id).where(PersonPhone.number == e164).distinct()
+            .order_by(PersonPhone.person_id).limit(limit))
+    return list((await session.scalars(stmt)).all())
+
+
 async def get_person(session: AsyncSession, person_id: int) -> PersonView | None:
     stmt = select(Person).where(Person.id == person_id).options(*_PERSON_LOAD)
     person = (await session.scalars(stmt)).first()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.calls.models import CallLog
@@ -57,6 +59,24 @@ async def test_queue_call_logged_with_person_match(
     assert row.started_at < row.answered_at < row.ended_at
     assert row.wait_s == (row.answered_at - row.started_at).total_seconds()
     assert row.talk_s == (row.ended_at - row.answered_at).total_seconds()
+
+
+async def test_a_number_shared_by_two_people_names_nobody(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    async with sessionmaker() as s:
+        for name in ("张三", "李四"):  # a couple sharing the home landline
+            p = Person(name=name)
+            s.add(p)
+            await s.flush()
+            s.add(PersonPhone(person_id=p.id, number="+8613700000000", raw="13700000000"))
+        await s.commit()
+    service = CallLogService(sessionmaker)
+    bus = EventBus()
+    service.subscribe(bus)
+    for e in replayed("05_queue.txt"):
+        await bus.publish_and_wait(e)
+    [row] = await rows(sessionmaker)
+    assert row.caller_number == "+8613700000000" and row.person_id is None
 
 
 async def test_any_order_and_duplicates_give_the_same_row(
@@ -111,3 +131,47 @@ async def test_events_without_call_identity_are_ignored(
         "caller_number": "<not a number>"}))
     [row] = await rows(sessionmaker)
     assert row.linkedid == "y" and row.caller_number == "<not a number>" and row.outcome is None
+
+
+async def test_events_close_together_are_written_in_one_transaction(
+        sessionmaker: async_sessionmaker[AsyncSession], engine: AsyncEngine) -> None:
+    commits: list[int] = []
+    event.listen(engine.sync_engine, "commit", lambda _conn: commits.append(1))
+    service = CallLogService(sessionmaker, lookup=None, batch_delay_s=0.05)
+    queue_call = replayed("05_queue.txt")
+    voicemail_call = replayed("04_voicemail.txt", asterisk="pbx2")
+    await asyncio.gather(*(service.handle(e) for e in queue_call + voicemail_call))
+    assert len(commits) == 1
+    by_call = {(r.asterisk, r.linkedid): r for r in await rows(sessionmaker)}
+    assert len(by_call) == 2
+    assert by_call[("pbx1", "probe-q-1")].outcome == "answered"
+    assert {r.outcome for r in by_call.values()} == {"answered", "voicemail"}
+
+
+async def test_a_bad_event_in_a_batch_loses_only_itself(
+        sessionmaker: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    service = CallLogService(sessionmaker, lookup=None, batch_delay_s=0.05)
+    at = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    good_a = DomainEvent("call.started", {"asterisk": "pbx1", "linkedid": "a", "started_at": at,
+                                          "caller_number": "13700000000"})
+    good_b = DomainEvent("call.started", {"asterisk": "pbx1", "linkedid": "b", "started_at": at})
+    # A naive time cannot be compared with the row's aware one: this event fails.
+    bad = DomainEvent("call.answered", {"asterisk": "pbx1", "linkedid": "a",
+                                        "started_at": datetime(2026, 11, 23, 1, 0)})
+    await asyncio.gather(service.handle(good_a), service.handle(bad), service.handle(good_b))
+    assert {r.linkedid: r.caller_number for r in await rows(sessionmaker)} == {
+        "a": "+8613700000000", "b": None}
+    assert "call.answered of call a not written" in caplog.text
+
+
+async def test_close_writes_what_is_pending(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    service = CallLogService(sessionmaker, lookup=None, batch_delay_s=0.05)
+    at = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    pending = asyncio.ensure_future(service.handle(DomainEvent(
+        "call.started", {"asterisk": "pbx1", "linkedid": "late", "started_at": at})))
+    await asyncio.sleep(0)
+    await service.close()
+    assert pending.done()
+    assert [r.linkedid for r in await rows(sessionmaker)] == ["late"]
