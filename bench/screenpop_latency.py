@@ -1,12 +1,17 @@
 """Screen-pop latency: AMI event in → WebSocket frame at the agent's browser.
 
 100,000 owners in the directory, 200 agents connected over real WebSockets,
-100 calls/s. Each call is two AMI events (``Newchannel`` with the caller's
-number, then ``AgentCalled`` ringing one agent's extension) encoded as AMI bytes
-and fed through the real ``FrameParser`` and ``CallTracker``; the tracker
-publishes ``call.ringing`` on the bus, the hub builds the pop from the database
-(directory, household, open tickets, last calls), writes the audit row and
-pushes the frame. Latency is measured from handing the ``AgentCalled`` bytes
+100 calls/s. Each call is the AMI events of a real queue call
+(``Newchannel`` with the caller's number and ``Newstate`` Up as the IVR answers,
+then ``--ivr-seconds`` later ``QueueCallerJoin`` and ``AgentCalled`` ringing one
+agent's extension) encoded as AMI bytes and fed through the real ``FrameParser`` and
+``CallTracker``; the tracker publishes ``call.started`` and ``call.ringing`` on
+the bus and the call log writes its rows; the hub builds the pop from the
+database (directory, household, open tickets, last calls) when the call comes
+in, and on ringing writes the audit row and pushes the frame. With
+``--ivr-seconds 0`` all of them arrive together and the pop is built on the
+ringing path (the cold case; a real queue call always spends seconds in the IVR
+first). Latency is measured from handing the ``QueueCallerJoin`` + ``AgentCalled`` bytes
 to the parser to the client's receipt of the decoded pop frame (the TCP read
 from Asterisk is not included). The 200 agents' WebSockets run in a separate
 process (as browsers would be elsewhere); both sides read the same system-wide
@@ -14,7 +19,7 @@ monotonic clock. A ``Hangup`` ends each call 2 s later.
 
 Prints one JSON line per backend.
 Usage: python bench/screenpop_latency.py [--backend sqlite|postgresql|both]
-       [--owners 100000] [--agents 200] [--rate 100] [--seconds 20]
+       [--owners 100000] [--agents 200] [--rate 100] [--seconds 20] [--ivr-seconds 3]
 """
 
 from __future__ import annotations
@@ -43,11 +48,9 @@ from sqlalchemy.engine import make_url
 from callcenter.ami.parser import Frame, FrameParser, encode_frame
 from callcenter.app import create_app
 from callcenter.appkeys import BUS, SESSIONMAKER
-from callcenter.auth.passwords import make_hasher
 from callcenter.auth.sessions import SESSION_COOKIE
 from callcenter.calls.tracker import CallTracker
 from callcenter.console.keys import AGENT_HUB, SESSION_STORE
-from callcenter.console.setup import setup_console
 from callcenter.db.engine import make_engine, migrate
 from callcenter.directory.models import (
     Building,
@@ -60,8 +63,8 @@ from callcenter.directory.models import (
     StaffUser,
     Unit,
 )
-from callcenter.screenpop.setup import setup_screenpop
-from callcenter.settings import DatabaseSettings, Settings
+from callcenter.heap import settle_heap
+from callcenter.settings import DatabaseSettings, FastAgiSettings, Settings
 
 PG_ADMIN = os.environ.get("CALLCENTER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 CHUNK = 5000
@@ -124,13 +127,25 @@ async def seed(url: str, owners: int, agents: int) -> None:
 
 
 def frames_for(call: int, number: str, agent: int) -> tuple[bytes, bytes, bytes]:
+    """(the call comes in and the IVR answers it, the queue rings an agent, hang-up),
+    each as the AMI bytes Asterisk sends (fields as in shared/asterisk/05_queue.txt)."""
     lid = f"1763800000.{call}"
     chan = f"PJSIP/trunk-{call:08x}"
+    who = [("CallerIDNum", number), ("CallerIDName", ""), ("ConnectedLineNum", ""),
+           ("ConnectedLineName", ""), ("Language", "zh"), ("AccountCode", "")]
     newchannel = encode_frame([
         ("Event", "Newchannel"), ("Channel", chan), ("ChannelState", "4"),
-        ("ChannelStateDesc", "Ring"), ("CallerIDNum", number), ("CallerIDName", ""),
-        ("Context", "from-trunk"), ("Exten", "075588886666"), ("Uniqueid", lid),
-        ("Linkedid", lid)])
+        ("ChannelStateDesc", "Ring"), *who, ("Context", "from-trunk"),
+        ("Exten", "075588886666"), ("Priority", "1"), ("Uniqueid", lid), ("Linkedid", lid)])
+    answered = encode_frame([
+        ("Event", "Newstate"), ("Channel", chan), ("ChannelState", "6"),
+        ("ChannelStateDesc", "Up"), *who, ("Context", "from-trunk"),
+        ("Exten", "075588886666"), ("Priority", "2"), ("Uniqueid", lid), ("Linkedid", lid)])
+    join = encode_frame([
+        ("Event", "QueueCallerJoin"), ("Channel", chan), ("ChannelState", "6"),
+        ("ChannelStateDesc", "Up"), *who, ("Context", "queue-entry"), ("Exten", "s"),
+        ("Priority", "3"), ("Uniqueid", lid), ("Linkedid", lid), ("Queue", "frontdesk"),
+        ("Position", "1"), ("Count", "1")])
     agent_called = encode_frame([
         ("Event", "AgentCalled"), ("Channel", chan), ("CallerIDNum", number),
         ("Uniqueid", lid), ("Linkedid", lid), ("DestChannel", f"Local/{7000 + agent}@agents-1;1"),
@@ -139,23 +154,23 @@ def frames_for(call: int, number: str, agent: int) -> tuple[bytes, bytes, bytes]
     hangup = encode_frame([
         ("Event", "Hangup"), ("Channel", chan), ("Uniqueid", lid), ("Linkedid", lid),
         ("CallerIDNum", number), ("Cause", "16"), ("Cause-txt", "Normal Clearing")])
-    return newchannel, agent_called, hangup
+    return newchannel + answered, join + agent_called, hangup
 
 
 async def run(url: str, backend: str, owners: int, agents: int, rate: float,
-              seconds: float, tmp: Path) -> dict[str, Any]:
+              seconds: float, tmp: Path, ivr_seconds: float = 3.0) -> dict[str, Any]:
     t_seed = time.perf_counter()
     await seed(url, owners, agents)
     seed_s = time.perf_counter() - t_seed
-    settings = Settings(data_dir=tmp, database=DatabaseSettings(url=url))
-    app = create_app(settings)
-    setup_console(app, hasher=make_hasher(time_cost=1, memory_cost=1024))
-    setup_screenpop(app, wall_debounce_s=0.5)
+    settings = Settings(data_dir=tmp, database=DatabaseSettings(url=url),
+                        fastagi=FastAgiSettings(enabled=False))
+    app = create_app(settings, transcribe=False)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    settle_heap()  # as callcenter.server.serve does once the server is up
     base = f"http://127.0.0.1:{port}"
 
     sent_at: dict[str, float] = {}
@@ -213,19 +228,27 @@ async def run(url: str, backend: str, owners: int, agents: int, rate: float,
         profiler = cProfile.Profile()
         profiler.enable()
     start = time.monotonic()
+    def ring(call: int, agent_called: bytes, hangup: bytes) -> None:
+        sent_at[f"1763800000.{call}"] = time.monotonic()
+        feed(agent_called)
+        if not os.environ.get("BENCH_NO_HANGUP"):
+            hangups.append(loop.call_later(2.0, feed, hangup))
+
     for call in range(expected):
         target = start + call / rate
         delay = target - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         number = owner_number(rng.randrange(owners))
-        newchannel, agent_called, hangup = frames_for(call, number, rng.randrange(agents))
-        feed(newchannel)
-        sent_at[f"1763800000.{call}"] = time.monotonic()
-        feed(agent_called)
-        if not os.environ.get("BENCH_NO_HANGUP"):
-            hangups.append(loop.call_later(2.0, feed, hangup))
-    achieved_rate = expected / (time.monotonic() - start)
+        comes_in, agent_called, hangup = frames_for(call, number, rng.randrange(agents))
+        feed(comes_in)
+        if ivr_seconds > 0:
+            # The caller hears the greeting and presses a key before the queue rings.
+            hangups.append(loop.call_later(ivr_seconds, ring, call, agent_called, hangup))
+        else:
+            ring(call, agent_called, hangup)
+    await asyncio.sleep(ivr_seconds)
+    achieved_rate = expected / (time.monotonic() - start - ivr_seconds)
     try:
         await asyncio.wait_for(all_in.wait(), timeout=60)
     except TimeoutError:
@@ -257,7 +280,7 @@ async def run(url: str, backend: str, owners: int, agents: int, rate: float,
 
     return {
         "bench": "screenpop_latency", "backend": backend, "owners": owners, "agents": agents,
-        "rate_per_s": rate, "achieved_rate_per_s": round(achieved_rate, 1), "calls": expected,
+        "rate_per_s": rate, "ivr_seconds": ivr_seconds, "achieved_rate_per_s": round(achieved_rate, 1), "calls": expected,
         "received": len(lat_ms), "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
         "max_ms": round(lat_ms[-1], 2) if lat_ms else -1,
         "mean_ms": round(statistics.fmean(lat_ms), 2) if lat_ms else -1,
@@ -265,7 +288,7 @@ async def run(url: str, backend: str, owners: int, agents: int, rate: float,
         "server_p99_ms": round(q_ms[min(len(q_ms) - 1, int(0.99 * len(q_ms)))], 2) if q_ms else -1,
         "audit_rows": audit_rows,
         "seed_seconds": round(seed_s, 1),
-        "measured_from": "AgentCalled bytes handed to FrameParser (+CallTracker, bus, pop build, "
+        "measured_from": "QueueCallerJoin+AgentCalled bytes handed to FrameParser (+CallTracker, bus, pop build, "
                          "audit) to pop frame decoded by the agent's WebSocket client",
     }
 
@@ -277,7 +300,7 @@ async def main_async(args: argparse.Namespace) -> None:
             if backend == "sqlite":
                 url = f"sqlite:///{tmp}/bench.sqlite3"
                 result = await run(url, backend, args.owners, args.agents, args.rate,
-                                   args.seconds, Path(tmp))
+                                   args.seconds, Path(tmp), args.ivr_seconds)
             else:
                 name = f"cc_bench_{uuid.uuid4().hex[:8]}"
                 conn = await asyncpg.connect(PG_ADMIN, timeout=10)
@@ -286,7 +309,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 url = make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
                 try:
                     result = await run(url, backend, args.owners, args.agents, args.rate,
-                                       args.seconds, Path(tmp))
+                                       args.seconds, Path(tmp), args.ivr_seconds)
                 finally:
                     conn = await asyncpg.connect(PG_ADMIN, timeout=10)
                     await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -312,6 +335,9 @@ async def client_main(base: str, tokens: list[str]) -> None:
                     out.write(f"{data['call']['call_id']} {time.monotonic()}\n")
                     out.flush()
 
+        # The agents' side stands in for browsers, which have no pauses of CPython's
+        # collector: settle this process's heap as the server settles its own.
+        settle_heap()
         out.write("READY\n")
         out.flush()
         await asyncio.gather(*(reader(ws) for ws in sockets))
@@ -328,6 +354,10 @@ def main() -> None:
     ap.add_argument("--agents", type=int, default=200)
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--ivr-seconds", type=float, default=3.0,
+                    help="time between a call coming in (Newchannel) and ringing an agent "
+                         "(AgentCalled): the greeting and a key press; 0 rings at once, "
+                         "so the pop is built on the ringing path (the cold case)")
     asyncio.run(main_async(ap.parse_args()))
 
 

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from callcenter.heap import settle_heap
+
 log = logging.getLogger(__name__)
 
 
@@ -26,6 +28,7 @@ async def serve(app: web.Application, host: str, port: int, *,
         if isinstance(addr, tuple) and len(addr) >= 2:
             bound = int(addr[1])
             break
+    log.debug("%d objects frozen after start-up", settle_heap())
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

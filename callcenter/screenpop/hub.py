@@ -73,6 +73,8 @@ class LiveCall:
     rung: dict[str, int] = field(default_factory=dict)  # target / member name → user id
     pop: dict[str, Any] | None = None
     pop_future: asyncio.Future[dict[str, Any]] | None = None
+    pop_built_mono: float | None = None
+    refreshing: bool = False
 
 
 @dataclass
@@ -132,8 +134,15 @@ class AgentHub:
                  staff: StaffDirectory, clock: Clock, timezone: str = "Asia/Shanghai",
                  notifiers: StaffNotifiers | None = None, audit: AuditWriter | None = None,
                  outbox_size: int = 256, send_timeout_s: float = 10.0,
-                 wall_debounce_s: float = 0.2, ended_linger: int = 200) -> None:
+                 wall_debounce_s: float = 0.2, ended_linger: int = 200,
+                 prefetch: bool = True, pop_fresh_s: float = 20.0) -> None:
+        """``prefetch``: build the pop as soon as a call with a caller number comes in
+        (it then waits in the IVR or the queue), so ringing an agent costs no database
+        work. ``pop_fresh_s``: a pop older than this when it is shown is shown at once
+        and rebuilt behind it; the card updates if anything changed."""
         self._sm = sessionmaker
+        self._prefetch = prefetch
+        self._pop_fresh_s = pop_fresh_s
         self._builder = builder
         self.staff = staff
         self._clock = clock
@@ -145,6 +154,7 @@ class AgentHub:
         self._wall_debounce = wall_debounce_s
         self.calls: dict[str, LiveCall] = {}
         self.connections: dict[int, set[Connection]] = {}
+        self._wall_viewers = 0  # open connections of supervisors and admins
         self.agent_states: dict[int, AgentState] = {}
         self.stats = DailyStats()
         self.history: deque[dict[str, Any]] = deque(maxlen=ended_linger)
@@ -163,8 +173,16 @@ class AgentHub:
         self._unsubscribe.append(bus.subscribe("ticket.created", self.on_ticket_created))
 
     async def on_ticket_created(self, event: DomainEvent) -> None:
-        """A ticket about a person is a look at their record: audit it (reason ``ticket``)."""
+        """A ticket about a person is a look at their record: audit it (reason ``ticket``).
+        Live pops showing that person or room are rebuilt (a new open repair)."""
         person_id = event.data.get("person_id")
+        room_id = event.data.get("room_id")
+        for call in list(self.calls.values()):
+            if call.pop is not None and (
+                    (isinstance(person_id, int) and person_id in person_ids_in(call.pop))
+                    or (isinstance(room_id, int)
+                        and any(r["room_id"] == room_id for r in call.pop.get("rooms", ())))):
+                self._spawn(self._refresh(call, push_only_if_changed=True))
         creator = str(event.data.get("created_by") or "")
         if self._audit is None or not isinstance(person_id, int):
             return
@@ -187,6 +205,7 @@ class AgentHub:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.staff.close()
         if self._audit is not None:
             await self._audit.close()
 
@@ -217,21 +236,23 @@ class AgentHub:
                           send_timeout_s=self._send_timeout, remote=remote)
         conn.writer = self._spawn(conn.write_loop(), work=False)
         self.connections.setdefault(identity.user_id, set()).add(conn)
-        state = self.agent_states.setdefault(identity.user_id,
-                                             AgentState(since_mono=self._clock.monotonic()))
-        conn.push(_dumps({"type": "hello", "user": {"id": identity.user_id,
-                                                    "name": identity.display_name,
-                                                    "role": identity.role},
-                          "status": self._status_json(state)}))
-        for call in list(self.calls.values()):
-            if identity.user_id in call.targets and call.state in LIVE_STATES and call.pop:
-                if call.answered_by not in (None, identity.user_id):
-                    continue
-                conn.push(self._pop_frame(call, identity))
         if identity.role in WALL_ROLES:
-            conn.push(_dumps({"type": "wall", "wall": await self.wall()}))
-        self._wall_changed()
+            self._wall_viewers += 1
         try:
+            state = self.agent_states.setdefault(identity.user_id,
+                                                 AgentState(since_mono=self._clock.monotonic()))
+            conn.push(_dumps({"type": "hello", "user": {"id": identity.user_id,
+                                                        "name": identity.display_name,
+                                                        "role": identity.role},
+                              "status": self._status_json(state)}))
+            for call in list(self.calls.values()):
+                if identity.user_id in call.targets and call.state in LIVE_STATES and call.pop:
+                    if call.answered_by not in (None, identity.user_id):
+                        continue
+                    conn.push(self._pop_frame(call, identity))
+            if identity.role in WALL_ROLES:
+                conn.push(_dumps({"type": "wall", "wall": await self.wall()}))
+            self._wall_changed()
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     await self._on_client_message(conn, msg.data)
@@ -243,6 +264,8 @@ class AgentHub:
                 conns.discard(conn)
                 if not conns:
                     del self.connections[identity.user_id]
+            if identity.role in WALL_ROLES:
+                self._wall_viewers -= 1
             if conn.writer is not None:
                 conn.writer.cancel()
             self._wall_changed()
@@ -310,7 +333,9 @@ class AgentHub:
         if call_id in self._ended_ids and call_id not in self.calls:
             return  # a late event of a call already over: do not bring it back
         if kind == "started":
-            self._call(call_id, data)
+            call = self._call(call_id, data)
+            if self._prefetch and call.caller and call.pop is None and call.pop_future is None:
+                self._spawn(self._prefetch_pop(call))
         elif kind == "ivr_choice":
             call = self._call(call_id, data)
             path = data.get("ivr_path")
@@ -372,25 +397,43 @@ class AgentHub:
             call.ivr_path = [str(p) for p in path]
         return call
 
+    @staticmethod
+    def _context(call: LiveCall) -> CallContext:
+        return CallContext(call_id=call.call_id, caller=call.caller, community=call.community,
+                           queue=call.queue, ivr_path=tuple(call.ivr_path),
+                           started_at=call.started_at)
+
     async def _ensure_pop(self, call: LiveCall) -> dict[str, Any]:
         if call.pop is not None:
+            if (call.pop_built_mono is not None and not call.refreshing
+                    and self._clock.monotonic() - call.pop_built_mono > self._pop_fresh_s):
+                # Built long ago (the caller waited in the IVR or the queue): show it now,
+                # rebuild behind it.
+                call.refreshing = True
+                self._spawn(self._refresh(call, push_only_if_changed=True))
             return call.pop
         if call.pop_future is None:
-            call.pop_future = asyncio.get_running_loop().create_future()
+            future = call.pop_future = asyncio.get_running_loop().create_future()
             try:
-                pop = await self._builder.build(CallContext(
-                    call_id=call.call_id, caller=call.caller, community=call.community,
-                    queue=call.queue, ivr_path=tuple(call.ivr_path),
-                    started_at=call.started_at))
+                pop = await self._builder.build(self._context(call))
             except BaseException as exc:
-                call.pop_future.set_exception(exc)
-                call.pop_future.exception()  # mark retrieved
-                call.pop_future = None
+                future.set_exception(exc)
+                future.exception()  # mark retrieved
+                if call.pop_future is future:
+                    call.pop_future = None
                 raise
             call.pop = pop
-            call.pop_future.set_result(pop)
+            call.pop_built_mono = self._clock.monotonic()
+            future.set_result(pop)
             return pop
         return await asyncio.shield(call.pop_future)
+
+    async def _prefetch_pop(self, call: LiveCall) -> None:
+        try:
+            await self._ensure_pop(call)
+        except Exception:
+            # Ringing builds it again (and reports a failure where it matters).
+            log.warning("pop prefetch for call %s failed", call.call_id, exc_info=True)
 
     async def _deliver(self, call: LiveCall, entries: list[StaffEntry], *,
                        everyone: bool) -> None:
@@ -502,10 +545,25 @@ class AgentHub:
         call = self.calls.get(call_id)
         if call is None or call.pop is None:
             return False
-        call.pop = None
-        call.pop_future = None
-        await self._ensure_pop(call)
-        self._push_call(call)
+        return await self._refresh(call, push_only_if_changed=False)
+
+    async def _refresh(self, call: LiveCall, *, push_only_if_changed: bool) -> bool:
+        """Build the pop again; the card keeps the old one until the new one is ready."""
+        try:
+            pop = await self._builder.build(self._context(call))
+        except Exception:
+            log.warning("pop refresh for call %s failed; the card keeps the old one",
+                        call.call_id, exc_info=True)
+            return False
+        finally:
+            call.refreshing = False
+        if self.calls.get(call.call_id) is not call:
+            return False  # ended meanwhile
+        changed = pop != call.pop
+        call.pop = pop
+        call.pop_built_mono = self._clock.monotonic()
+        if changed or not push_only_if_changed:
+            self._push_call(call)
         return True
 
     # ------------------------------------------------------------------ audit and notify
@@ -549,7 +607,7 @@ class AgentHub:
         return st
 
     def _wall_changed(self) -> None:
-        if not any(c.identity.role in WALL_ROLES for cs in self.connections.values() for c in cs):
+        if not self._wall_viewers:
             return
         if self._wall_task is not None and not self._wall_task.done():
             return

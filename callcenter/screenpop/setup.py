@@ -29,7 +29,8 @@ def setup_screenpop(app: web.Application, *, tickets: OpenTicketsSource | None =
                     notify_policy: RetryPolicy | None = None,
                     notify_recorder: DeliveryRecorder | None = None,
                     smtp: SmtpSettings | None = None,
-                    wall_debounce_s: float = 0.2, audit_flush_s: float = 0.2) -> None:
+                    wall_debounce_s: float = 0.2, audit_flush_s: float = 0.2,
+                    pop_fresh_s: float = 20.0) -> None:
     """Call from ``create_app`` after the database ``cleanup_ctx`` is in place.
 
     ``tickets`` / ``calls`` give the pop open repairs and the caller's last calls;
@@ -49,7 +50,7 @@ def setup_screenpop(app: web.Application, *, tickets: OpenTicketsSource | None =
                        staff=StaffDirectory(sm, clock), clock=clock,
                        timezone=app[SETTINGS].timezone, notifiers=notifiers,
                        audit=AuditWriter(sm, flush_every_s=audit_flush_s),
-                       wall_debounce_s=wall_debounce_s)
+                       wall_debounce_s=wall_debounce_s, pop_fresh_s=pop_fresh_s)
         await hub.load_today()
         hub.subscribe(app[BUS])
         app[AGENT_HUB] = hub

@@ -18,15 +18,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from callcenter.ami.setup import setup_ami
 from callcenter.app import create_app
 from callcenter.appkeys import BUS, CLOCK
-from callcenter.console.setup import setup_console
-from callcenter.screenpop.setup import setup_screenpop
 from callcenter.settings import AsteriskSettings, Secret
 from callcenter.simulator import AsteriskStandIn, Caller, HangUp, Phone, ScaledClock, Wait
-from callcenter.tickets import setup_tickets
-from tests.console.helpers import FAST_HASHER, OWNER_MOBILE, PASSWORD, make_settings, seed_directory
+from tests.console.helpers import OWNER_MOBILE, PASSWORD, make_settings, seed_directory
 from ticketing.services import NewTicket, TicketService
 
 pytestmark = pytest.mark.browser
@@ -67,11 +63,7 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
     settings = replace(make_settings(db_url, tmp_path), asterisk=(AsteriskSettings(
         name="pbx1", host="127.0.0.1", port=standin.ami_port, username="cc",
         secret=Secret("ccsecret"), community="hupan"),))
-    app = create_app(settings)
-    setup_ami(app)
-    setup_console(app, hasher=FAST_HASHER)
-    setup_screenpop(app, wall_debounce_s=0, audit_flush_s=0)
-    setup_tickets(app)
+    app = create_app(settings, transcribe=False)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     page = await browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 900})
@@ -118,6 +110,9 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
         await notice.wait_for(state="visible", timeout=10000)
         text = await notice.inner_text()
         assert text.startswith("报修单已创建"), text
+        # The card updates itself with the new open repair, keeping the message.
+        await card.get_by_text("卫生间地漏反水（新建）").wait_for(timeout=10000)
+        assert (await card.locator(".notice").inner_text()).startswith("报修单已创建")
 
         # The supervisor's wall shows the call waiting, live over the WebSocket.
         boss_ctx = await browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,11 @@ from sqlalchemy import select, update
 
 from callcenter.appkeys import BUS
 from callcenter.bus import DomainEvent
+from callcenter.clock import ManualClock
 from callcenter.console.keys import AGENT_HUB
 from callcenter.console.models import AuditEntry
-from callcenter.directory.models import StaffUser
+from callcenter.directory.models import FeeAccount, StaffUser
+from callcenter.screenpop.sources import TicketSummary
 from tests.console.helpers import OWNER_MOBILE, login, running_app, seed_directory
 
 
@@ -46,6 +49,14 @@ async def nothing_pending(ws: Any) -> None:
         if msg["type"] == "pong":
             return
         assert msg["type"] in ("hello", "wall", "status"), f"unexpected frame {msg}"
+
+
+async def agent_socket(client: TestClient[Any, Any], username: str) -> Any:
+    """Sign in and open the console's WebSocket, past its hello."""
+    await login(client, username)
+    ws = await client.ws_connect("/ws/agent")
+    await frame(ws, "hello")
+    return ws
 
 
 async def publish(client: TestClient[Any, Any], name: str, **data: Any) -> None:
@@ -256,3 +267,88 @@ async def test_late_events_of_an_ended_call_do_not_revive_it(
         await frame(ws, "hello")
         await nothing_pending(ws)
         await ws.close()
+
+
+async def test_pop_is_built_when_the_call_comes_in_and_refreshed_when_stale(
+        sessionmaker: Any, db_url: str, tmp_path: Path) -> None:
+    """The pop is built on ``call.started`` (the caller is still in the IVR), so
+    ringing shows it without a database trip; one older than ``pop_fresh_s`` is
+    shown at once and rebuilt behind it, and the card updates if it changed."""
+    seed = await seed_directory(sessionmaker)
+    clock = ManualClock()
+    async with running_app(db_url, tmp_path, clock=clock, pop_fresh_s=20) as client:
+        hub = client.app[AGENT_HUB]
+        ws = await agent_socket(client, "xiaoli")
+        await publish(client, "started", call_id="c9", caller=OWNER_MOBILE, community="hupan")
+        await hub.settle()
+        assert hub.calls["c9"].pop is not None, "built before anyone is rung"
+        assert hub.calls["c9"].pop["rooms"][0]["arrears"] == "1200.50"
+
+        # The owner pays while waiting in the queue; 30 s later the queue rings xiaoli.
+        async with sessionmaker() as s:
+            await s.execute(update(FeeAccount).where(FeeAccount.room_id == seed.rooms["3-1-1201"])
+                            .values(arrears=Decimal("0")))
+            await s.commit()
+        await clock.advance(30)
+        await publish(client, "ringing", call_id="c9", interface="Local/8001@from-queue/n")
+        first = await frame(ws, "pop")
+        assert first["pop"]["rooms"][0]["arrears"] == "1200.50"  # shown at once, as built
+        second = await frame(ws, "pop")  # then the rebuilt one
+        assert second["call"]["state"] == "ringing"
+        assert second["pop"]["rooms"][0]["arrears"] == "0.00"
+        assert not second["pop"]["rooms"][0]["in_arrears"]
+        await hub.settle()
+        await nothing_pending(ws)  # one rebuild, no loop of refreshes
+
+
+async def test_a_fresh_prefetched_pop_is_not_rebuilt(
+        sessionmaker: Any, db_url: str, tmp_path: Path) -> None:
+    await seed_directory(sessionmaker)
+    clock = ManualClock()
+    async with running_app(db_url, tmp_path, clock=clock, pop_fresh_s=20) as client:
+        hub = client.app[AGENT_HUB]
+        ws = await agent_socket(client, "xiaoli")
+        await publish(client, "started", call_id="c10", caller=OWNER_MOBILE)
+        await hub.settle()
+        built = hub.calls["c10"].pop
+        await clock.advance(5)
+        await publish(client, "ringing", call_id="c10", interface="Local/8001@from-queue/n")
+        assert (await frame(ws, "pop"))["pop"]["title"] == "张伟"
+        await hub.settle()
+        await nothing_pending(ws)
+        assert hub.calls["c10"].pop is built
+
+
+async def test_a_ticket_created_during_the_call_updates_the_card(
+        sessionmaker: Any, db_url: str, tmp_path: Path) -> None:
+    seed = await seed_directory(sessionmaker)
+    tickets = _Tickets()
+    async with running_app(db_url, tmp_path, tickets=tickets) as client:
+        hub = client.app[AGENT_HUB]
+        ws = await agent_socket(client, "xiaoli")
+        await publish(client, "ringing", call_id="c11", caller=OWNER_MOBILE,
+                      interface="Local/8001@from-queue/n")
+        assert (await frame(ws, "pop"))["pop"]["rooms"][0]["open_tickets"] == []
+        tickets.rows.append(TicketSummary(ticket_id=7, room_id=seed.rooms["3-1-1201"],
+                                          title="厨房漏水", state="new", state_label="待派单"))
+        await client.app[BUS].publish_and_wait(DomainEvent(
+            "ticket.created", {"person_id": seed.people["张伟"],
+                               "room_id": seed.rooms["3-1-1201"], "number": "T-7"}))
+        await hub.settle()
+        msg = await frame(ws, "pop")
+        assert [t["title"] for t in msg["pop"]["rooms"][0]["open_tickets"]] == ["厨房漏水"]
+        # A ticket about someone else leaves the card alone.
+        await client.app[BUS].publish_and_wait(DomainEvent(
+            "ticket.created", {"person_id": 999_999, "room_id": 999_999, "number": "T-8"}))
+        await hub.settle()
+        await nothing_pending(ws)
+
+
+class _Tickets:
+    """Open tickets from a list the test fills (the ticket tables are another part)."""
+
+    def __init__(self) -> None:
+        self.rows: list[TicketSummary] = []
+
+    def open_tickets(self, session: Any, room_ids: Any, person_ids: Any) -> list[TicketSummary]:
+        return [t for t in self.rows if t.room_id in room_ids]

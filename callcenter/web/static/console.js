@@ -116,8 +116,12 @@
     let card = calls.querySelector(`[data-call-id="${CSS.escape(call.call_id)}"]`);
     const fresh = !card;
     const keepForms = card ? card.querySelector(".forms") : null;
+    const keepNotice = card ? card.querySelector(".notice") : null;
     const next = buildCard(call, pop);
+    // An update of the call (answered, a new open repair...) keeps what the agent
+    // was typing and the last message shown.
     if (keepForms && keepForms.childElementCount) next.querySelector(".forms").replaceWith(keepForms);
+    if (keepNotice && !keepNotice.hidden) next.querySelector(".notice").replaceWith(keepNotice);
     if (fresh) calls.prepend(next); else card.replaceWith(next);
   }
 
@@ -182,8 +186,14 @@
     return card;
   }
 
+  function current(card) {
+    // The card on the page now: a pop update may have replaced the one a button was on.
+    const id = card.dataset.callId;
+    return (calls && id && calls.querySelector(`[data-call-id="${CSS.escape(id)}"]`)) || card;
+  }
+
   function notice(card, text, isError) {
-    const n = card.querySelector(".notice");
+    const n = current(card).querySelector(".notice");
     n.hidden = false;
     n.className = "notice" + (isError ? " error" : "");
     n.textContent = text;
@@ -257,7 +267,7 @@
         const ref = t && (t.number || t.reference || t.id);
         notice(card, `报修单已创建${ref ? "：" + ref : ""}`);
         if (t && t.id) {
-          const n = card.querySelector(".notice");
+          const n = current(card).querySelector(".notice");
           n.append(" ", el("a", {href: `${body.dataset.ticketsPage}/${t.id}`, text: "查看"}));
         }
       } catch (e) { notice(card, "创建报修单失败：" + e.message, true); }
