@@ -23,6 +23,7 @@ from callcenter.paging.services import IncidentRequest, PagingService
 from callcenter.settings import Settings
 from ivr.channel import Channel
 from ivr.engine import CallerInfo, RoomRef, VoicemailContext
+from recordings.ivr_hint import IvrHint, encode_hint
 from ticketing.models import Ticket
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,11 @@ class HotlineServices:
                         context: VoicemailContext | None = None) -> None:
         if context is not None:
             log.info("voicemail %s after %s", mailbox, context.path_text)
+            # app_voicemail writes VM_CATEGORY into the message's .txt: the ticket
+            # made of the message learns the room and the menu path from it.
+            await channel.set_variable("VM_CATEGORY", encode_hint(IvrHint(
+                call_id=context.call_id, room_id=context.room.room_id if context.room else None,
+                path=context.path)))
         await channel.exec("VoiceMail", f"{mailbox}@{self.settings.voicemail.context},s")
 
     async def emergency(self, channel: Channel, *, community: str | None, category: str,

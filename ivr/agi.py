@@ -95,6 +95,9 @@ class AgiChannel(ABC):
     """
 
     env: dict[str, str]
+    #: the community of the Asterisk that handed over the call, when its link has one
+    #: (AsyncAGI over a community's AMI link; FastAGI cannot tell)
+    link_community: str | None = None
 
     @property
     def uniqueid(self) -> str:

@@ -13,6 +13,7 @@ from ivr.agi import AgiResult
 
 class Channel(Protocol):
     env: dict[str, str]
+    link_community: str | None
 
     @property
     def uniqueid(self) -> str: ...

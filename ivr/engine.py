@@ -138,7 +138,8 @@ class IvrEngine:
     async def _run(self, call: _Call) -> None:
         channel = call.channel
         try:
-            call.menus = self.store.current()  # this call keeps this version to the end
+            # The community's own menus, else the shared ones; kept to the end of the call.
+            call.menus = self.store.current(call.community)
             try:
                 call.mode = str(self.time_modes.mode_for(call.community, self.clock.now()))
             except Exception:
@@ -149,10 +150,15 @@ class IvrEngine:
                 if linkedid:
                     structlog.contextvars.bind_contextvars(linkedid=linkedid)
             call.caller = await self.services.identify_caller(channel.caller_number)
-            log.info("IVR call from %s (%s), %s mode, menus v%d", channel.caller_number,
-                     "known" if call.caller.known else "unknown", call.mode, call.menus.version)
-            await self._play(call, "welcome-owner" if call.caller.known else "welcome")
-            await self._menu(call, call.menus.entry_menu(call.mode), depth=0)
+            log.info("IVR call from %s (%s) for %s, %s mode, menus v%d of %s",
+                     channel.caller_number, "known" if call.caller.known else "unknown",
+                     call.community or "-", call.mode, call.menus.version,
+                     call.menus.community or "all communities")
+            entry = call.menus.entry_menu(call.mode)
+            # Callers who know the menu press their key during the greeting: it counts.
+            typed = await self._play(call, "welcome-owner" if call.caller.known else "welcome",
+                                     "".join(entry.options))
+            await self._menu(call, entry, depth=0, first=typed or None)
             log.info("IVR done: %s", call.path_text)
         except CallerHungUp:
             log.info("caller hung up after %s", call.path_text or "the greeting")
@@ -168,7 +174,9 @@ class IvrEngine:
             return None
         return await call.channel.stream_file(prompt, escape)
 
-    async def _choose(self, call: _Call, menu: Menu) -> str | None:
+    async def _choose(self, call: _Call, menu: Menu, first: str | None = None) -> str | None:
+        if first:
+            return first
         keys = "".join(menu.options)
         for prompt in menu.prompts:
             digit = await self._play(call, prompt, keys)
@@ -176,12 +184,13 @@ class IvrEngine:
                 return digit
         return await call.channel.wait_for_digit(int(menu.timeout_s * 1000))
 
-    async def _menu(self, call: _Call, menu: Menu, depth: int) -> None:
+    async def _menu(self, call: _Call, menu: Menu, depth: int, first: str | None = None) -> None:
         if depth > MAX_DEPTH:
             raise RuntimeError(f"menus nest deeper than {MAX_DEPTH} at {menu.name!r}")
         failures = 0
         while True:
-            digit = await self._choose(call, menu)
+            digit = await self._choose(call, menu, first)
+            first = None
             action = menu.options.get(digit) if digit else None
             if action is not None:
                 await self._step(call, action.label or digit or "")

@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 HEADER_TIMEOUT_S = 10.0
 MAX_HEADER_LINES = 200
 MAX_LINE = 8192
+# Asterisk opens one connection per call: a burst of calls (a building loses its
+# water at 7 a.m.) must queue in the kernel, not be dropped. asyncio's default of
+# 100 overflowed under 1,000 calls at once and the dropped connects came back a
+# second later, all together (bench/ivr_concurrency.py). The kernel caps it at
+# net.core.somaxconn.
+LISTEN_BACKLOG = 1024
 
 
 class FastAgiChannel(AgiChannel):
@@ -153,7 +159,7 @@ class FastAgiServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, self.host, self._port,
-                                                  limit=MAX_LINE)
+                                                  limit=MAX_LINE, backlog=LISTEN_BACKLOG)
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -65,6 +65,7 @@ class MenuSet:
     entry: MappingProxyType[str, str]
     safe_fallback: MappingProxyType[str, Action]
     version: int = 0
+    community: str | None = None  # the community whose own menus these are; None: shared
 
     def entry_menu(self, mode: str) -> Menu:
         return self.menus[self.entry[mode]]
@@ -184,8 +185,12 @@ def parse_menus(data: dict[str, Any], source: str, version: int = 0) -> MenuSet:
     for name in menus:
         if name not in reachable:
             raise _err(source, f"menu {name!r}", name, "unreachable: no entry or option leads here")
+    community = data.get("community")
+    if community is not None and (not isinstance(community, str) or not community.strip()):
+        raise _err(source, "top level", "community", "expected a community code such as \"hupan\"")
     return MenuSet(source, MappingProxyType(dict(prompts)), MappingProxyType(menus),
-                   MappingProxyType(dict(entry)), MappingProxyType(safe), version)
+                   MappingProxyType(dict(entry)), MappingProxyType(safe), version,
+                   community.strip() if community else None)
 
 
 _TOML_AT = re.compile(r"\(at line (\d+), column \d+\)")
@@ -235,20 +240,46 @@ def load_menus(path: Path, version: int = 0) -> MenuSet:
     return parse_menus(data, str(path), version)
 
 
-@dataclass
 class MenuStore:
-    """The menus in force. ``reload()`` validates the file first: a broken edit
-    is reported and the old menus stay."""
+    """The menus in force: one file shared by every community, and files of their
+    own for some (a file with a top-level ``community = "code"``). ``reload()``
+    validates every file before swapping any: a broken edit is reported and the
+    old menus stay. Without a shared file, the first file serves everyone else."""
 
-    path: Path = DEFAULT_MENUS
-    _current: MenuSet | None = field(default=None, init=False)
+    def __init__(self, *paths: Path) -> None:
+        self.paths: tuple[Path, ...] = tuple(paths) or (DEFAULT_MENUS,)
+        self._sets: dict[str | None, MenuSet] | None = None
 
-    def current(self) -> MenuSet:
-        if self._current is None:
-            self._current = load_menus(self.path, 1)
-        return self._current
+    @property
+    def path(self) -> Path:
+        return self.paths[0]
+
+    def current(self, community: str | None = None) -> MenuSet:
+        """The menus a call for ``community`` runs on (the shared set by default)."""
+        sets = self.all()
+        return (sets.get(community) or sets[None]) if community else sets[None]
+
+    def all(self) -> dict[str | None, MenuSet]:
+        """Every set in force, keyed by community (``None``: the shared one)."""
+        if self._sets is None:
+            self._sets = self._load_all(1)
+        return self._sets
 
     def reload(self) -> MenuSet:
-        version = self._current.version + 1 if self._current else 1
-        self._current = load_menus(self.path, version)
-        return self._current
+        version = self.current().version + 1 if self._sets else 1
+        self._sets = self._load_all(version)
+        return self._sets[None]
+
+    def _load_all(self, version: int) -> dict[str | None, MenuSet]:
+        sets: dict[str | None, MenuSet] = {}
+        for path in self.paths:
+            menus = load_menus(path, version)
+            if menus.community in sets:
+                other = sets[menus.community].source
+                what = (f"community {menus.community!r}" if menus.community
+                        else "the shared menus (no `community` key)")
+                raise MenuError(f"{path}: community: {what} already come from {other}")
+            sets[menus.community] = menus
+        if None not in sets:
+            sets[None] = sets[next(iter(sets))]
+        return sets

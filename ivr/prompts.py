@@ -46,12 +46,34 @@ class BuildReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def build_prompts(texts: Mapping[str, str], out: Path, *, lang: str = "zh",
-                  voice: str = "cmn", force: bool = False) -> BuildReport:
+def _tools() -> tuple[str, str]:
     espeak, sox = shutil.which("espeak-ng"), shutil.which("sox")
     if not espeak or not sox:
         raise PromptToolMissing("需要 espeak-ng 和 sox / espeak-ng and sox are needed "
                                 "(Debian: apt-get install espeak-ng sox)")
+    return espeak, sox
+
+
+def speak(text: str, target: Path, *, voice: str = "cmn") -> Path:
+    """``text`` spoken by espeak-ng into an 8 kHz 16-bit mono WAV (telephone audio)."""
+    espeak, sox = _tools()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.wav"
+        _render(espeak, sox, voice, text, raw, target)
+    return target
+
+
+def _render(espeak: str, sox: str, voice: str, text: str, raw: Path, target: Path) -> None:
+    subprocess.run([espeak, "-v", voice, "-w", str(raw), text], check=True,
+                   capture_output=True, timeout=60)
+    subprocess.run([sox, str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer",
+                    str(target)], check=True, capture_output=True, timeout=60)
+
+
+def build_prompts(texts: Mapping[str, str], out: Path, *, lang: str = "zh",
+                  voice: str = "cmn", force: bool = False) -> BuildReport:
+    espeak, sox = _tools()
     report = BuildReport()
     base = out / lang
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,9 +84,6 @@ def build_prompts(texts: Mapping[str, str], out: Path, *, lang: str = "zh",
                 report.skipped.append(name)  # a real recording (or an earlier build) wins
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([espeak, "-v", voice, "-w", str(raw), text], check=True,
-                           capture_output=True, timeout=60)
-            subprocess.run([sox, str(raw), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer",
-                            str(target)], check=True, capture_output=True, timeout=60)
+            _render(espeak, sox, voice, text, raw, target)
             report.rendered.append(name)
     return report

@@ -58,6 +58,7 @@ class AsyncAgiChannel(AgiChannel):
     def __init__(self, link: AgiLink, channel: str, env: dict[str, str], *,
                  linkedid: str = "", command_timeout_s: float = 60.0) -> None:
         self.link = link
+        self.link_community = getattr(link, "community", None)
         self.channel = channel
         self.env = env
         self.linkedid = linkedid or env.get("agi_uniqueid", "")

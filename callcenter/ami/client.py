@@ -172,6 +172,7 @@ class AmiLink:
     ) -> None:
         self.config = config
         self.name = config.name
+        self.community: str | None = getattr(config, "community", None)
         self._rng = rng or random.Random()
         self._reconnect_base = reconnect_base_s
         self.resync_debounce_s = resync_debounce_s

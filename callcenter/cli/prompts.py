@@ -31,8 +31,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     from ivr.prompts import PromptToolMissing, build_prompts
 
     settings = settings_from_args(args)
-    store = MenuStore(settings.ivr_menus[0]) if settings.ivr_menus else MenuStore()
-    texts = {**store.current().prompts, **PROMPT_TEXTS}
+    store = MenuStore(*settings.ivr_menus)
+    texts = {k: v for menus in store.all().values() for k, v in menus.prompts.items()}
+    texts.update(PROMPT_TEXTS)
     out = args.out or settings.data_dir / "sounds"
     try:
         report = build_prompts(texts, out, lang=args.lang, force=args.force)

@@ -15,7 +15,7 @@ class ScriptedChannel(AgiChannel):
 
     def __init__(self, keys: list[str], *, caller: str = "13812345678",
                  fail_exec: set[str] | None = None, missing: set[str] | None = None,
-                 linkedid: str | None = None) -> None:
+                 linkedid: str | None = None, typeahead: str = "") -> None:
         self.env = {"agi_uniqueid": "1700000000.1", "agi_callerid": caller,
                     "agi_calleridname": "测试", "agi_channel": "PJSIP/trunk-1"}
         self.keys = deque(keys)
@@ -25,6 +25,7 @@ class ScriptedChannel(AgiChannel):
         self.linkedid = linkedid
         self.closed = False
         self.gone = False
+        self.typeahead = typeahead  # a key pressed during the greeting (not from ``keys``)
 
     def _next_key(self) -> str:
         if not self.keys:
@@ -41,6 +42,9 @@ class ScriptedChannel(AgiChannel):
             return parse_agi_result("200 result=-1 endpos=0")
         if name == "GET VARIABLE" and verb[2] == "CHANNEL(linkedid)" and self.linkedid:
             return parse_agi_result(f"200 result=1 ({self.linkedid})")
+        if name == "STREAM FILE" and verb[2].split(" ")[0] in ("welcome", "welcome-owner"):
+            key, self.typeahead = self.typeahead, ""
+            return parse_agi_result(f"200 result={ord(key) if key else 0} endpos=100")
         if name in ("STREAM FILE", "WAIT FOR", "GET DATA"):
             collects = name != "STREAM FILE" or not command.endswith('""')
             if collects:

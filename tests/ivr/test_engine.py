@@ -95,6 +95,19 @@ async def test_known_owner_reports_a_water_repair_in_office_hours() -> None:
     assert ch.played()[0] == "welcome-owner" and "main-office" in ch.played()
 
 
+async def test_a_key_pressed_during_the_greeting_chooses_in_the_top_menu() -> None:
+    """Regular callers press 1 while the greeting plays: it counts, the top menu's
+    prompt is skipped, and the greeting is interruptible by the top menu's keys only."""
+    s = Services(caller=OWNER)
+    ch = ScriptedChannel(["1"], typeahead="1")
+    await _engine(s, OFFICE).run(ch, call_id="c1")
+    assert s.choices == ["报修", "水电"] and s.calls == [("queue", "frontdesk")]
+    assert "main-office" not in ch.played()
+    welcome = next(c for c in ch.commands if c.startswith("STREAM FILE welcome-owner"))
+    top_keys = "".join(MenuStore().current().entry_menu("office").options)
+    assert welcome == f'STREAM FILE welcome-owner "{top_keys}"'
+
+
 async def test_unknown_caller_hears_the_plain_greeting() -> None:
     s = Services()
     ch = ScriptedChannel(["0"])

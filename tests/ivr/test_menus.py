@@ -117,3 +117,54 @@ def test_reload_swaps_atomically_and_keeps_the_old_menus_on_error(tmp_path: Path
     with pytest.raises(MenuError):
         store.reload()
     assert store.current() is second
+
+
+def _with_community(tmp_path: Path, name: str, community: str | None, label: str) -> Path:
+    text = DEFAULT_MENUS.read_text(encoding="utf-8").replace('label = "水电"', f'label = "{label}"')
+    if community is not None:
+        text = f'community = "{community}"\n' + text
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_community_runs_its_own_menus_and_the_others_the_shared_ones(tmp_path: Path) -> None:
+    shared = _with_community(tmp_path, "shared.toml", None, "水电")
+    own = _with_community(tmp_path, "binjiang.toml", "binjiang", "水电（滨江）")
+    store = MenuStore(shared, own)
+    assert store.current("binjiang").menus["repair"].options["1"].label == "水电（滨江）"
+    assert store.current("binjiang").community == "binjiang"
+    assert store.current("hupan").menus["repair"].options["1"].label == "水电"
+    assert store.current(None).source == str(shared)
+    before = store.current("binjiang")
+    own.write_text(own.read_text(encoding="utf-8").replace("水电（滨江）", "水电维修"),
+                   encoding="utf-8")
+    store.reload()
+    assert store.current("binjiang").menus["repair"].options["1"].label == "水电维修"
+    assert store.current("binjiang").version == store.current().version == 2
+    assert before.menus["repair"].options["1"].label == "水电（滨江）"  # a call in progress
+
+
+def test_a_broken_community_file_keeps_every_menu_in_force(tmp_path: Path) -> None:
+    shared = _with_community(tmp_path, "shared.toml", None, "水电")
+    own = _with_community(tmp_path, "binjiang.toml", "binjiang", "水电（滨江）")
+    store = MenuStore(shared, own)
+    store.current()
+    shared.write_text(shared.read_text(encoding="utf-8").replace("水电", "水电二"),
+                      encoding="utf-8")
+    own.write_text("community = 42\n" + own.read_text(encoding="utf-8").split("\n", 1)[1],
+                   encoding="utf-8")
+    with pytest.raises(MenuError, match=r"binjiang\.toml: top level: community"):
+        store.reload()
+    assert store.current().menus["repair"].options["1"].label == "水电"  # the shared one too
+    assert store.current().version == 1
+
+
+def test_two_files_for_one_community_are_refused(tmp_path: Path) -> None:
+    a = _with_community(tmp_path, "a.toml", "binjiang", "甲")
+    b = _with_community(tmp_path, "b.toml", "binjiang", "乙")
+    with pytest.raises(MenuError, match=r"b\.toml: community: community 'binjiang' already"):
+        MenuStore(a, b).current()
+    # Without a shared file the first one serves every other community.
+    store = MenuStore(a)
+    assert store.current("hupan").community == "binjiang"

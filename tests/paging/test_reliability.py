@@ -139,8 +139,9 @@ async def test_two_workers_on_one_database_dial_each_step_once(
         clock = ManualClock()
         dials: list[Dial] = []
         small = WorkerConfig(batch=1)
+        alpha_phone = ScriptedOriginator(default=NO_ANSWER, dial_log=dials)
         a = make_paging(sessionmaker, clock=clock, worker_id="alpha", worker_config=small,
-                        originator=ScriptedOriginator(default=NO_ANSWER, dial_log=dials))
+                        originator=alpha_phone)
         b = make_paging(sm2, clock=clock, worker_id="beta", worker_config=small,
                         originator=ScriptedOriginator(default=NO_ANSWER, dial_log=dials))
         await a.service.set_policy("lakeside", "plumbing", [
@@ -149,6 +150,14 @@ async def test_two_workers_on_one_database_dial_each_step_once(
         ids = []
         for n in range(12):
             ids.append((await a.service.open_incident(leak(building=str(n)))).incident_id)
+        # Alpha is held in the middle of its first dial while beta works: both take
+        # part whatever the scheduler does, and neither may take the other's step.
+        alpha_phone.block = asyncio.Event()
+        first = asyncio.create_task(a.worker.run_due())
+        await alpha_phone.entered.wait()
+        await b.worker.run_due()
+        alpha_phone.block.set()
+        await first
         await asyncio.gather(a.worker.run_due(), b.worker.run_due(), a.worker.run_due(),
                              b.worker.run_due())
         keys = Counter((d.variables["CC_INCIDENT"], d.variables["CC_PAGE_ATTEMPT"])

@@ -1,0 +1,70 @@
+"""``/admin/ivr`` (page) and ``POST /api/admin/ivr/reload`` (JSON): admins only."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from callcenter.appkeys import CLOCK, SETTINGS
+from callcenter.auth.middleware import current_identity, require_role
+from callcenter.console.http import page
+from callcenter.errors import InvalidInput
+from callcenter.ivr_admin.reloader import MenuReloader
+from callcenter.web.errors import json_response
+from callcenter.web.templating import render
+from ivr.errors import MenuError
+from ivr.holidays import HolidayCalendar
+
+IVR_RELOADER = web.AppKey("ivr_reloader", MenuReloader)
+IVR_HOLIDAYS = web.AppKey("ivr_holidays", HolidayCalendar)
+
+
+def _who(request: web.Request) -> str:
+    ident = current_identity(request)
+    return ident.username if ident else "?"
+
+
+@require_role("admin")
+async def reload_api(request: web.Request) -> web.StreamResponse:
+    reloader = request.app[IVR_RELOADER]
+    try:
+        reloader.reload(_who(request))
+    except MenuError as exc:
+        raise InvalidInput(f"菜单未重新加载，仍使用原菜单 / menus not reloaded: {exc}",
+                           field="menus", details={"error": str(exc)}) from None
+    return json_response(reloader.status())
+
+
+@page("admin")
+async def ivr_page(request: web.Request) -> web.StreamResponse:
+    return await _render_page(request)
+
+
+@page("admin")
+async def reload_form(request: web.Request) -> web.StreamResponse:
+    reloader = request.app[IVR_RELOADER]
+    try:
+        menus = reloader.reload(_who(request))
+    except MenuError as exc:
+        return await _render_page(request, error=str(exc), status=400)
+    return await _render_page(request, notice=f"菜单已重新加载：第 {menus.version} 版")
+
+
+async def _render_page(request: web.Request, *, notice: str = "", error: str = "",
+                       status: int = 200) -> web.Response:
+    status_json = request.app[IVR_RELOADER].status()
+    tz = ZoneInfo(request.app[SETTINGS].timezone)
+    today = request.app[CLOCK].now().astimezone(tz).date()
+    holidays = request.app.get(IVR_HOLIDAYS)
+    return render(request, "admin_ivr.html", {
+        "s": status_json, "notice": notice, "error": error,
+        "holidays_until": holidays.coverage_end().isoformat() if holidays else "",
+        "holidays_warning": (holidays.warning(today) or "") if holidays else "",
+    }, status=status)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/admin/ivr", ivr_page)
+    app.router.add_post("/admin/ivr/reload", reload_form)
+    app.router.add_post("/api/admin/ivr/reload", reload_api)
