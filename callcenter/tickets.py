@@ -24,6 +24,7 @@ from callcenter.bus import EventBus
 from callcenter.clock import Clock, SystemClock
 from callcenter.directory.services import community_by_code, lookup_by_number
 from callcenter.settings import Settings
+from callcenter.web.templating import setup_templates
 from recordings import http as recordings_http
 from recordings.http import RECORDINGS
 from recordings.ingest import Transcriber, TriageFn, VoicemailIngest
@@ -53,11 +54,26 @@ def default_triage() -> TriageFn | None:
 
 @asynccontextmanager
 async def transcriber_from_settings(settings: Settings) -> AsyncIterator[Transcriber | None]:
-    """The vosk pool when a model is configured, started and stopped around the block."""
-    if settings.vosk.model_path is None:
-        log.warning("vosk.model_path is not set: voicemail is not transcribed")
-        yield None
-        return
+    """The vosk pool when a model is configured (``[vosk] model_path``) or unpacked
+    under ``<data_dir>/models`` by ``callcenter vosk download``; started and stopped
+    around the block."""
+    model_path: Path | str | None = settings.vosk.model_path
+    if model_path is None:
+        from recordings.errors import ModelNotFound
+        from recordings.vosk_model import model_in_data_dir
+
+        try:
+            model_path = model_in_data_dir(settings.data_dir)
+        except ModelNotFound as exc:
+            log.error("%s: voicemail is not transcribed", exc)
+            yield None
+            return
+        if model_path is None:
+            log.warning("no Vosk model (set vosk.model_path or run `callcenter vosk download`): "
+                        "voicemail is not transcribed")
+            yield None
+            return
+        log.info("using the Vosk model in %s", model_path)
     try:
         from recordings.transcribe import TranscriberPool
     except ImportError:
@@ -67,7 +83,7 @@ async def transcriber_from_settings(settings: Settings) -> AsyncIterator[Transcr
     from recordings.errors import RecordingError
 
     try:
-        pool = TranscriberPool(settings.vosk.model_path, workers=settings.vosk.workers,
+        pool = TranscriberPool(model_path, workers=settings.vosk.workers,
                                recycle_after=settings.vosk.recycle_after,
                                job_timeout=settings.vosk.job_timeout_s)
         await pool.start()
@@ -111,6 +127,7 @@ def setup_tickets(app: web.Application, *, transcriber: TranscriberSource = None
     start-up (when the pool lives under its own AppKey and cleanup_ctx,
     registered before this one). Without one, voicemail still becomes tickets
     that say "请收听录音". ``triage_fn`` defaults to ``ticketing.triage.triage``."""
+    setup_templates(app)  # the pages use the console's layout (a no-op when it is there)
     tickets_http.add_routes(app)
     tickets_pages.add_routes(app)
     recordings_http.add_routes(app)

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bus import DomainEvent
 from callcenter.clock import Clock
+from recordings.ivr_hint import parse_hint
 from recordings.models import Recording, TranscriptionJob
 from recordings.spool import SpoolMessage, scan_spool
 from recordings.store import RecordingStore, sha256_file
@@ -273,7 +274,7 @@ class VoicemailIngest:
                             sha256=sha, stored_path=stored, size_bytes=size,
                             duration_s=msg.duration_s, caller_number=msg.caller_number,
                             caller_name=msg.caller_name, received_at=received_at,
-                            created_at=self._clock.now())
+                            ivr_hint=msg.category, created_at=self._clock.now())
             session.add(rec)
             await session.flush()
             session.add(TranscriptionJob(recording_id=rec.id, state="queued",
@@ -401,19 +402,26 @@ class VoicemailIngest:
     async def _ticket_for(self, rec: Recording, text: str, error_id: str | None) -> NewTicket:
         category, emergency = "other", False
         said = SaidLocation()
-        if text and error_id is None and self._triage is not None:
-            try:
-                raw = self._triage(text)
-                result: TriageLike = await raw if inspect.isawaitable(raw) else raw
-                if result.category in CATEGORIES:
-                    category = result.category
+        hint = parse_hint(rec.ivr_hint or "")
+        if text and error_id is None:
+            result = await self._triaged(rec, text)
+            if result is not None:
+                category = result.category if result.category in CATEGORIES else "other"
                 emergency = bool(result.emergency)
                 said = SaidLocation(result.building, result.unit, result.room)
-            except Exception:
-                log.exception("triage failed on recording %d; filing as other", rec.id)
+        if category == "other" and hint is not None and hint.path:
+            # Nothing (or nothing useful) said: the menu the caller went through
+            # (报修 → 水电) still tells what it is about.
+            result = await self._triaged(rec, " ".join(hint.path))
+            if result is not None and result.category in CATEGORIES:
+                category = result.category
         async with self._sm() as session:
             people = list(await self._lookup(session, rec.caller_number)) if rec.caller_number else []
             room_ids = [u.room_id for p in people for u in p.units]
+            if hint is not None and hint.room_id is not None and (
+                    hint.room_id in room_ids or not room_ids):
+                # The room the IVR knew the caller for, or the one they chose there.
+                room_ids = [hint.room_id]
             decision = await decide_location(session, room_ids, said,
                                              default_community_id=self._default_community_id)
         person_id: int | None = None
@@ -427,12 +435,16 @@ class VoicemailIngest:
         if person_id is not None:
             caller_name = next(p.name for p in people if p.person_id == person_id) or caller_name
         summary = summary_for(text, category) if text and error_id is None else UNRECOGNISED_SUMMARY
+        description = text[:MAX_DESCRIPTION]
+        if hint is not None and hint.path:
+            description = (f"{description}\n\n" if description else "") + \
+                f"语音导航：{hint.path_text}"
         return NewTicket(
             source="voicemail",
             category=category,
             priority="emergency" if emergency else "normal",
             summary=summary,
-            description=text[:MAX_DESCRIPTION],
+            description=description[:MAX_DESCRIPTION],
             caller_number=rec.caller_number,
             caller_name=caller_name,
             person_id=person_id,
@@ -446,6 +458,16 @@ class VoicemailIngest:
             recording_id=rec.id,
             created_by="voicemail",
         )
+
+    async def _triaged(self, rec: Recording, text: str) -> TriageLike | None:
+        if self._triage is None:
+            return None
+        try:
+            raw = self._triage(text)
+            return await raw if inspect.isawaitable(raw) else raw
+        except Exception:
+            log.exception("triage failed on recording %d; filing as other", rec.id)
+            return None
 
     # -- retention ----------------------------------------------------------
 

@@ -33,6 +33,8 @@ class Recording(Base):
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     caller_number: Mapped[str] = mapped_column(String(32), default="")
     caller_name: Mapped[str] = mapped_column(String(100), default="")
+    # VM_CATEGORY as the IVR set it (see recordings/ivr_hint.py)
+    ivr_hint: Mapped[str] = mapped_column(String(250), default="", server_default="")
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

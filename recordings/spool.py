@@ -35,6 +35,7 @@ class SpoolMessage:
     caller_name: str
     origtime: datetime | None
     duration_s: float | None
+    category: str = ""  # VM_CATEGORY when the message was left
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -94,7 +95,7 @@ def read_message(context: str, mailbox: str, folder: str, txt_path: Path) -> Spo
     return SpoolMessage(context=context, mailbox=mailbox, folder=folder, msgnum=m.group(1),
                         wav_path=wav_path, txt_path=txt_path, msg_id=msg_id,
                         caller_number=number[:32], caller_name=name[:100], origtime=origtime,
-                        duration_s=duration)
+                        duration_s=duration, category=meta.get("category", "").strip()[:250])
 
 
 def scan_spool(spool_dir: Path, *, contexts: tuple[str, ...] | None = None,

@@ -45,6 +45,23 @@ def find_model(path: str | Path | None, *, packages: Sequence[str] = PACKAGED_MO
     )
 
 
+MODELS_FOLDER = "models"  # under the data directory: where `callcenter vosk download` unpacks
+
+
+def model_in_data_dir(data_dir: Path) -> Path | None:
+    """The model unpacked under ``<data_dir>/models`` (by ``callcenter vosk download``),
+    or None when there is none. Several models there: the error names them."""
+    folder = data_dir / MODELS_FOLDER
+    if not folder.is_dir():
+        return None
+    try:
+        return _check_configured(folder)
+    except ModelNotFound as exc:
+        if "several models" in str(exc):
+            raise
+        return None
+
+
 def packaged_model_dir(package: str) -> Path | None:
     """``<package>/model`` of an installed model package, without importing it."""
     try:

@@ -43,18 +43,40 @@ def _print_report(report: Any, as_json: bool) -> None:
 def cmd_scan(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from callcenter.bus import DomainEvent, EventBus
+    from callcenter.clock import SystemClock
+    from callcenter.paging.services import PagingService
     from callcenter.tickets import build_ingest, default_triage, transcriber_from_settings
 
     settings = settings_from_args(args)
+    opened: list[dict[str, Any]] = []
 
     async def go() -> Any:
         async with database(settings) as sm, transcriber_from_settings(settings) as pool:
-            ingest = await build_ingest(settings, sm, pool, default_triage(),
+            # An emergency message opens its incident here, exactly as in the server:
+            # the incident and its first escalation step are written to the database,
+            # where the running server's escalation worker picks the step up and dials.
+            bus, clock = EventBus(), SystemClock()
+            paging = PagingService(sm, clock, bus)
+            bus.subscribe("incident.requested", paging.on_incident_requested)
+
+            async def note(event: DomainEvent) -> None:
+                opened.append(event.data)
+
+            bus.subscribe("incident.opened", note)
+            ingest = await build_ingest(settings, sm, pool, default_triage(), bus=bus,
+                                        clock=clock,
                                         spool_dir=Path(args.spool) if args.spool else None)
             report = await ingest.scan_and_process()
+            await bus.drain()
             return report
 
-    _print_report(asyncio.run(go()), args.json)
+    report = asyncio.run(go())
+    _print_report(report, args.json)
+    if not args.json:
+        for data in opened:
+            print(f"  紧急事件 {data.get('incident_id', '')} 已开启，由运行中的服务呼叫值班工程师"
+                  f" / incident opened; the running server pages the engineer on call")
     return 0
 
 

@@ -112,14 +112,15 @@ def write_wav(path: Path, *, seconds: float = 1.0, freq: float = 440.0, silent: 
 
 
 def write_txt(path: Path, *, caller: str = '"王小明" <13912345678>', origtime: int = 1795343499,
-              msg_id: str | None = None, duration: int = 8, mailbox: str = "8000") -> Path:
+              msg_id: str | None = None, duration: int = 8, mailbox: str = "8000",
+              category: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         ";\n; Message Information file\n;\n[message]\n"
         f"origmailbox={mailbox}\ncontext=voicemail-deposit\nmacrocontext=\nexten={mailbox}\n"
         "rdnis=unknown\npriority=1\ncallerchan=Local/vm@caller-sim-00000002;1\n"
         f"callerid={caller}\norigdate=Sun Nov 22 10:31:39 AM UTC 2026\norigtime={origtime}\n"
-        f"category=\nmsg_id={msg_id or f'{origtime}-00000000'}\nflag=\nduration={duration}\n",
+        f"category={category}\nmsg_id={msg_id or f'{origtime}-00000000'}\nflag=\nduration={duration}\n",
         encoding="utf-8")
     return path
 

@@ -17,9 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.clock import ManualClock
 from callcenter.directory.services import lookup_by_number
+from callcenter.tickets import default_triage
 from recordings.ingest import VoicemailIngest, compact_transcript
+from recordings.ivr_hint import IvrHint, encode_hint, parse_hint
 from recordings.models import Recording, TranscriptionJob
-from recordings.spool import scan_spool
+from recordings.spool import read_message, scan_spool
 from tests.conftest import FIXTURES
 from tests.recordings.fakes import FakeTranscriber, Spool, simple_triage
 from tests.ticketing.directory_data import Seeded, seed_directory
@@ -310,3 +312,54 @@ async def test_gives_up_after_max_attempts_with_a_ticket(world: World) -> None:
 
 def test_compact_transcript_joins_chinese_words_only() -> None:
     assert compact_transcript("三 栋  二 单元 room 1201 漏水") == "三栋二单元 room 1201 漏水"
+
+
+# -- the IVR's hint (VM_CATEGORY) -------------------------------------------
+
+def _hinted_ingest(world: World) -> VoicemailIngest:
+    return VoicemailIngest(world.sm, world.spool.root, world.data_dir, world.transcriber,
+                           default_triage(), world.tickets, lookup_by_number, world.clock,
+                           default_community_id=world.seeded.community_id)
+
+
+async def test_room_chosen_in_the_menu_and_the_menu_path_make_the_ticket(world: World) -> None:
+    shutil.rmtree(world.spool.root / "default")
+    s = world.seeded
+    # 李四 owns two rooms and chose 7-1-502 in the IVR; the message itself is silent.
+    chosen = world.spool.add(caller='"李四" <13800000002>', category=encode_hint(IvrHint(
+        call_id="1763800000.7", room_id=s.room_7_1_502, path=("报修", "门窗门禁"))))
+    world.transcriber.say(chosen, "")
+    # A hint naming a room that is not the caller's is not believed.
+    stray = world.spool.add(caller='"王小明" <13912345678>', freq=500, category=encode_hint(
+        IvrHint(call_id="1763800000.8", room_id=s.room_7_1_502, path=("报修",))))
+    world.transcriber.say(stray, "")
+    # A site's own VM_CATEGORY: ignored, nothing breaks.
+    foreign = world.spool.add(caller='"李四" <13800000002>', freq=600, category="urgent")
+    world.transcriber.say(foreign, "")
+
+    msg = read_message("default", "8000", "INBOX", chosen.with_suffix(".txt"))
+    assert parse_hint(msg.category) is not None
+    await _hinted_ingest(world).scan_and_process()
+    first, second, third = await world.tickets_in_db()
+
+    assert first.room_id == s.room_7_1_502 and first.person_id == s.li_id
+    assert first.category == "door_access" and first.department == "engineering"
+    assert first.summary == UNRECOGNISED_SUMMARY
+    assert first.description == "语音导航：报修 → 门窗门禁"
+
+    assert second.room_id == s.room_3_2_1201  # 王小明's own room, not the stray hint
+    assert second.category == "other"
+
+    assert third.room_id is None and third.category == "other"
+    assert third.description == ""
+
+
+async def test_what_was_said_wins_over_the_menu_path(world: World) -> None:
+    shutil.rmtree(world.spool.root / "default")
+    wav = world.spool.add(caller='"李四" <13800000002>', category=encode_hint(IvrHint(
+        call_id="c", room_id=world.seeded.room_7_1_502, path=("报修", "门窗门禁"))))
+    world.transcriber.say(wav, "家里 马桶 漏水 了")
+    await _hinted_ingest(world).scan_and_process()
+    [ticket] = await world.tickets_in_db()
+    assert ticket.category == "plumbing"
+    assert ticket.description == "家里 马桶 漏水 了\n\n语音导航：报修 → 门窗门禁"

@@ -28,7 +28,7 @@ from recordings.models import Recording
 from tests.conftest import FIXTURES
 from tests.recordings.fakes import FakeTranscriber, simple_triage
 from tests.ticketing.directory_data import Seeded, seed_directory
-from ticketing.pages import transcript_html
+from ticketing.pages import transcript_words
 
 SPOOL = FIXTURES / "asterisk" / "voicemail-spool"
 WAV = SPOOL / "default" / "8000" / "INBOX" / "msg0000.wav"
@@ -208,10 +208,36 @@ async def test_transition_form_with_a_session(app: App) -> None:
         assert "不能从 dispatched 变为 closed" in await r.text()
 
 
-def test_transcript_marks_only_low_confidence_words_and_escapes() -> None:
+def test_transcript_marks_only_low_confidence_words() -> None:
     words = [{"word": "水管", "conf": 0.9}, {"word": "<b>", "conf": 0.3},
              {"word": "爆", "conf": 0.59}, {"word": "了"}]
-    html = transcript_html(words, "ignored")
-    assert html == ('水管 <mark class="lowconf" title="置信度 0.30">&lt;b&gt;</mark> '
-                    '<mark class="lowconf" title="置信度 0.59">爆</mark> 了')
-    assert transcript_html([], "a <i>") == "a &lt;i&gt;"
+    assert [(w["word"], w["low"]) for w in transcript_words(words)] == [
+        ("水管", False), ("<b>", True), ("爆", True), ("了", False)]
+    assert transcript_words(words)[1]["conf"] == 0.3
+
+
+async def test_signed_out_browsers_go_to_the_login_page_and_api_clients_get_401(
+        app: App) -> None:
+    t = await first_ticket(app)
+    for path in ("/tickets", f"/tickets/{t['id']}", "/tickets?state=new"):
+        async with app.client.get(path, allow_redirects=False) as r:
+            assert r.status == 302, path
+            assert r.headers["Location"] == f"/login?next={path}"
+    async with app.client.get("/api/tickets") as r:
+        assert r.status == 401 and r.content_type == "application/json"
+        assert (await r.json())["error"] == "unauthorized"
+
+
+async def test_a_transcript_with_markup_is_shown_as_text(app: App) -> None:
+    t = await first_ticket(app)
+    async with app.sm() as s:
+        from recordings.models import TranscriptionJob
+
+        job = (await s.scalars(select(TranscriptionJob))).one()
+        job.words = [{"word": "<script>alert(1)</script>", "conf": 0.2, "start": 0, "end": 1}]
+        await s.commit()
+    _, _, raw = await app.get(f"/tickets/{t['id']}")
+    html = raw.decode()
+    assert "<script>alert(1)</script>" not in html
+    assert ('<mark class="lowconf" title="置信度 0.20">&lt;script&gt;alert(1)&lt;/script&gt;'
+            '</mark>') in html
