@@ -28,7 +28,11 @@ from callcenter.clock import Clock, SystemClock
 from callcenter.console.ami_ports import AmiAgentStatus, AmiOriginate
 from callcenter.console.setup import setup_console
 from callcenter.db.engine import make_engine, make_sessionmaker, migrate
+from callcenter.directory.hotlines import CommunityChoice, CommunityResolver, HotlineDirectory
 from callcenter.health import healthz
+from callcenter.ivr_admin.http import IVR_HOLIDAYS, IVR_RELOADER
+from callcenter.ivr_admin.http import add_routes as add_ivr_admin_routes
+from callcenter.ivr_admin.reloader import MenuReloader
 from callcenter.ivr_services import HotlineServices
 from callcenter.oncall.setup import ONCALL_ROUTER, setup_oncall
 from callcenter.paging.ami_originator import AmiOriginator
@@ -81,12 +85,9 @@ def _pool(app: web.Application) -> Transcriber | None:
     return app.get(TRANSCRIBER)
 
 
-def _reload(store: MenuStore) -> None:
-    try:
-        menus = store.reload()
-        log.info("menus reloaded from %s (version %d)", menus.source, menus.version)
-    except MenuError as exc:
-        log.error("menus not reloaded, the old ones stay: %s", exc)
+def _reload(reloader: MenuReloader) -> None:
+    with contextlib.suppress(MenuError):  # logged and kept for the admin page
+        reloader.reload("SIGHUP")
 
 
 def create_core_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
@@ -136,7 +137,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         async def page(channel: Channel) -> None:
             await page_handler.handle(channel)
 
-        store = MenuStore(settings.ivr_menus[0]) if settings.ivr_menus else MenuStore()
+        store = MenuStore(*settings.ivr_menus)
         store.current()  # a broken menu file stops the start with its error
         holidays = HolidayCalendar()
         holiday_file = settings.data_dir / HOLIDAY_FILE
@@ -149,10 +150,22 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                       if hours_file.exists() else TimeModes(holidays, settings.timezone))
         engine = IvrEngine(store, services, time_modes, clock=app[CLOCK])
         app[IVR_MENUS] = store
+        reloader = MenuReloader(store, app[CLOCK])
+        app[IVR_RELOADER] = reloader
+        app[IVR_HOLIDAYS] = holidays
+
+        hotlines = HotlineDirectory(app[SESSIONMAKER], app[CLOCK])
+        communities = CommunityResolver(hotlines, settings.default_community)
 
         async def hotline(channel: Channel) -> None:
-            await engine.run(channel, call_id=channel.uniqueid,
-                             community=settings.default_community)
+            try:
+                choice = await communities.for_call(channel.env, channel.link_community)
+            except Exception:  # the directory is unreachable: the call still runs
+                log.exception("community of call %s not resolved", channel.uniqueid)
+                choice = CommunityChoice(settings.default_community, "default")
+            log.info("call %s for community %s (%s)", channel.uniqueid, choice.code,
+                     choice.rule)
+            await engine.run(channel, call_id=channel.uniqueid, community=choice.code)
 
         async def holiday_health() -> dict[str, object]:
             today = app[CLOCK].now().date()
@@ -167,11 +180,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             fastagi = FastAgiServer(entry, settings.fastagi.host, settings.fastagi.port)
             await fastagi.start()
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, store)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, reloader)
         yield
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if fastagi is not None:
             await fastagi.stop()
+        await hotlines.close()
 
     app.cleanup_ctx.append(_agi)
+    add_ivr_admin_routes(app)
     setup_ami(app, links)
     return app

@@ -139,6 +139,21 @@ async def demo_callers(sm: async_sessionmaker[AsyncSession], limit: int = 40) ->
     return [(national_display(number), name) for number, name in rows]
 
 
+def _speech_status(settings: Settings) -> str:
+    from recordings.errors import ModelNotFound
+    from recordings.vosk_model import model_in_data_dir
+
+    try:
+        model = settings.vosk.model_path or model_in_data_dir(settings.data_dir)
+    except ModelNotFound as exc:
+        return f"语音识别未启用 / voicemail not transcribed: {exc}"
+    if model is None:
+        dest = settings.data_dir / "models"
+        return (f"留言转写需要语音模型 / voicemail transcripts need a model (42 MB): "
+                f"callcenter vosk download --dest {dest}")
+    return f"留言转写模型 / voicemail model: {model}"
+
+
 async def run_demo(data_dir: Path, port: int, *, simulate_calls: bool = True) -> None:
     from callcenter.app import create_app
     from callcenter.db.engine import make_engine, make_sessionmaker, migrate
@@ -160,11 +175,13 @@ async def run_demo(data_dir: Path, port: int, *, simulate_calls: bool = True) ->
 
     app = create_app(settings)
 
+    speech = _speech_status(settings)
+
     async def started(bound: int) -> None:
         print(f"\n  物业呼叫中心演示已启动 / demo running:  http://127.0.0.1:{bound}/\n"
               f"  登录 / sign in: agent1, night1, eng1, sup1 or admin — password {DEMO_PASSWORD}\n"
-              f"  前台坐席登录后点「就绪」加入队列，来电即弹屏 / agents: press ready to join the queue\n",
-              flush=True)
+              f"  前台坐席登录后点「就绪」加入队列，来电即弹屏 / agents: press ready to join the queue\n"
+              f"  {speech}\n", flush=True)
 
     async with demo_standin(settings, callers, simulate_calls=simulate_calls, phones=demo_phones()):
         await serve(app, settings.http.host, settings.http.port, on_started=started)

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "callcenter.cli.prompts",
     "callcenter.cli.users",
     "callcenter.cli.tickets",
+    "callcenter.cli.vosk",
 )
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import subprocess
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,34 @@ class DemoTraffic:
                 log.exception("demo call failed to start")
 
 
+#: what the demo's callers say when they leave a message (spoken by espeak-ng)
+DEMO_MESSAGES = (
+    "你好，我是三栋二单元一二零一的业主，厨房的水管一直在漏水，麻烦明天派人来看看。",
+    "我家卫生间的下水道堵了，水排不下去，请师傅来疏通一下。",
+    "五号楼一单元的楼道灯坏了好几天了，晚上很黑，请尽快修一下。",
+    "小区二号电梯有异响，停的时候晃得厉害，请检查一下。",
+)
+
+
+def demo_voices(folder: Path, messages: Sequence[str] = DEMO_MESSAGES) -> list[Path]:
+    """The demo callers' messages as telephone WAVs (espeak-ng, voice ``cmn``),
+    rendered once into ``folder``; [] when espeak-ng or sox is missing (callers then
+    leave silence, and their tickets say 请收听录音)."""
+    from ivr.prompts import PromptToolMissing, speak
+
+    voices: list[Path] = []
+    for n, text in enumerate(messages):
+        target = folder / f"message-{n}.wav"
+        if not target.exists():
+            try:
+                speak(text, target)
+            except (PromptToolMissing, OSError, subprocess.SubprocessError) as exc:
+                log.warning("demo callers will leave silent messages: %s", exc)
+                return []
+        voices.append(target)
+    return voices
+
+
 @contextlib.asynccontextmanager
 async def demo_standin(settings: Settings, owners: Sequence[DemoOwner | tuple[str, str] | str] = (), *,
                        simulate_calls: bool = True, phones: Sequence[Phone] = (),
@@ -136,7 +165,8 @@ async def demo_standin(settings: Settings, owners: Sequence[DemoOwner | tuple[st
     standin = AsteriskStandIn.from_settings(settings, ivr_transport=transport, phones=list(phones),
                                             record_root=settings.data_dir / "standin-recordings")
     await standin.start()
-    traffic = DemoTraffic(standin, owners, rng=rng, work_dir=settings.data_dir)
+    voices = await asyncio.to_thread(demo_voices, settings.data_dir / "demo-voices")
+    traffic = DemoTraffic(standin, owners, rng=rng, work_dir=settings.data_dir, voice_wavs=voices)
     if simulate_calls:
         traffic.start()
     try:

@@ -580,6 +580,10 @@ class Pbx:
         ch = self._make_channel(f"{tech}/{number}-{next(self._tech):08x}", spec.context or "default",
                                 spec.exten or "s", uniqueid=spec.channel_id, state=0)
         self.emit(ev.newchannel(ch))
+        # Originate's Variable headers are set on the new channel before it dials out.
+        for k, v in spec.variables.items():
+            ch.variables[k] = v
+            self.emit(ev.varset(ch, k, v))
         self.set_callerid(ch, spec.cid_num, spec.cid_name)
         phone = self._phone_for(number)
         call = Call(app=ch, party=ch, script=list(phone.script))

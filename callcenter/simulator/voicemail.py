@@ -23,6 +23,11 @@ def write_silence(path: Path, seconds: float, rate: int = 8000) -> None:
         w.writeframes(struct.pack("<h", 0) * frames)
 
 
+def _one_line(value: str) -> str:
+    """VM_CATEGORY as app_voicemail writes it: on one line."""
+    return value.replace("\r", " ").replace("\n", " ")
+
+
 class VoicemailSpool:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -58,7 +63,8 @@ class VoicemailSpool:
             ";\n; Message Information file\n;\n[message]\n"
             f"origmailbox={mailbox}\ncontext={dial_context}\nmacrocontext=\nexten={exten}\n"
             f"rdnis=unknown\npriority={channel.priority}\ncallerchan={caller_channel_name}\n"
-            f"callerid={cid}\norigdate={origdate}\norigtime={origtime}\ncategory=\n"
+            f"callerid={cid}\norigdate={origdate}\norigtime={origtime}\n"
+            f"category={_one_line(channel.variables.get('VM_CATEGORY', ''))}\n"
             f"msg_id={origtime}-{n:08d}\nflag=\nduration={duration}\n"
         )
         # The .txt last: a watcher that sees it can read the finished .wav.

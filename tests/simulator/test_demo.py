@@ -60,3 +60,18 @@ async def test_demo_standin_runs_beside_the_servers_settings(tmp_path: Path) -> 
 
     with pytest.raises(OSError):
         await MiniAmi.connect(a.port)
+
+
+def test_demo_voices_are_chinese_speech_as_telephones_send_it(tmp_path: Path) -> None:
+    import wave
+
+    from callcenter.simulator.demo import DEMO_MESSAGES, demo_voices
+
+    voices = demo_voices(tmp_path / "voices")
+    assert len(voices) == len(DEMO_MESSAGES)
+    for path in voices:
+        with wave.open(str(path)) as w:
+            assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+            assert w.getnframes() / 8000 > 2.0  # a sentence, not a blip
+    stamp = voices[0].stat().st_mtime_ns
+    assert demo_voices(tmp_path / "voices")[0].stat().st_mtime_ns == stamp  # rendered once

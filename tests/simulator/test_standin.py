@@ -521,3 +521,23 @@ async def test_bad_actions_get_asterisk_errors(client: MiniAmi, action: str, hea
     r = await client.action(action, *headers)
     assert (r["Response"], r["Message"]) == ("Error", message)
     assert (await client.action("Ping"))["Ping"] == "Pong"  # the link survives
+
+
+async def test_a_trunk_channel_carries_the_originate_variables(standin: AsteriskStandIn,
+                                                               client: MiniAmi) -> None:
+    """A page to a mobile goes out through the trunk: its AGI reads what the
+    Originate set (the incident being paged), as on a Local channel."""
+    standin.add_phone(Phone("13900003333", "值班李工", answer_after=1, script=[Wait(30)]))
+    r = await client.action("Originate", ("Channel", "PJSIP/13900003333@trunk"),
+                            ("Context", "hotline"), ("Exten", "s"), ("Priority", "1"),
+                            ("Async", "true"), ("Variable", "CC_INCIDENT=42"),
+                            ("Variable", "CC_ATTEMPT=7"), ("CallerID", '"物业中心" <4008001234>'))
+    assert (await client.wait_event("OriginateResponse", ActionID=r["ActionID"]))["Reason"] == "4"
+    start = await client.wait_event("AsyncAGIStart")
+    ch = start["Channel"]
+    assert ch.startswith("PJSIP/13900003333-")
+    assert await agi(client, ch, "GET VARIABLE CC_INCIDENT") == "200 result=1 (42)"
+    assert await agi(client, ch, "GET VARIABLE CC_ATTEMPT") == "200 result=1 (7)"
+    varsets = [f for f in client.frames if f.event == "VarSet" and f.get("Channel") == ch]
+    assert {(f.get("Variable"), f.get("Value")) for f in varsets} >= {
+        ("CC_INCIDENT", "42"), ("CC_ATTEMPT", "7")}
