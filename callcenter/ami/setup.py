@@ -21,7 +21,10 @@ def mailboxes_of(mailboxes: tuple[str, ...], context: str) -> list[str]:
 
 def setup_ami(app: web.Application, links: AmiLinks | None = None) -> AmiLinks:
     """Install ``AMI_LINKS``, ``LINK_STATUS``, a health section and a
-    cleanup context. Call after ``SETTINGS``, ``BUS`` and ``CLOCK`` are set."""
+    cleanup context. Call after ``SETTINGS``, ``BUS`` and ``CLOCK`` are set,
+    once per app (``create_app`` does; pass it ``ami_links=`` to use others)."""
+    if AMI_LINKS in app:
+        raise RuntimeError("setup_ami: AMI links are already set up on this app")
     if links is None:
         settings = app[SETTINGS]
         clock = app[CLOCK]

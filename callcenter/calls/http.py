@@ -85,7 +85,10 @@ async def _call_log_service(app: web.Application) -> AsyncIterator[None]:
 
 def setup_calls(app: web.Application) -> None:
     """Routes and the call-log writer. Add after the database cleanup context
-    (it needs ``SESSIONMAKER``) and after ``setup_ami`` (live view)."""
+    (it needs ``SESSIONMAKER``) and after ``setup_ami`` (live view). Once per
+    app: two writers of the same events race each other for every row."""
+    if _call_log_service in app.cleanup_ctx:
+        raise RuntimeError("setup_calls: the call log is already set up on this app")
     app.cleanup_ctx.append(_call_log_service)
     app.router.add_get("/api/calls/live", live_calls)
     app.router.add_get("/api/calls", call_log)

@@ -179,7 +179,8 @@ class CallLogService:
         if self._lookup is None:
             return None
         try:
-            ids = await self._lookup(session, raw)
+            with session.no_autoflush:  # a flush error is the writer's, not the lookup's
+                ids = await self._lookup(session, raw)
         except Exception:
             log.exception("directory lookup failed for a caller number")
             return None

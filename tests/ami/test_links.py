@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from callcenter.ami.captures import server_bytes
 from callcenter.ami.client import AmiLink, LinkConfig
 from callcenter.ami.links import AmiLinks
 from callcenter.ami.parser import Frame, FrameParser, encode_frame
-from callcenter.ami.setup import setup_ami
 from callcenter.app import create_app
 from callcenter.appkeys import BUS
 from callcenter.bus import DomainEvent
@@ -149,9 +149,10 @@ async def client(ami: FakeAmi, tmp_path: Path) -> AsyncIterator[TestClient]:
     assert isinstance(settings.asterisk[0], AsteriskSettings)
     assert isinstance(settings.asterisk[0].secret, Secret)
     script(ami, channels=NO_CHANNELS, new_messages=0)
-    app = create_app(settings)
-    setup_ami(app, AmiLinks(settings.asterisk, publish=lambda e: app[BUS].publish(e),
-                            link_factory=factory))
+    app: web.Application
+    links = AmiLinks(settings.asterisk, publish=lambda e: app[BUS].publish(e),
+                     link_factory=factory)
+    app = create_app(settings, ami_links=links)
     async with TestClient(TestServer(app)) as c:
         yield c
 

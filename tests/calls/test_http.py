@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from callcenter.ami.client import AmiLink, LinkConfig
@@ -45,10 +48,10 @@ async def client(ami: FakeAmi, tmp_path: Path) -> AsyncIterator[TestClient]:
         "asterisk": [{"name": "pbx1", "host": "127.0.0.1", "port": ami.port, "username": "cc",
                       "secret": "s3cr3t-Pa55", "community": "lakeside"}],
     })
-    app = create_app(settings)
-    setup_ami(app, AmiLinks(settings.asterisk, publish=lambda e: app[BUS].publish(e),
-                            link_factory=factory))
-    setup_calls(app)
+    app: web.Application
+    links = AmiLinks(settings.asterisk, publish=lambda e: app[BUS].publish(e),
+                     link_factory=factory)
+    app = create_app(settings, ami_links=links)
     async with TestClient(TestServer(app)) as c:
         yield c
 
@@ -101,9 +104,18 @@ async def test_live_then_logged(client: TestClient, ami: FakeAmi) -> None:
     [row] = logged["calls"]
     assert row["outcome"] == "answered" and row["caller_number"] == "+8613700000000"
     assert (await get_json(client, "/api/calls/live", agent))["calls"] == []
-    day = row["started_at"][:10]
+    # ``from``/``to`` are days in the site's time zone; started_at is UTC.
+    started = datetime.fromisoformat(row["started_at"])
+    day = started.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
     assert (await get_json(client, f"/api/calls?from={day}&to={day}", agent))["count"] == 1
     assert (await get_json(client, "/api/calls?from=2000-01-01&to=2000-01-02", agent))["count"] == 0
+
+
+async def test_the_call_log_and_links_are_set_up_once(client: TestClient) -> None:
+    with pytest.raises(RuntimeError, match="already set up"):
+        setup_calls(client.app)
+    with pytest.raises(RuntimeError, match="already set up"):
+        setup_ami(client.app)
 
 
 @pytest.mark.parametrize(("query", "field"), [
