@@ -833,11 +833,12 @@ class Pbx:
 
     # ----------------------------------------------------------------- dial
     def _member_target(self, interface: str) -> tuple[str, str | None]:
-        """``Local/1001@agents/n`` → ("1001", "agents"); ``PJSIP/8001`` → ("8001", None)."""
+        """``Local/1001@agents/n`` → ("1001", "agents"); ``PJSIP/8001`` → ("8001", None);
+        ``PJSIP/13700000001@trunk`` → ("13700000001", None): the number behind the endpoint."""
         m = _LOCAL.match(interface)
         if m:
             return m["exten"], m["context"]
-        return interface.partition("/")[2].split("/")[0], None
+        return interface.partition("/")[2].split("/")[0].split("@")[0], None
 
     def _make_leg(self, caller: Channel, interface: str, app: str = "AppDial") -> tuple[Channel, Channel | None]:
         """The outgoing channel(s) for a dialled interface, in 05_queue's event order."""
@@ -1016,19 +1017,31 @@ class Pbx:
         self.emit(ev.dial_begin(ch, leg, target.partition("/")[2]))
         self._dialled(call, leg, half)
         ring = asyncio.ensure_future(self._ring_leg(call, leg, half, number))
+        # Dial's timeout, in the stand-in's time: an unanswered leg ends NOANSWER.
+        expiry = asyncio.ensure_future(self.clock.sleep(timeout))
         try:
-            done, _ = await asyncio.wait({ring}, timeout=None)
-            del done
+            await asyncio.wait({ring, expiry}, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             ring.cancel()
             raise
-        try:
-            status = ring.result()
-        except Gone:
-            self.emit(ev.dial_end(ch, leg, "CANCEL"))
-            self._drop_leg(leg, half, 16)
-            raise
-        del timeout
+        finally:
+            expiry.cancel()
+        if not ring.done():
+            ring.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Gone):
+                await ring
+            if call.gone.is_set():
+                self.emit(ev.dial_end(ch, leg, "CANCEL"))
+                self._drop_leg(leg, half, 16)
+                raise Gone()
+            status = "NOANSWER"
+        else:
+            try:
+                status = ring.result()
+            except Gone:
+                self.emit(ev.dial_end(ch, leg, "CANCEL"))
+                self._drop_leg(leg, half, 16)
+                raise
         self.emit(ev.dial_end(ch, leg, status))
         ch.variables["DIALSTATUS"] = status
         self.emit(ev.varset(ch, "DIALSTATUS", status))

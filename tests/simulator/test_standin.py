@@ -320,6 +320,24 @@ async def test_exec_dial_busy_and_answered(standin: AsteriskStandIn, client: Min
     assert kinds.count("BridgeEnter") == 2 and kinds.count("BridgeDestroy") == 1
 
 
+async def test_exec_dial_gives_up_after_its_timeout_and_finds_phones_behind_the_trunk(
+        standin: AsteriskStandIn, client: MiniAmi) -> None:
+    """Dial(target,N) ends NOANSWER after N seconds of ringing, as Asterisk's does; a
+    mobile dialled over the trunk (``PJSIP/<number>@trunk``) is the scripted phone."""
+    standin.add_phone(Phone("13900002222", answer_after=30))
+    standin.add_phone(Phone("13900003333", behaviour=Answer.BUSY))
+    standin.place_call(Caller(number="13812345678", script=[Wait(120)]))
+    ch = (await client.wait_event("AsyncAGIStart"))["Channel"]
+    started = standin.clock.monotonic()
+    assert await agi(client, ch, "EXEC Dial PJSIP/13900002222@trunk,2") == "200 result=0"
+    assert 2 <= standin.clock.monotonic() - started < 10
+    assert await agi(client, ch, "GET VARIABLE DIALSTATUS") == "200 result=1 (NOANSWER)"
+    assert await agi(client, ch, "EXEC Dial PJSIP/13900003333@trunk,20") == "200 result=0"
+    assert await agi(client, ch, "GET VARIABLE DIALSTATUS") == "200 result=1 (BUSY)"
+    ends = [dict(f) for f in standin.events if dict(f).get("Event") == "DialEnd"]
+    assert [e["DialStatus"] for e in ends] == ["NOANSWER", "BUSY"]
+
+
 async def test_exec_voicemail_writes_spool_and_message_waiting(
         standin: AsteriskStandIn, client: MiniAmi, tmp_path: Path) -> None:
     wav = tmp_path / "msg.wav"
