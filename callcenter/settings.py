@@ -87,6 +87,24 @@ class VoicemailSettings:
     retention_days: int = 365
 
 
+ONCALL_PREFER = ("both", "extension", "mobile")
+
+
+@dataclass(frozen=True)
+class OnCallSettings:
+    """How a call routed to a role rings the chain (primary, backup, supervisor).
+
+    Each person rings ``ring_timeout_s`` seconds before the next one; when
+    nobody answers, the caller leaves a message in ``voicemail_mailbox`` (empty:
+    the first of ``voicemail.mailboxes``, the repair intake) unless
+    ``voicemail_fallback`` is off, in which case the call ends."""
+
+    ring_timeout_s: int = 20
+    prefer: str = "both"  # both (extension and mobile ring together), extension, mobile
+    voicemail_fallback: bool = True
+    voicemail_mailbox: str = ""
+
+
 @dataclass(frozen=True)
 class VoskSettings:
     model_path: Path | None = None
@@ -106,6 +124,7 @@ class Settings:
     fastagi: FastAgiSettings = field(default_factory=FastAgiSettings)
     voicemail: VoicemailSettings = field(default_factory=VoicemailSettings)
     vosk: VoskSettings = field(default_factory=VoskSettings)
+    oncall: OnCallSettings = field(default_factory=OnCallSettings)
     ivr_menus: tuple[Path, ...] = ()
     source: str = "<defaults>"
 
@@ -144,6 +163,7 @@ _SECTIONS: dict[str, type] = {
     "fastagi": FastAgiSettings,
     "voicemail": VoicemailSettings,
     "vosk": VoskSettings,
+    "oncall": OnCallSettings,
 }
 
 
@@ -241,6 +261,32 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"{key}.community", "required when several PBXs are configured", src)
     if s.vosk.workers < 1:
         raise SettingsError("vosk.workers", "at least one worker", src)
+    _validate_oncall(s)
+
+
+ONCALL_RING_RANGE_S = (5, 120)
+
+
+def _validate_oncall(s: Settings) -> None:
+    src, oc = s.source, s.oncall
+    low, high = ONCALL_RING_RANGE_S
+    if not low <= oc.ring_timeout_s <= high:
+        raise SettingsError("oncall.ring_timeout_s",
+                            f"{oc.ring_timeout_s} s out of range {low}-{high} s", src)
+    if oc.prefer not in ONCALL_PREFER:
+        raise SettingsError("oncall.prefer", f"expected one of {', '.join(ONCALL_PREFER)}, "
+                            f"got {oc.prefer!r}", src)
+    if not oc.voicemail_fallback:
+        return
+    if not oc.voicemail_mailbox and not s.voicemail.mailboxes:
+        raise SettingsError("oncall.voicemail_mailbox", "the voicemail fallback needs a mailbox: "
+                            "set it, or list one in voicemail.mailboxes, or turn "
+                            "oncall.voicemail_fallback off", src)
+    if oc.voicemail_mailbox and oc.voicemail_mailbox not in s.voicemail.mailboxes:
+        raise SettingsError("oncall.voicemail_mailbox",
+                            f"mailbox {oc.voicemail_mailbox!r} is not in voicemail.mailboxes "
+                            f"({', '.join(s.voicemail.mailboxes) or 'none'}), so its messages "
+                            "would never become tickets", src)
 
 
 def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:

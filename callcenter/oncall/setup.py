@@ -11,16 +11,34 @@ from aiohttp import web
 from callcenter.appkeys import CLOCK, SESSIONMAKER, SETTINGS
 from callcenter.oncall.http import add_oncall_routes
 from callcenter.oncall.router import AgiDialer, Dialer, OnCallRouter, RouterConfig
+from callcenter.settings import Settings
 
 ONCALL_ROUTER = web.AppKey("oncall_router", OnCallRouter)
 
 
+def voicemail_box(settings: Settings) -> str:
+    """``mailbox@context`` the chain ends in, or ``""`` with the fallback off.
+
+    The mailbox is ``oncall.voicemail_mailbox`` or else the first of
+    ``voicemail.mailboxes`` (the repair intake, whose messages become tickets)."""
+    oc = settings.oncall
+    if not oc.voicemail_fallback:
+        return ""
+    mailbox = oc.voicemail_mailbox or (settings.voicemail.mailboxes[0]
+                                       if settings.voicemail.mailboxes else "")
+    return f"{mailbox}@{settings.voicemail.context}" if mailbox else ""
+
+
 def router_config_from_settings(app: web.Application, **overrides: Any) -> RouterConfig:
-    """Trunk and extension patterns from the first ``[[asterisk]]`` entry."""
+    """``[oncall]`` (ring time, preference, voicemail fallback) and the trunk and
+    extension patterns of the first ``[[asterisk]]`` entry."""
     settings = app[SETTINGS]
     pbx = settings.asterisk[0] if settings.asterisk else None
-    base = RouterConfig(trunk=pbx.trunk, extension_channel=pbx.extension_channel) if pbx \
-        else RouterConfig()
+    base = RouterConfig(ring_timeout_s=settings.oncall.ring_timeout_s,
+                        prefer=settings.oncall.prefer,
+                        voicemail_box=voicemail_box(settings))
+    if pbx:
+        base = replace(base, trunk=pbx.trunk, extension_channel=pbx.extension_channel)
     return replace(base, **overrides)
 
 
