@@ -39,6 +39,7 @@ from callcenter.directory.models import StaffUser
 from callcenter.directory.phones import try_normalize
 from callcenter.directory.services import search_people
 from callcenter.errors import InvalidInput, NotFound, Unavailable
+from callcenter.screenpop.builder import local_time, outcome_label
 from callcenter.screenpop.masking import present_people, show_number
 from callcenter.web.errors import json_response, read_json_object
 from callcenter.web.templating import render
@@ -191,14 +192,12 @@ def _history_rows(items: list[dict[str, Any]], ident: Identity, request: web.Req
                   ) -> list[dict[str, Any]]:
     tz = ZoneInfo(request.app[SETTINGS].timezone)
     full = ident.has_role("supervisor")
-    outcome = {"answered": "已接听", "abandoned": "放弃", "ended": "未接听", "voicemail": "留言",
-               "emergency": "紧急呼叫", "ivr_only": "自助服务"}
     return [{
         "call_id": h["call_id"],
-        "at": h["at"].astimezone(tz).strftime("%m-%d %H:%M") if isinstance(h["at"], datetime)
+        "at": local_time(h["at"], tz, "%m-%d %H:%M") if isinstance(h["at"], datetime)
         else str(h["at"]),
         "caller": show_number(try_normalize(h["caller"]) or "", full) or h["caller"] or "未显示号码",
-        "title": h["title"], "outcome": outcome.get(h["outcome"], h["outcome"]),
+        "title": h["title"], "outcome": outcome_label(h["outcome"]),
         "agent": h["agent"], "wait_s": h["wait_s"],
         "ivr": " › ".join(h["ivr_path"]),
     } for h in items]

@@ -13,9 +13,10 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import literal, select, union_all
 from sqlalchemy.engine import Engine
@@ -46,6 +47,25 @@ UNKNOWN_LABEL = "陌生来电"
 WITHHELD_LABEL = "未显示号码"
 RECENT_CALLS = 5
 _ROLE_RANK = {"owner": 0, "tenant": 1, "family": 2}
+# Every outcome a call can end with (the call log's and the hub's), as staff read it.
+OUTCOME_LABELS = {
+    "answered": "已接听", "abandoned": "来电放弃", "voicemail": "留言",
+    "emergency": "紧急呼叫", "ivr_only": "语音自助", "ended": "未接听", "missed": "未接",
+    "transferred": "已转接",
+}
+
+
+def outcome_label(outcome: str | None) -> str:
+    if not outcome:
+        return "未结束"
+    return OUTCOME_LABELS.get(outcome, f"其他（{outcome}）")
+
+
+def local_time(at: datetime, tz: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """``at`` (aware, or naive UTC) as the site's wall clock reads it."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(tz).strftime(fmt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +91,12 @@ class PopBuilder:
                  calls: CallHistorySource | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
                  community_ttl_s: float = 60.0, max_concurrent: int = 4,
-                 reader: Engine | None = None) -> None:
+                 reader: Engine | None = None, timezone: str = "Asia/Shanghai") -> None:
         """``reader``: a synchronous engine on the same SQLite file; when given, each
-        pop is built with it right on the event loop (see ``sqlite_reader``)."""
+        pop is built with it right on the event loop (see ``sqlite_reader``).
+        ``timezone``: the site's, for the times the pop shows (``*_local``)."""
         self._sm = sessionmaker
+        self._tz = ZoneInfo(timezone)
         self._reader = reader
         # Many builds at once only make the database threads fight over the GIL
         # (aiosqlite) or the pool: a few at a time finish sooner.
@@ -128,7 +150,9 @@ class PopBuilder:
         for t in tickets:
             item = {"ticket_id": t.ticket_id, "reference": t.reference or str(t.ticket_id),
                     "title": t.title, "state": t.state, "state_label": t.state_label or t.state,
-                    "created_at": t.created_at.isoformat() if t.created_at else None}
+                    "created_at": t.created_at.isoformat() if t.created_at else None,
+                    "created_at_local": local_time(t.created_at, self._tz)
+                    if t.created_at else None}
             if t.room_id in rooms:
                 rooms[t.room_id]["open_tickets"].append(item)
             else:
@@ -161,8 +185,9 @@ class PopBuilder:
             "arrears_total": _money(arrears_total),
             "tags": all_tags,
             "recent_calls": [
-                {"call_id": c.call_id, "at": c.at.isoformat(), "outcome": c.outcome,
-                 "agent": c.agent, "duration_s": c.duration_s, "ivr_path": list(c.ivr_path)}
+                {"call_id": c.call_id, "at": c.at.isoformat(),
+                 "at_local": local_time(c.at, self._tz), "outcome": c.outcome,
+                 "outcome_label": outcome_label(c.outcome), "agent": c.agent, "duration_s": c.duration_s, "ivr_path": list(c.ivr_path)}
                 for c in recent
             ],
         }

@@ -45,7 +45,8 @@ def setup_screenpop(app: web.Application, *, tickets: OpenTicketsSource | None =
         notifiers = StaffNotifiers(http, clock, policy=notify_policy, recorder=notify_recorder,
                                    smtp=smtp, default=notify_default)
         reader = sqlite_reader(app[SETTINGS].database_url)
-        builder = PopBuilder(sm, tickets=tickets, calls=calls, reader=reader)
+        builder = PopBuilder(sm, tickets=tickets, calls=calls, reader=reader,
+                             timezone=app[SETTINGS].timezone)
         hub = AgentHub(sessionmaker=sm, builder=builder,
                        staff=StaffDirectory(sm, clock), clock=clock,
                        timezone=app[SETTINGS].timezone, notifiers=notifiers,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from aiohttp.test_utils import TestServer
 
 from callcenter.app import create_app
 from callcenter.appkeys import BUS, CLOCK
+from callcenter.calls.models import CallLog
 from callcenter.settings import AsteriskSettings, Secret
 from callcenter.simulator import AsteriskStandIn, Caller, HangUp, Phone, ScaledClock, Wait
 from tests.console.helpers import OWNER_MOBILE, PASSWORD, make_settings, seed_directory
@@ -72,6 +74,15 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
         await service.create(NewTicket(source="agent", category="plumbing", summary="厨房水管漏水",
                                        room_id=seed.rooms["3-1-1201"],
                                        person_id=seed.people["张伟"], created_by="xiaozhao"))
+        # Two earlier calls from the owner, 08:05 and 09:30 UTC: 16:05 and 17:30 in Shanghai.
+        async with sessionmaker() as s:
+            for lid, hour, minute, outcome in (("old-1", 8, 5, "ivr_only"),
+                                               ("old-2", 9, 30, "emergency")):
+                at = datetime(2026, 11, 20, hour, minute, tzinfo=UTC)
+                s.add(CallLog(linkedid=lid, asterisk="pbx1", community="hupan",
+                              caller_number="+86" + OWNER_MOBILE, started_at=at,
+                              ended_at=at + timedelta(minutes=1), outcome=outcome))
+            await s.commit()
         # The agent's desk phone rings for a long while (simulated seconds).
         standin.add_phone(Phone("8001", answer_after=600))
         standin.add_member("frontdesk", "Local/8001@agents/n", "Agent 8001")
@@ -97,6 +108,11 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
         assert "队列 frontdesk" in await card.locator(".card-head").inner_text()
         people = await card.locator(".people").inner_text()
         assert "李娜" in people and "同户" in people
+        recent = card.locator("details.recent")
+        await recent.locator("summary").click()
+        recent_text = await recent.inner_text()
+        assert "2026-11-20 17:30 紧急呼叫" in recent_text, recent_text
+        assert "2026-11-20 16:05 语音自助" in recent_text, recent_text
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "console_pop.png"), full_page=True)
 

@@ -46,6 +46,8 @@ async def test_history_and_todays_numbers_from_the_call_log(sessionmaker: Any, d
         # Mine (rang 8001) and finished, newest first; masked for an agent off the call.
         assert rows.count("<tr>") == 2 and "已接听" in rows and "138****5678" in rows
         assert "13812345678" not in rows
+        # Times as the site's clock reads them (01:00 and 10:00 UTC).
+        assert "11-23 09:00" in rows and "11-22 18:00" in rows
         await client.post("/logout", data={"csrf_token": _meta(await (await client.get("/agent")).text())})
         await login(client, "boss")
         text = await (await client.get("/history?all=1")).text()

@@ -121,3 +121,39 @@ def test_masking_rules_per_role() -> None:
     assert full["household"][0]["phones"][0] == "13700002222"
     # The built pop itself is left untouched.
     assert pop["caller"]["e164"] == "+8613812345678"
+
+
+class CallsOfEveryOutcome:
+    """One call per outcome the call log writes, at 08:00 UTC (16:00 in Shanghai)."""
+
+    def recent_calls(self, session: Session, number: str,
+                           limit: int) -> list[CallSummary]:
+        outcomes = ("answered", "abandoned", "voicemail", "emergency", "ivr_only")
+        return [CallSummary(f"c{i}", datetime(2026, 11, 20, 8, i, tzinfo=UTC), o)
+                for i, o in enumerate(outcomes)]
+
+
+async def test_recent_calls_read_in_the_site_time_zone_with_chinese_outcomes(
+        sessionmaker: Any) -> None:
+    await seed_directory(sessionmaker)
+    pop = await PopBuilder(sessionmaker, calls=CallsOfEveryOutcome(),
+                           timezone="Asia/Shanghai").build(
+        CallContext(call_id="t", caller=OWNER_MOBILE))
+    recent = pop["recent_calls"]
+    assert [c["at_local"] for c in recent] == [f"2026-11-20 16:0{i}" for i in range(5)]
+    assert recent[0]["at"].startswith("2026-11-20T08:00")  # the machine time stays UTC
+    assert [c["outcome_label"] for c in recent] == [
+        "已接听", "来电放弃", "留言", "紧急呼叫", "语音自助"]
+    # A UTC site shows the UTC time.
+    utc = await PopBuilder(sessionmaker, calls=CallsOfEveryOutcome(), timezone="UTC").build(
+        CallContext(call_id="t", caller=OWNER_MOBILE))
+    assert utc["recent_calls"][0]["at_local"] == "2026-11-20 08:00"
+
+
+def test_every_call_log_outcome_has_a_chinese_label() -> None:
+    from callcenter.calls.models import OUTCOMES
+    from callcenter.screenpop.builder import outcome_label
+
+    for outcome in (*OUTCOMES, "ended"):
+        label = outcome_label(outcome)
+        assert label and all(not ch.isascii() for ch in label), (outcome, label)

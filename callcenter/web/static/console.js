@@ -47,7 +47,10 @@
   }
 
   const ROLE = {owner: "业主", tenant: "租户", family: "家属"};
-  const OUTCOME = {answered: "已接听", abandoned: "放弃", voicemail: "留言", missed: "未接", ended: "未接听"};
+  // The server sends ``outcome_label`` and ``at_local`` (the site's time zone); these
+  // are only for a pop built by an older server.
+  const OUTCOME = {answered: "已接听", abandoned: "来电放弃", voicemail: "留言", emergency: "紧急呼叫",
+    ivr_only: "语音自助", missed: "未接", ended: "未接听", transferred: "已转接"};
 
   // ------------------------------------------------------------------ WebSocket
 
@@ -166,7 +169,7 @@
     if (pop.recent_calls && pop.recent_calls.length) {
       card.append(el("details", {class: "recent"}, el("summary", {text: `最近 ${pop.recent_calls.length} 次来电`}),
         el("ul", {}, pop.recent_calls.map((c) => el("li", {text:
-          `${c.at.slice(0, 16).replace("T", " ")} ${OUTCOME[c.outcome] || c.outcome}${c.agent ? " · " + c.agent : ""}`})))));
+          `${c.at_local || ""} ${c.outcome_label || OUTCOME[c.outcome] || "其他"}${c.agent ? " · " + c.agent : ""}`})))));
     }
     const actions = el("div", {class: "actions"});
     actions.append(el("button", {type: "button", class: "primary", text: "创建报修单",
