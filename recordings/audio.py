@@ -77,6 +77,10 @@ _RAW_FORMATS: dict[str, tuple[str, int]] = {
     ".al": ("alaw", 8000),
 }
 _SOX_ONLY_EXTENSIONS = {".gsm": "gsm"}
+RAW_SUFFIXES = frozenset(_RAW_FORMATS)
+"""Headerless formats :func:`read_audio` decodes itself (lower-case suffixes)."""
+SOX_SUFFIXES = frozenset(_SOX_ONLY_EXTENSIONS)
+"""Suffixes :func:`read_audio` decodes only with sox."""
 
 
 @dataclass(frozen=True, slots=True)

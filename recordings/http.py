@@ -9,6 +9,9 @@ from callcenter.errors import NotFound
 from recordings.services import RecordingService
 
 RECORDINGS = web.AppKey("recordings", RecordingService)
+# An original is served only when it has no PCM WAV copy (its format could not
+# be decoded); then it is a download, not something a browser plays.
+_CONTENT_TYPES = {".wav": "audio/wav", ".gsm": "audio/x-gsm"}
 
 
 def _recording_id(request: web.Request) -> int:
@@ -22,9 +25,12 @@ def _recording_id(request: web.Request) -> int:
 async def get_recording(request: web.Request) -> web.StreamResponse:
     rid = _recording_id(request)
     path = await request.app[RECORDINGS].file_for(rid)
+    suffix = path.suffix.lower()
+    if not suffix[1:].isalnum() or not suffix.isascii():
+        suffix = ".bin"
     return web.FileResponse(path, headers={
-        "Content-Type": "audio/wav",
-        "Content-Disposition": f'inline; filename="recording-{rid}.wav"',
+        "Content-Type": _CONTENT_TYPES.get(suffix, "application/octet-stream"),
+        "Content-Disposition": f'inline; filename="recording-{rid}{suffix}"',
         "Cache-Control": "private, max-age=3600",
         "X-Content-Type-Options": "nosniff",
     })

@@ -11,9 +11,14 @@ Every recording app_voicemail leaves in the spool becomes exactly one ticket:
    job finished in one transaction, and a ticket per recording is unique in
    the database, so a crash at any point never yields a second ticket. Jobs a
    crash left ``running`` are queued again by ``recover`` on start.
-3. Audio that cannot be understood (empty, silent, corrupt, transcription
-   failed or timed out) still becomes a ticket that says so, and the job keeps
-   the reason.
+3. Audio that cannot be understood (empty, silent, corrupt, a format nothing
+   here decodes, transcription failed or timed out) still becomes a ticket
+   that says so, and the job keeps the reason.
+
+The original is stored as Asterisk wrote it (``.wav``, WAV49 ``.WAV``,
+``.gsm``, ...). A non-WAV original is decoded once, when its job runs, into a
+PCM WAV beside it (``RecordingStore.make_playable``): the ticket page plays
+that copy and the transcriber reads it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bus import DomainEvent
 from callcenter.clock import Clock
+from recordings.errors import AudioError
 from recordings.ivr_hint import parse_hint
 from recordings.models import Recording, TranscriptionJob
 from recordings.spool import SpoolMessage, scan_spool
@@ -180,6 +186,7 @@ class VoicemailIngest:
         mailboxes: tuple[str, ...] | None = None,
         transcribe_timeout_s: float = 300.0,
         max_attempts: int = 3,
+        sox_binary: str | None = "sox",
     ) -> None:
         self._sm = sessionmaker
         self.spool_dir = spool_dir
@@ -196,6 +203,7 @@ class VoicemailIngest:
         self._mailboxes = mailboxes
         self._timeout = transcribe_timeout_s
         self._max_attempts = max_attempts
+        self._sox = sox_binary
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
@@ -242,7 +250,7 @@ class VoicemailIngest:
                 try:
                     outcome = await self.register(msg)
                 except Exception:
-                    log.exception("could not register voicemail %s", msg.wav_path)
+                    log.exception("could not register voicemail %s", msg.audio_path)
                     continue
                 if outcome == "new":
                     report.registered += 1
@@ -261,15 +269,15 @@ class VoicemailIngest:
         async with self._sm() as session:
             if await self._find(session, msg.identity) is not None:
                 return "known"
-            sha = await asyncio.to_thread(sha256_file, msg.wav_path)
+            sha = await asyncio.to_thread(sha256_file, msg.audio_path)
             same = (await session.scalars(
                 select(Recording.id).where(Recording.sha256 == sha,
                                            Recording.msg_id == msg.msg_id))).first()
             if same is not None:
                 return "duplicate"
             received_at = msg.origtime or self._clock.now()
-            stored = self.store.relative_path(sha, received_at, msg.msg_id)
-            size = await self.store.save(msg.wav_path, stored)
+            stored = self.store.relative_path(sha, received_at, msg.msg_id, msg.audio_format)
+            size = await self.store.save(msg.audio_path, stored)
             rec = Recording(context=msg.context, mailbox=msg.mailbox, msg_id=msg.msg_id,
                             sha256=sha, stored_path=stored, size_bytes=size,
                             duration_s=msg.duration_s, caller_number=msg.caller_number,
@@ -380,6 +388,18 @@ class VoicemailIngest:
             return "", [], "recording_missing", "录音路径无效 / stored path is invalid"
         if not path.is_file():
             return "", [], "recording_missing", "录音文件不存在 / recording file is missing"
+        try:
+            playable = await asyncio.to_thread(self.store.make_playable, rec.stored_path,
+                                               sox_binary=self._sox)
+        except AudioError as exc:
+            log.warning("recording %d cannot be decoded: %s", rec.id, exc.message)
+            return "", [], exc.error_id, exc.message
+        except Exception as exc:
+            log.exception("recording %d: converting it to WAV failed", rec.id)
+            return "", [], "audio_unreadable", (
+                f"录音无法转换为 WAV / could not convert the recording to WAV: "
+                f"{type(exc).__name__}: {exc}")
+        path = self.store.path_for(playable)
         if self._transcriber is None:
             return "", [], "transcription_unavailable", (
                 "未配置语音识别，请收听录音 / no transcriber configured")

@@ -78,8 +78,9 @@ class RecordingService:
         )
 
     async def file_for(self, recording_id: int) -> Path:
-        """The stored file of a registered recording. Only paths written by the
-        ingest are ever opened; nothing from the request reaches the filesystem."""
+        """The stored file of a registered recording: its PCM WAV copy when there
+        is one, else the original. Only paths written by the ingest are ever
+        opened; nothing from the request reaches the filesystem."""
         async with self._sm() as session:
             rec = await session.get(Recording, recording_id)
         if rec is None:
@@ -91,9 +92,13 @@ class RecordingService:
                                          "purged_at": rec.purged_at.isoformat()})
         try:
             path = self.store.path_for(rec.stored_path)
+            # A GSM / WAV49 original has a PCM WAV beside it that browsers play.
+            playable = self.store.path_for(self.store.playable_path(rec.stored_path))
         except ValueError:
             raise NotFound("录音文件不存在 / recording file missing",
                            details={"recording_id": recording_id}) from None
+        if playable.is_file():
+            return playable
         if not path.is_file():
             raise NotFound("录音文件不存在 / recording file missing",
                            details={"recording_id": recording_id})

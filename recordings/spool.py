@@ -1,8 +1,12 @@
-"""Read Asterisk app_voicemail's spool: ``<spool>/<context>/<mailbox>/<folder>/msgNNNN.{wav,txt}``.
+"""Read Asterisk app_voicemail's spool: ``<spool>/<context>/<mailbox>/<folder>/msgNNNN.<fmt>``.
 
 Pure file reading, no database. The ``.txt`` beside each recording is an INI
 file with a ``[message]`` section (callerid, origtime, duration, msg_id, ...).
-A message is only reported once both files exist and the metadata parses.
+app_voicemail writes one audio file per format in voicemail.conf's ``format=``
+(``wav`` → ``.wav``, ``wav49`` → ``.WAV``, ``gsm`` → ``.gsm``, ...); the best
+one is picked (:data:`AUDIO_PREFERENCE`, then any other, which the ingest
+reports as unsupported rather than dropping the message). A message is only
+reported once its metadata and an audio file exist and the metadata parses.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ log = logging.getLogger(__name__)
 
 FOLDERS = ("INBOX", "Old", "Urgent")
 _MSG_RE = re.compile(r"^msg(\d{4})\.txt$")
+_AUDIO_RE = re.compile(r"^(msg\d{4})\.([0-9A-Za-z]{1,10})$")
+AUDIO_PREFERENCE = (".wav", ".WAV", ".gsm")
+"""Best first: PCM WAV, then WAV49 (GSM in RIFF, Asterisk's ``.WAV``), then raw GSM."""
 _CALLERID_RE = re.compile(r'^\s*"?(?P<name>[^"<]*?)"?\s*<(?P<number>[^>]*)>\s*$')
 _SAFE_ID = re.compile(r"[^0-9A-Za-z._-]")
 
@@ -28,7 +35,7 @@ class SpoolMessage:
     mailbox: str
     folder: str
     msgnum: str
-    wav_path: Path
+    audio_path: Path
     txt_path: Path
     msg_id: str
     caller_number: str
@@ -36,6 +43,11 @@ class SpoolMessage:
     origtime: datetime | None
     duration_s: float | None
     category: str = ""  # VM_CATEGORY when the message was left
+
+    @property
+    def audio_format(self) -> str:
+        """The audio file's suffix as Asterisk wrote it (``.wav``, ``.WAV``, ``.gsm``, ...)."""
+        return self.audio_path.suffix
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -72,11 +84,37 @@ def parse_message_txt(text: str) -> dict[str, str]:
     return dict(parser.items("message"))
 
 
-def read_message(context: str, mailbox: str, folder: str, txt_path: Path) -> SpoolMessage:
+def best_audio(candidates: list[Path]) -> Path | None:
+    """The file to ingest among one message's audio files: by
+    :data:`AUDIO_PREFERENCE`, else the first other format by name."""
+    by_suffix = {p.suffix: p for p in candidates}
+    for suffix in AUDIO_PREFERENCE:
+        if suffix in by_suffix:
+            return by_suffix[suffix]
+    others = sorted(p for p in candidates if p.suffix.lower() != ".txt")
+    return others[0] if others else None
+
+
+def _audio_files(folder: Path) -> dict[str, list[Path]]:
+    """Audio files of a folder by message stem (``msg0003`` → its files)."""
+    out: dict[str, list[Path]] = {}
+    for path in folder.iterdir():
+        m = _AUDIO_RE.match(path.name)
+        if m is None or m.group(2).lower() == "txt" or not path.is_file():
+            continue
+        out.setdefault(m.group(1), []).append(path)
+    return out
+
+
+def read_message(context: str, mailbox: str, folder: str, txt_path: Path,
+                 audio_path: Path | None = None) -> SpoolMessage:
     m = _MSG_RE.match(txt_path.name)
     if m is None:
         raise ValueError(f"not a message file: {txt_path.name}")
-    wav_path = txt_path.with_suffix(".wav")
+    if audio_path is None:
+        audio_path = best_audio(list(_audio_files(txt_path.parent).get(txt_path.stem, [])))
+        if audio_path is None:
+            raise ValueError(f"no audio file beside {txt_path.name}")
     meta = parse_message_txt(txt_path.read_text(encoding="utf-8", errors="replace"))
     name, number = parse_callerid(meta.get("callerid", ""))
     origtime: datetime | None = None
@@ -93,7 +131,7 @@ def read_message(context: str, mailbox: str, folder: str, txt_path: Path) -> Spo
         # Old Asterisk versions write no msg_id: the original time and number stand in.
         msg_id = f"{raw_time or 'unknown'}-{m.group(1)}"
     return SpoolMessage(context=context, mailbox=mailbox, folder=folder, msgnum=m.group(1),
-                        wav_path=wav_path, txt_path=txt_path, msg_id=msg_id,
+                        audio_path=audio_path, txt_path=txt_path, msg_id=msg_id,
                         caller_number=number[:32], caller_name=name[:100], origtime=origtime,
                         duration_s=duration, category=meta.get("category", "").strip()[:250])
 
@@ -103,8 +141,8 @@ def scan_spool(spool_dir: Path, *, contexts: tuple[str, ...] | None = None,
                folders: tuple[str, ...] = FOLDERS) -> list[SpoolMessage]:
     """Every complete message under the spool, oldest message number first.
 
-    ``contexts`` / ``mailboxes`` restrict the scan (None: all). A message whose
-    ``.wav`` is missing (still being written) or whose ``.txt`` does not parse
+    ``contexts`` / ``mailboxes`` restrict the scan (None: all). A message with
+    no audio file yet (still being written) or whose ``.txt`` does not parse
     is skipped with a log line and seen again next scan."""
     found: list[SpoolMessage] = []
     if not spool_dir.is_dir():
@@ -119,11 +157,18 @@ def scan_spool(spool_dir: Path, *, contexts: tuple[str, ...] | None = None,
                 fdir = box_dir / folder
                 if not fdir.is_dir():
                     continue
+                try:
+                    audio = _audio_files(fdir)
+                except OSError as exc:
+                    log.warning("cannot list voicemail folder %s: %s", fdir, exc)
+                    continue
                 for txt in sorted(fdir.glob("msg[0-9][0-9][0-9][0-9].txt")):
-                    if not txt.with_suffix(".wav").is_file():
+                    best = best_audio(audio.get(txt.stem, []))
+                    if best is None:
                         continue
                     try:
-                        found.append(read_message(ctx_dir.name, box_dir.name, folder, txt))
+                        found.append(read_message(ctx_dir.name, box_dir.name, folder, txt,
+                                                  best))
                     except (OSError, ValueError) as exc:
                         log.warning("skipping voicemail %s: %s", txt, exc)
     return found

@@ -22,7 +22,7 @@ def test_the_real_asterisk_message_is_read_in_full() -> None:
     assert (msg.caller_name, msg.caller_number) == ("王小明", "13912345678")
     assert msg.origtime == datetime(2026, 11, 22, 10, 31, 39, tzinfo=UTC)
     assert msg.duration_s == 8.0
-    assert msg.wav_path.name == "msg0000.wav"
+    assert msg.audio_path.name == "msg0000.wav" and msg.audio_format == ".wav"
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
