@@ -293,6 +293,16 @@ def _person(info: dict[str, Any], links: list[dict[str, Any]]) -> dict[str, Any]
     }
 
 
+def ivr_room_id(pop: dict[str, Any], ivr_path: Sequence[str]) -> int | None:
+    """The caller's room the IVR settled on (its fee-balance branch records the room's
+    label as a step), latest first; None when the path names none of the pop's rooms."""
+    by_label = {r["label"]: r["room_id"] for r in pop.get("rooms", ())}
+    for step in reversed(ivr_path):
+        if step in by_label:
+            return int(by_label[step])
+    return None
+
+
 def person_ids_in(pop: dict[str, Any]) -> Sequence[int]:
     """Every person whose record the pop shows (for the audit log)."""
     return [p["person_id"] for p in pop.get("people", [])] + [

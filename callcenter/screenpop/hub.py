@@ -36,7 +36,7 @@ from callcenter.console.ports import StaffRef
 from callcenter.directory.phones import mask_phone
 from callcenter.notify.base import Notification
 from callcenter.notify.staff import StaffNotifiers
-from callcenter.screenpop.builder import CallContext, PopBuilder, person_ids_in
+from callcenter.screenpop.builder import CallContext, PopBuilder, ivr_room_id, person_ids_in
 from callcenter.screenpop.events import call_id_of, caller_of, ivr_step_of, targets_of
 from callcenter.screenpop.masking import present_pop, show_number
 from callcenter.screenpop.staff import StaffDirectory, StaffEntry
@@ -312,6 +312,7 @@ class AgentHub:
         own = viewer.user_id in call.targets
         pop = present_pop(call.pop, viewer.role, own_call=own)
         pop["ivr_path"] = list(call.ivr_path)
+        pop["ivr_room_id"] = ivr_room_id(pop, call.ivr_path)
         return _dumps({"type": "pop", "call": self._call_json(call, viewer), "pop": pop})
 
     def _push_call(self, call: LiveCall, only: set[int] | None = None) -> None:

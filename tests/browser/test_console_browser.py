@@ -18,13 +18,16 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from sqlalchemy import select
 
 from callcenter.app import create_app
 from callcenter.appkeys import BUS, CLOCK
+from callcenter.bus import DomainEvent
 from callcenter.calls.models import CallLog
 from callcenter.settings import AsteriskSettings, Secret
 from callcenter.simulator import AsteriskStandIn, Caller, HangUp, Phone, ScaledClock, Wait
 from tests.console.helpers import OWNER_MOBILE, PASSWORD, make_settings, seed_directory
+from ticketing.models import Ticket
 from ticketing.services import NewTicket, TicketService
 
 pytestmark = pytest.mark.browser
@@ -74,6 +77,9 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
         await service.create(NewTicket(source="agent", category="plumbing", summary="厨房水管漏水",
                                        room_id=seed.rooms["3-1-1201"],
                                        person_id=seed.people["张伟"], created_by="xiaozhao"))
+        # A repair of 张伟's about no room of his: shown apart from the rooms.
+        await service.create(NewTicket(source="agent", category="other", summary="小区门禁卡补办",
+                                       person_id=seed.people["张伟"], created_by="xiaozhao"))
         # Two earlier calls from the owner, 08:05 and 09:30 UTC: 16:05 and 17:30 in Shanghai.
         async with sessionmaker() as s:
             for lid, hour, minute, outcome in (("old-1", 8, 5, "ivr_only"),
@@ -108,6 +114,15 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
         assert "队列 frontdesk" in await card.locator(".card-head").inner_text()
         people = await card.locator(".people").inner_text()
         assert "李娜" in people and "同户" in people
+        # Each person with their own rooms; 张伟 owns two.
+        zhang = await card.locator(f'.people li[data-person-id="{seed.people["张伟"]}"]').inner_text()
+        assert "3栋1单元1201室（业主）" in zhang and "5栋2单元0301室（业主）" in zhang, zhang
+        assert "小区门禁卡补办（新建）" in await card.locator(".other-tickets").inner_text()
+        # The IVR's fee-balance branch settled on 张伟's second room: the forms default to it.
+        r0301 = seed.rooms["5-2-0301"]
+        await app[BUS].publish_and_wait(DomainEvent("call.ivr_choice", {
+            "call_id": linkedid, "label": "湖畔花园5栋2单元0301室"}))
+        await card.locator(".ivr").get_by_text("湖畔花园5栋2单元0301室").wait_for(timeout=10000)
         recent = card.locator("details.recent")
         await recent.locator("summary").click()
         recent_text = await recent.inner_text()
@@ -119,6 +134,16 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
         await card.get_by_role("button", name="创建报修单").click()
         form = card.locator("form.ticket-form")
         await form.wait_for()
+        room_select = form.locator('select[name="room_id"]')
+        assert await room_select.input_value() == str(r0301)
+        summary = form.locator('input[name="summary"]')
+        assert "5栋2单元0301室" in await summary.input_value()
+        # Picking the other room carries its label into the prefilled text...
+        await room_select.select_option(str(seed.rooms["3-1-1201"]))
+        assert "3栋1单元1201室" in await summary.input_value()
+        assert "湖畔花园3栋1单元1201室" in await form.locator("textarea").input_value()
+        # ...and back: the ticket goes to the room chosen, not the first one.
+        await room_select.select_option(str(r0301))
         await form.locator('select[name="category"]').select_option("plumbing")
         await form.locator('input[name="summary"]').fill("卫生间地漏反水")
         await form.get_by_role("button", name="提交报修单").click()
@@ -146,6 +171,10 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
         assert "XIAOLI" in agents and "就绪" in agents
         await boss.screenshot(path=str(ARTIFACTS / "console_wall.png"), full_page=True)
         await boss_ctx.close()
+
+        async with sessionmaker() as s:
+            made = (await s.scalars(select(Ticket).where(Ticket.summary == "卫生间地漏反水"))).one()
+        assert made.room_id == r0301 and made.person_id == seed.people["张伟"]
 
         await page.goto(f"{base}/tickets")
         listing = await page.locator("table.tickets").inner_text()

@@ -352,3 +352,36 @@ class _Tickets:
 
     def open_tickets(self, session: Any, room_ids: Any, person_ids: Any) -> list[TicketSummary]:
         return [t for t in self.rows if t.room_id in room_ids]
+
+
+class _DoorCardTicket:
+    """张伟's repair of no room (a door card), beside his rooms' repairs."""
+
+    def __init__(self, person_id: int) -> None:
+        self.person_id = person_id
+
+    def open_tickets(self, session: Any, room_ids: Any, person_ids: Any) -> list[TicketSummary]:
+        if self.person_id not in person_ids:
+            return []
+        return [TicketSummary(9, None, "门禁卡补办", "new", "新建", "T-9")]
+
+
+async def test_pop_names_the_room_the_ivr_chose_and_each_persons_rooms(
+        sessionmaker: Any, db_url: str, tmp_path: Path) -> None:
+    seed = await seed_directory(sessionmaker)
+    r1201, r0301 = seed.rooms["3-1-1201"], seed.rooms["5-2-0301"]
+    async with running_app(db_url, tmp_path, tickets=_DoorCardTicket(seed.people["张伟"])) as client:
+        ws = await agent_socket(client, "xiaoli")
+        await publish(client, "started", call_id="r1", caller=OWNER_MOBILE, community="hupan")
+        await publish(client, "ringing", call_id="r1", extension="8001")
+        pop = (await frame(ws, "pop"))["pop"]
+        assert pop["ivr_room_id"] is None  # nothing chosen yet: the console takes the first
+        assert [r["room_id"] for r in pop["rooms"]] == [r1201, r0301]
+        zhang = pop["people"][0]
+        assert [(r["room_id"], r["role"]) for r in zhang["rooms"]] == [
+            (r1201, "owner"), (r0301, "owner")]
+        assert [t["title"] for t in pop["other_open_tickets"]] == ["门禁卡补办"]
+        # The fee-balance branch of the IVR records the room's label as a step.
+        await publish(client, "ivr_choice", call_id="r1", label="湖畔花园5栋2单元0301室")
+        pop = (await frame(ws, "pop"))["pop"]
+        assert pop["ivr_room_id"] == r0301

@@ -159,10 +159,18 @@
       card.append(el("table", {class: "rooms"},
         el("thead", {}, el("tr", {}, el("th", {text: "房号"}), el("th", {text: "欠费"}), el("th", {text: "未完成报修"}))),
         el("tbody", {}, rows)));
+      if (pop.other_open_tickets && pop.other_open_tickets.length) {
+        // The caller's repairs not about one of these rooms (no room, or a room they left).
+        card.append(el("div", {class: "other-tickets"}, el("span", {class: "label", text: "其他未完成报修："}),
+          pop.other_open_tickets.map((t) => el("div", {class: "ticket",
+            text: `${t.reference ? t.reference + " " : ""}${t.title}（${t.state_label}）`}))));
+      }
       const people = pop.people.concat(pop.household.map((p) => Object.assign({household: true}, p)));
-      card.append(el("ul", {class: "people"}, people.map((p) => el("li", {},
+      card.append(el("ul", {class: "people"}, people.map((p) => el("li", {dataset: {personId: p.person_id}},
         el("strong", {text: p.name}), ` ${ROLE[p.role] || p.role}`, p.household ? "（同户）" : "",
-        p.phones.length ? ` · ${p.phones.join("、")}` : ""))));
+        p.phones.length ? ` · ${p.phones.join("、")}` : "",
+        p.rooms && p.rooms.length ? el("span", {class: "person-rooms muted", text:
+          " · " + p.rooms.map((r) => `${shortLabel(pop, r.label)}（${ROLE[r.role] || r.role}）`).join("、")}) : ""))));
     } else {
       card.append(el("p", {class: "unknown-note", text: "目录中没有这个号码。"}));
     }
@@ -202,11 +210,82 @@
     n.textContent = text;
   }
 
-  function firstRoom(pop) { return pop.rooms && pop.rooms.length ? pop.rooms[0] : null; }
+  // A room label without the community's name when the call came in on that community.
+  function shortLabel(pop, label) {
+    const name = pop.community ? pop.community.name : "";
+    return name && label.startsWith(name) && label.length > name.length ? label.slice(name.length) : label;
+  }
 
-  function describe(call, pop) {
-    const room = firstRoom(pop);
-    const parts = [`来电：${pop.title}（${(pop.caller || {}).display || "未显示号码"}）`];
+  // Which room and which person a ticket or a page is about. The room the IVR settled
+  // on comes first, else the caller's first room; the person is the caller linked to
+  // that room. With several rooms or people the agent picks.
+  function defaultRoom(pop) {
+    const rooms = pop.rooms || [];
+    return rooms.find((r) => r.room_id === pop.ivr_room_id) || rooms[0] || null;
+  }
+
+  function personFor(pop, room) {
+    const people = pop.people || [];
+    if (!room) return people[0] || null;
+    return people.find((p) => (p.rooms || []).some((r) => r.room_id === room.room_id)) || people[0] || null;
+  }
+
+  function subjectPicker(pop, onChange) {
+    const rooms = pop.rooms || [];
+    const people = pop.people || [];
+    const chosen = {room: defaultRoom(pop), person: null};
+    chosen.person = personFor(pop, chosen.room);
+    const wrap = el("div", {class: "subject"});
+    let roomSel = null;
+    let personSel = null;
+    if (rooms.length > 1) {
+      roomSel = el("select", {name: "room_id", "aria-label": "房号"},
+        rooms.map((r) => el("option", {value: String(r.room_id), text: r.label})),
+        el("option", {value: "", text: "不指定房号"}));
+      roomSel.value = chosen.room ? String(chosen.room.room_id) : "";
+      wrap.append(el("label", {}, "房号 ", roomSel));
+    } else if (rooms.length === 1) {
+      wrap.append(el("p", {class: "muted", text: `房号：${rooms[0].label}`}));
+    }
+    if (people.length > 1) {
+      personSel = el("select", {name: "person_id", "aria-label": "来电人"},
+        people.map((p) => el("option", {value: String(p.person_id), text: p.name})));
+      personSel.value = chosen.person ? String(chosen.person.person_id) : "";
+      wrap.append(el("label", {}, "来电人 ", personSel));
+    }
+    if (roomSel) roomSel.addEventListener("change", () => {
+      chosen.room = rooms.find((r) => String(r.room_id) === roomSel.value) || null;
+      const linked = chosen.person && chosen.room && (chosen.person.rooms || []).some((r) => r.room_id === chosen.room.room_id);
+      if (chosen.room && !linked) {
+        chosen.person = personFor(pop, chosen.room);
+        if (personSel && chosen.person) personSel.value = String(chosen.person.person_id);
+      }
+      onChange(chosen);
+    });
+    if (personSel) personSel.addEventListener("change", () => {
+      chosen.person = people.find((p) => String(p.person_id) === personSel.value) || null;
+      const own = chosen.person ? (chosen.person.rooms || []) : [];
+      if (own.length && !(chosen.room && own.some((r) => r.room_id === chosen.room.room_id))) {
+        chosen.room = rooms.find((r) => r.room_id === own[0].room_id) || chosen.room;
+        if (roomSel && chosen.room) roomSel.value = String(chosen.room.room_id);
+      }
+      onChange(chosen);
+    });
+    return {node: wrap, chosen};
+  }
+
+  // Prefilled text follows the picked room until the agent edits it.
+  function follow(field, make) {
+    let last = make();
+    field.value = last;
+    return () => {
+      if (field.value === last) { last = make(); field.value = last; }
+    };
+  }
+
+  function describe(call, pop, room, person) {
+    const name = person ? person.name : pop.title;
+    const parts = [`来电：${name}（${(pop.caller || {}).display || "未显示号码"}）`];
     if (room) parts.push(`房号：${room.label}`);
     if (pop.ivr_path && pop.ivr_path.length) parts.push(`语音导航：${pop.ivr_path.join(" › ")}`);
     return parts.join("\n");
@@ -233,8 +312,7 @@
     return select;
   }
 
-  function callerFields(pop) {
-    const person = pop.people && pop.people.length ? pop.people[0] : null;
+  function callerFields(pop, person) {
     const caller = pop.caller || {};
     return {
       caller_number: caller.masked ? "" : (caller.display || ""),
@@ -247,21 +325,29 @@
   function showTicketForm(card, call, pop) {
     const forms = card.querySelector(".forms");
     forms.replaceChildren();
-    const room = firstRoom(pop);
-    const lastIvr = pop.ivr_path && pop.ivr_path.length ? pop.ivr_path[pop.ivr_path.length - 1] : "";
+    const roomLabels = new Set((pop.rooms || []).map((r) => r.label));
+    const steps = (pop.ivr_path || []).filter((p) => !roomLabels.has(p));
+    const lastIvr = steps.length ? steps[steps.length - 1] : "";
+    const summary = el("input", {name: "summary", required: true, maxlength: 200});
+    const description = el("textarea", {name: "description", rows: 3});
+    const picker = subjectPicker(pop, () => { followSummary(); followDescription(); });
+    const chosen = picker.chosen;
+    const followSummary = follow(summary, () => `${lastIvr || "报修"}${chosen.room ? "（" + shortLabel(pop, chosen.room.label) + "）" : ""}`);
+    const followDescription = follow(description, () => describe(call, pop, chosen.room, chosen.person));
     const form = el("form", {class: "stack ticket-form"},
+      picker.node,
       el("label", {}, "类别 ", categorySelect(pop)),
-      el("label", {}, "摘要 ", el("input", {name: "summary", required: true, maxlength: 200,
-        value: `${lastIvr || "报修"}${room ? "（" + room.label + "）" : ""}`})),
-      el("label", {}, "描述 ", el("textarea", {name: "description", rows: 3}, describe(call, pop))),
+      el("label", {}, "摘要 ", summary),
+      el("label", {}, "描述 ", description),
       el("label", {}, "优先级 ", el("select", {name: "priority"},
         el("option", {value: "normal", text: "普通"}), el("option", {value: "emergency", text: "紧急"}))),
       el("button", {type: "submit", class: "primary", text: "提交报修单"}));
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const f = new FormData(form);
+      const room = chosen.room;
       try {
-        const t = await postJSON(body.dataset.ticketsApi, Object.assign(callerFields(pop), {
+        const t = await postJSON(body.dataset.ticketsApi, Object.assign(callerFields(pop, chosen.person), {
           source: "phone", category: f.get("category"), summary: f.get("summary"),
           description: f.get("description"), priority: f.get("priority"),
           room_id: room ? room.room_id : null,
@@ -276,21 +362,26 @@
       } catch (e) { notice(card, "创建报修单失败：" + e.message, true); }
     });
     forms.append(form);
-    form.querySelector("input").focus();
+    summary.focus();
   }
 
   function showPageForm(card, call, pop) {
     const forms = card.querySelector(".forms");
     forms.replaceChildren();
-    const room = firstRoom(pop);
+    const text = el("textarea", {name: "summary", rows: 3});
+    const picker = subjectPicker(pop, () => followText());
+    const chosen = picker.chosen;
+    const followText = follow(text, () => describe(call, pop, chosen.room, chosen.person));
     const form = el("form", {class: "stack page-form"},
+      picker.node,
       el("label", {}, "类别 ", categorySelect(pop)),
-      el("label", {}, "说明 ", el("textarea", {name: "summary", rows: 3}, describe(call, pop))),
+      el("label", {}, "说明 ", text),
       el("button", {type: "submit", class: "danger", text: "立即呼叫值班工程师"}));
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const f = new FormData(form);
-      const fields = callerFields(pop);
+      const room = chosen.room;
+      const fields = callerFields(pop, chosen.person);
       try {
         const inc = await postJSON(body.dataset.incidentsApi, {
           source: "agent", category: f.get("category"), summary: f.get("summary"),
