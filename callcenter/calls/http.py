@@ -1,7 +1,8 @@
 """HTTP API of calls: the live view and the call log.
 
 ``GET /api/calls/live`` → ``{"calls": [...]}`` from the trackers of every AMI
-link; ``GET /api/calls?from=&to=&number=&limit=`` → the log, newest first.
+link; ``GET /api/calls?from=&to=&number=&limit=`` → the log, newest first, each
+call with the ``attempts`` the on-call router made to reach someone.
 A bad parameter is a 400 naming the field.
 """
 
@@ -18,6 +19,7 @@ from callcenter.auth.middleware import require_role
 from callcenter.calls.services import CallLogService
 from callcenter.directory.phones import try_normalize
 from callcenter.errors import InvalidInput
+from callcenter.oncall.services import attempts_by_call
 from callcenter.web.errors import json_response
 
 LIVE_ROLES = ("agent", "night_duty", "supervisor")
@@ -68,7 +70,11 @@ async def call_log(request: web.Request) -> web.Response:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit: must be 1..{MAX_LIMIT}", field="limit")
     rows = await request.app[CALL_LOG].search(start=start, end=end, number=number, limit=limit)
-    return json_response({"calls": [r.to_json() for r in rows], "count": len(rows)})
+    # Each call carries the on-call router's rings of it (who, number, outcome).
+    async with request.app[SESSIONMAKER]() as session:
+        attempts = await attempts_by_call(session, [r.linkedid for r in rows])
+    return json_response({"calls": [{**r.to_json(), "attempts": attempts.get(r.linkedid, [])}
+                                    for r in rows], "count": len(rows)})
 
 
 CALL_LOG_BATCH_S = 0.05  # events this close together are written in one transaction

@@ -110,7 +110,11 @@ class OnCallOverride(Base):
 
 
 class OnCallAttempt(Base):
-    """One ring of one person by the router: who, where, how it ended."""
+    """One ring of one person by the router: who, where, how it ended.
+
+    ``call_id`` is the call's Asterisk Linkedid (the call log's key), or the
+    channel's uniqueid when Asterisk did not tell; ``position`` is the order in
+    which the people of the chain were rung (0 is the first)."""
 
     __tablename__ = "oncall_attempts"
 

@@ -2,7 +2,8 @@
 
 The router works on the caller's own channel through a ``Dialer``: the IVR's
 AGI channel runs ``EXEC Dial(...)`` and reads ``DIALSTATUS``, which works the
-same over FastAGI and AsyncAGI. Each ring is an ``oncall_attempts`` row.
+same over FastAGI and AsyncAGI. Each ring is an ``oncall_attempts`` row under
+the call's Linkedid, so the call log shows it with the call.
 """
 
 from __future__ import annotations
@@ -123,6 +124,22 @@ def dial_targets(person: OnCallPerson, config: RouterConfig) -> list[str]:
     return [t for t in order if t]
 
 
+async def call_log_id(call: Channel) -> str:
+    """The call's Linkedid (the call log's key): from the AsyncAGI frame or the
+    AGI environment, else asked of Asterisk (FastAGI does not send it); the
+    channel's uniqueid when Asterisk does not say. A hang-up propagates."""
+    linkedid = getattr(call, "linkedid", "") or call.env.get("agi_linkedid", "")
+    if not linkedid:
+        try:
+            linkedid = await call.get_variable("CHANNEL(linkedid)") or ""
+        except CallerHungUp:
+            raise
+        except Exception as exc:  # the attempts are still stored, under the uniqueid
+            log.warning("linkedid of %s not read: %s", call.uniqueid, exc)
+            linkedid = ""
+    return linkedid or call.uniqueid or ""
+
+
 class OnCallRouter:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], dialer: Dialer,
                  clock: Clock, config: RouterConfig | None = None) -> None:
@@ -133,24 +150,33 @@ class OnCallRouter:
 
     async def route(self, call: Channel, community: str | int | None, role: str) -> RouteResult:
         """Ring the chain in order; voicemail (if configured) when nobody answers."""
-        with bind_call(uniqueid=call.uniqueid,
-                       linkedid=getattr(call, "linkedid", None) or call.uniqueid):
-            return await self._route(call, community, role)
+        try:
+            call_id = await call_log_id(call)
+        except CallerHungUp:
+            return RouteResult("caller_gone", None, 0)
+        with bind_call(uniqueid=call.uniqueid, linkedid=call_id):
+            return await self._route(call, community, role, call_id)
 
-    async def _route(self, call: Channel, community: str | int | None, role: str) -> RouteResult:
+    async def _route(self, call: Channel, community: str | int | None, role: str,
+                     call_id: str) -> RouteResult:
         async with self._sm() as session:
             comm = await find_community(session, community)
             answer = await who_is_on_call(session, comm, role, self._clock.now())
             comm_id = comm.id
-        return await self.ring_people(call, answer.people, community_id=comm_id, role=role)
+        return await self.ring_people(call, answer.people, community_id=comm_id, role=role,
+                                      call_id=call_id)
 
     async def ring_people(self, call: Channel, people: Sequence[OnCallPerson], *,
-                          community_id: int | None, role: str) -> RouteResult:
+                          community_id: int | None, role: str,
+                          call_id: str | None = None) -> RouteResult:
+        """Ring ``people`` in order. Each attempt is stored under ``call_id`` (the
+        call's Linkedid, which keys the call log; the channel's uniqueid if not given)."""
+        key = call_id or call.uniqueid or ""
         attempts = 0
         for position, person in enumerate(people):
             for target in dial_targets(person, self.config):
                 attempts += 1
-                result = await self._ring(call, person, target, position, community_id, role)
+                result = await self._ring(call, key, person, target, position, community_id, role)
                 if result.outcome is DialOutcome.ANSWERED:
                     return RouteResult("answered", person, attempts)
                 if result.outcome is DialOutcome.CALLER_GONE:
@@ -164,10 +190,10 @@ class OnCallRouter:
             return RouteResult("voicemail", None, attempts)
         return RouteResult("nobody", None, attempts)
 
-    async def _ring(self, call: Channel, person: OnCallPerson, target: str, position: int,
-                    community_id: int | None, role: str) -> DialResult:
+    async def _ring(self, call: Channel, call_id: str, person: OnCallPerson, target: str,
+                    position: int, community_id: int | None, role: str) -> DialResult:
         async with self._sm() as session:
-            row = OnCallAttempt(call_id=call.uniqueid or "", community_id=community_id,
+            row = OnCallAttempt(call_id=call_id, community_id=community_id,
                                 role=role, position=position, user_id=person.user_id,
                                 target=target, started_at=self._clock.now())
             session.add(row)

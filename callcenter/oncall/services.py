@@ -22,6 +22,7 @@ from callcenter.directory.models import Community, StaffUser
 from callcenter.oncall.errors import InvalidSchedule, NoSchedule, UnknownCommunity
 from callcenter.oncall.models import (
     CHAIN_LABELS,
+    OnCallAttempt,
     OnCallChainLink,
     OnCallOverride,
     OnCallSchedule,
@@ -438,3 +439,46 @@ async def add_override(session: AsyncSession, *, community: str | int, role: str
     session.add(row)
     await session.commit()
     return row
+
+
+# --------------------------------------------------------------------------- the call log
+
+
+def dialled_numbers(target: str) -> list[str]:
+    """The extensions and numbers in a Dial string:
+    ``PJSIP/802&PJSIP/13800000002@trunk`` → ``["802", "13800000002"]``."""
+    out = []
+    for part in target.split("&"):
+        number = part.rsplit("/", 1)[-1].split("@", 1)[0].strip()
+        if number:
+            out.append(number)
+    return out
+
+
+async def attempts_by_call(session: AsyncSession,
+                           call_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """The router's rings of each call (by Linkedid), in the order they were made:
+    who was rung, at which number, for which role, and how it ended."""
+    wanted = sorted({c for c in call_ids if c})
+    if not wanted:
+        return {}
+    rows = (await session.execute(
+        select(OnCallAttempt, StaffUser.display_name, StaffUser.username)
+        .outerjoin(StaffUser, StaffUser.id == OnCallAttempt.user_id)
+        .where(OnCallAttempt.call_id.in_(wanted))
+        .order_by(OnCallAttempt.started_at, OnCallAttempt.id))).all()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for attempt, display_name, username in rows:
+        out.setdefault(attempt.call_id, []).append({
+            "who": display_name or username or "",
+            "user_id": attempt.user_id,
+            "number": " / ".join(dialled_numbers(attempt.target)),
+            "target": attempt.target,
+            "role": attempt.role,
+            "position": attempt.position,
+            "outcome": attempt.outcome or "ringing",
+            "dial_status": attempt.dial_status,
+            "at": attempt.started_at.isoformat(),
+            "ended_at": attempt.ended_at.isoformat() if attempt.ended_at else None,
+        })
+    return out
