@@ -74,8 +74,9 @@ class Services:
     async def fee_balance(self, room_id: int) -> Decimal | None:
         return Decimal(0)
 
-    async def find_room(self, community: str | None, building: str, room: str) -> RoomRef | None:
-        return None
+    async def find_rooms(self, community: str | None, building: str, room: str,
+                         unit: str | None = None) -> list[RoomRef]:
+        return []
 
     async def record_choice(self, call_id: str, label: str) -> None:
         return None

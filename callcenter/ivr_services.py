@@ -112,21 +112,22 @@ class HotlineServices:
                 select(FeeAccount).where(FeeAccount.room_id == room_id))).first()
         return fee.arrears if fee else None
 
-    async def find_room(self, community: str | None, building: str, room: str) -> RoomRef | None:
+    async def find_rooms(self, community: str | None, building: str, room: str,
+                         unit: str | None = None) -> list[RoomRef]:
         code = community or self.settings.default_community
         stmt = (select(Room.id, Community.name, Building.name, Unit.name, Room.number)
                 .join(Unit, Room.unit_id == Unit.id).join(Building, Unit.building_id == Building.id)
                 .join(Community, Building.community_id == Community.id)
-                .where(Building.name == building, Room.number == room))
+                .where(Building.name == building, Room.number == room)
+                .order_by(Room.id).limit(10))
+        if unit is not None:
+            stmt = stmt.where(Unit.name == unit)
         if code:
             stmt = stmt.where(Community.code == code)
         async with self.sm() as session:
             rows = (await session.execute(stmt)).all()
-        if len(rows) != 1:
-            return None
-        rid, cname, bname, uname, number = rows[0]
-        unit = f"{uname}单元" if uname else ""
-        return RoomRef(rid, f"{cname}{bname}栋{unit}{number}室")
+        return [RoomRef(rid, f"{cname}{bname}栋{f'{uname}单元' if uname else ''}{number}室")
+                for rid, cname, bname, uname, number in rows]
 
     async def record_choice(self, call_id: str, label: str) -> None:
         if self.links is not None:

@@ -86,7 +86,10 @@ class IvrServices(Protocol):
     async def transfer(self, channel: Channel, extension: str) -> None: ...
     async def ticket_status(self, digits: str) -> str | None: ...
     async def fee_balance(self, room_id: int) -> Decimal | None: ...
-    async def find_room(self, community: str | None, building: str, room: str) -> RoomRef | None: ...
+    async def find_rooms(self, community: str | None, building: str, room: str,
+                         unit: str | None = None) -> Sequence[RoomRef]:
+        """Rooms with this building and number (and unit, if given); a few at most."""
+        ...
     async def record_choice(self, call_id: str, label: str) -> None: ...
 
 
@@ -282,7 +285,13 @@ class IvrEngine:
         number = await call.channel.get_data("enter-room", 8000, 6) if building else ""
         if not building or not number:
             return None
-        return await self.services.find_room(call.community, building, number)
+        found = await self.services.find_rooms(call.community, building, number)
+        if len(found) > 1:
+            # Room numbers repeat in each unit of a building (3栋1单元1201, 3栋2单元1201).
+            unit = await call.channel.get_data("enter-unit", 8000, 3)
+            found = (await self.services.find_rooms(call.community, building, number, unit)
+                     if unit else [])
+        return found[0] if len(found) == 1 else None
 
     async def _fee_balance(self, call: _Call) -> None:
         room = await self._room(call)

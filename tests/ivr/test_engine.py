@@ -70,9 +70,16 @@ class Services:
         self._note("fee_balance", str(room_id))
         return self.arrears
 
-    async def find_room(self, community: str | None, building: str, room: str) -> RoomRef | None:
-        self._note("find_room", building, room)
-        return RoomRef(7, f"{building}栋{room}室") if building == "3" else None
+    async def find_rooms(self, community: str | None, building: str, room: str,
+                         unit: str | None = None) -> list[RoomRef]:
+        """Building 3 has one room of each number; building 5 two units of 1201."""
+        self._note("find_rooms", building, room, *([unit] if unit is not None else []))
+        if building == "3":
+            return [RoomRef(7, f"{building}栋{room}室")]
+        if building == "5" and room == "1201":
+            both = [RoomRef(51, "5栋1单元1201室"), RoomRef(52, "5栋2单元1201室")]
+            return both if unit is None else [r for r in both if r.label[2] == unit]
+        return []
 
     async def record_choice(self, call_id: str, label: str) -> None:
         self.choices.append(label)
@@ -203,7 +210,24 @@ async def test_an_unknown_caller_keys_in_building_and_room() -> None:
     s = Services()
     ch = ScriptedChannel(["3", "3", "1201"])
     await _engine(s, OFFICE).run(ch, call_id="c1")
-    assert ("find_room", "3", "1201") in s.calls and ("fee_balance", "7") in s.calls
+    assert ("find_rooms", "3", "1201") in s.calls and ("fee_balance", "7") in s.calls
+    assert not any(c.startswith("GET DATA enter-unit") for c in ch.commands)
+
+
+async def test_an_unknown_caller_is_asked_the_unit_when_the_number_repeats() -> None:
+    s = Services()
+    ch = ScriptedChannel(["3", "5", "1201", "2"])
+    await _engine(s, OFFICE).run(ch, call_id="c1")
+    assert ("find_rooms", "5", "1201", "2") in s.calls and ("fee_balance", "52") in s.calls
+    assert any(c.startswith("GET DATA enter-unit") for c in ch.commands)
+
+
+async def test_a_wrong_unit_is_room_not_found() -> None:
+    s = Services()
+    ch = ScriptedChannel(["3", "5", "1201", "7"])
+    await _engine(s, OFFICE).run(ch, call_id="c1")
+    assert not any(c[0] == "fee_balance" for c in s.calls)
+    assert "room-not-found" in ch.played()
 
 
 async def test_ticket_status_is_read_back() -> None:
