@@ -29,7 +29,7 @@ from callcenter.console.ami_ports import AmiAgentStatus, AmiOriginate
 from callcenter.console.setup import setup_console
 from callcenter.db.engine import make_engine, make_sessionmaker, migrate
 from callcenter.directory.hotlines import CommunityChoice, CommunityResolver, HotlineDirectory
-from callcenter.health import healthz
+from callcenter.health import healthz, holiday_health
 from callcenter.ivr_admin.http import IVR_HOLIDAYS, IVR_RELOADER
 from callcenter.ivr_admin.http import add_routes as add_ivr_admin_routes
 from callcenter.ivr_admin.reloader import MenuReloader
@@ -47,7 +47,7 @@ from ivr.channel import Channel
 from ivr.engine import IvrEngine
 from ivr.errors import MenuError
 from ivr.fastagi import FastAgiServer
-from ivr.holidays import HOLIDAY_FILE, HolidayCalendar
+from ivr.holidays import HOLIDAY_FILE, HolidayCalendar, HolidayFile
 from ivr.menus import MenuStore
 from ivr.timeconditions import HOURS_FILE, TimeModes, load_time_conditions
 from recordings.ingest import Transcriber
@@ -140,9 +140,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         store = MenuStore(*settings.ivr_menus)
         store.current()  # a broken menu file stops the start with its error
         holidays = HolidayCalendar()
-        holiday_file = settings.data_dir / HOLIDAY_FILE
-        if holiday_file.exists():
-            holidays.load_file(holiday_file)
+        holiday_file = HolidayFile(holidays, settings.data_dir / HOLIDAY_FILE)
+        holiday_file.reload()  # re-read on SIGHUP and the admin page's reload
         services = HotlineServices(settings, app[SESSIONMAKER], links=links,
                                    router=app[ONCALL_ROUTER], paging=app[PAGING_SERVICE])
         hours_file = settings.data_dir / HOURS_FILE
@@ -150,7 +149,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                       if hours_file.exists() else TimeModes(holidays, settings.timezone))
         engine = IvrEngine(store, services, time_modes, clock=app[CLOCK])
         app[IVR_MENUS] = store
-        reloader = MenuReloader(store, app[CLOCK])
+        reloader = MenuReloader(store, app[CLOCK], holidays=holiday_file)
         app[IVR_RELOADER] = reloader
         app[IVR_HOLIDAYS] = holidays
 
@@ -167,12 +166,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                      choice.rule)
             await engine.run(channel, call_id=channel.uniqueid, community=choice.code)
 
-        async def holiday_health() -> dict[str, object]:
-            today = app[CLOCK].now().date()
-            return {"holidays": {"covered_until": holidays.coverage_end().isoformat(),
-                                 "warning": holidays.warning(today)}}
-
-        app[HEALTH_EXTRAS].append(holiday_health)
+        app[HEALTH_EXTRAS].append(holiday_health(holidays, app[CLOCK], settings.timezone))
         entry.page, entry.ivr = page, hotline
         links.set_agi_handler(entry)
         fastagi = None

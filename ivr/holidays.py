@@ -111,6 +111,15 @@ class HolidayCalendar:
             loaded[day] = (kind, row[2].strip() if len(row) > 2 else "")
         return loaded
 
+    def reload_from(self, path: Path) -> int:
+        """Swap in the days of ``path`` (none when it does not exist); returns how
+        many. A bad file raises and leaves the days in force untouched."""
+        fresh = HolidayCalendar()
+        if path.exists():
+            fresh.load_file(path)
+        self.overrides = fresh.overrides
+        return len(fresh.overrides)
+
     def day(self, d: date) -> DayKind:
         if d in self.overrides:
             kind, name = self.overrides[d]
@@ -158,3 +167,22 @@ class HolidayCalendar:
             return (f"节假日数据将于 {end} 到期，请导入 {end.year + 1} 年的节假日 / "
                     f"holiday data ends {end}: import {end.year + 1}'s holidays")
         return None
+
+
+@dataclass
+class HolidayFile:
+    """The operator's holiday file behind a calendar, read at start and again on
+    every reload (SIGHUP, the admin page). ``error`` is the last reload's failure."""
+
+    calendar: HolidayCalendar
+    path: Path
+    error: str = ""
+
+    def reload(self) -> int:
+        try:
+            count = self.calendar.reload_from(self.path)
+        except HolidayFileError as exc:
+            self.error = str(exc)
+            raise
+        self.error = ""
+        return count

@@ -18,8 +18,8 @@ def register(sub: Any) -> None:
     imp = hsub.add_parser(
         "import", help="add holidays from a CSV file (date,kind,name)",
         description="Validate FILE (lines of date,kind,name with kind holiday or workday) and add "
-                    "its days to the holiday data under the data directory. The server reads it at "
-                    "start; restart it (or send SIGHUP) to apply.")
+                    "its days to the holiday data under the data directory. A running server "
+                    "applies it on SIGHUP or the reload button of /admin/ivr (no restart).")
     imp.add_argument("file", type=Path)
     imp.set_defaults(func=cmd_import)
     st = hsub.add_parser("status", help="how far the holiday data reaches",

@@ -57,10 +57,14 @@ async def _render_page(request: web.Request, *, notice: str = "", error: str = "
     tz = ZoneInfo(request.app[SETTINGS].timezone)
     today = request.app[CLOCK].now().astimezone(tz).date()
     holidays = request.app.get(IVR_HOLIDAYS)
+    warnings = [w for w in (
+        f"节假日文件未重新加载，仍使用原数据 / holiday file not reloaded: "
+        f"{status_json['holidays_error']}" if status_json.get("holidays_error") else "",
+        (holidays.warning(today) or "") if holidays else "") if w]
     return render(request, "admin_ivr.html", {
         "s": status_json, "notice": notice, "error": error,
         "holidays_until": holidays.coverage_end().isoformat() if holidays else "",
-        "holidays_warning": (holidays.warning(today) or "") if holidays else "",
+        "holidays_warning": "；".join(warnings),
     }, status=status)
 
 

@@ -1,4 +1,5 @@
-"""Reloading the menus, from SIGHUP or an admin's button, with a record of how it went.
+"""Reloading the menus (and the holiday file), from SIGHUP or an admin's button,
+with a record of how it went.
 
 A reload validates every file first; a broken edit leaves the menus in force
 untouched and is kept as ``last_error`` for the admin page. Calls in progress
@@ -13,6 +14,7 @@ from typing import Any
 
 from callcenter.clock import Clock
 from ivr.errors import MenuError
+from ivr.holidays import HolidayFile, HolidayFileError
 from ivr.menus import MenuSet, MenuStore
 
 log = logging.getLogger(__name__)
@@ -28,8 +30,10 @@ class ReloadOutcome:
 
 
 class MenuReloader:
-    def __init__(self, store: MenuStore, clock: Clock) -> None:
+    def __init__(self, store: MenuStore, clock: Clock, *,
+                 holidays: HolidayFile | None = None) -> None:
         self.store = store
+        self.holidays = holidays
         self._clock = clock
         menus = store.current()
         self.loaded_at = clock.now()
@@ -41,6 +45,12 @@ class MenuReloader:
         """Validate and swap in the menu file(s); on an error the old menus stay and
         the error (naming file, menu and key) is raised and remembered."""
         now = self._clock.now()
+        if self.holidays is not None:  # its own outcome: a bad menu does not stop it
+            try:
+                count = self.holidays.reload()
+                log.info("holidays reloaded from %s by %s (%d days)", self.holidays.path, by, count)
+            except HolidayFileError as exc:
+                log.error("holidays not reloaded (asked by %s), the old ones stay: %s", by, exc)
         try:
             menus = self.store.reload()
         except MenuError as exc:
@@ -64,6 +74,7 @@ class MenuReloader:
             "menus": [{"name": name, "label": menu.label, "options": len(menu.options)}
                       for name, menu in menus.menus.items()],
             "entry": dict(menus.entry),
+            "holidays_error": self.holidays.error if self.holidays else "",
             "last_reload": None if self.last is None else {
                 "at": self.last.at.isoformat(), "by": self.last.by, "ok": self.last.ok,
                 "version": self.last.version, "error": self.last.error},
