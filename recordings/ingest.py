@@ -270,6 +270,17 @@ class VoicemailIngest:
             if await self._find(session, msg.identity) is not None:
                 return "known"
             sha = await asyncio.to_thread(sha256_file, msg.audio_path)
+            if not msg.has_msg_id and msg.origtime is not None:
+                # No msg_id from Asterisk, and before this identity an older
+                # version of this server named such a message ``<origtime>-<msgnum>``:
+                # the same audio left at the same time in this mailbox under such
+                # an id is this message (its number may have changed since).
+                legacy = (await session.scalars(select(Recording.id).where(
+                    Recording.context == msg.context, Recording.mailbox == msg.mailbox,
+                    Recording.sha256 == sha,
+                    Recording.msg_id.like(f"{int(msg.origtime.timestamp())}-____")))).first()
+                if legacy is not None:
+                    return "known"
             same = (await session.scalars(
                 select(Recording.id).where(Recording.sha256 == sha,
                                            Recording.msg_id == msg.msg_id))).first()

@@ -12,6 +12,7 @@ reported once its metadata and an audio file exist and the metadata parses.
 from __future__ import annotations
 
 import configparser
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class SpoolMessage:
     origtime: datetime | None
     duration_s: float | None
     category: str = ""  # VM_CATEGORY when the message was left
+    has_msg_id: bool = True  # False: ``msg_id`` is :func:`fallback_msg_id`'s
 
     @property
     def audio_format(self) -> str:
@@ -82,6 +84,24 @@ def parse_message_txt(text: str) -> dict[str, str]:
     if not parser.has_section("message"):
         raise ValueError("no [message] section")
     return dict(parser.items("message"))
+
+
+def fallback_msg_id(meta: dict[str, str], mailbox: str, msgnum: str) -> str:
+    """An identity for a message whose ``.txt`` has no ``msg_id`` (Asterisk before 11).
+
+    Made of what stays the same when app_voicemail renumbers the message
+    (a deletion resequences the folder) or moves it to ``Old/``: the original
+    time, the mailbox it was left in, the caller, its channel and the duration:
+    ``<origtime>-<16 hex digits>``. Without an ``origtime`` nothing tells two
+    such messages apart, so the message number is kept in: a renumbered one is
+    then seen as new, which makes a second ticket rather than losing one."""
+    raw_time = meta.get("origtime", "").strip()
+    parts = [meta.get("origmailbox", "").strip() or mailbox, meta.get("callerid", "").strip(),
+             meta.get("callerchan", "").strip(), meta.get("duration", "").strip()]
+    if not raw_time.isdigit():
+        raw_time, parts = "unknown", [*parts, msgnum]
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:16]
+    return f"{raw_time}-{digest}"
 
 
 def best_audio(candidates: list[Path]) -> Path | None:
@@ -127,13 +147,14 @@ def read_message(context: str, mailbox: str, folder: str, txt_path: Path,
     except ValueError:
         duration = None
     msg_id = _SAFE_ID.sub("", meta.get("msg_id", "").strip())[:80]
+    has_msg_id = bool(msg_id)
     if not msg_id:
-        # Old Asterisk versions write no msg_id: the original time and number stand in.
-        msg_id = f"{raw_time or 'unknown'}-{m.group(1)}"
+        msg_id = fallback_msg_id(meta, mailbox, m.group(1))
     return SpoolMessage(context=context, mailbox=mailbox, folder=folder, msgnum=m.group(1),
                         audio_path=audio_path, txt_path=txt_path, msg_id=msg_id,
                         caller_number=number[:32], caller_name=name[:100], origtime=origtime,
-                        duration_s=duration, category=meta.get("category", "").strip()[:250])
+                        duration_s=duration, category=meta.get("category", "").strip()[:250],
+                        has_msg_id=has_msg_id)
 
 
 def scan_spool(spool_dir: Path, *, contexts: tuple[str, ...] | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -75,7 +76,32 @@ def test_message_without_msg_id_gets_a_stable_one(tmp_path: Path) -> None:
     txt.write_text(txt.read_text(encoding="utf-8").replace("msg_id=1795343499-00000000\n", ""),
                    encoding="utf-8")
     [msg] = scan_spool(tmp_path)
-    assert msg.msg_id == "1795343499-0007"
+    assert not msg.has_msg_id
+    assert re.fullmatch(r"1795343499-[0-9a-f]{16}", msg.msg_id)
+    # Renumbered (a deletion resequenced the folder) and moved to Old/: the same id.
+    old = tmp_path / "default" / "8000" / "Old"
+    old.mkdir()
+    (inbox / "msg0007.wav").rename(old / "msg0002.wav")
+    txt.rename(old / "msg0002.txt")
+    [moved] = scan_spool(tmp_path)
+    assert (moved.folder, moved.msgnum, moved.msg_id) == ("Old", "0002", msg.msg_id)
+    # Another caller, channel or duration at the same second is another message.
+    original = (old / "msg0002.txt").read_text(encoding="utf-8")
+    for field, value in (("callerid", "<13800000002>"), ("duration", "9"),
+                         ("callerchan", "PJSIP/trunk-00000009")):
+        (old / "msg0002.txt").write_text(
+            re.sub(rf"(?m)^{field}=.*$", f"{field}={value}", original), encoding="utf-8")
+        [changed] = scan_spool(tmp_path)
+        assert changed.msg_id != msg.msg_id, field
+
+
+def test_message_without_msg_id_or_origtime_keeps_its_number_in_the_id(tmp_path: Path) -> None:
+    inbox = tmp_path / "default" / "8000" / "INBOX"
+    for n in (0, 1):  # two messages nothing else tells apart
+        write_wav(inbox / f"msg000{n}.wav")
+        (inbox / f"msg000{n}.txt").write_text("[message]\ncallerid=\n", encoding="utf-8")
+    ids = [m.msg_id for m in scan_spool(tmp_path)]
+    assert len(set(ids)) == 2 and all(i.startswith("unknown-") for i in ids)
 
 
 async def test_store_copies_atomically_and_never_leaves_its_root(tmp_path: Path) -> None:
