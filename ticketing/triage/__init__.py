@@ -16,9 +16,9 @@ from typing import Any
 from ticketing.triage.location import extract_location
 from ticketing.triage.rules import (
     Lexicon,
-    current_problem,
     find_emergency,
     load_lexicon,
+    old_problem_end,
     score_categories,
 )
 
@@ -53,12 +53,14 @@ def normalize(text: str) -> str:
 def triage(text: str, lexicon: Lexicon | None = None) -> TriageResult:
     lex = lexicon or _lexicon(None)
     joined = normalize(text)
-    problem = current_problem(joined)
-    emergency = find_emergency(problem, lex)
+    cut = old_problem_end(joined, lex)
+    problem = joined[cut:]
+    emergency = find_emergency(joined, lex, after=cut)
     if emergency is not None:
         category = emergency.category
     else:
-        scores = score_categories(problem, lex)
+        # "昨天 停电 了 现在 来电 了 想 问 原因": no new problem, so the old one decides.
+        scores = score_categories(problem, lex) or score_categories(joined, lex)
         category = max(scores, key=lambda c: (scores[c], -CATEGORIES.index(c))) if scores else "other"
     where = extract_location(joined)
     return TriageResult(category, emergency is not None, where.building, where.unit, where.room)

@@ -9,6 +9,7 @@ from ticketing.triage.numerals import NUMERAL_CHARS, to_number
 
 N = f"[{NUMERAL_CHARS}]"
 _BUILDING = re.compile(rf"(?<![到至~\-])({N}+|[A-Za-z])(?:号楼|栋|幢|座|号院)")
+_DETERMINER = "这那哪每同"  # "这 一 栋" / "同 一 栋" is "this building", not building 1
 _UNIT = re.compile(rf"({N}+)单元")
 _UNIT_RANGE = re.compile(rf"{N}+(?:到|至|~|-){N}+单元")
 _DIGITLIKE = "零〇洞一幺二两三四五六七八九0123456789"
@@ -25,7 +26,9 @@ class Location:
 def extract_location(text: str) -> Location:
     building = unit = room = None
     spans: list[tuple[int, int]] = []
-    m = _BUILDING.search(text)
+    m = next((b for b in _BUILDING.finditer(text)
+              if not (b.group(1) == "一" and b.start() > 0 and text[b.start() - 1] in _DETERMINER)),
+             None)
     if m:
         raw = m.group(1)
         building = raw.upper() if raw.isalpha() and raw.isascii() else to_number(raw)

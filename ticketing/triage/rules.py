@@ -1,4 +1,11 @@
-"""Category and emergency from a transcript, driven by the lexicon files."""
+"""Category and emergency from a transcript, driven by the lexicon files.
+
+``emergencies.toml`` holds, besides the five rules, the word classes their
+patterns share (``{person}`` in a pattern stands for any word of
+``[classes] person``), how negation is read, and how an old, solved problem
+is told from the new one. A company's copy may leave out everything but the
+rules; what it leaves out is read from the built-in file.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,11 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LEXICON_DIR = Path(__file__).parent / "lexicon"
-_OLD_PROBLEM = re.compile(r"(上次|之前|以前|原来).{0,30}(修好|解决|处理好|弄好)了?.{0,6}?(这次|现在|今天|另外)")
+_CLASS_REF = re.compile(r"\{([a-z_]+)\}")
+_TAIL = 16  # characters before a match in which a negation is looked for
 
 
 @dataclass(frozen=True)
@@ -19,10 +28,54 @@ class EmergencyRule:
 
 
 @dataclass(frozen=True)
+class Negation:
+    """A negator, then at most two bridge words ("没 闻到", "不 是"), then the match.
+
+    A question ("是不是", "有没有") is not a negation: the caller is unsure,
+    and an unsure emergency is still paged. ``inside`` are phrases that
+    negate a match they fall in ("电梯 里 没有 人 被困").
+    """
+
+    before: re.Pattern[str]
+    question: re.Pattern[str]
+    inside: tuple[re.Pattern[str], ...]
+
+    def negates(self, text: str, start: int, end: int) -> bool:
+        tail = text[max(0, start - _TAIL):start]
+        if self.before.search(tail) and not self.question.search(tail):
+            return True
+        return any(p.search(text, start, end) for p in self.inside)
+
+
+@dataclass(frozen=True)
 class Lexicon:
     keywords: dict[str, dict[str, float]]
     emergencies: tuple[EmergencyRule, ...]
     negations: tuple[str, ...]
+    negation: Negation
+    old_problem: re.Pattern[str]
+
+
+def _alternation(words: list[str]) -> str:
+    return "(?:" + "|".join(sorted(words, key=len, reverse=True)) + ")"
+
+
+def _expand(pattern: str, classes: dict[str, str], where: str) -> re.Pattern[str]:
+    def sub(m: re.Match[str]) -> str:
+        try:
+            return classes[m.group(1)]
+        except KeyError:
+            raise ValueError(f"{where}: unknown word class {{{m.group(1)}}}") from None
+
+    return re.compile(_CLASS_REF.sub(sub, pattern))
+
+
+def _old_problem(spec: dict[str, Any], classes: dict[str, str]) -> re.Pattern[str]:
+    """Past marker … resolved (not "没修好") … then, optionally, a pivot to the new problem."""
+    past, resolved, pivot = (_alternation([str(w) for w in spec[k]])
+                             for k in ("past", "resolved", "pivot"))
+    not_before = "".join(f"(?<!{re.escape(str(w))})" for w in spec.get("not_resolved_after", ()))
+    return re.compile(rf"{past}.{{0,30}}?{not_before}{resolved}了?(?:.{{0,6}}?{pivot})?")
 
 
 def load_lexicon(directory: Path | None = None) -> Lexicon:
@@ -32,31 +85,55 @@ def load_lexicon(directory: Path | None = None) -> Lexicon:
         categories = tomllib.load(fh)
     with open(base / "emergencies.toml", "rb") as fh:
         emergencies = tomllib.load(fh)
-    negations = tuple(emergencies.pop("negations", ()))
+    if base != LEXICON_DIR:
+        with open(LEXICON_DIR / "emergencies.toml", "rb") as fh:
+            builtin = tomllib.load(fh)
+        for key in ("negations", "negation_bridges", "questions", "negated_inside",
+                    "classes", "old_problem"):
+            emergencies.setdefault(key, builtin[key])
+    where = str(base / "emergencies.toml")
+    classes = {name: _alternation([str(w) for w in words])
+               for name, words in emergencies.pop("classes").items()}
+    negations = tuple(str(n) for n in emergencies.pop("negations"))
+    bridges = _alternation([str(b) for b in emergencies.pop("negation_bridges")])
+    questions = _alternation([str(q) for q in emergencies.pop("questions")])
+    negation = Negation(
+        before=re.compile(rf"{_alternation(list(negations))}{bridges}{{0,2}}$"),
+        question=re.compile(rf"{questions}{bridges}{{0,2}}$"),
+        inside=tuple(_expand(p, classes, where) for p in emergencies.pop("negated_inside")),
+    )
+    old_problem = _old_problem(emergencies.pop("old_problem"), classes)
     rules = tuple(
-        EmergencyRule(name, str(spec["category"]), tuple(re.compile(p) for p in spec["patterns"]))
+        EmergencyRule(name, str(spec["category"]),
+                      tuple(_expand(p, classes, f"{where} [{name}]") for p in spec["patterns"]))
         for name, spec in emergencies.items()
     )
     keywords = {cat: {str(k): float(v) for k, v in words.items()} for cat, words in categories.items()}
-    return Lexicon(keywords, rules, negations)
+    return Lexicon(keywords, rules, negations, negation, old_problem)
 
 
-def current_problem(text: str) -> str:
+def old_problem_end(text: str, lex: Lexicon) -> int:
+    """Where the new problem starts when an old, solved one is mentioned first (else 0)."""
+    m = lex.old_problem.search(text)
+    return m.end() if m else 0
+
+
+def current_problem(text: str, lex: Lexicon) -> str:
     """When an old, solved problem is mentioned first, only the new one counts."""
-    m = _OLD_PROBLEM.search(text)
-    return text[m.end():] if m else text
+    return text[old_problem_end(text, lex):]
 
 
-def _negated(text: str, start: int, negations: tuple[str, ...]) -> bool:
-    window = text[max(0, start - 4):start]
-    return any(n in window for n in negations)
+def find_emergency(text: str, lex: Lexicon, after: int = 0) -> EmergencyRule | None:
+    """The first rule with a match that is not negated and reaches past ``after``.
 
-
-def find_emergency(text: str, lex: Lexicon) -> EmergencyRule | None:
+    ``after`` is the end of an old, solved problem: a match wholly inside it
+    is history, but one that only starts there ("之前 电梯 修好 了 今天 又 困 人")
+    is not.
+    """
     for rule in lex.emergencies:
         for pattern in rule.patterns:
             for m in pattern.finditer(text):
-                if not _negated(text, m.start(), lex.negations):
+                if m.end() > after and not lex.negation.negates(text, m.start(), m.end()):
                     return rule
     return None
 
