@@ -26,7 +26,8 @@ def holiday_health(calendar: HolidayCalendar, clock: Clock, timezone: str) -> He
         today = clock.now().astimezone(tz).date()
         return {"holidays": {"covered_until": calendar.coverage_end().isoformat(),
                              "today": today.isoformat(),
-                             "warning": calendar.warning(today)}}
+                             "warning": calendar.warning(today),
+                             "incomplete": calendar.data_warnings()}}
 
     return section
 

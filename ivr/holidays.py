@@ -18,6 +18,13 @@ or the same as TOML (a ``.toml`` file)::
     2027-01-01 = "元旦"
     [workdays]
     2027-02-07 = "春节调休"
+
+A year of the file counts as covered (``coverage_end``, the 30-day warning)
+only when it looks complete: it names the Spring Festival (春节) and National
+Day (国庆节) holidays, the two every State Council notice has; a file of only
+元旦 does not cover its year. A year whose notice really lacks them can be
+marked complete explicitly: a CSV line ``2027,complete`` or, in TOML,
+``[coverage]`` ``complete = [2027]``.
 """
 
 from __future__ import annotations
@@ -34,6 +41,13 @@ from ivr.errors import IvrError
 
 WARN_DAYS = 30
 HOLIDAY_FILE = "holidays.csv"
+COMPLETE_KINDS = ("complete", "完整", "全年")
+
+# The holidays a year's data must name to count as complete: (zh, en, names that match).
+REQUIRED_HOLIDAYS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("春节", "Spring Festival", ("春节", "spring festival", "chinese new year", "lunar new year")),
+    ("国庆节", "National Day", ("国庆", "national day")),
+)
 """Where ``callcenter holidays import`` keeps the operator's days, under the data directory."""
 
 
@@ -49,9 +63,13 @@ class DayKind:
     source: str = "weekday"  # chinesecalendar | file | weekday
 
 
+Parsed = tuple[dict[date, tuple[str, str]], set[int]]  # days, years marked complete
+
+
 @dataclass
 class HolidayCalendar:
     overrides: dict[date, tuple[str, str]] = field(default_factory=dict)  # date → (kind, name)
+    complete_years: set[int] = field(default_factory=set)  # marked complete in a file
 
     def load_file(self, path: Path) -> int:
         """Add the days in ``path``; returns how many. A bad line names its number."""
@@ -61,21 +79,43 @@ class HolidayCalendar:
             raise HolidayFileError(f"{path}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise HolidayFileError(f"{path}: not UTF-8 text") from None
-        loaded = self._parse_toml(path, text) if path.suffix.lower() == ".toml" \
+        loaded, complete = self._parse_toml(path, text) if path.suffix.lower() == ".toml" \
             else self._parse_csv(path, text)
         self.overrides.update(loaded)
+        self.complete_years |= complete
         return len(loaded)
 
+    def merge(self, other: HolidayCalendar) -> None:
+        """Add ``other``'s days and completeness marks (its days win)."""
+        self.overrides.update(other.overrides)
+        self.complete_years |= other.complete_years
+
+    def to_csv(self) -> str:
+        """The days and marks in the file format ``load_file`` reads back."""
+        lines = ["date,kind,name\n"]
+        lines += [f"{d.isoformat()},{kind},{name}\n" for d, (kind, name) in sorted(self.overrides.items())]
+        lines += [f"{year},complete,\n" for year in sorted(self.complete_years)]
+        return "".join(lines)
+
     @staticmethod
-    def _parse_toml(path: Path, text: str) -> dict[date, tuple[str, str]]:
+    def _parse_toml(path: Path, text: str) -> Parsed:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise HolidayFileError(f"{path}: not valid TOML: {exc}") from None
         loaded: dict[date, tuple[str, str]] = {}
+        complete: set[int] = set()
         for section in data:
-            if section not in ("holidays", "workdays"):
-                raise HolidayFileError(f"{path}: [{section}]: expected [holidays] or [workdays]")
+            if section not in ("holidays", "workdays", "coverage"):
+                raise HolidayFileError(
+                    f"{path}: [{section}]: expected [holidays], [workdays] or [coverage]")
+        coverage = data.get("coverage", {})
+        years = coverage.get("complete", []) if isinstance(coverage, dict) else None
+        if not isinstance(years, list) or not all(
+                isinstance(y, int) and not isinstance(y, bool) for y in years):
+            raise HolidayFileError(f"{path}: [coverage] complete: expected a list of years, "
+                                   "e.g. complete = [2027]")
+        complete.update(years)
         for section, kind in (("holidays", "holiday"), ("workdays", "workday")):
             table = data.get(section, {})
             if not isinstance(table, dict):
@@ -88,13 +128,21 @@ class HolidayCalendar:
                 if day in loaded:
                     raise HolidayFileError(f"{path}: {day}: both a holiday and a workday")
                 loaded[day] = (kind, str(name))
-        return loaded
+        return loaded, complete
 
     @staticmethod
-    def _parse_csv(path: Path, text: str) -> dict[date, tuple[str, str]]:
+    def _parse_csv(path: Path, text: str) -> Parsed:
         loaded: dict[date, tuple[str, str]] = {}
+        complete: set[int] = set()
         for line_no, row in enumerate(csv.reader(text.splitlines()), start=1):
             if not row or not "".join(row).strip() or row[0].strip().lower() in ("date", "日期"):
+                continue
+            if len(row) > 1 and row[1].strip().lower() in COMPLETE_KINDS:
+                year = row[0].strip()[:4]
+                if not year.isdigit() or row[0].strip()[4:5] not in ("", "-"):
+                    raise HolidayFileError(
+                        f"{path}: line {line_no}: complete needs a year, e.g. 2027,complete")
+                complete.add(int(year))
                 continue
             try:
                 day = date.fromisoformat(row[0].strip())
@@ -109,7 +157,7 @@ class HolidayCalendar:
                 raise HolidayFileError(
                     f"{path}: line {line_no}: kind must be holiday or workday, not {kind!r}")
             loaded[day] = (kind, row[2].strip() if len(row) > 2 else "")
-        return loaded
+        return loaded, complete
 
     def reload_from(self, path: Path) -> int:
         """Swap in the days of ``path`` (none when it does not exist); returns how
@@ -117,7 +165,7 @@ class HolidayCalendar:
         fresh = HolidayCalendar()
         if path.exists():
             fresh.load_file(path)
-        self.overrides = fresh.overrides
+        self.overrides, self.complete_years = fresh.overrides, fresh.complete_years
         return len(fresh.overrides)
 
     def day(self, d: date) -> DayKind:
@@ -129,7 +177,7 @@ class HolidayCalendar:
             on_holiday, name = chinese_calendar.get_holiday_detail(d)
             workday = chinese_calendar.is_workday(d)
         except NotImplementedError:
-            if self._file_covers_year(d.year):
+            if self.year_complete(d.year):
                 # The year is loaded: a day not listed follows the weekday rule.
                 return DayKind(workday=d.weekday() < 5, holiday=False, source="file")
             return DayKind(workday=d.weekday() < 5, holiday=False, source="weekday")
@@ -137,15 +185,46 @@ class HolidayCalendar:
         return DayKind(workday=workday, holiday=bool(on_holiday and name), name=name or "",
                        source="chinesecalendar")
 
-    def _file_covers_year(self, year: int) -> bool:
-        return any(d.year == year for d in self.overrides)
+    def missing(self, year: int) -> list[tuple[str, str]]:
+        """The required holidays (zh, en) that the file's ``year`` does not name."""
+        names = [name.lower() for d, (kind, name) in self.overrides.items()
+                 if d.year == year and kind == "holiday"]
+        return [(zh, en) for zh, en, aliases in REQUIRED_HOLIDAYS
+                if not any(alias in name for name in names for alias in aliases)]
+
+    def year_complete(self, year: int) -> bool:
+        """Whether the file's days of ``year`` look like the whole year's notice."""
+        return year in self.complete_years or not self.missing(year)
+
+    @staticmethod
+    def package_end() -> date:
+        return date(max(chinese_calendar.holidays).year, 12, 31)
+
+    def incomplete_years(self) -> list[int]:
+        """Years after the package's that the file has days of but does not cover."""
+        end = self.package_end().year
+        return sorted({d.year for d in self.overrides
+                       if d.year > end and not self.year_complete(d.year)})
+
+    def data_warnings(self) -> list[str]:
+        """One message per year whose data looks incomplete, naming what is missing."""
+        out = []
+        for year in self.incomplete_years():
+            gone = self.missing(year)
+            zh = "、".join(z for z, _ in gone)
+            en = ", ".join(e for _, e in gone)
+            out.append(f"{year} 年的节假日数据不完整（缺少{zh}），该年不算已覆盖、未列出的日子按普通周末规则；"
+                       f"导入完整的 {year} 年安排，或确认完整后在文件中加一行 {year},complete / "
+                       f"{year}'s holiday data looks incomplete (no {en}), so the year does not "
+                       f"count as covered and days not listed follow the weekday rule; import the "
+                       f"whole {year} notice, or add the line {year},complete if it is complete")
+        return out
 
     def coverage_end(self) -> date:
-        """The last date whose holidays are known."""
-        package_end = date(max(chinese_calendar.holidays).year, 12, 31)
-        file_years = {d.year for d in self.overrides}
-        end = package_end
-        while end.year + 1 in file_years:
+        """The last date whose holidays are known: the package's years, then each
+        following year whose file data looks complete."""
+        end = self.package_end()
+        while self.year_complete(end.year + 1):
             end = date(end.year + 1, 12, 31)
         return end
 
@@ -154,9 +233,10 @@ class HolidayCalendar:
         return self.coverage_end()
 
     def warnings(self, today: date) -> list[str]:
-        """What an operator must do about the holiday data, from 30 days before it ends."""
+        """What an operator must do about the holiday data: from 30 days before it
+        ends, and for every year the file has only part of."""
         w = self.warning(today)
-        return [w] if w else []
+        return ([w] if w else []) + self.data_warnings()
 
     def warning(self, today: date) -> str | None:
         end = self.coverage_end()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from callcenter.cli.common import settings_from_args
+
+if TYPE_CHECKING:
+    from ivr.holidays import HolidayCalendar
 
 
 def register(sub: Any) -> None:
@@ -19,13 +23,19 @@ def register(sub: Any) -> None:
         "import", help="add holidays from a CSV file (date,kind,name)",
         description="Validate FILE (lines of date,kind,name with kind holiday or workday) and add "
                     "its days to the holiday data under the data directory. A running server "
-                    "applies it on SIGHUP or the reload button of /admin/ivr (no restart).")
+                    "applies it on SIGHUP or the reload button of /admin/ivr (no restart). A year "
+                    "counts as covered once it names 春节 and 国庆节 (or has a line YEAR,complete).")
     imp.add_argument("file", type=Path)
     imp.set_defaults(func=cmd_import)
     st = hsub.add_parser("status", help="how far the holiday data reaches",
                          description="Print the last date whose holidays are known, and a warning "
                                      "when it is less than 30 days away.")
     st.set_defaults(func=cmd_status)
+
+
+def _warn(cal: HolidayCalendar) -> None:
+    for message in cal.data_warnings():
+        print(f"警告 / warning: {message}", file=sys.stderr)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -42,14 +52,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     merged = HolidayCalendar()
     if target.exists():
         merged.load_file(target)
-    merged.overrides.update(incoming.overrides)
+    merged.merge(incoming)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
-    tmp.write_text("date,kind,name\n" + "".join(
-        f"{d.isoformat()},{kind},{name}\n" for d, (kind, name) in sorted(merged.overrides.items())),
-        encoding="utf-8")
+    tmp.write_text(merged.to_csv(), encoding="utf-8")
     tmp.replace(target)
-    print(f"已导入 {count} 天 / imported {count} days; holidays known until {merged.coverage_end()}")
+    print(f"已导入 {count} 天，节假日数据覆盖到 {merged.coverage_end()} / imported {count} days; "
+          f"holidays known until {merged.coverage_end()}")
+    _warn(merged)
     return 0
 
 
@@ -61,8 +71,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     target = settings.data_dir / HOLIDAY_FILE
     if target.exists():
         cal.load_file(target)
-    print(f"holidays known until {cal.coverage_end()}")
-    warning = cal.warning(date.today())
+    print(f"节假日数据覆盖到 {cal.coverage_end()} / holidays known until {cal.coverage_end()}")
+    warning = cal.warning(datetime.now(ZoneInfo(settings.timezone)).date())  # the site's today
     if warning:
         print(warning)
+    _warn(cal)
     return 0

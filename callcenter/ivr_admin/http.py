@@ -60,7 +60,8 @@ async def _render_page(request: web.Request, *, notice: str = "", error: str = "
     warnings = [w for w in (
         f"节假日文件未重新加载，仍使用原数据 / holiday file not reloaded: "
         f"{status_json['holidays_error']}" if status_json.get("holidays_error") else "",
-        (holidays.warning(today) or "") if holidays else "") if w]
+        (holidays.warning(today) or "") if holidays else "",
+        *(holidays.data_warnings() if holidays else ())) if w]
     return render(request, "admin_ivr.html", {
         "s": status_json, "notice": notice, "error": error,
         "holidays_until": holidays.coverage_end().isoformat() if holidays else "",

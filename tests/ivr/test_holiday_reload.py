@@ -90,7 +90,8 @@ async def test_sighup_applies_a_holiday_import_and_healthz_shows_it(
             if after["covered_until"] != "2026-12-31":
                 break
             await asyncio.sleep(0.01)
-        assert after == {"covered_until": "2027-12-31", "today": "2026-12-10", "warning": None}
+        assert after == {"covered_until": "2027-12-31", "today": "2026-12-10", "warning": None,
+                         "incomplete": []}
         # The calls see it too: 1 October 2027 is a holiday from the file.
         assert client.app[IVR_HOLIDAYS].day(date(2027, 10, 1)).name == "国庆节"
     finally:
@@ -167,4 +168,12 @@ async def test_healthz_carries_the_holiday_section(db_url: str, tmp_path: Path) 
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
         body = await health(client)
     assert body["covered_until"] == "2026-12-31" and body["today"] == "2026-12-01"
-    assert body["warning"]
+    assert body["warning"] and body["incomplete"] == []
+
+
+async def test_healthz_names_a_partial_year_and_keeps_warning() -> None:
+    cal = HolidayCalendar(overrides={date(2027, 1, 1): ("holiday", "元旦")})
+    body = await _section(ManualClock(datetime(2026, 12, 10, 9, tzinfo=SH)), cal)
+    assert body["covered_until"] == "2026-12-31" and body["warning"]
+    [note] = body["incomplete"]
+    assert "缺少春节、国庆节" in note and "2027,complete" in note

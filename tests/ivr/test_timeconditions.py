@@ -55,20 +55,58 @@ def test_a_year_the_package_does_not_know_falls_back_and_warns() -> None:
 
 def test_an_imported_file_covers_the_next_year(tmp_path: Path) -> None:
     path = tmp_path / "holidays-2027.csv"
-    path.write_text("date,kind,name\n2027-02-10,holiday,春节\n2027-02-20,workday,春节调休\n",
-                    encoding="utf-8")
+    path.write_text("date,kind,name\n2027-02-10,holiday,春节\n2027-02-20,workday,春节调休\n"
+                    "2027-10-01,holiday,国庆节\n", encoding="utf-8")
     cal = HolidayCalendar()
-    assert cal.load_file(path) == 2
+    assert cal.load_file(path) == 3
     modes = TimeModes(cal)
     assert modes.mode(datetime(2027, 2, 10, 10, 0, tzinfo=SH)) == Mode.HOLIDAY
     assert modes.mode(datetime(2027, 2, 20, 10, 0, tzinfo=SH)) == Mode.OFFICE  # a Saturday
     assert cal.day(date(2027, 3, 1)).source == "file"
     assert cal.coverage_end() == date(2027, 12, 31)
+    assert cal.data_warnings() == []
+
+
+def test_a_partial_year_does_not_count_as_covered(tmp_path: Path) -> None:
+    path = tmp_path / "yuandan-2027.csv"
+    path.write_text("2027-01-01,holiday,元旦\n2027-02-10,workday,春节调休\n", encoding="utf-8")
+    cal = HolidayCalendar()
+    cal.load_file(path)
+    assert cal.day(date(2027, 1, 1)).holiday  # the days it has still count
+    assert cal.day(date(2027, 3, 1)).source == "weekday"  # the rest is not known
+    assert cal.coverage_end() == date(2026, 12, 31)
+    assert cal.warning(date(2026, 12, 10)) is not None  # the 30-day warning stays
+    assert cal.missing(2027) == [("春节", "Spring Festival"), ("国庆节", "National Day")]
+    [message] = cal.data_warnings()
+    assert "2027 年的节假日数据不完整（缺少春节、国庆节）" in message
+    assert "no Spring Festival, National Day" in message and "2027,complete" in message
+    assert message in cal.warnings(date(2026, 12, 10))
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("marked.csv", "2027-01-01,holiday,元旦\n2027,complete\n"),
+    ("marked.toml", '[holidays]\n2027-01-01 = "元旦"\n[coverage]\ncomplete = [2027]\n'),
+    ("english.csv", "2027-02-06,holiday,Spring Festival\n2027-10-01,holiday,National Day\n"),
+])
+def test_a_year_marked_complete_or_naming_both_festivals_is_covered(
+        tmp_path: Path, name: str, text: str) -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    cal = HolidayCalendar()
+    cal.load_file(path)
+    assert cal.coverage_end() == date(2027, 12, 31) and cal.data_warnings() == []
+    # The marks survive the file the import writes.
+    again = tmp_path / "again.csv"
+    again.write_text(cal.to_csv(), encoding="utf-8")
+    copy = HolidayCalendar()
+    copy.load_file(again)
+    assert copy.overrides == cal.overrides and copy.coverage_end() == date(2027, 12, 31)
 
 
 @pytest.mark.parametrize(("text", "message"), [
     ("2027-13-01,holiday,x\n", "line 1: bad date"),
     ("2027-01-01,party,x\n", "line 1: kind must be holiday or workday"),
+    ("2027-01-01,holiday,元旦\n20x7,complete\n", "line 2: complete needs a year"),
 ])
 def test_a_bad_holiday_file_names_the_line(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "h.csv"
@@ -82,18 +120,30 @@ def test_cli_import_and_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     from callcenter.cli.main import main
 
     monkeypatch.setenv("CALLCENTER_DATA_DIR", str(tmp_path / "data"))
-    good = tmp_path / "2027.csv"
-    good.write_text("2027-01-01,holiday,元旦\n", encoding="utf-8")
-    assert main(["holidays", "import", str(good)]) == 0
-    assert "until 2027-12-31" in capsys.readouterr().out
+    partial = tmp_path / "2027-yuandan.csv"
+    partial.write_text("2027-01-01,holiday,元旦\n", encoding="utf-8")
+    assert main(["holidays", "import", str(partial)]) == 0
+    out = capsys.readouterr()
+    assert "until 2026-12-31" in out.out  # one holiday does not make a year
+    assert "缺少春节、国庆节" in out.err and "no Spring Festival, National Day" in out.err
     bad = tmp_path / "bad.csv"
     bad.write_text("2027-01-02,party,x\n", encoding="utf-8")
     assert main(["holidays", "import", str(bad)]) == 2
     assert "line 1" in capsys.readouterr().err
     assert main(["holidays", "status"]) == 0
-    assert "2027-12-31" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "until 2026-12-31" in out.out and "缺少春节、国庆节" in out.err
+
+    rest = tmp_path / "2027-rest.csv"
+    rest.write_text("2027-02-06,holiday,春节\n2027-10-01,holiday,国庆节\n", encoding="utf-8")
+    assert main(["holidays", "import", str(rest)]) == 0
+    out = capsys.readouterr()
+    assert "until 2027-12-31" in out.out and "warning" not in out.err
     saved = (tmp_path / "data" / "holidays.csv").read_text(encoding="utf-8")
-    assert "2027-01-01,holiday,元旦" in saved and "party" not in saved
+    assert "2027-01-01,holiday,元旦" in saved and "2027-10-01,holiday,国庆节" in saved
+    assert "party" not in saved
+    assert main(["holidays", "status"]) == 0
+    assert "until 2027-12-31" in capsys.readouterr().out
 
 
 HOURS = """
@@ -152,10 +202,10 @@ def test_a_bad_hours_file_names_the_section_and_key(tmp_path: Path, text: str, m
 
 def test_a_holiday_file_in_toml(tmp_path: Path) -> None:
     path = tmp_path / "2027.toml"
-    path.write_text('[holidays]\n2027-10-01 = "国庆节"\n[workdays]\n2027-09-26 = "国庆调休"\n',
-                    encoding="utf-8")
+    path.write_text('[holidays]\n2027-02-06 = "春节"\n2027-10-01 = "国庆节"\n'
+                    '[workdays]\n2027-09-26 = "国庆调休"\n', encoding="utf-8")
     cal = HolidayCalendar()
-    assert cal.load_file(path) == 2
+    assert cal.load_file(path) == 3
     assert cal.day(date(2027, 10, 1)).holiday and cal.day(date(2027, 10, 1)).name == "国庆节"
     assert cal.day(date(2027, 9, 26)).workday  # a Sunday, worked
     assert cal.coverage() == date(2027, 12, 31) and cal.warnings(date(2027, 6, 1)) == []
@@ -165,7 +215,8 @@ def test_a_holiday_file_in_toml(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ('[holidays]\n"2027-02-30" = "x"\n', r"\[holidays\] 2027-02-30: bad date"),
     ('[holidays]\n2027-01-01 = "元旦"\n[workdays]\n2027-01-01 = "x"\n', "both a holiday and a workday"),
-    ('[vacations]\n', r"\[vacations\]: expected \[holidays\] or \[workdays\]"),
+    ('[vacations]\n', r"\[vacations\]: expected \[holidays\], \[workdays\] or \[coverage\]"),
+    ('[coverage]\ncomplete = "2027"\n', r"\[coverage\] complete: expected a list of years"),
 ])
 def test_a_bad_toml_holiday_file_is_named(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "h.toml"
