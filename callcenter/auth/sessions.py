@@ -14,9 +14,9 @@ import hashlib
 import hmac
 import secrets
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aiohttp import web
 from argon2 import PasswordHasher
@@ -83,7 +83,8 @@ class SessionStore:
                 remote=remote[:64], user_agent=user_agent[:300],
             ))
             await session.commit()
-        return NewSession(token, csrf, _identity(user, csrf))
+        return NewSession(token, csrf, _identity(user, csrf, _hash(token),
+                                                 now + timedelta(seconds=self.max_age_s)))
 
     async def resolve(self, token: str) -> Identity | None:
         """The identity of a live session; None when unknown, expired or the user is disabled."""
@@ -106,7 +107,8 @@ class SessionStore:
             if (now - web_session.last_seen_at).total_seconds() >= LAST_SEEN_EVERY_S:
                 web_session.last_seen_at = now
                 await session.commit()
-            return _identity(user, web_session.csrf_token)
+            return _identity(user, web_session.csrf_token, web_session.token_hash,
+                             web_session.expires_at)
 
     async def end(self, token: str) -> bool:
         async with self._sm() as session:
@@ -120,6 +122,35 @@ class SessionStore:
             await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
             await session.commit()
 
+    async def live_keys(self, keys: Iterable[str]) -> set[str]:
+        """Those of these sessions that are still good: not ended, not expired (on the
+        injected clock), their user not disabled."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return set()
+        async with self._sm() as session:
+            rows = await session.scalars(
+                select(WebSession.token_hash)
+                .join(StaffUser, StaffUser.id == WebSession.user_id)
+                .where(WebSession.token_hash.in_(wanted),
+                       WebSession.expires_at > self._clock.now(),
+                       StaffUser.active.is_(True)))
+            return set(rows.all())
+
+    async def live_users(self, user_ids: Iterable[int]) -> set[int]:
+        """Those of these users who still have a good session somewhere."""
+        wanted = sorted(set(user_ids))
+        if not wanted:
+            return set()
+        async with self._sm() as session:
+            rows = await session.scalars(
+                select(WebSession.user_id).distinct()
+                .join(StaffUser, StaffUser.id == WebSession.user_id)
+                .where(WebSession.user_id.in_(wanted),
+                       WebSession.expires_at > self._clock.now(),
+                       StaffUser.active.is_(True)))
+            return set(rows.all())
+
     async def purge_expired(self) -> int:
         async with self._sm() as session:
             result = await session.execute(
@@ -128,9 +159,16 @@ class SessionStore:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _identity(user: StaffUser, csrf: str) -> Identity:
+def _identity(user: StaffUser, csrf: str, key: str = "",
+              expires_at: datetime | None = None) -> Identity:
     return Identity(user_id=user.id, username=user.username, role=user.role, via="session",
-                    display_name=user.display_name or user.username, csrf_token=csrf)
+                    display_name=user.display_name or user.username, csrf_token=csrf,
+                    session_key=key, expires_at=expires_at)
+
+
+def session_key(token: str) -> str:
+    """What a session is known by once issued (``Identity.session_key``)."""
+    return _hash(token)
 
 
 def session_resolver(store: SessionStore) -> Callable[[web.Request], Awaitable[Identity | None]]:

@@ -1,7 +1,7 @@
 """The console's telephony ports on the AMI links (``callcenter.ami``).
 
 ``AmiAgentStatus``: ``QueuePause`` of the agent's queue interface on the
-front-desk queue. ``AmiOriginate``: click-to-call, ``Originate`` to the agent's
+front-desk queue (``QueueAdd`` first on "ready", ``QueueRemove`` on sign-out). ``AmiOriginate``: click-to-call, ``Originate`` to the agent's
 own phone with ``Dial`` of the owner through the trunk as its application, so
 the owner's phone rings only once the agent has picked up.
 
@@ -14,6 +14,7 @@ Wire them in ``create_app`` after ``setup_ami``::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from callcenter.ami.client import AmiLink
@@ -23,6 +24,8 @@ from callcenter.console.ports import StaffRef
 from callcenter.directory.phones import national_display
 from callcenter.errors import InvalidInput
 from callcenter.settings import AsteriskSettings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MEMBER_INTERFACE = "Local/{extension}@agents/n"
 
@@ -63,6 +66,26 @@ class AmiAgentStatus:
             except AmiActionError as exc:
                 if "already" not in exc.response_message.lower():
                     raise
+
+    async def sign_out(self, agent: StaffRef) -> None:
+        if not agent.extension:
+            return  # never joined: "ready" needs an extension
+        headers = [("Action", "QueueRemove"), ("Queue", self.queue),
+                   ("Interface", self.member_interface.format(extension=agent.extension))]
+        for link in self._all_links():
+            try:
+                await link.send_action(headers)
+            except AmiActionError as exc:
+                # "Not there": never joined or already out. "Not dynamic": a member from
+                # queues.conf, which only the PBX's own configuration can take out.
+                message = exc.response_message.lower()
+                if "not there" in message:
+                    continue
+                if "not dynamic" in message:
+                    log.warning("%s is a static member of %s on %s; not removed",
+                                agent.username, self.queue, link.name)
+                    continue
+                raise
 
     def _all_links(self) -> list[AmiLink]:
         return [self._links.get(name) for name in self._names] or [self._links.for_community(None)]

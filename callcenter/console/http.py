@@ -22,7 +22,7 @@ from aiohttp import web
 from callcenter.appkeys import SESSIONMAKER, SETTINGS
 from callcenter.auth.identity import Identity
 from callcenter.auth.middleware import current_identity, require_role
-from callcenter.auth.sessions import SESSION_COOKIE, TooManyAttempts, csrf_ok
+from callcenter.auth.sessions import SESSION_COOKIE, TooManyAttempts, csrf_ok, session_key
 from callcenter.console.audit import AuditQuery, audit_csv, read_audit, record_access
 from callcenter.console.config import CONSOLE_CONFIG
 from callcenter.console.history import recent_history
@@ -32,8 +32,9 @@ from callcenter.console.keys import (
     LOGIN_THROTTLE,
     ORIGINATE,
     SESSION_STORE,
+    SESSION_WATCH,
 )
-from callcenter.console.ports import AGENT_STATES, PAUSE_REASONS, StaffRef
+from callcenter.console.ports import AGENT_STATES, NOT_READY, PAUSE_REASONS, StaffRef
 from callcenter.console.services import person_phone, record_unknown_caller
 from callcenter.directory.models import StaffUser
 from callcenter.directory.phones import try_normalize
@@ -51,7 +52,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 HOME_BY_ROLE = {"agent": "/agent", "night_duty": "/agent", "engineer": "/agent",
                 "supervisor": "/supervisor", "admin": "/supervisor"}
-STATE_LABELS = {"ready": "就绪", "paused": "小休", "wrap_up": "话后处理", "offline": "离线"}
+STATE_LABELS = {"not_ready": "未就绪", "ready": "就绪", "paused": "小休", "wrap_up": "话后处理",
+                "offline": "离线"}
 
 
 def page(*roles: str) -> Callable[[Handler], Handler]:
@@ -143,6 +145,11 @@ async def logout_post(request: web.Request) -> web.StreamResponse:
     token = request.cookies.get(SESSION_COOKIE, "")
     if token:
         await request.app[SESSION_STORE].end(token)
+        ident = current_identity(request)
+        watch = request.app.get(SESSION_WATCH)
+        if ident is not None and ident.user_id is not None and watch is not None:
+            # Its WebSockets close now; the user's last session also leaves the queue.
+            await watch.session_ended(ident.user_id, session_key(token))
     resp = web.HTTPFound("/login")
     resp.del_cookie(SESSION_COOKIE, path="/")
     raise resp
@@ -178,7 +185,7 @@ async def agent_page(request: web.Request) -> web.StreamResponse:
     me = await _staff_ref(request, ident)
     history = await _history(request, me)
     return render(request, "agent.html", {
-        "me": me, "state": st.state if st else "ready", "reason": st.reason if st else "",
+        "me": me, "state": st.state if st else NOT_READY, "reason": st.reason if st else "",
         "states": AGENT_STATES, "state_labels": STATE_LABELS, "reasons": PAUSE_REASONS,
         "history": _history_rows(history[:10], ident, request),
         "tickets_api": request.app[CONSOLE_CONFIG].tickets_api,

@@ -4,6 +4,8 @@
   the AMI side sends ``QueuePause`` for the agent's interface on the front-desk
   queue (ready → ``Paused: false``; paused → ``Paused: true, Reason: <reason>``;
   wrap_up → ``Paused: true, Reason: wrap-up``).
+  ``sign_out``: the agent is gone (logged out, session expired, disabled):
+  ``QueueRemove``.
 * ``OriginatePort``: click-to-call. Ring the agent's own phone first; when the
   agent answers, dial the owner (``Originate`` to ``PJSIP/<extension>`` with
   the owner's number as the dialled extension / Local channel).
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 AGENT_STATES = ("ready", "paused", "wrap_up")
+NOT_READY = "not_ready"  # signed in, not (yet) taking calls: the state at sign-in
 PAUSE_REASONS = ("休息", "用餐", "培训", "会议", "其他")
 
 
@@ -31,6 +34,11 @@ class StaffRef:
 class AgentStatusPort(Protocol):
     async def set_status(self, agent: StaffRef, state: str, reason: str) -> None:
         """Apply the state on the PBX; raise a DomainError (e.g. Unavailable) on failure."""
+
+    async def sign_out(self, agent: StaffRef) -> None:
+        """The agent signed out (or their session expired, or they were disabled): take
+        them out of the queue (``QueueRemove``) so callers do not ring an empty desk.
+        Not being in the queue is no error."""
 
 
 class OriginatePort(Protocol):
@@ -49,3 +57,6 @@ class RecordingAgentStatus:
 
     async def set_status(self, agent: StaffRef, state: str, reason: str) -> None:
         self.calls.append((agent.username, state, reason))
+
+    async def sign_out(self, agent: StaffRef) -> None:
+        self.calls.append((agent.username, "signed_out", ""))

@@ -18,20 +18,31 @@ from callcenter.auth.sessions import (
 )
 from callcenter.console.config import CONSOLE_CONFIG, ConsoleConfig
 from callcenter.console.http import add_routes
-from callcenter.console.keys import AGENT_STATUS, LOGIN_THROTTLE, ORIGINATE, SESSION_STORE
+from callcenter.console.keys import (
+    AGENT_HUB,
+    AGENT_STATUS,
+    LOGIN_THROTTLE,
+    ORIGINATE,
+    SESSION_STORE,
+    SESSION_WATCH,
+)
 from callcenter.console.ports import AgentStatusPort, OriginatePort
+from callcenter.console.presence import SessionWatch
 from callcenter.web.templating import setup_templates
 
 
 def setup_console(app: web.Application, *, hasher: PasswordHasher | None = None,
                   config: ConsoleConfig | None = None, login_limit: int = 5,
                   login_window_s: float = 300.0, agent_status: AgentStatusPort | None = None,
-                  originate: OriginatePort | None = None) -> None:
+                  originate: OriginatePort | None = None,
+                  session_check_s: float = 15.0) -> None:
     """Call from ``create_app`` after the database ``cleanup_ctx`` (and with the
     auth middleware already in the list: CSRF runs after it).
 
     ``agent_status`` / ``originate`` may instead be set later under
-    ``console.keys.AGENT_STATUS`` / ``ORIGINATE`` (e.g. in the AMI ``cleanup_ctx``)."""
+    ``console.keys.AGENT_STATUS`` / ``ORIGINATE`` (e.g. in the AMI ``cleanup_ctx``).
+    ``session_check_s``: how often open WebSockets and queued agents are checked
+    against their sessions (``console.presence``)."""
     app.middlewares.append(csrf_middleware_factory())
     app[CONSOLE_CONFIG] = config or ConsoleConfig()
     if agent_status is not None:
@@ -54,6 +65,13 @@ def setup_console(app: web.Application, *, hasher: PasswordHasher | None = None,
         app[LOGIN_THROTTLE] = LoginThrottle(app[CLOCK], limit=login_limit,
                                             window_s=login_window_s)
         await app[SESSION_STORE].purge_expired()
-        yield
+        watch = app[SESSION_WATCH] = SessionWatch(
+            app[SESSION_STORE], app[SESSIONMAKER], app[CLOCK], hub=lambda: app.get(AGENT_HUB),
+            port=lambda: app.get(AGENT_STATUS), every_s=session_check_s)
+        watch.start()
+        try:
+            yield
+        finally:
+            await watch.stop()
 
     app.cleanup_ctx.append(ctx)

@@ -79,7 +79,8 @@ class LiveCall:
 
 @dataclass
 class AgentState:
-    state: str = "ready"
+    # Signed in, not taking calls: an agent joins the queue by pressing 就绪.
+    state: str = "not_ready"
     reason: str = ""
     since_mono: float = 0.0
 
@@ -111,6 +112,7 @@ class Connection:
         self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=outbox_size)
         self._send_timeout = send_timeout_s
         self.writer: asyncio.Task[None] | None = None
+        self.detached = False
 
     def push(self, frame: str) -> bool:
         try:
@@ -259,16 +261,44 @@ class AgentHub:
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
-            conns = self.connections.get(identity.user_id)
-            if conns is not None:
-                conns.discard(conn)
-                if not conns:
-                    del self.connections[identity.user_id]
-            if identity.role in WALL_ROLES:
-                self._wall_viewers -= 1
-            if conn.writer is not None:
-                conn.writer.cancel()
-            self._wall_changed()
+            self._detach(conn)
+
+    def _detach(self, conn: Connection) -> None:
+        """Stop sending to this connection (it closed, or its session ended)."""
+        if conn.detached:
+            return
+        conn.detached = True
+        assert conn.identity.user_id is not None
+        conns = self.connections.get(conn.identity.user_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.connections[conn.identity.user_id]
+        if conn.identity.role in WALL_ROLES:
+            self._wall_viewers -= 1
+        if conn.writer is not None:
+            conn.writer.cancel()
+        self._wall_changed()
+
+    def session_keys(self) -> set[str]:
+        """The web sessions behind the open connections."""
+        return {c.identity.session_key for cs in self.connections.values() for c in cs
+                if c.identity.session_key}
+
+    async def close_sessions(self, keys: set[str]) -> int:
+        """Close every connection opened with one of these sessions (logout, expiry, a
+        disabled user): nothing more is sent to them. Returns how many closed."""
+        doomed = [c for cs in self.connections.values() for c in cs
+                  if c.identity.session_key in keys]
+        for conn in doomed:
+            self._detach(conn)
+        for conn in doomed:
+            await _close_ended(conn)
+        return len(doomed)
+
+    def _expired(self, conn: Connection) -> bool:
+        at = conn.identity.expires_at
+        return at is not None and at <= self._clock.now()
 
     async def _on_client_message(self, conn: Connection, data: str) -> None:
         try:
@@ -284,6 +314,11 @@ class AgentHub:
     def _send_to_user(self, user_id: int, make: Callable[[Identity], str]) -> int:
         sent = 0
         for conn in list(self.connections.get(user_id, ())):
+            if self._expired(conn):
+                # Its session ran out since the last sweep: not one more frame.
+                self._detach(conn)
+                self._spawn(_close_ended(conn), work=False)
+                continue
             if conn.push(make(conn.identity)):
                 sent += 1
             else:
@@ -607,6 +642,11 @@ class AgentHub:
         self._wall_changed()
         return st
 
+    def signed_out(self, user_id: int) -> None:
+        """The user is gone (signed out, session over, disabled): no state any more."""
+        if self.agent_states.pop(user_id, None) is not None:
+            self._wall_changed()
+
     def _wall_changed(self) -> None:
         if not self._wall_viewers:
             return
@@ -622,8 +662,13 @@ class AgentHub:
         frame = _dumps({"type": "wall", "wall": await self.wall()})
         for cs in list(self.connections.values()):
             for conn in list(cs):
-                if conn.identity.role in WALL_ROLES:
-                    conn.push(frame)
+                if conn.identity.role not in WALL_ROLES:
+                    continue
+                if self._expired(conn):
+                    self._detach(conn)
+                    self._spawn(_close_ended(conn), work=False)
+                    continue
+                conn.push(frame)
 
     async def wall(self) -> dict[str, Any]:
         """The supervisor's live view (full numbers: supervisors may see them)."""
@@ -659,6 +704,13 @@ class AgentHub:
             })
         return {"waiting": waiting, "talking": talking, "agents": agents,
                 "today": self._today().as_json()}
+
+
+SESSION_ENDED = 4401  # WebSocket close code: the session is over, sign in again
+
+
+async def _close_ended(conn: Connection) -> None:
+    await conn.ws.close(code=SESSION_ENDED, message="会话已结束".encode())
 
 
 def summary_message(call_id: str, pop: dict[str, Any]) -> Notification:

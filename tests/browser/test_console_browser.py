@@ -91,7 +91,6 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
             await s.commit()
         # The agent's desk phone rings for a long while (simulated seconds).
         standin.add_phone(Phone("8001", answer_after=600))
-        standin.add_member("frontdesk", "Local/8001@agents/n", "Agent 8001")
         base = str(server.make_url("/")).rstrip("/")
         await page.goto(f"{base}/agent")
         assert "/login" in page.url
@@ -100,6 +99,12 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
         await page.click('button[type="submit"]')
         await page.wait_for_url(f"{base}/agent")
         await page.wait_for_selector('body[data-ws="online"]', timeout=10000)
+        # Signed in is not taking calls: the agent says so by pressing 就绪.
+        state = page.locator("#agent-state")
+        assert await state.inner_text() == "未就绪"
+        await page.get_by_role("button", name="就绪", exact=True).click()
+        await page.wait_for_selector('#agent-state[data-state="ready"]', timeout=10000)
+        assert await state.inner_text() == "就绪"
 
         call = standin.place_call(Caller(number=OWNER_MOBILE, name="张伟", context="queue-entry",
                                          script=[Wait(6000), HangUp()]))

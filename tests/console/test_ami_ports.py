@@ -7,6 +7,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from callcenter.console.ports import StaffRef
 from callcenter.errors import DomainError, InvalidInput
 from callcenter.settings import AsteriskSettings, Secret
 from callcenter.simulator import AsteriskStandIn, Phone, ScaledClock
+from callcenter.simulator.pbx import Queue
 
 AGENT = StaffRef(1, "xiaoli", "小李", "agent", "8001", None)
 
@@ -92,6 +94,58 @@ async def test_click_to_call_rings_the_agent_first(standin: AsteriskStandIn,
         await asyncio.sleep(0.01)
     first, second = channels()[:2]
     assert first.startswith("PJSIP/8001-")  # the agent's desk phone first
-    assert second.startswith("PJSIP/13812345678@trunk")  # then the owner over the trunk
+    # then the owner over the trunk (the stand-in names the channel after the number)
+    assert second.startswith("PJSIP/13812345678")
     dial = next(dict(e) for e in standin.events if dict(e).get("Event") == "DialBegin")
     assert dial["DialString"] == "13812345678@trunk"
+
+
+async def test_sign_out_takes_the_agent_out_of_the_queue(standin: AsteriskStandIn,
+                                                        links: tuple) -> None:
+    ls, _events, settings = links
+    port = AmiAgentStatus(ls, [settings])
+    await port.set_status(AGENT, "ready", "")
+    assert "Local/8001@agents/n" in standin.pbx.queues["frontdesk"].members
+    await port.sign_out(AGENT)
+    assert "Local/8001@agents/n" not in standin.pbx.queues["frontdesk"].members
+    await port.sign_out(AGENT)  # not in the queue any more: no error
+    await port.sign_out(StaffRef(3, "y", "y", "agent", None, None))  # no extension: nothing
+
+
+async def test_logout_and_disabling_take_agents_out_of_the_pbx_queue(
+        standin: AsteriskStandIn, links: tuple, sessionmaker: Any, db_url: str,
+        tmp_path: Path) -> None:
+    """The console over real AMI: 就绪 joins the stand-in's queue; logout, or the user
+    disabled, takes the agent out, so the queue stops ringing an empty desk."""
+    from sqlalchemy import update
+
+    from callcenter.console.keys import SESSION_WATCH
+    from callcenter.directory.models import StaffUser
+    from tests.console.helpers import login, running_app, seed_directory
+
+    ls, _events, settings = links
+    seed = await seed_directory(sessionmaker)
+    members = standin.pbx.queues.setdefault("frontdesk", Queue("frontdesk")).members
+    port = AmiAgentStatus(ls, [settings])
+    async with running_app(db_url, tmp_path, console={"agent_status": port}) as client:
+        csrf = await login(client, "xiaoli")
+        assert "Local/8001@agents/n" not in members  # signed in, not ready: not ringing
+        r = await client.post("/api/console/status", json={"state": "ready"},
+                              headers={"X-CSRF-Token": csrf})
+        assert r.status == 200 and not members["Local/8001@agents/n"].paused
+        await client.post("/logout", data={"csrf_token": csrf}, allow_redirects=False)
+        assert "Local/8001@agents/n" not in members
+
+        client.session.cookie_jar.clear()
+        csrf = await login(client, "xiaozhao")
+        for body in ({"state": "ready"}, {"state": "paused", "reason": "用餐"}):
+            r = await client.post("/api/console/status", json=body,
+                                  headers={"X-CSRF-Token": csrf})
+            assert r.status == 200
+        assert members["Local/8002@agents/n"].paused
+        async with sessionmaker() as s:
+            await s.execute(update(StaffUser).where(StaffUser.id == seed.staff["xiaozhao"])
+                            .values(active=False))
+            await s.commit()
+        await client.app[SESSION_WATCH].sweep()
+        assert "Local/8002@agents/n" not in members

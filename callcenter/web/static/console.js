@@ -76,8 +76,14 @@
       else if (msg.type === "status" || msg.type === "hello") renderStatus(msg.status);
       else if (msg.type === "wall") renderWall(msg.wall);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       setWsStatus(false);
+      if (ev.code === 4401) {
+        // The session is over (signed out elsewhere, expired, account disabled).
+        if (wsStatus) wsStatus.textContent = "登录已失效，请重新登录";
+        location.href = "/login?next=" + encodeURIComponent(location.pathname);
+        return;
+      }
       setTimeout(connect, backoff);
       backoff = Math.min(backoff * 2, 15000);
     };
@@ -85,7 +91,7 @@
 
   // ------------------------------------------------------------------ agent state
 
-  const STATE_LABEL = {ready: "就绪", paused: "小休", wrap_up: "话后处理", offline: "离线"};
+  const STATE_LABEL = {not_ready: "未就绪", ready: "就绪", paused: "小休", wrap_up: "话后处理", offline: "离线"};
 
   function renderStatus(st) {
     const node = document.getElementById("agent-state");
