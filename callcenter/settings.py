@@ -114,6 +114,16 @@ class VoskSettings:
 
 
 @dataclass(frozen=True)
+class TriageSettings:
+    """``lexicon``: a folder with a company's own ``categories.toml`` and
+    ``emergencies.toml`` (copies of ``ticketing/triage/lexicon/``, extended),
+    relative to the settings file like ``data_dir``; unset: the built-in
+    lexicon. Checked at start (see :func:`_validate_triage`)."""
+
+    lexicon: Path | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("callcenter-data")
     timezone: str = "Asia/Shanghai"
@@ -125,6 +135,7 @@ class Settings:
     voicemail: VoicemailSettings = field(default_factory=VoicemailSettings)
     vosk: VoskSettings = field(default_factory=VoskSettings)
     oncall: OnCallSettings = field(default_factory=OnCallSettings)
+    triage: TriageSettings = field(default_factory=TriageSettings)
     ivr_menus: tuple[Path, ...] = ()
     source: str = "<defaults>"
 
@@ -164,6 +175,7 @@ _SECTIONS: dict[str, type] = {
     "voicemail": VoicemailSettings,
     "vosk": VoskSettings,
     "oncall": OnCallSettings,
+    "triage": TriageSettings,
 }
 
 
@@ -262,6 +274,53 @@ def _validate(s: Settings) -> None:
     if s.vosk.workers < 1:
         raise SettingsError("vosk.workers", "at least one worker", src)
     _validate_oncall(s)
+    _validate_triage(s)
+
+
+LEXICON_FILES = ("categories.toml", "emergencies.toml")
+
+
+def _validate_triage(s: Settings) -> None:
+    """A company lexicon must be a folder with both files, each valid TOML, whose
+    categories are the ticket categories and whose rules compile."""
+    folder = s.triage.lexicon
+    if folder is None:
+        return
+    key, src = "triage.lexicon", s.source
+    if not folder.is_dir():
+        raise SettingsError(key, f"lexicon folder {folder} does not exist or is not a folder", src)
+    parsed: dict[str, Any] = {}
+    for name in LEXICON_FILES:
+        path = folder / name
+        try:
+            with path.open("rb") as fh:
+                parsed[name] = tomllib.load(fh)
+        except FileNotFoundError:
+            raise SettingsError(key, f"{path} is missing (a lexicon folder holds "
+                                f"{' and '.join(LEXICON_FILES)})", src) from None
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(key, f"{path}: {exc}", src) from None
+    from ticketing.categories import CATEGORIES
+    from ticketing.triage import load_lexicon
+
+    categories = folder / "categories.toml"
+    for category, words in parsed["categories.toml"].items():
+        if category not in CATEGORIES:
+            raise SettingsError(key, f"{categories}: unknown category [{category}] (known: "
+                                f"{', '.join(CATEGORIES)})", src)
+        if not isinstance(words, dict) or not all(
+                isinstance(w, int | float) and not isinstance(w, bool) for w in words.values()):
+            raise SettingsError(key, f"{categories}: [{category}] must map keywords to "
+                                "numeric weights", src)
+    try:
+        lexicon = load_lexicon(folder)
+    except Exception as exc:  # a rule that does not compile, a missing key, a wrong type
+        detail = f"{type(exc).__name__}: {exc}"
+        raise SettingsError(key, f"{folder / 'emergencies.toml'}: {detail}", src) from None
+    unknown = sorted({r.category for r in lexicon.emergencies} - set(CATEGORIES))
+    if unknown:
+        raise SettingsError(key, f"{folder / 'emergencies.toml'}: unknown category "
+                            f"{', '.join(unknown)} (known: {', '.join(CATEGORIES)})", src)
 
 
 ONCALL_RING_RANGE_S = (5, 120)
@@ -362,5 +421,8 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
     settings = Settings(**kwargs)
     if base_dir is not None and not settings.data_dir.is_absolute():
         settings = replace(settings, data_dir=(base_dir / settings.data_dir))
+    lexicon = settings.triage.lexicon
+    if base_dir is not None and lexicon is not None and not lexicon.is_absolute():
+        settings = replace(settings, triage=TriageSettings(lexicon=base_dir / lexicon))
     _validate(settings)
     return settings

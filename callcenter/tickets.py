@@ -27,7 +27,7 @@ from callcenter.settings import Settings
 from callcenter.web.templating import setup_templates
 from recordings import http as recordings_http
 from recordings.http import RECORDINGS
-from recordings.ingest import Transcriber, TriageFn, VoicemailIngest
+from recordings.ingest import Transcriber, TriageFn, TriageLike, VoicemailIngest
 from recordings.services import RecordingService
 from ticketing import http as tickets_http
 from ticketing import pages as tickets_pages
@@ -41,15 +41,25 @@ VOICEMAIL_INGEST = web.AppKey("voicemail_ingest", VoicemailIngest)
 TranscriberSource = Transcriber | Callable[[web.Application], Transcriber | None] | None
 
 
-def default_triage() -> TriageFn | None:
-    """The triage rules of ``ticketing.triage`` when present."""
+def default_triage(lexicon_dir: Path | None = None) -> TriageFn | None:
+    """The triage rules of ``ticketing.triage`` when present, with the company
+    lexicon in ``lexicon_dir`` (``[triage] lexicon``, checked when the settings
+    were loaded) or the built-in one."""
     try:
-        from ticketing.triage import triage
+        from ticketing.triage import load_lexicon, triage
     except ImportError:
         log.warning("ticketing.triage is missing: voicemail tickets are filed as 'other'")
         return None
-    fn: TriageFn = triage
-    return fn
+    if lexicon_dir is None:
+        fn: TriageFn = triage
+        return fn
+    lexicon = load_lexicon(lexicon_dir)
+    log.info("triage uses the lexicon in %s", lexicon_dir)
+
+    def with_lexicon(text: str) -> TriageLike:
+        return triage(text, lexicon)
+
+    return with_lexicon
 
 
 @asynccontextmanager
@@ -126,12 +136,12 @@ def setup_tickets(app: web.Application, *, transcriber: TranscriberSource = None
     ``transcriber`` is the vosk pool, or a function of the app returning it at
     start-up (when the pool lives under its own AppKey and cleanup_ctx,
     registered before this one). Without one, voicemail still becomes tickets
-    that say "请收听录音". ``triage_fn`` defaults to ``ticketing.triage.triage``."""
+    that say "请收听录音". ``triage_fn`` defaults to ``ticketing.triage.triage``
+    with the lexicon of ``[triage] lexicon``."""
     setup_templates(app)  # the pages use the console's layout (a no-op when it is there)
     tickets_http.add_routes(app)
     tickets_pages.add_routes(app)
     recordings_http.add_routes(app)
-    triage = triage_fn if triage_fn is not None else default_triage()
 
     async def tickets_ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
@@ -150,6 +160,7 @@ def setup_tickets(app: web.Application, *, transcriber: TranscriberSource = None
             return
         source: Any = transcriber
         pool: Transcriber | None = source(app) if callable(source) else source
+        triage = triage_fn if triage_fn is not None else default_triage(settings.triage.lexicon)
         running = await build_ingest(settings, sm, pool, triage, service=service,
                                      clock=app[CLOCK])
         app[VOICEMAIL_INGEST] = running

@@ -64,8 +64,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 opened.append(event.data)
 
             bus.subscribe("incident.opened", note)
-            ingest = await build_ingest(settings, sm, pool, default_triage(), bus=bus,
-                                        clock=clock,
+            triage = default_triage(settings.triage.lexicon)
+            ingest = await build_ingest(settings, sm, pool, triage, bus=bus, clock=clock,
                                         spool_dir=Path(args.spool) if args.spool else None)
             report = await ingest.scan_and_process()
             await bus.drain()
