@@ -251,7 +251,9 @@ class AgentHub:
                 if identity.user_id in call.targets and call.state in LIVE_STATES and call.pop:
                     if call.answered_by not in (None, identity.user_id):
                         continue
-                    conn.push(self._pop_frame(call, identity))
+                    if conn.push(self._pop_frame(call, identity)):
+                        # Shown again on this tab: another opening of the record.
+                        self._audit_pop(call.pop, _ref_of(identity), "ws-reconnect:" + remote)
             if identity.role in WALL_ROLES:
                 conn.push(_dumps({"type": "wall", "wall": await self.wall()}))
             self._wall_changed()
@@ -704,6 +706,12 @@ class AgentHub:
             })
         return {"waiting": waiting, "talking": talking, "agents": agents,
                 "today": self._today().as_json()}
+
+
+def _ref_of(identity: Identity) -> StaffRef:
+    assert identity.user_id is not None
+    return StaffRef(identity.user_id, identity.username, identity.display_name or identity.username,
+                    identity.role, None, None)
 
 
 SESSION_ENDED = 4401  # WebSocket close code: the session is over, sign in again

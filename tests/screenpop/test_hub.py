@@ -385,3 +385,29 @@ async def test_pop_names_the_room_the_ivr_chose_and_each_persons_rooms(
         await publish(client, "ivr_choice", call_id="r1", label="湖畔花园5栋2单元0301室")
         pop = (await frame(ws, "pop"))["pop"]
         assert pop["ivr_room_id"] == r0301
+
+
+async def test_a_pop_delivered_on_reconnect_is_audited(
+        sessionmaker: Any, db_url: str, tmp_path: Path) -> None:
+    seed = await seed_directory(sessionmaker)
+    async with running_app(db_url, tmp_path) as client:
+        ws = await agent_socket(client, "xiaoli")
+        await ws.close()
+        # Rings while the browser is away: nobody sees it, nothing to audit yet.
+        await publish(client, "ringing", call_id="c9", caller=OWNER_MOBILE, extension="8001")
+        hub = client.app[AGENT_HUB]
+        await hub.settle()
+        async with sessionmaker() as s:
+            assert (await s.scalars(select(AuditEntry))).all() == []
+        for _ in range(2):  # each opening is a row of its own
+            ws = await client.ws_connect("/ws/agent")
+            assert (await frame(ws, "pop"))["call"]["call_id"] == "c9"
+            await ws.close()
+        await hub.settle()
+        async with sessionmaker() as s:
+            rows = (await s.scalars(select(AuditEntry).where(AuditEntry.reason == "pop"))).all()
+        zhang = [r for r in rows if r.person_id == seed.people["张伟"]]
+        assert len(zhang) == 2
+        assert all(r.username == "xiaoli" and r.detail == "call c9"
+                   and r.source == "ws-reconnect:127.0.0.1" for r in zhang)
+        assert {r.person_id for r in rows} == {seed.people[n] for n in ("张伟", "李娜", "王芳")}
