@@ -1,47 +1,27 @@
-"""A person's own notifiers, from ``StaffUser.notify`` ({channel: address}).
+"""A person's own notifiers for paging, from ``StaffUser.notify`` ({channel: address}).
 
-``{"wecom": <robot webhook URL>, "dingtalk": <robot URL>, "webhook": <URL>,
-"email": <address>}``; unknown channels and e-mail without SMTP settings are
-skipped (and logged once per build).
+The channels are chosen and built by ``callcenter.notify.staff.StaffNotifiers``,
+the same code the screen-pop uses (a signed DingTalk robot, ``dingtalk_secret``,
+is signed here too); paging then keeps those its escalation step names.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 
 import aiohttp
 
-from callcenter.notify import (
-    DingTalkRobot,
-    EmailNotifier,
-    JsonWebhook,
-    Notifier,
-    SmtpSettings,
-    WeComRobot,
-)
+from callcenter.clock import Clock, SystemClock
+from callcenter.notify import Notifier, SmtpSettings
+from callcenter.notify.staff import StaffNotifiers
 from callcenter.paging.worker import UserNotifiers
-
-log = logging.getLogger(__name__)
 
 
 def user_notifiers(http: aiohttp.ClientSession, *, smtp: SmtpSettings | None = None,
-                   timeout_s: float = 5.0) -> UserNotifiers:
+                   timeout_s: float = 5.0, clock: Clock | None = None) -> UserNotifiers:
+    staff = StaffNotifiers(http, clock or SystemClock(), smtp=smtp, timeout_s=timeout_s)
+
     def build(notify: Mapping[str, str]) -> Sequence[Notifier]:
-        out: list[Notifier] = []
-        for channel, address in notify.items():
-            if not address:
-                continue
-            if channel == "wecom":
-                out.append(WeComRobot(http, address, timeout_s=timeout_s))
-            elif channel == "dingtalk":
-                out.append(DingTalkRobot(http, address, timeout_s=timeout_s))
-            elif channel == "webhook":
-                out.append(JsonWebhook(http, address, timeout_s=timeout_s))
-            elif channel == "email" and smtp is not None:
-                out.append(EmailNotifier(smtp, (address,)))
-            else:
-                log.debug("notify channel %r skipped", channel)
-        return out
+        return staff.channels(notify)
 
     return build
