@@ -5,24 +5,38 @@ that builds the ticket and recording services (``TICKETS``, ``RECORDINGS``)
 and runs the voicemail ingest (``VOICEMAIL_INGEST``): subscribed to
 ``voicemail.left`` on the bus and scanning the spool on start and every
 ``voicemail.scan_interval_s``.
+
+``incident.requested`` for an emergency voicemail is published in memory after
+its ticket commits, so a crash in between, a paging service not yet listening
+at start-up, or a failure in opening the incident would lose the page.
+``UnpagedEmergencies`` makes it durable: once the app has started and every
+``voicemail.scan_interval_s`` after, it finds emergency voicemail tickets that
+are still new and that no incident report references (paging stores the ticket
+number as the report's ``reference``), and requests their incident again.
+Paging joins a second request for the same place and category to the open
+incident, so nobody is paged twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.appkeys import BUS, CLOCK, HEALTH_EXTRAS, SESSIONMAKER, SETTINGS
 from callcenter.bus import EventBus
 from callcenter.clock import Clock, SystemClock
 from callcenter.directory.services import community_by_code, lookup_by_number
+from callcenter.paging.models import IncidentReport
 from callcenter.settings import Settings
 from callcenter.web.templating import setup_templates
 from recordings import http as recordings_http
@@ -32,11 +46,64 @@ from recordings.services import RecordingService
 from ticketing import http as tickets_http
 from ticketing import pages as tickets_pages
 from ticketing.http import TICKETS, TicketsFeature
+from ticketing.models import Ticket
 from ticketing.services import TicketService
 
 log = logging.getLogger(__name__)
 
 VOICEMAIL_INGEST = web.AppKey("voicemail_ingest", VoicemailIngest)
+
+
+class UnpagedEmergencies:
+    """Emergency voicemail tickets whose ``incident.requested`` was lost.
+
+    A ticket counts when it came from voicemail, is an emergency, is still
+    ``new`` (once someone dispatched it, a person is on it), was created at
+    least ``grace_s`` ago (its live request has had time to open the incident)
+    and at most ``lookback_s`` ago, and no incident report has its number."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], tickets: TicketService,
+                 clock: Clock, *, interval_s: float = 60.0, grace_s: float = 60.0,
+                 lookback_s: float = 24 * 3600.0) -> None:
+        self._sm = sessionmaker
+        self._tickets = tickets
+        self._clock = clock
+        self._interval = interval_s
+        self._grace = timedelta(seconds=grace_s)
+        self._lookback = timedelta(seconds=lookback_s)
+
+    async def find(self) -> list[int]:
+        now = self._clock.now()
+        paged = exists().where(IncidentReport.reference == Ticket.number)
+        async with self._sm() as session:
+            rows = await session.scalars(
+                select(Ticket.id).where(
+                    Ticket.source == "voicemail", Ticket.priority == "emergency",
+                    Ticket.state == "new", Ticket.created_at <= now - self._grace,
+                    Ticket.created_at >= now - self._lookback, ~paged,
+                ).order_by(Ticket.id))
+            return list(rows.all())
+
+    async def request_missing(self) -> list[int]:
+        """Request an incident for each such ticket; returns their ids."""
+        ids = await self.find()
+        for ticket_id in ids:
+            view = await self._tickets.get(ticket_id)
+            log.warning("emergency ticket %s has no incident: requesting one again", view.number)
+            self._tickets.request_incident(view)
+        return ids
+
+    async def run(self, started: asyncio.Event) -> None:
+        """Once ``started`` is set (paging listens by then), now and every interval."""
+        await started.wait()
+        while True:
+            try:
+                await self.request_missing()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("looking for unpaged emergency tickets failed")
+            await self._clock.sleep(self._interval)
 
 TranscriberSource = Transcriber | Callable[[web.Application], Transcriber | None] | None
 
@@ -142,6 +209,13 @@ def setup_tickets(app: web.Application, *, transcriber: TranscriberSource = None
     tickets_http.add_routes(app)
     tickets_pages.add_routes(app)
     recordings_http.add_routes(app)
+    # on_startup runs after every cleanup_ctx has started, paging's included.
+    app_started = asyncio.Event()
+
+    async def mark_started(app: web.Application) -> None:
+        app_started.set()
+
+    app.on_startup.append(mark_started)
 
     async def tickets_ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
@@ -165,11 +239,21 @@ def setup_tickets(app: web.Application, *, transcriber: TranscriberSource = None
                                      clock=app[CLOCK])
         app[VOICEMAIL_INGEST] = running
         unsubscribe = app[BUS].subscribe("voicemail.left", running.on_voicemail_left)
+        unpaged = UnpagedEmergencies(sm, service, app[CLOCK],
+                                     interval_s=settings.voicemail.scan_interval_s)
+        app_started.clear()
+        recovery = asyncio.get_running_loop().create_task(unpaged.run(app_started),
+                                                          name="unpaged-emergencies")
         await running.start()
         try:
             yield
         finally:
             unsubscribe()
+            recovery.cancel()
+            try:
+                await recovery
+            except asyncio.CancelledError:
+                pass
             await running.stop()
 
     app.cleanup_ctx.append(tickets_ctx)

@@ -338,8 +338,14 @@ class TicketService:
     def announce_created(self, view: TicketView) -> None:
         self._bus.publish(DomainEvent("ticket.created", view.to_json(), at=view.created_at))
         if view.emergency:
-            self._bus.publish(DomainEvent("incident.requested", self._incident_data(view),
-                                          at=view.created_at))
+            self.request_incident(view)
+
+    def request_incident(self, view: TicketView) -> None:
+        """``incident.requested`` for an emergency ticket; paging records the
+        ticket number as the incident report's ``reference``, which is how a
+        request that was lost is found again (``callcenter.tickets``)."""
+        self._bus.publish(DomainEvent("incident.requested", self._incident_data(view),
+                                      at=view.created_at))
 
     def _incident_data(self, view: TicketView) -> dict[str, Any]:
         building, unit, room = view.where()
