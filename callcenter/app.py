@@ -28,6 +28,7 @@ from callcenter.clock import Clock, SystemClock
 from callcenter.console.ami_ports import AmiAgentStatus, AmiOriginate
 from callcenter.console.setup import setup_console
 from callcenter.db.engine import make_engine, make_sessionmaker, migrate
+from callcenter.db.reader import sqlite_reader
 from callcenter.directory.hotlines import CommunityChoice, CommunityResolver, HotlineDirectory
 from callcenter.health import healthz, holiday_health
 from callcenter.ivr_admin.http import IVR_HOLIDAYS, IVR_RELOADER
@@ -142,8 +143,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         holidays = HolidayCalendar()
         holiday_file = HolidayFile(holidays, settings.data_dir / HOLIDAY_FILE)
         holiday_file.reload()  # re-read on SIGHUP and the admin page's reload
+        reader = sqlite_reader(settings.database_url)
         services = HotlineServices(settings, app[SESSIONMAKER], links=links,
-                                   router=app[ONCALL_ROUTER], paging=app[PAGING_SERVICE])
+                                   router=app[ONCALL_ROUTER], paging=app[PAGING_SERVICE],
+                                   reader=reader)
         hours_file = settings.data_dir / HOURS_FILE
         time_modes = (load_time_conditions(hours_file, holidays, settings.timezone)
                       if hours_file.exists() else TimeModes(holidays, settings.timezone))
@@ -181,6 +184,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         if fastagi is not None:
             await fastagi.stop()
         await hotlines.close()
+        if reader is not None:
+            reader.dispose()
 
     app.cleanup_ctx.append(_agi)
     add_ivr_admin_routes(app)

@@ -13,11 +13,17 @@ import re
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.ami.links import AmiLinks
 from callcenter.directory.models import Building, Community, FeeAccount, Room, Unit
-from callcenter.directory.services import lookup_by_number
+from callcenter.directory.phones import try_normalize
+from callcenter.directory.services import (
+    caller_rooms_by_number,
+    caller_rooms_of,
+    caller_rooms_query,
+)
 from callcenter.oncall.router import OnCallRouter
 from callcenter.paging.services import IncidentRequest, PagingService
 from callcenter.settings import Settings
@@ -32,23 +38,33 @@ QUEUE_TIMEOUT_S = 300
 
 class HotlineServices:
     def __init__(self, settings: Settings, sm: async_sessionmaker[AsyncSession], *,
-                 links: AmiLinks | None, router: OnCallRouter, paging: PagingService) -> None:
+                 links: AmiLinks | None, router: OnCallRouter, paging: PagingService,
+                 reader: Engine | None = None) -> None:
+        """``reader``: a read-only synchronous engine on the SQLite file
+        (``callcenter.db.reader.sqlite_reader``): the caller lookup every call
+        starts with runs on it, on the event loop, instead of queueing for
+        aiosqlite's pool when many calls arrive at once."""
         self.settings = settings
         self.sm = sm
+        self.reader = reader
         self.links = links
         self.router = router
         self.paging = paging
 
     async def identify_caller(self, number: str) -> CallerInfo:
-        async with self.sm() as session:
-            people = await lookup_by_number(session, number)
-        if not people:
+        if self.reader is not None:
+            e164 = try_normalize(number)
+            if e164 is None:
+                return CallerInfo()
+            with self.reader.connect() as conn:
+                found = caller_rooms_of(conn.execute(caller_rooms_query(e164)).all())
+        else:
+            async with self.sm() as session:
+                found = await caller_rooms_by_number(session, number)
+        if found.name is None:
             return CallerInfo()
-        rooms: dict[int, RoomRef] = {}
-        for person in people:
-            for u in person.units:
-                rooms.setdefault(u.room_id, RoomRef(u.room_id, u.label))
-        return CallerInfo(name=people[0].name, rooms=tuple(rooms.values()))
+        return CallerInfo(name=found.name,
+                          rooms=tuple(RoomRef(rid, label) for rid, label in found.rooms))
 
     async def queue(self, channel: Channel, queue: str) -> None:
         await channel.exec("Queue", f"{queue},r,,,{QUEUE_TIMEOUT_S}")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -128,6 +129,55 @@ async def lookup_by_number(session: AsyncSession, number: str) -> list[PersonVie
     )
     people = (await session.scalars(stmt)).unique().all()
     return [person_view(p) for p in people]
+
+
+@dataclass(frozen=True, slots=True)
+class CallerRooms:
+    """Who a caller number finds, as the IVR needs it: the first person's name and
+    every room of everyone it finds (owner's rooms first), as (room id, label)."""
+
+    name: str | None
+    rooms: tuple[tuple[int, str], ...]
+
+
+def caller_rooms_query(e164: str) -> Select[int, str, str, int, str, str, str, str]:
+    """The one flat query behind ``caller_rooms_by_number`` (run it on any
+    connection, async or not, and fold the rows with ``caller_rooms_of``)."""
+    return (
+        select(Person.id, Person.name, PersonRoom.role, Room.id, Community.name, Building.name,
+               Unit.name, Room.number)
+        .join(PersonPhone, PersonPhone.person_id == Person.id)
+        .outerjoin(PersonRoom, PersonRoom.person_id == Person.id)
+        .outerjoin(Room, Room.id == PersonRoom.room_id)
+        .outerjoin(Unit, Unit.id == Room.unit_id)
+        .outerjoin(Building, Building.id == Unit.building_id)
+        .outerjoin(Community, Community.id == Building.community_id)
+        .where(PersonPhone.number == e164)
+        .order_by(Person.id)
+        .limit(50)
+    )
+
+
+def caller_rooms_of(rows: Sequence[Any]) -> CallerRooms:
+    if not rows:
+        return CallerRooms(None, ())
+    linked = sorted((r for r in rows if r[3] is not None),
+                    key=lambda r: (r[0], _ROLE_RANK.get(r[2], 9), r[3]))
+    rooms: dict[int, str] = {}
+    for _pid, _name, _role, room_id, community, building, unit, room in linked:
+        label = RoomView(room_id, community, "", building, unit or None, room, "", Decimal(0),
+                         None).label
+        rooms.setdefault(room_id, label)
+    return CallerRooms(rows[0][1], tuple(rooms.items()))
+
+
+async def caller_rooms_by_number(session: AsyncSession, number: str) -> CallerRooms:
+    """Who a caller number finds, in one flat query (the hot path of every incoming
+    call), where ``lookup_by_number`` loads whole records with eight."""
+    e164 = try_normalize(number)
+    if e164 is None:
+        return CallerRooms(None, ())
+    return caller_rooms_of((await session.execute(caller_rooms_query(e164))).all())
 
 
 async def person_ids_by_number(session: AsyncSession, number: str, *, limit: int = 2

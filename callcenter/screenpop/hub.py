@@ -145,6 +145,7 @@ class AgentHub:
         self._sm = sessionmaker
         self._prefetch = prefetch
         self._pop_fresh_s = pop_fresh_s
+        self._prefetch_slot = asyncio.Semaphore(1)
         self._builder = builder
         self.staff = staff
         self._clock = clock
@@ -467,8 +468,16 @@ class AgentHub:
         return await asyncio.shield(call.pop_future)
 
     async def _prefetch_pop(self, call: LiveCall) -> None:
+        """Build the pop ahead of ringing, one call at a time, letting the event loop
+        poll its sockets between builds: on SQLite a build runs on the loop (about
+        1.5 ms), so a burst of calls built back to back would hold up every IVR
+        command and AMI event behind them. A ring that comes first builds at once."""
         try:
-            await self._ensure_pop(call)
+            async with self._prefetch_slot:
+                if call.pop is None and call.pop_future is None \
+                        and self.calls.get(call.call_id) is call:
+                    await self._ensure_pop(call)
+                await asyncio.sleep(0)
         except Exception:
             # Ringing builds it again (and reports a failure where it matters).
             log.warning("pop prefetch for call %s failed", call.call_id, exc_info=True)

@@ -10,11 +10,12 @@ from aiohttp import web
 from callcenter.appkeys import BUS, CLOCK, SESSIONMAKER, SETTINGS
 from callcenter.console.audit import AuditWriter
 from callcenter.console.keys import AGENT_HUB
+from callcenter.db.reader import sqlite_reader
 from callcenter.notify.base import DeliveryRecorder, Notifier, RetryPolicy
 from callcenter.notify.email import SmtpSettings
 from callcenter.notify.staff import StaffNotifiers
 from callcenter.screenpop.adapters import CallLogHistory, TicketTableSource
-from callcenter.screenpop.builder import PopBuilder, sqlite_reader
+from callcenter.screenpop.builder import PopBuilder
 from callcenter.screenpop.http import agent_socket
 from callcenter.screenpop.hub import AgentHub
 from callcenter.screenpop.sources import CallHistorySource, OpenTicketsSource

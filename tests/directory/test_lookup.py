@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callcenter.db.reader import sqlite_reader
 from callcenter.directory.models import (
     Building,
     Community,
@@ -17,7 +21,14 @@ from callcenter.directory.models import (
     Tag,
     Unit,
 )
-from callcenter.directory.services import household, lookup_by_number, search_people
+from callcenter.directory.services import (
+    caller_rooms_by_number,
+    caller_rooms_of,
+    caller_rooms_query,
+    household,
+    lookup_by_number,
+    search_people,
+)
 
 
 async def _seed(sm: async_sessionmaker[AsyncSession]) -> None:
@@ -74,3 +85,56 @@ async def test_household_and_search(sessionmaker: async_sessionmaker[AsyncSessio
         assert [p.name for p in await search_people(s, "3-2-1201")] == ["王建国", "李秀英"]
         assert [p.name for p in await search_people(s, "3栋1201")] == ["王建国", "李秀英"]
         assert [p.name for p in await search_people(s, "5678")] == ["王建国"]
+
+
+async def test_the_ivr_lookup_agrees_with_the_full_record(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """``caller_rooms_by_number`` (one query, the IVR's) names the same person and the
+    same rooms, in the same order, as the full lookup, for shared and unknown numbers."""
+    await _seed(sessionmaker)
+    async with sessionmaker() as s:
+        lodger = Person(name="张三")
+        lodger.phones = [PersonPhone(number="+8613812345678", raw="13812345678", position=1)]
+        room = (await s.scalars(select(Room).where(Room.number == "1201"))).one()
+        lodger.rooms = [PersonRoom(room=room, role="tenant")]
+        s.add(Person(name="无房住户", phones=[PersonPhone(number="+8613900000000", raw="x")]))
+        s.add(lodger)
+        await s.commit()
+    async with sessionmaker() as s:
+        for number in ("13812345678", "0755-26543210", "13900000000", "13700000000", "abc"):
+            people = await lookup_by_number(s, number)
+            fast = await caller_rooms_by_number(s, number)
+            assert fast.name == (people[0].name if people else None), number
+            full: dict[int, str] = {}
+            for p in people:
+                for u in p.units:
+                    full.setdefault(u.room_id, u.label)
+            assert list(fast.rooms) == list(full.items()), number
+    async with sessionmaker() as s:
+        shared = await caller_rooms_by_number(s, "13812345678")
+    assert shared.name == "王建国" and len(shared.rooms) == 2
+    assert shared.rooms[0][1] == "湖畔花园3栋2单元1201室"
+
+
+async def test_the_sqlite_reader_runs_the_same_caller_lookup(
+    sessionmaker: async_sessionmaker[AsyncSession], db_url: str, db_backend: str,
+) -> None:
+    """The IVR runs the caller lookup on a synchronous read-only SQLite engine (on the
+    event loop); it must find what the async session finds, and refuse to write."""
+    reader = sqlite_reader(db_url)
+    if db_backend != "sqlite":
+        assert reader is None
+        return
+    assert reader is not None
+    await _seed(sessionmaker)
+    try:
+        for number in ("+8613812345678", "+8675526543210", "+8613900000000"):
+            with reader.connect() as conn:
+                sync = caller_rooms_of(conn.execute(caller_rooms_query(number)).all())
+            async with sessionmaker() as s:
+                assert sync == await caller_rooms_by_number(s, number), number
+        with reader.connect() as conn, pytest.raises(OperationalError, match="readonly"):
+            conn.execute(text("DELETE FROM people"))
+    finally:
+        reader.dispose()
