@@ -862,7 +862,10 @@ class Pbx:
             self.emit(ev.local_bridge(m1, m2, context, number, optimize=not interface.endswith("/n")))
             return m1, m2
         tech = interface.partition("/")[0]
-        leg = self._make_channel(f"{tech}/{number}-{next(self._tech):08x}", "default", "s",
+        # Asterisk names the channel after the endpoint: PJSIP/8001-…, but a number
+        # dialled through one is PJSIP/trunk-… (PJSIP/13812345678@trunk).
+        endpoint = peer.split("/")[0].rpartition("@")[2] or number
+        leg = self._make_channel(f"{tech}/{endpoint}-{next(self._tech):08x}", "default", "s",
                                  linkedid=caller.linkedid, state=0)
         self.emit(ev.newchannel(leg))
         self.set_app(leg, app, "(Outgoing Line)")
