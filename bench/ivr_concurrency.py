@@ -51,8 +51,9 @@ class Services:
     async def identify_caller(self, number: str) -> CallerInfo:
         return CallerInfo("业主", (RoomRef(1, "3栋1201室"),))
 
-    async def queue(self, channel: Channel, queue: str) -> None:
+    async def queue(self, channel: Channel, queue: str) -> str | None:
         await channel.exec("Queue", f"{queue},r,,,300")
+        return None
 
     async def route_oncall(self, channel: Channel, community: str | None, role: str) -> str:
         return "answered"

@@ -66,8 +66,9 @@ class HotlineServices:
         return CallerInfo(name=found.name,
                           rooms=tuple(RoomRef(rid, label) for rid, label in found.rooms))
 
-    async def queue(self, channel: Channel, queue: str) -> None:
+    async def queue(self, channel: Channel, queue: str) -> str | None:
         await channel.exec("Queue", f"{queue},r,,,{QUEUE_TIMEOUT_S}")
+        return await channel.get_variable("QUEUESTATUS")
 
     async def route_oncall(self, channel: Channel, community: str | None, role: str) -> str:
         result = await self.router.route(channel, community or self.settings.default_community, role)
@@ -75,6 +76,9 @@ class HotlineServices:
 
     async def voicemail(self, channel: Channel, mailbox: str,
                         context: VoicemailContext | None = None) -> None:
+        mailbox = mailbox or next(iter(self.settings.voicemail.mailboxes), "")
+        if not mailbox:
+            raise RuntimeError("no voicemail mailbox is configured ([voicemail] mailboxes)")
         if context is not None:
             log.info("voicemail %s after %s", mailbox, context.path_text)
             # app_voicemail writes VM_CATEGORY into the message's .txt: the ticket
@@ -82,7 +86,8 @@ class HotlineServices:
             await channel.set_variable("VM_CATEGORY", encode_hint(IvrHint(
                 call_id=context.call_id, room_id=context.room.room_id if context.room else None,
                 path=context.path)))
-        await channel.exec("VoiceMail", f"{mailbox}@{self.settings.voicemail.context},s")
+        box = mailbox if "@" in mailbox else f"{mailbox}@{self.settings.voicemail.context}"
+        await channel.exec("VoiceMail", f"{box},s")
 
     async def emergency(self, channel: Channel, *, community: str | None, category: str,
                         caller: str, room: RoomRef | None, call_id: str) -> None:

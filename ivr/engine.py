@@ -32,6 +32,10 @@ UNKNOWN_MODE = "night"
 person on duty, who answers at any hour (the front desk may be empty)."""
 LAST_RESORT = Action("route_oncall", MappingProxyType({"role": "night_duty"}), "值班人员")
 """Where a call goes when not even the menus could be loaded."""
+QUEUE_UNANSWERED = frozenset({"TIMEOUT", "FULL", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL",
+                              "LEAVEUNAVAIL"})
+"""Asterisk's ``QUEUESTATUS`` when ``Queue()`` returns with nobody having answered:
+the caller is offered the message box instead of being hung up on."""
 
 
 class Clock(Protocol):
@@ -77,10 +81,14 @@ class VoicemailContext:
 
 class IvrServices(Protocol):
     async def identify_caller(self, number: str) -> CallerInfo: ...
-    async def queue(self, channel: Channel, queue: str) -> None: ...
+    async def queue(self, channel: Channel, queue: str) -> str | None:
+        """Put the caller in the queue; returns ``QUEUESTATUS`` once ``Queue()`` returns."""
+        ...
     async def route_oncall(self, channel: Channel, community: str | None, role: str) -> str: ...
     async def voicemail(self, channel: Channel, mailbox: str,
-                        context: VoicemailContext | None = None) -> None: ...
+                        context: VoicemailContext | None = None) -> None:
+        """Leave a message in ``mailbox`` ("" = the site's repair-intake mailbox)."""
+        ...
     async def emergency(self, channel: Channel, *, community: str | None, category: str,
                         caller: str, room: RoomRef | None, call_id: str) -> None: ...
     async def transfer(self, channel: Channel, extension: str) -> None: ...
@@ -225,7 +233,16 @@ class IvrEngine:
                 assert call.menus is not None
                 await self._menu(call, call.menus.menus[action.arg("menu")], depth + 1)
             case "queue":
-                await s.queue(ch, action.arg("queue"))
+                status = await s.queue(ch, action.arg("queue"))
+                if status in QUEUE_UNANSWERED:
+                    # Nobody at the front desk picked up in time: never hang up on the caller.
+                    log.info("queue %s not answered (%s): the caller leaves a message",
+                             action.arg("queue"), status)
+                    await self._step(call, "无人接听留言")
+                    await self._play(call, "queue-no-answer")
+                    await s.voicemail(ch, action.args.get("mailbox", ""), VoicemailContext(
+                        call.call_id, ch.caller_number, call.caller.name, self._known_room(call),
+                        tuple(call.path)))
             case "route_oncall":
                 await s.route_oncall(ch, call.community, action.arg("role"))
             case "voicemail":

@@ -248,3 +248,19 @@ async def test_a_night_duty_person_who_does_not_answer_fails_over_to_the_backup(
     finally:
         await client.close()
         await standin.stop()
+
+
+@TRANSPORTS
+async def test_a_caller_nobody_answers_in_the_queue_leaves_a_message(
+        make_site: Callable[..., Any], transport: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No agent is ready: Queue() gives up after its timeout (QUEUESTATUS=TIMEOUT) and
+    the caller is asked for a message, which app_voicemail files for the ingest."""
+    monkeypatch.setattr("callcenter.ivr_services.QUEUE_TIMEOUT_S", 5)
+    site: Site = await make_site(MONDAY_10AM, transport)
+    site.standin.place_call(_call(OWNER, Press("2"), Wait(25), HangUp()))
+    row = await _ended_call(site, OWNER)
+    assert row.ivr_path == ["投诉", "无人接听留言"]
+    assert site.events("QueueCallerJoin")
+    assert any(c.startswith("STREAM FILE queue-no-answer") for c in site.agi_commands())
+    [txt] = list(site.standin.pbx.spool.root.rglob("msg*.txt"))
+    assert OWNER in txt.read_text(encoding="utf-8")

@@ -43,8 +43,11 @@ class Services:
     async def identify_caller(self, number: str) -> CallerInfo:
         return self.caller
 
-    async def queue(self, channel: Channel, queue: str) -> None:
+    queue_status: str | None = "CONTINUE"
+
+    async def queue(self, channel: Channel, queue: str) -> str | None:
         self._note("queue", queue)
+        return self.queue_status
 
     async def route_oncall(self, channel: Channel, community: str | None, role: str) -> str:
         self._note("route_oncall", role)
@@ -348,3 +351,25 @@ async def test_a_call_finishes_on_the_menus_it_started_with(tmp_path: Path) -> N
     await IvrEngine(store, s, TimeModes(), clock=ManualClock(OFFICE)).run(
         ScriptedChannel(["1", "1"]), call_id="c2")
     assert s.calls == [("transfer", "8001")]            # the next call, the new one
+
+
+@pytest.mark.parametrize("status", ["TIMEOUT", "JOINEMPTY", "LEAVEEMPTY", "FULL"])
+async def test_a_queue_nobody_answers_ends_in_a_message_not_a_hang_up(status: str) -> None:
+    """Queue() returns with QUEUESTATUS TIMEOUT (and the like) when no agent picked up:
+    the caller hears why and leaves a message in the repair-intake mailbox."""
+    s = Services(caller=OWNER, queue_status=status)
+    ch = ScriptedChannel(["2"])  # 投诉 → front desk
+    await _engine(s, OFFICE).run(ch, call_id="c1")
+    assert ("queue", "frontdesk") in s.calls and ("voicemail", "") in s.calls
+    assert "queue-no-answer" in ch.played()
+    assert s.choices[-1] == "无人接听留言"
+    assert s.voicemail_context is not None and s.voicemail_context.path[-1] == "无人接听留言"
+
+
+@pytest.mark.parametrize("status", ["CONTINUE", None])
+async def test_a_queue_call_that_was_answered_is_not_sent_to_voicemail(status: str | None) -> None:
+    s = Services(caller=OWNER, queue_status=status)
+    ch = ScriptedChannel(["2"])
+    await _engine(s, OFFICE).run(ch, call_id="c1")
+    assert ("queue", "frontdesk") in s.calls
+    assert not any(c[0] == "voicemail" for c in s.calls)
