@@ -307,3 +307,22 @@ def person_ids_in(pop: dict[str, Any]) -> Sequence[int]:
     """Every person whose record the pop shows (for the audit log)."""
     return [p["person_id"] for p in pop.get("people", [])] + [
         p["person_id"] for p in pop.get("household", [])]
+
+
+DEGRADED_LABEL = "来电（资料暂不可用）"
+
+
+def degraded_pop(ctx: CallContext) -> dict[str, Any]:
+    """What the agent sees when the pop cannot be built (the database is down or too
+    busy): the number, the community code and the IVR path the call brought with it,
+    flagged ``degraded``; the hub keeps trying to build the real one behind it."""
+    e164 = try_normalize(ctx.caller) if ctx.caller else None
+    return {
+        "call_id": ctx.call_id, "known": False, "degraded": True, "title": DEGRADED_LABEL,
+        "caller": {"e164": e164 or "", "display": "" if e164 else (ctx.caller or "")},
+        "community": {"code": ctx.community, "name": ctx.community} if ctx.community else None,
+        "queue": ctx.queue, "ivr_path": list(ctx.ivr_path), "people": [], "household": [],
+        "rooms": [], "other_open_tickets": [], "arrears_total": "0.00", "tags": [],
+        "recent_calls": [],
+    }
+

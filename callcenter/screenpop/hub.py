@@ -36,7 +36,13 @@ from callcenter.console.ports import StaffRef
 from callcenter.directory.phones import mask_phone
 from callcenter.notify.base import Notification
 from callcenter.notify.staff import StaffNotifiers
-from callcenter.screenpop.builder import CallContext, PopBuilder, ivr_room_id, person_ids_in
+from callcenter.screenpop.builder import (
+    CallContext,
+    PopBuilder,
+    degraded_pop,
+    ivr_room_id,
+    person_ids_in,
+)
 from callcenter.screenpop.events import call_id_of, caller_of, ivr_step_of, targets_of
 from callcenter.screenpop.masking import present_pop, show_number
 from callcenter.screenpop.staff import StaffDirectory, StaffEntry
@@ -137,7 +143,8 @@ class AgentHub:
                  notifiers: StaffNotifiers | None = None, audit: AuditWriter | None = None,
                  outbox_size: int = 256, send_timeout_s: float = 10.0,
                  wall_debounce_s: float = 0.2, ended_linger: int = 200,
-                 prefetch: bool = True, pop_fresh_s: float = 20.0) -> None:
+                 prefetch: bool = True, pop_fresh_s: float = 20.0,
+                 degraded_retry_s: float = 1.0) -> None:
         """``prefetch``: build the pop as soon as a call with a caller number comes in
         (it then waits in the IVR or the queue), so ringing an agent costs no database
         work. ``pop_fresh_s``: a pop older than this when it is shown is shown at once
@@ -146,6 +153,7 @@ class AgentHub:
         self._prefetch = prefetch
         self._pop_fresh_s = pop_fresh_s
         self._prefetch_slot = asyncio.Semaphore(1)
+        self._degraded_retry_s = degraded_retry_s
         self._builder = builder
         self.staff = staff
         self._clock = clock
@@ -467,6 +475,25 @@ class AgentHub:
             return pop
         return await asyncio.shield(call.pop_future)
 
+    async def _rebuild_degraded(self, call: LiveCall) -> None:
+        """Retry a pop that could not be built, with backoff, while the call lasts."""
+        delay = self._degraded_retry_s
+        while self.calls.get(call.call_id) is call and call.pop is not None \
+                and call.pop.get("degraded"):
+            await self._clock.sleep(delay)
+            if self.calls.get(call.call_id) is not call:
+                return
+            if await self._refresh(call, push_only_if_changed=True):
+                # The record reaches the screens that showed the number: an opening.
+                for uid in sorted(call.targets):
+                    entry = await self.staff.get(uid) if self.online(uid) else None
+                    if entry is not None and call.pop is not None:
+                        addresses = sorted({c.remote for c in self.connections.get(uid, ())
+                                            if c.remote})
+                        self._audit_pop(call.pop, entry.ref, "ws:" + ",".join(addresses))
+                return
+            delay = min(delay * 2, 30.0)
+
     async def _prefetch_pop(self, call: LiveCall) -> None:
         """Build the pop ahead of ringing, one call at a time, letting the event loop
         poll its sockets between builds: on SQLite a build runs on the loop (about
@@ -486,7 +513,16 @@ class AgentHub:
                        everyone: bool) -> None:
         """Pop the call to these staff; ``everyone``: the state changed, so refresh
         every card that shows it, not only the new ones."""
-        pop = await self._ensure_pop(call)
+        try:
+            pop = await self._ensure_pop(call)
+        except Exception:
+            # The phone is ringing now: show what the call itself says, build the
+            # record behind it (the card updates when it is ready).
+            log.exception("pop for call %s could not be built; showing the number only",
+                          call.call_id)
+            pop = call.pop = degraded_pop(self._context(call))
+            call.pop_built_mono = None
+            self._spawn(self._rebuild_degraded(call), work=False)
         new = [e for e in entries if e.ref.user_id not in call.targets]
         call.targets.update(e.ref.user_id for e in entries)
         if everyone:

@@ -3,6 +3,7 @@ updates, supervisors' wall, night duty's summary, audit rows."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -411,3 +412,47 @@ async def test_a_pop_delivered_on_reconnect_is_audited(
         assert all(r.username == "xiaoli" and r.detail == "call c9"
                    and r.source == "ws-reconnect:127.0.0.1" for r in zhang)
         assert {r.person_id for r in rows} == {seed.people[n] for n in ("张伟", "李娜", "王芳")}
+
+
+async def test_a_pop_that_cannot_be_built_shows_the_number_then_the_record(
+        sessionmaker: Any, db_url: str, tmp_path: Path) -> None:
+    """The database times out while the phone rings: the agent still gets the card at
+    once (number, IVR path, flagged degraded, no 登记 form), and the record replaces it
+    when a retry succeeds; only that opening of the record is audited."""
+    seed = await seed_directory(sessionmaker)
+    clock = ManualClock()
+    async with running_app(db_url, tmp_path, clock=clock) as a:
+        ws = await agent_socket(a, "xiaoli")
+        hub = a.app[AGENT_HUB]
+        real = hub._builder.build
+        failures = 1
+
+        async def flaky(ctx: Any) -> dict[str, Any]:
+            nonlocal failures
+            if failures:
+                failures -= 1
+                raise TimeoutError("QueuePool limit of size 5 overflow 10 reached")
+            return await real(ctx)
+
+        hub._builder.build = flaky  # type: ignore[method-assign]
+        sleeping = clock.sleepers
+        await publish(a, "ringing", call_id="c9", caller=OWNER_MOBILE, extension="8001",
+                      ivr_path=["报修"])
+        msg = await frame(ws, "pop")
+        assert msg["pop"]["degraded"] is True and msg["pop"]["title"] == "来电（资料暂不可用）"
+        assert msg["pop"]["caller"]["display"] == OWNER_MOBILE
+        assert msg["call"]["state"] == "ringing"
+        await hub.settle()
+        async with sessionmaker() as s:
+            assert not (await s.scalars(select(AuditEntry))).all()
+        for _ in range(100):
+            if clock.sleepers > sleeping:
+                break
+            await asyncio.sleep(0.01)
+        await clock.advance(1.0)
+        msg = await frame(ws, "pop")
+        assert "degraded" not in msg["pop"] and msg["pop"]["title"] == "张伟"
+        await hub.settle()
+        async with sessionmaker() as s:
+            rows = (await s.scalars(select(AuditEntry).where(AuditEntry.reason == "pop"))).all()
+        assert ("xiaoli", seed.people["张伟"]) in {(r.username, r.person_id) for r in rows}

@@ -177,6 +177,8 @@
         p.phones.length ? ` · ${p.phones.join("、")}` : "",
         p.rooms && p.rooms.length ? el("span", {class: "person-rooms muted", text:
           " · " + p.rooms.map((r) => `${shortLabel(pop, r.label)}（${ROLE[r.role] || r.role}）`).join("、")}) : ""))));
+    } else if (pop.degraded) {
+      card.append(el("p", {class: "degraded-note", text: "业主资料暂时无法读取，正在重试；号码和语音导航路径如上。"}));
     } else {
       card.append(el("p", {class: "unknown-note", text: "目录中没有这个号码。"}));
     }
@@ -193,7 +195,7 @@
     if (caller.callable) {
       actions.append(el("button", {type: "button", text: "回拨", onclick: () => callBack(card, call)}));
     }
-    if (!pop.known && caller.callable) {
+    if (!pop.known && !pop.degraded && caller.callable) {
       actions.append(el("button", {type: "button", text: "登记来电人", onclick: () => showUnknownForm(card, call)}));
     }
     if (!call.live) {
