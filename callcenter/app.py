@@ -121,13 +121,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     setup_console(app, agent_status=AmiAgentStatus(links, settings.asterisk),
                   originate=AmiOriginate(links, settings.asterisk))
     setup_screenpop(app)
+    setup_oncall(app)
+    first = settings.asterisk[0].name if settings.asterisk else None
+    # Paging listens before the voicemail ingest starts: an emergency message found
+    # by the first spool scan at start-up is paged at once.
+    setup_paging(app, originator=originator or AmiOriginator(
+        lambda: links.get(first) if first else links.for_community(None)))
     if transcribe:
         app.cleanup_ctx.append(_transcriber)
     setup_tickets(app, transcriber=_pool)
-    setup_oncall(app)
-    first = settings.asterisk[0].name if settings.asterisk else None
-    setup_paging(app, originator=originator or AmiOriginator(
-        lambda: links.get(first) if first else links.for_community(None)))
 
     entry = AgiEntry()
     app[AGI_ENTRY] = entry

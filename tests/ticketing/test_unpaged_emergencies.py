@@ -214,3 +214,40 @@ async def test_the_server_pages_a_ticket_left_unpaged_once_it_has_started(
         assert ticket is not None and report.reference == ticket.number
     finally:
         await client.close()
+
+
+async def test_an_emergency_found_by_the_first_scan_is_paged_at_once(
+        world: World, db_url: str) -> None:
+    """A burst-pipe message left while the server was down: the first spool scan at
+    start-up makes its ticket, and paging (set up before the ingest starts, as
+    ``create_app`` orders them) opens the incident then, not a recovery pass later."""
+    transcriber = FakeTranscriber()
+    transcriber.say(world.spool.add(freq=400), BURST)
+    settings = settings_from_mapping({
+        "data_dir": str(world.data_dir), "database": {"url": db_url},
+        "voicemail": {"spool_dir": str(world.spool.root), "context": "default",
+                      "mailboxes": ["8000"], "scan_interval_s": 30},
+    })
+    app = create_core_app(settings, clock=world.clock)
+    setup_paging(app, originator=lambda _app: ScriptedOriginator(), start_worker=False)
+    setup_tickets(app, transcriber=lambda _app: transcriber, triage_fn=simple_triage)
+    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
+    await client.start_server()
+    try:
+        async def opened() -> bool:
+            return (await world.counts())[0] == 1
+
+        await eventually(opened)  # the clock never moves: no recovery pass ran
+        assert await world.counts() == (1, 1)
+    finally:
+        await client.close()
+
+
+def test_create_app_starts_paging_before_the_voicemail_ingest(tmp_path: Path) -> None:
+    from callcenter.app import create_app
+
+    app = create_app(settings_from_mapping({"data_dir": str(tmp_path)}), transcribe=False)
+    names = [getattr(ctx, "__qualname__", "") for ctx in app.cleanup_ctx]
+    paging = next(i for i, n in enumerate(names) if "_paging" in n)
+    tickets = next(i for i, n in enumerate(names) if "tickets_ctx" in n)
+    assert paging < tickets, names
