@@ -26,6 +26,8 @@ from callcenter.bus import EventBus
 from callcenter.calls.http import setup_calls
 from callcenter.clock import Clock, SystemClock
 from callcenter.console.ami_ports import AmiAgentStatus, AmiOriginate
+from callcenter.console.keys import AGENT_HUB
+from callcenter.console.queue_sync import QueueMembersSync
 from callcenter.console.setup import setup_console
 from callcenter.db.engine import make_engine, make_sessionmaker, migrate
 from callcenter.db.reader import sqlite_reader
@@ -118,8 +120,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         now=app[CLOCK].now,
     )
     setup_calls(app)
-    setup_console(app, agent_status=AmiAgentStatus(links, settings.asterisk),
+    agent_status = AmiAgentStatus(links, settings.asterisk)
+    setup_console(app, agent_status=agent_status,
                   originate=AmiOriginate(links, settings.asterisk))
+    # After every (re)connect, agents' states come from the queue's members in Asterisk.
+    queue_sync = QueueMembersSync(agent_status, lambda: app[SESSIONMAKER],
+                                  lambda: app.get(AGENT_HUB))
+    for pbx in settings.asterisk:
+        links.get(pbx.name).on_connected(queue_sync.on_connected)
     setup_screenpop(app)
     setup_oncall(app)
     first = settings.asterisk[0].name if settings.asterisk else None

@@ -87,6 +87,15 @@ class AmiAgentStatus:
                     continue
                 raise
 
+    def interface_for(self, extension: str) -> str:
+        return self.member_interface.format(extension=extension)
+
+    async def member_states(self, link: AmiLink) -> dict[str, tuple[bool, str]]:
+        """The queue's members on ``link``: interface → (paused, paused reason)."""
+        resp = await link.send_action([("Action", "QueueStatus"), ("Queue", self.queue)])
+        return {e.get("Location") or "": (e.get("Paused") == "1", e.get("PausedReason") or "")
+                for e in resp.events if e.event == "QueueMember" and e.get("Queue") == self.queue}
+
     def _all_links(self) -> list[AmiLink]:
         return [self._links.get(name) for name in self._names] or [self._links.for_community(None)]
 
