@@ -107,6 +107,11 @@ class PopBuilder:
         self._tickets: OpenTicketsSource = tickets or NoTickets()
         self._calls: CallHistorySource = calls or NoCallHistory()
 
+    @property
+    def blocks_loop(self) -> bool:
+        """True when a build runs synchronously on the event loop (the SQLite reader)."""
+        return self._reader is not None
+
     async def build(self, ctx: CallContext) -> dict[str, Any]:
         if self._reader is not None:
             return self._build_on_reader(ctx)

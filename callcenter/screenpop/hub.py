@@ -152,7 +152,10 @@ class AgentHub:
         self._sm = sessionmaker
         self._prefetch = prefetch
         self._pop_fresh_s = pop_fresh_s
-        self._prefetch_slot = asyncio.Semaphore(1)
+        # Builds that block the loop (SQLite) go one at a time; others (PostgreSQL)
+        # as many as the builder's own slots allow.
+        self._prefetch_slot = asyncio.Semaphore(1 if getattr(builder, "blocks_loop", False)
+                                                else 64)
         self._degraded_retry_s = degraded_retry_s
         self._builder = builder
         self.staff = staff
@@ -495,10 +498,10 @@ class AgentHub:
             delay = min(delay * 2, 30.0)
 
     async def _prefetch_pop(self, call: LiveCall) -> None:
-        """Build the pop ahead of ringing, one call at a time, letting the event loop
-        poll its sockets between builds: on SQLite a build runs on the loop (about
-        1.5 ms), so a burst of calls built back to back would hold up every IVR
-        command and AMI event behind them. A ring that comes first builds at once."""
+        """Build the pop ahead of ringing. On SQLite a build runs on the loop (about
+        1.5 ms), so prefetches go one at a time, letting the loop poll its sockets
+        between builds: a burst built back to back would hold up every IVR command
+        and AMI event behind it. A ring that comes first builds at once."""
         try:
             async with self._prefetch_slot:
                 if call.pop is None and call.pop_future is None \
