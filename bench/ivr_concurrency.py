@@ -45,6 +45,16 @@ fallback = { action = "queue", queue = "frontdesk" }
 """
 
 
+def write_three_level_menus(folder: Path) -> Path:
+    """The sample menus with a third level under 报修 → 水电 (→ 漏水 → queue)."""
+    path = folder / "menus.toml"
+    path.write_text(DEFAULT.read_text(encoding="utf-8").replace(
+        '"1" = { label = "水电", action = "queue", queue = "frontdesk" }',
+        '"1" = { label = "水电", action = "menu", menu = "repair_water" }') + THREE_LEVELS,
+        encoding="utf-8")
+    return path
+
+
 class Services:
     """In-memory services: the bench measures the engine and the transport."""
 
@@ -144,12 +154,7 @@ def drive(port: int, calls: int) -> tuple[list[float], int]:
 
 async def run(calls: int, *, trace: bool = False) -> dict[str, object]:
     with TemporaryDirectory() as tmp:
-        path = Path(tmp) / "menus.toml"
-        text = DEFAULT.read_text(encoding="utf-8").replace(
-            '"1" = { label = "水电", action = "queue", queue = "frontdesk" }',
-            '"1" = { label = "水电", action = "menu", menu = "repair_water" }') + THREE_LEVELS
-        path.write_text(text, encoding="utf-8")
-        store = MenuStore(path)
+        store = MenuStore(write_three_level_menus(Path(tmp)))
         store.current()
         clock = ManualClock(datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
         engine = IvrEngine(store, Services(), TimeModes(), clock=clock)

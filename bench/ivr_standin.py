@@ -37,6 +37,7 @@ from tempfile import TemporaryDirectory
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from ivr_concurrency import write_three_level_menus  # bench/, beside this script
 
 from callcenter.app import create_app
 from callcenter.appkeys import AMI_LINKS, CALL_LOG
@@ -48,15 +49,6 @@ from callcenter.settings import Settings
 from ivr.agi import AgiResult
 from ivr.fastagi import FastAgiChannel
 
-DEFAULT = Path(__file__).resolve().parent.parent / "ivr" / "menus" / "default.toml"
-THREE_LEVELS = """
-[menus.repair_water]
-label = "水电"
-prompts = ["repair-options"]
-fallback = { action = "queue", queue = "frontdesk" }
-[menus.repair_water.options]
-"1" = { label = "漏水", action = "queue", queue = "frontdesk" }
-"""
 OFFICE_HOURS = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
@@ -163,11 +155,7 @@ async def run(calls: int) -> dict[str, object]:
     inside: list[float] = []
     time_the_server(inside)
     with TemporaryDirectory() as tmp:
-        menus = Path(tmp) / "menus.toml"
-        menus.write_text(DEFAULT.read_text(encoding="utf-8").replace(
-            '"1" = { label = "水电", action = "queue", queue = "frontdesk" }',
-            '"1" = { label = "水电", action = "menu", menu = "repair_water" }') + THREE_LEVELS,
-            encoding="utf-8")
+        menus = write_three_level_menus(Path(tmp))
         settings = replace(demo_settings(Path(tmp), 0), ivr_menus=(menus,))
         engine = make_engine(settings.database_url)
         await migrate(engine)

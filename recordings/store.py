@@ -19,8 +19,10 @@ import re
 import shutil
 import tempfile
 import wave
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from recordings.audio import RAW_SUFFIXES, SOX_SUFFIXES, read_audio
 from recordings.errors import UnsupportedAudioFormat
@@ -78,24 +80,15 @@ class RecordingStore:
                 src.name, src.suffix,
                 "no decoder for this format; set format=wav (or wav49, gsm) in voicemail.conf")
         audio = read_audio(src, sox_binary=sox_binary)
-        dest = self.path_for(playable)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".incoming-", suffix=".wav")
-        try:
-            with os.fdopen(fd, "wb") as raw:
-                with wave.open(raw, "wb") as out:
-                    out.setnchannels(1)
-                    out.setsampwidth(2)
-                    out.setframerate(audio.sample_rate)
-                    out.writeframes(audio.to_pcm16())
-                raw.flush()
-                os.fsync(raw.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+
+        def write(raw: BinaryIO) -> None:
+            with wave.open(raw, "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(audio.sample_rate)
+                out.writeframes(audio.to_pcm16())
+
+        _write_atomically(self.path_for(playable), write)
         return playable
 
     def path_for(self, stored_path: str) -> Path:
@@ -108,20 +101,14 @@ class RecordingStore:
     def _copy(self, src: Path, stored_path: str) -> int:
         dest = self.path_for(stored_path)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".incoming-", suffix=dest.suffix)
-        try:
-            with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
+
+        def write(out: BinaryIO) -> None:
+            with src.open("rb") as inp:
                 shutil.copyfileobj(inp, out, 1 << 20)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, dest)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+
+        _write_atomically(dest, write)
         return dest.stat().st_size
+
 
     async def save(self, src: Path, stored_path: str) -> int:
         """Copy ``src`` in atomically (temp file, fsync, rename); returns its size."""
@@ -144,3 +131,21 @@ class RecordingStore:
             return deleted
 
         return await asyncio.to_thread(unlink)
+
+
+def _write_atomically(dest: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write ``dest`` through a temporary file beside it, synced, then renamed: a
+    crash leaves the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".incoming-", suffix=dest.suffix)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
