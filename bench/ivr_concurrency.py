@@ -65,7 +65,8 @@ class Services:
         await channel.exec("Queue", f"{queue},r,,,300")
         return None
 
-    async def route_oncall(self, channel: Channel, community: str | None, role: str) -> str:
+    async def route_oncall(self, channel: Channel, community: str | None, role: str,
+                           context: VoicemailContext | None = None) -> str:
         return "answered"
 
     async def voicemail(self, channel: Channel, mailbox: str,

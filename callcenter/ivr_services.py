@@ -70,7 +70,11 @@ class HotlineServices:
         await channel.exec("Queue", f"{queue},r,,,{QUEUE_TIMEOUT_S}")
         return await channel.get_variable("QUEUESTATUS")
 
-    async def route_oncall(self, channel: Channel, community: str | None, role: str) -> str:
+    async def route_oncall(self, channel: Channel, community: str | None, role: str,
+                           context: VoicemailContext | None = None) -> str:
+        if context is not None:
+            # When nobody answers the router takes a message: it learns the call too.
+            await self._set_hint(channel, context)
         result = await self.router.route(channel, community or self.settings.default_community, role)
         return str(getattr(result, "outcome", result))
 
@@ -81,13 +85,17 @@ class HotlineServices:
             raise RuntimeError("no voicemail mailbox is configured ([voicemail] mailboxes)")
         if context is not None:
             log.info("voicemail %s after %s", mailbox, context.path_text)
-            # app_voicemail writes VM_CATEGORY into the message's .txt: the ticket
-            # made of the message learns the room and the menu path from it.
-            await channel.set_variable("VM_CATEGORY", encode_hint(IvrHint(
-                call_id=context.call_id, room_id=context.room.room_id if context.room else None,
-                path=context.path)))
+            await self._set_hint(channel, context)
         box = mailbox if "@" in mailbox else f"{mailbox}@{self.settings.voicemail.context}"
         await channel.exec("VoiceMail", f"{box},s")
+
+    @staticmethod
+    async def _set_hint(channel: Channel, context: VoicemailContext) -> None:
+        """app_voicemail writes VM_CATEGORY into the message's .txt: the ticket made
+        of the message learns the room and the menu path from it."""
+        await channel.set_variable("VM_CATEGORY", encode_hint(IvrHint(
+            call_id=context.call_id, room_id=context.room.room_id if context.room else None,
+            path=context.path)))
 
     async def emergency(self, channel: Channel, *, community: str | None, category: str,
                         caller: str, room: RoomRef | None, call_id: str) -> None:

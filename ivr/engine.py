@@ -84,7 +84,11 @@ class IvrServices(Protocol):
     async def queue(self, channel: Channel, queue: str) -> str | None:
         """Put the caller in the queue; returns ``QUEUESTATUS`` once ``Queue()`` returns."""
         ...
-    async def route_oncall(self, channel: Channel, community: str | None, role: str) -> str: ...
+    async def route_oncall(self, channel: Channel, community: str | None, role: str,
+                           context: VoicemailContext | None = None) -> str:
+        """Ring the chain on call for ``role``; ``context`` travels with the message
+        left when nobody answers."""
+        ...
     async def voicemail(self, channel: Channel, mailbox: str,
                         context: VoicemailContext | None = None) -> None:
         """Leave a message in ``mailbox`` ("" = the site's repair-intake mailbox)."""
@@ -240,17 +244,13 @@ class IvrEngine:
                              action.arg("queue"), status)
                     await self._step(call, "无人接听留言")
                     await self._play(call, "queue-no-answer")
-                    await s.voicemail(ch, action.args.get("mailbox", ""), VoicemailContext(
-                        call.call_id, ch.caller_number, call.caller.name, self._known_room(call),
-                        tuple(call.path)))
+                    await s.voicemail(ch, action.args.get("mailbox", ""), self._context(call))
             case "route_oncall":
-                await s.route_oncall(ch, call.community, action.arg("role"))
+                await s.route_oncall(ch, call.community, action.arg("role"), self._context(call))
             case "voicemail":
                 if "prompt" in action.args:
                     await self._play(call, action.arg("prompt"))
-                await s.voicemail(ch, action.arg("mailbox"), VoicemailContext(
-                    call.call_id, ch.caller_number, call.caller.name, self._known_room(call),
-                    tuple(call.path)))
+                await s.voicemail(ch, action.arg("mailbox"), self._context(call))
             case "emergency":
                 await self._play(call, "emergency-connecting")
                 await s.emergency(ch, community=call.community, category=action.arg("category"),
@@ -278,6 +278,10 @@ class IvrEngine:
             await self._play(call, prompt if known else "ticket-state-other")
         await self._play(call, "goodbye")
         await call.channel.hangup()
+
+    def _context(self, call: _Call) -> VoicemailContext:
+        return VoicemailContext(call.call_id, call.channel.caller_number, call.caller.name,
+                                self._known_room(call), tuple(call.path))
 
     @staticmethod
     def _known_room(call: _Call) -> RoomRef | None:

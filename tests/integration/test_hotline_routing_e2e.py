@@ -203,11 +203,11 @@ def _phones_of(person: OnCallPerson) -> list[str]:
     return [n for n in (person.extension, person.mobile and person.mobile.removeprefix("+86")) if n]
 
 
-@TRANSPORTS
-async def test_a_night_duty_person_who_does_not_answer_fails_over_to_the_backup(
-        db_url: str, tmp_path: Path, transport: str) -> None:
-    """At 23:00 按0 rings the night duty on call; nobody picks up within the ring
-    time, so the backup's phone rings and answers. Both attempts are recorded."""
+async def _night_site(db_url: str, tmp_path: Path, transport: str,
+                      phones_for: Callable[[list[OnCallPerson]], list[Phone]]
+                      ) -> tuple[Site, list[OnCallPerson]]:
+    """23:00: the server and a stand-in whose phones for the night-duty chain are
+    made by ``phones_for(chain)``."""
     settings = replace(demo_settings(tmp_path, 0), database=DatabaseSettings(url=db_url))
     engine = make_engine(db_url)
     await migrate(engine)
@@ -215,39 +215,77 @@ async def test_a_night_duty_person_who_does_not_answer_fails_over_to_the_backup(
     await seed_directory(sm)
     await seed_staff(sm, MONDAY_NIGHT.date())
     async with sm() as s:
-        chain = (await who_is_on_call(s, None, "night_duty", MONDAY_NIGHT)).people
+        chain = list((await who_is_on_call(s, None, "night_duty", MONDAY_NIGHT)).people)
     await engine.dispose()
-    primary, backup = chain[0], chain[1]
-    phones = [Phone(n, behaviour=Answer.NO_ANSWER) for n in _phones_of(primary)]
-    phones += [Phone(n, answer_after=2, script=[Wait(5), HangUp()]) for n in _phones_of(backup)]
     standin = AsteriskStandIn.from_settings(settings, ivr_transport=transport,
-                                            clock=ScaledClock(SPEED), phones=phones)
+                                            clock=ScaledClock(SPEED), phones=phones_for(chain))
     await standin.start()
     client = TestClient(TestServer(create_app(settings, clock=FixedTimeClock(MONDAY_NIGHT),
                                               transcribe=False)))
     await client.start_server()
     site = Site(client, standin, MONDAY_NIGHT)
+    for _ in range(200):
+        if (await (await client.get("/healthz")).json())["asterisk"].get("standin") \
+                == "connected":
+            break
+        await asyncio.sleep(0.05)
+    return site, chain
+
+
+async def _attempts(site: Site) -> list[OnCallAttempt]:
+    async with site.client.app[SESSIONMAKER]() as s:
+        return list((await s.scalars(select(OnCallAttempt).order_by(OnCallAttempt.id))).all())
+
+
+@TRANSPORTS
+async def test_a_night_duty_person_who_does_not_answer_fails_over_to_the_backup(
+        db_url: str, tmp_path: Path, transport: str) -> None:
+    """At 23:00 按0 rings the night duty on call; nobody picks up within the ring
+    time, so the backup's phone rings and answers. Both attempts are recorded."""
+    def phones(chain: list[OnCallPerson]) -> list[Phone]:
+        return ([Phone(n, behaviour=Answer.NO_ANSWER) for n in _phones_of(chain[0])]
+                + [Phone(n, answer_after=2, script=[Wait(5), HangUp()])
+                   for n in _phones_of(chain[1])])
+
+    site, chain = await _night_site(db_url, tmp_path, transport, phones)
     try:
-        for _ in range(200):
-            if (await (await client.get("/healthz")).json())["asterisk"].get("standin") \
-                    == "connected":
-                break
-            await asyncio.sleep(0.05)
-        standin.place_call(_call(OWNER, Press("0"), Wait(120), HangUp()))
+        site.standin.place_call(_call(OWNER, Press("0"), Wait(120), HangUp()))
         row = await _ended_call(site, OWNER)
         assert row.ivr_path == ["值班人员"]
         ends = site.events("DialEnd")
         assert [e["DialStatus"] for e in ends][-1] == "ANSWER"
         assert "NOANSWER" in [e["DialStatus"] for e in ends]
-        async with client.app[SESSIONMAKER]() as s:
-            attempts = (await s.scalars(
-                select(OnCallAttempt).order_by(OnCallAttempt.id))).all()
-        assert [a.user_id for a in attempts][0] == primary.user_id
-        assert attempts[-1].user_id == backup.user_id and attempts[-1].outcome == "answered"
+        attempts = await _attempts(site)
+        assert [a.user_id for a in attempts][0] == chain[0].user_id
+        assert attempts[-1].user_id == chain[1].user_id and attempts[-1].outcome == "answered"
         assert all(a.outcome == "no_answer" for a in attempts[:-1])
     finally:
-        await client.close()
-        await standin.stop()
+        await site.client.close()
+        await site.standin.stop()
+
+
+@TRANSPORTS
+async def test_when_nobody_on_call_answers_the_caller_leaves_a_message_the_ticket_can_place(
+        db_url: str, tmp_path: Path, transport: str) -> None:
+    """Primary, backup and supervisor all ring out: the router takes a message, and the
+    message carries the call (VM_CATEGORY: the caller's room and the menu path) as one
+    left from the menu does, so the morning's ticket knows the flat."""
+    def phones(chain: list[OnCallPerson]) -> list[Phone]:
+        return [Phone(n, behaviour=Answer.NO_ANSWER) for p in chain for n in _phones_of(p)]
+
+    site, chain = await _night_site(db_url, tmp_path, transport, phones)
+    try:
+        site.standin.place_call(_call(OWNER, Press("0"), Wait(90), HangUp()))
+        await _ended_call(site, OWNER)
+        attempts = await _attempts(site)
+        assert {a.user_id for a in attempts} == {p.user_id for p in chain}
+        assert all(a.outcome == "no_answer" for a in attempts)
+        [txt] = list(site.standin.pbx.spool.root.rglob("msg*.txt"))
+        meta = txt.read_text(encoding="utf-8")
+        assert OWNER in meta and "category=cc1;call=" in meta
+    finally:
+        await site.client.close()
+        await site.standin.stop()
 
 
 @TRANSPORTS

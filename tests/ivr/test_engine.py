@@ -49,8 +49,12 @@ class Services:
         self._note("queue", queue)
         return self.queue_status
 
-    async def route_oncall(self, channel: Channel, community: str | None, role: str) -> str:
+    route_context: VoicemailContext | None = None
+
+    async def route_oncall(self, channel: Channel, community: str | None, role: str,
+                           context: VoicemailContext | None = None) -> str:
         self._note("route_oncall", role)
+        self.route_context = context
         return "answered"
 
     async def voicemail(self, channel: Channel, mailbox: str,
@@ -373,3 +377,14 @@ async def test_a_queue_call_that_was_answered_is_not_sent_to_voicemail(status: s
     await _engine(s, OFFICE).run(ch, call_id="c1")
     assert ("queue", "frontdesk") in s.calls
     assert not any(c[0] == "voicemail" for c in s.calls)
+
+
+async def test_routing_to_the_duty_person_carries_the_call_for_a_message() -> None:
+    """If nobody on call answers, the router takes a message: it must know the room
+    and the path as a message left from the menu does."""
+    s = Services(caller=OWNER)
+    ch = ScriptedChannel(["0"])
+    await _engine(s, NIGHT).run(ch, call_id="c7")
+    assert s.route_context is not None
+    assert s.route_context.call_id == "c7" and s.route_context.path == ("值班人员",)
+    assert s.route_context.room == OWNER.rooms[0]
