@@ -57,6 +57,11 @@ UserNotifiers = Callable[[Mapping[str, str]], Sequence[Notifier]]
 """Builds a person's own notifiers from ``StaffUser.notify`` ({channel: address})."""
 
 
+IDLE_TASK_NAME = "paging-worker:idle"
+"""The worker's idle wait (wake-up or the next poll, every ``poll_interval_s``):
+its helper tasks are made anew each poll, so they carry this name."""
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
     # The ``[callcenter-page]`` context of ``callcenter asterisk-config`` (_X. → AGI(agi:async)).
@@ -208,7 +213,8 @@ class EscalationWorker:
             except Exception:
                 log.exception("paging worker %s: claiming timers failed", self.worker_id)
             await self._wait_any(self._wake.wait(),
-                                 min(self.config.poll_interval_s, self.config.lease_s / 3))
+                                 min(self.config.poll_interval_s, self.config.lease_s / 3),
+                                 name=IDLE_TASK_NAME)
 
     async def run_due(self) -> int:
         """Claim every due timer and run them to completion (tests, CLI)."""
@@ -220,10 +226,16 @@ class EscalationWorker:
             total += len(timers)
             await asyncio.gather(*(self._run(t) for t in timers))
 
-    async def _wait_any(self, awaitable: Awaitable[T], timeout_s: float) -> T | None:
-        """Wait for ``awaitable`` up to ``timeout_s`` on the injected clock."""
+    async def _wait_any(self, awaitable: Awaitable[T], timeout_s: float, *,
+                        name: str | None = None) -> T | None:
+        """Wait for ``awaitable`` up to ``timeout_s`` on the injected clock; ``name``
+        names the two helper tasks (the idle poll's, so they can be told apart)."""
         main = asyncio.ensure_future(awaitable)
         sleeper = asyncio.ensure_future(self._clock.sleep(timeout_s))
+        if name is not None:
+            for task in (main, sleeper):
+                if isinstance(task, asyncio.Task):
+                    task.set_name(name)
         try:
             await asyncio.wait({main, sleeper}, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from callcenter.ami.parser import Frame, FrameParser, encode_frame
 from callcenter.simulator import events as ev
 from callcenter.simulator.pbx import QueueMember
+from callcenter.simulator.timing import standin_task
 
 if TYPE_CHECKING:
     from callcenter.simulator.pbx import Pbx
@@ -99,7 +100,7 @@ class AmiSession:
 
     # ----------------------------------------------------------------- input
     async def serve(self) -> None:
-        self._writer_task = asyncio.ensure_future(self._write_loop())
+        self._writer_task = standin_task(self._write_loop())
         self.writer.write(BANNER)
         try:
             while not self.closed:
@@ -603,7 +604,7 @@ class AmiServer:
         self._session_tasks: set[asyncio.Task[object]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        task: asyncio.Task[Any] = standin_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

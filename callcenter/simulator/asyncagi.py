@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from callcenter.simulator import events as ev
 from callcenter.simulator.pbx import Gone
+from callcenter.simulator.timing import standin_task
 from callcenter.simulator.voicemail import write_silence
 
 if TYPE_CHECKING:
@@ -265,8 +266,8 @@ class AsyncAgiSession:
         call.cleanups.append(on_gone)
         try:
             while True:
-                getter = asyncio.ensure_future(self.commands.get())
-                waiter = asyncio.ensure_future(call.gone.wait())
+                getter = standin_task(self.commands.get())
+                waiter = standin_task(call.gone.wait())
                 try:
                     await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
                 finally:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from callcenter.simulator import events as ev
 from callcenter.simulator.asyncagi import DEAD, AgiExecutor, agi_env
 from callcenter.simulator.pbx import Gone
+from callcenter.simulator.timing import standin_task
 
 if TYPE_CHECKING:
     from callcenter.simulator.pbx import Call, Pbx
@@ -81,8 +82,8 @@ class FastAgiSession:
 
         call.cleanups.append(caller_gone)
         while True:
-            line_task = asyncio.ensure_future(reader.readline())
-            gone_task = asyncio.ensure_future(call.gone.wait())
+            line_task = standin_task(reader.readline())
+            gone_task = standin_task(call.gone.wait())
             try:
                 await asyncio.wait({line_task, gone_task}, return_when=asyncio.FIRST_COMPLETED)
             finally:

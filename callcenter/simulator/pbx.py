@@ -15,7 +15,7 @@ import itertools
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from callcenter.simulator.scenario import (
     Wait,
     sim_script,
 )
-from callcenter.simulator.timing import Clock
+from callcenter.simulator.timing import Clock, standin_task
 from callcenter.simulator.voicemail import VoicemailSpool
 
 log = logging.getLogger(__name__)
@@ -187,8 +187,8 @@ class Pbx:
     def emit(self, fields: ev.Fields) -> None:
         self._emit(fields)
 
-    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = standin_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -299,8 +299,8 @@ class Pbx:
             await self.clock.sleep(seconds)
             return
         self.check(call)
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        waiter = asyncio.ensure_future(call.gone.wait())
+        sleeper = standin_task(self.clock.sleep(seconds))
+        waiter = standin_task(call.gone.wait())
         try:
             await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -323,12 +323,12 @@ class Pbx:
         if call.gone.is_set():
             self.check(call)
             raise Gone
-        getter = asyncio.ensure_future(q.get())
-        waiter = asyncio.ensure_future(call.gone.wait())
+        getter = standin_task(q.get())
+        waiter = standin_task(call.gone.wait())
         waits: set[asyncio.Future[Any]] = {getter, waiter}
         sleeper = None
         if within is not None:
-            sleeper = asyncio.ensure_future(self.clock.sleep(within))
+            sleeper = standin_task(self.clock.sleep(within))
             waits.add(sleeper)
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -974,8 +974,8 @@ class Pbx:
         call.cleanups.append(leave_all)
         if on_caller_hangup is not None:
             call.cleanups.append(on_caller_hangup)  # runs before leave_all (cleanups run last-in first)
-        gone = asyncio.ensure_future(call.gone.wait())
-        agent = asyncio.ensure_future(agent_done.wait())
+        gone = standin_task(call.gone.wait())
+        agent = standin_task(agent_done.wait())
         try:
             await asyncio.wait({gone, agent}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -1019,9 +1019,9 @@ class Pbx:
         leg, half = self._make_leg(ch, target)
         self.emit(ev.dial_begin(ch, leg, target.partition("/")[2]))
         self._dialled(call, leg, half)
-        ring = asyncio.ensure_future(self._ring_leg(call, leg, half, number))
+        ring = standin_task(self._ring_leg(call, leg, half, number))
         # Dial's timeout, in the stand-in's time: an unanswered leg ends NOANSWER.
-        expiry = asyncio.ensure_future(self.clock.sleep(timeout))
+        expiry = standin_task(self.clock.sleep(timeout))
         try:
             await asyncio.wait({ring, expiry}, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
@@ -1159,10 +1159,10 @@ class Pbx:
             self.emit(ev.dial_begin(ch, leg, member.interface))
             self._dialled(call, leg, half)
             number, _ = self._member_target(member.interface)
-            tasks[asyncio.ensure_future(self._ring_leg(call, leg, half, number))] = (member, leg, half)
+            tasks[standin_task(self._ring_leg(call, leg, half, number))] = (member, leg, half)
         winner = None
         pending: set[asyncio.Future[Any]] = set(tasks)
-        timer: asyncio.Future[Any] = asyncio.ensure_future(self.clock.sleep(self.member_ring_timeout))
+        timer: asyncio.Future[Any] = standin_task(self.clock.sleep(self.member_ring_timeout))
         try:
             while pending and winner is None:
                 done, _ = await asyncio.wait(pending | {timer}, return_when=asyncio.FIRST_COMPLETED)

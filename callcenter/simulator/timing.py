@@ -9,12 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from callcenter.clock import Clock, SystemClock
 from callcenter.simulator.errors import StandInConfigError
 
-__all__ = ["Clock", "ScaledClock", "SystemClock"]
+__all__ = ["Clock", "ScaledClock", "SystemClock", "standin_task"]
+
+T = TypeVar("T")
+
+
+def standin_task(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """``create_task`` for the stand-in's own work, named ``standin:…``: a test
+    running the server and the stand-in on one event loop can tell the stand-in's
+    tasks (Asterisk's side) from the server's."""
+    task = asyncio.get_running_loop().create_task(coro)
+    task.set_name(f"standin:{task.get_name()}")
+    return task
 
 
 class ScaledClock:
