@@ -127,6 +127,18 @@ def make_settings(db_url: str, tmp: Path, *, max_age_s: int = 3600) -> Settings:
 
 
 @asynccontextmanager
+async def serving(app: web.Application
+                  ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """``app`` served on a free local port for the test's client."""
+    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
 async def running_app(db_url: str, tmp: Path, *, clock: Clock | None = None,
                       tickets: OpenTicketsSource | None = None, max_age_s: int = 3600,
                       login_limit: int = 5, console: dict[str, Any] | None = None,
@@ -140,12 +152,8 @@ async def running_app(db_url: str, tmp: Path, *, clock: Clock | None = None,
         from callcenter.tickets import setup_tickets
 
         setup_tickets(app)
-    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
-    await client.start_server()
-    try:
+    async with serving(app) as client:
         yield client
-    finally:
-        await client.close()
 
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

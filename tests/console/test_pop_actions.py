@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from callcenter.app import create_core_app
@@ -28,6 +28,7 @@ from tests.console.helpers import (
     login,
     make_settings,
     seed_directory,
+    serving,
 )
 
 
@@ -45,12 +46,8 @@ async def console_with_paging(db_url: str, tmp: Path
     setup_console(app, hasher=FAST_HASHER)
     setup_screenpop(app, wall_debounce_s=0, audit_flush_s=0)
     setup_paging(app, originator=NoCalls(), start_worker=False)  # type: ignore[arg-type]
-    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
-    await client.start_server()
-    try:
+    async with serving(app) as client:
         yield client
-    finally:
-        await client.close()
 
 
 async def _pop(ws: Any) -> tuple[dict[str, Any], str]:

@@ -29,7 +29,7 @@ from callcenter.screenpop.setup import setup_screenpop
 from callcenter.settings import FastAgiSettings
 from ivr.holidays import HOLIDAY_FILE, HolidayCalendar, HolidayFile
 from ivr.menus import DEFAULT_MENUS, MenuStore
-from tests.console.helpers import FAST_HASHER, login, make_settings, seed_directory
+from tests.console.helpers import FAST_HASHER, login, make_settings, seed_directory, serving
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -111,12 +111,8 @@ async def admin_app(db_url: str, tmp: Path) -> AsyncIterator[TestClient[Any, Any
     app[IVR_HOLIDAYS] = holidays
     app[IVR_RELOADER] = MenuReloader(MenuStore(menus), app[CLOCK],
                                      holidays=HolidayFile(holidays, tmp / HOLIDAY_FILE))
-    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
-    await client.start_server()
-    try:
+    async with serving(app) as client:
         yield client
-    finally:
-        await client.close()
 
 
 async def test_the_admin_reload_rereads_holidays_and_a_bad_file_keeps_the_old_days(

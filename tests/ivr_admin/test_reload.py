@@ -18,7 +18,7 @@ from callcenter.ivr_admin.http import IVR_RELOADER, add_routes
 from callcenter.ivr_admin.reloader import MenuReloader
 from callcenter.screenpop.setup import setup_screenpop
 from ivr.menus import DEFAULT_MENUS, MenuStore
-from tests.console.helpers import FAST_HASHER, login, make_settings, seed_directory
+from tests.console.helpers import FAST_HASHER, login, make_settings, seed_directory, serving
 
 
 @asynccontextmanager
@@ -29,12 +29,8 @@ async def admin_app(db_url: str, tmp: Path, menus: Path
     setup_screenpop(app, wall_debounce_s=0, audit_flush_s=0)  # admins land on the wall
     add_routes(app)
     app[IVR_RELOADER] = MenuReloader(MenuStore(menus), app[CLOCK])
-    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
-    await client.start_server()
-    try:
+    async with serving(app) as client:
         yield client
-    finally:
-        await client.close()
 
 
 def _menu_copy(tmp: Path) -> Path:
