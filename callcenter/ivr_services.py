@@ -20,9 +20,9 @@ from callcenter.ami.links import AmiLinks
 from callcenter.directory.models import Building, Community, FeeAccount, Room, Unit
 from callcenter.directory.phones import try_normalize
 from callcenter.directory.services import (
+    CALLER_ROOMS_QUERY,
     caller_rooms_by_number,
     caller_rooms_of,
-    caller_rooms_query,
 )
 from callcenter.oncall.router import OnCallRouter
 from callcenter.paging.services import IncidentRequest, PagingService
@@ -57,7 +57,7 @@ class HotlineServices:
             if e164 is None:
                 return CallerInfo()
             with self.reader.connect() as conn:
-                found = caller_rooms_of(conn.execute(caller_rooms_query(e164)).all())
+                found = caller_rooms_of(conn.execute(CALLER_ROOMS_QUERY, {"e164": e164}).all())
         else:
             async with self.sm() as session:
                 found = await caller_rooms_by_number(session, number)

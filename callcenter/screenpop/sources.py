@@ -4,10 +4,11 @@ Tickets and the call log live in other parts; the builder only sees these
 protocols. ``NoTickets`` / ``NoCallHistory`` stand in until those parts are
 wired (the pop then shows no tickets / no history, never an error).
 
-They are plain synchronous functions over a SQLAlchemy ``Session``: the
-builder runs the whole pop as one synchronous unit, either in a worker
-thread on its own SQLite connection (one thread hop per pop instead of one
-per query) or inside ``AsyncSession.run_sync`` on PostgreSQL.
+They are plain synchronous functions over a SQLAlchemy Core ``Connection``:
+the builder runs the whole pop as one synchronous unit, either right on the
+event loop with the read-only SQLite reader or inside ``AsyncSession.run_sync``
+on PostgreSQL. Build statements once (module level, ``bindparam``): a pop is
+built for every call.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,24 +43,24 @@ class CallSummary:
 
 
 class OpenTicketsSource(Protocol):
-    def open_tickets(self, session: Session, room_ids: Sequence[int],
+    def open_tickets(self, conn: Connection, room_ids: Sequence[int],
                            person_ids: Sequence[int]) -> list[TicketSummary]:
         """Tickets not yet closed for these rooms or people."""
 
 
 class CallHistorySource(Protocol):
-    def recent_calls(self, session: Session, number: str,
+    def recent_calls(self, conn: Connection, number: str,
                            limit: int) -> list[CallSummary]:
         """The last calls from this (E.164) number, newest first."""
 
 
 class NoTickets:
-    def open_tickets(self, session: Session, room_ids: Sequence[int],
+    def open_tickets(self, conn: Connection, room_ids: Sequence[int],
                            person_ids: Sequence[int]) -> list[TicketSummary]:
         return []
 
 
 class NoCallHistory:
-    def recent_calls(self, session: Session, number: str,
+    def recent_calls(self, conn: Connection, number: str,
                            limit: int) -> list[CallSummary]:
         return []

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from callcenter.screenpop.builder import CallContext, PopBuilder
 from callcenter.screenpop.masking import present_pop, sees_full_numbers
@@ -19,14 +19,14 @@ class Tickets:
         self.by_room = by_room
         self.asked: list[tuple[list[int], list[int]]] = []
 
-    def open_tickets(self, session: Session, room_ids: Sequence[int],
+    def open_tickets(self, conn: Connection, room_ids: Sequence[int],
                            person_ids: Sequence[int]) -> list[TicketSummary]:
         self.asked.append((list(room_ids), list(person_ids)))
         return [t for r in room_ids for t in self.by_room.get(r, [])]
 
 
 class Calls:
-    def recent_calls(self, session: Session, number: str,
+    def recent_calls(self, conn: Connection, number: str,
                            limit: int) -> list[CallSummary]:
         assert number == "+86" + OWNER_MOBILE
         return [CallSummary(f"c{i}", datetime(2026, 11, 20, 8, i, tzinfo=UTC), "answered", "小李")
@@ -126,7 +126,7 @@ def test_masking_rules_per_role() -> None:
 class CallsOfEveryOutcome:
     """One call per outcome the call log writes, at 08:00 UTC (16:00 in Shanghai)."""
 
-    def recent_calls(self, session: Session, number: str,
+    def recent_calls(self, conn: Connection, number: str,
                            limit: int) -> list[CallSummary]:
         outcomes = ("answered", "abandoned", "voicemail", "emergency", "ivr_only")
         return [CallSummary(f"c{i}", datetime(2026, 11, 20, 8, i, tzinfo=UTC), o)

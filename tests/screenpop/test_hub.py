@@ -351,7 +351,7 @@ class _Tickets:
     def __init__(self) -> None:
         self.rows: list[TicketSummary] = []
 
-    def open_tickets(self, session: Any, room_ids: Any, person_ids: Any) -> list[TicketSummary]:
+    def open_tickets(self, conn: Any, room_ids: Any, person_ids: Any) -> list[TicketSummary]:
         return [t for t in self.rows if t.room_id in room_ids]
 
 
@@ -361,7 +361,7 @@ class _DoorCardTicket:
     def __init__(self, person_id: int) -> None:
         self.person_id = person_id
 
-    def open_tickets(self, session: Any, room_ids: Any, person_ids: Any) -> list[TicketSummary]:
+    def open_tickets(self, conn: Any, room_ids: Any, person_ids: Any) -> list[TicketSummary]:
         if self.person_id not in person_ids:
             return []
         return [TicketSummary(9, None, "门禁卡补办", "new", "新建", "T-9")]
