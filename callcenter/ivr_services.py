@@ -33,7 +33,6 @@ from recordings.ivr_hint import IvrHint, encode_hint
 from ticketing.models import Ticket
 
 log = logging.getLogger(__name__)
-QUEUE_TIMEOUT_S = 300
 
 
 class HotlineServices:
@@ -67,7 +66,7 @@ class HotlineServices:
                           rooms=tuple(RoomRef(rid, label) for rid, label in found.rooms))
 
     async def queue(self, channel: Channel, queue: str) -> str | None:
-        await channel.exec("Queue", f"{queue},r,,,{QUEUE_TIMEOUT_S}")
+        await channel.exec("Queue", f"{queue},r,,,{self.settings.oncall.queue_wait_s}")
         return await channel.get_variable("QUEUESTATUS")
 
     async def route_oncall(self, channel: Channel, community: str | None, role: str,

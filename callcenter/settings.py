@@ -97,9 +97,13 @@ class OnCallSettings:
     Each person rings ``ring_timeout_s`` seconds before the next one; when
     nobody answers, the caller leaves a message in ``voicemail_mailbox`` (empty:
     the first of ``voicemail.mailboxes``, the repair intake) unless
-    ``voicemail_fallback`` is off, in which case the call ends."""
+    ``voicemail_fallback`` is off, in which case the call ends.
+
+    ``queue_wait_s``: how long a caller waits in the front-desk queue for an
+    agent before being asked for a message (Queue()'s timeout)."""
 
     ring_timeout_s: int = 20
+    queue_wait_s: int = 300
     prefer: str = "both"  # both (extension and mobile ring together), extension, mobile
     voicemail_fallback: bool = True
     voicemail_mailbox: str = ""
@@ -324,6 +328,7 @@ def _validate_triage(s: Settings) -> None:
 
 
 ONCALL_RING_RANGE_S = (5, 120)
+QUEUE_WAIT_RANGE_S = (5, 3600)
 
 
 def _validate_oncall(s: Settings) -> None:
@@ -332,6 +337,10 @@ def _validate_oncall(s: Settings) -> None:
     if not low <= oc.ring_timeout_s <= high:
         raise SettingsError("oncall.ring_timeout_s",
                             f"{oc.ring_timeout_s} s out of range {low}-{high} s", src)
+    low, high = QUEUE_WAIT_RANGE_S
+    if not low <= oc.queue_wait_s <= high:
+        raise SettingsError("oncall.queue_wait_s",
+                            f"{oc.queue_wait_s} s out of range {low}-{high} s", src)
     if oc.prefer not in ONCALL_PREFER:
         raise SettingsError("oncall.prefer", f"expected one of {', '.join(ONCALL_PREFER)}, "
                             f"got {oc.prefer!r}", src)

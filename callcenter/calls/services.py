@@ -10,23 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.calls.models import CallLog
 from callcenter.directory.phones import try_normalize
-from callcenter.directory.services import person_ids_by_number
+from callcenter.directory.services import person_ids_by_numbers
 
 log = logging.getLogger(__name__)
 
-# (session, caller number) → ids of the people it finds (the row names one only if exactly one)
-Lookup = Callable[[AsyncSession, str], Awaitable[Sequence[int]]]
+# (connection, E.164 numbers) → each number's people (a row names one only if exactly one)
+Lookup = Callable[[AsyncConnection, Sequence[str]], Awaitable[Mapping[str, Sequence[int]]]]
 
 
 def normalized_number(raw: str | None) -> str | None:
@@ -46,7 +46,7 @@ class CallLogService:
     loses only itself, and is logged."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *,
-                 lookup: Lookup | None = person_ids_by_number,
+                 lookup: Lookup | None = person_ids_by_numbers,
                  batch_delay_s: float = 0.0) -> None:
         self._sm = sessionmaker
         self._lookup = lookup
@@ -118,73 +118,55 @@ class CallLogService:
             raise failed
 
     async def _merge_all(self, events: list[DomainEvent]) -> None:
+        """One transaction: read the batch's rows, merge every event into them in
+        Python, write back only what changed (SQLAlchemy Core with statements built
+        once: the ORM's unit of work cost ~0.7 ms of CPU per event, on the loop that
+        also rings agents' screens)."""
         keys = {(e.data["asterisk"], e.data["linkedid"]) for e in events}
         async with self._sm() as session, session.begin():
-            rows: dict[tuple[str, str], CallLog] = {}
+            conn = await session.connection()
+            rows: dict[tuple[str, str], dict[str, Any]] = {}
             for asterisk in {a for a, _ in keys}:
                 ids = sorted(lid for a, lid in keys if a == asterisk)
-                for row in (await session.scalars(select(CallLog).where(
-                        CallLog.asterisk == asterisk, CallLog.linkedid.in_(ids)))).all():
-                    rows[(row.asterisk, row.linkedid)] = row
+                result = await conn.execute(_ROWS_OF_CALLS, {"asterisk": asterisk, "ids": ids})
+                for found in result.mappings():
+                    rows[(found["asterisk"], found["linkedid"])] = dict(found)
+            before = {key: dict(row) for key, row in rows.items()}
+            renumbered: set[tuple[str, str]] = set()
             for event in events:
                 d = event.data
                 key = (d["asterisk"], d["linkedid"])
-                found = rows.get(key)
-                if found is None:
-                    found = rows[key] = CallLog(linkedid=d["linkedid"], asterisk=d["asterisk"],
-                                              started_at=d["started_at"], ivr_path=[], rung=[])
-                    session.add(found)
-                await self._apply(session, found, event)
+                row = rows.get(key)
+                if row is None:
+                    row = rows[key] = _new_row(d)
+                if _apply(row, event):
+                    renumbered.add(key)
+            if renumbered:
+                await self._match(conn, [rows[key] for key in renumbered])
+            inserts = [row for key, row in rows.items() if key not in before]
+            updates = [{f"new_{c}": row[c] for c in _MERGED} | {"row_id": row["id"]}
+                       for key, row in rows.items()
+                       if key in before and row != before[key]]
+            if inserts:
+                await conn.execute(_INSERT_CALL, inserts)
+            if updates:
+                await conn.execute(_UPDATE_CALL, updates)
 
-    async def _apply(self, session: AsyncSession, row: CallLog, event: DomainEvent) -> None:
-        d = event.data
-        if d.get("community"):
-            row.community = d["community"]
-        if d.get("did"):
-            row.did = str(d["did"])[:32]
-        if d.get("caller_name"):
-            row.caller_name = str(d["caller_name"])[:100]
-        number = normalized_number(d.get("caller_number"))
-        if number and number != row.caller_number:
-            row.caller_number = number
-            row.person_id = await self._match(session, d["caller_number"])
-        if d["started_at"] < row.started_at:
-            row.started_at = d["started_at"]
-        path = d.get("ivr_path")
-        if isinstance(path, list) and len(path) > len(row.ivr_path or []):
-            row.ivr_path = list(path)
-        rung = d.get("rung")
-        if isinstance(rung, list) and len(rung) > len(row.rung or []):
-            row.rung = [dict(r) for r in rung]
-        elif event.name == "call.ringing":
-            entry = {k: d.get(k) for k in ("target", "kind", "interface", "member_name", "queue")}
-            entry["at"] = (event.at or d["started_at"]).isoformat()
-            if not any(_same_ring(entry, r) for r in row.rung or []):
-                row.rung = [*(row.rung or []), entry]
-        if d.get("answered_by"):
-            row.answered_by = str(d["answered_by"])[:100]
-        answered_at = d.get("answered_at")
-        if isinstance(answered_at, datetime) and row.answered_at is None:
-            row.answered_at = answered_at
-        if event.name == "call.ended":
-            ended_at = d.get("ended_at") or event.at
-            row.ended_at = ended_at
-            row.outcome = d.get("outcome")
-            row.wait_s = d.get("wait_s")
-            row.talk_s = d.get("talk_s")
-        elif row.outcome is None and d.get("wait_s") is not None and row.wait_s is None:
-            row.wait_s = d.get("wait_s")
-
-    async def _match(self, session: AsyncSession, raw: str) -> int | None:
+    async def _match(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """Name the directory person of each row's number (only when exactly one person
+        has it): one query for the whole batch."""
+        for row in rows:
+            row["person_id"] = None
         if self._lookup is None:
-            return None
+            return
         try:
-            with session.no_autoflush:  # a flush error is the writer's, not the lookup's
-                ids = await self._lookup(session, raw)
+            found = await self._lookup(conn, sorted({row["caller_number"] for row in rows}))
         except Exception:
-            log.exception("directory lookup failed for a caller number")
-            return None
-        return ids[0] if len(ids) == 1 else None
+            log.exception("directory lookup failed for the batch's caller numbers")
+            return
+        for row in rows:
+            ids = found.get(row["caller_number"], ())
+            row["person_id"] = ids[0] if len(ids) == 1 else None
 
     async def search(self, *, start: datetime | None = None, end: datetime | None = None,
                      number: str | None = None, limit: int = 200) -> list[CallLog]:
@@ -199,6 +181,65 @@ class CallLogService:
         stmt = stmt.order_by(CallLog.started_at.desc(), CallLog.id.desc()).limit(limit)
         async with self._sm() as session:
             return list((await session.scalars(stmt)).all())
+
+
+_TABLE = cast(Table, CallLog.__table__)
+# Every column an event can change (all but the key and the id).
+_MERGED = tuple(c.name for c in _TABLE.columns if c.name not in ("id", "asterisk", "linkedid"))
+_ROWS_OF_CALLS = select(_TABLE).where(
+    _TABLE.c.asterisk == bindparam("asterisk"),
+    _TABLE.c.linkedid.in_(bindparam("ids", expanding=True)))
+_INSERT_CALL = insert(_TABLE)
+_UPDATE_CALL = (update(_TABLE).where(_TABLE.c.id == bindparam("row_id"))
+                .values({c: bindparam(f"new_{c}") for c in _MERGED}))
+
+
+def _new_row(d: dict[str, Any]) -> dict[str, Any]:
+    return {"linkedid": d["linkedid"], "asterisk": d["asterisk"], **dict.fromkeys(_MERGED),
+            "started_at": d["started_at"], "ivr_path": [], "rung": []}
+
+
+def _apply(row: dict[str, Any], event: DomainEvent) -> bool:
+    """Merge one event into the row (a dict of the table's columns); True when it
+    gave the row a new caller number (to be matched against the directory). Lists
+    are replaced, never changed in place: the writer compares before and after."""
+    d = event.data
+    if d.get("community"):
+        row["community"] = d["community"]
+    if d.get("did"):
+        row["did"] = str(d["did"])[:32]
+    if d.get("caller_name"):
+        row["caller_name"] = str(d["caller_name"])[:100]
+    number = normalized_number(d.get("caller_number"))
+    renumbered = bool(number and number != row["caller_number"])
+    if renumbered:
+        row["caller_number"] = number
+    if d["started_at"] < row["started_at"]:
+        row["started_at"] = d["started_at"]
+    path = d.get("ivr_path")
+    if isinstance(path, list) and len(path) > len(row["ivr_path"] or []):
+        row["ivr_path"] = list(path)
+    rung = d.get("rung")
+    if isinstance(rung, list) and len(rung) > len(row["rung"] or []):
+        row["rung"] = [dict(r) for r in rung]
+    elif event.name == "call.ringing":
+        entry = {k: d.get(k) for k in ("target", "kind", "interface", "member_name", "queue")}
+        entry["at"] = (event.at or d["started_at"]).isoformat()
+        if not any(_same_ring(entry, r) for r in row["rung"] or []):
+            row["rung"] = [*(row["rung"] or []), entry]
+    if d.get("answered_by"):
+        row["answered_by"] = str(d["answered_by"])[:100]
+    answered_at = d.get("answered_at")
+    if isinstance(answered_at, datetime) and row["answered_at"] is None:
+        row["answered_at"] = answered_at
+    if event.name == "call.ended":
+        row["ended_at"] = d.get("ended_at") or event.at
+        row["outcome"] = d.get("outcome")
+        row["wait_s"] = d.get("wait_s")
+        row["talk_s"] = d.get("talk_s")
+    elif row["outcome"] is None and d.get("wait_s") is not None and row["wait_s"] is None:
+        row["wait_s"] = d.get("wait_s")
+    return renumbered
 
 
 def _same_ring(a: dict[str, Any], b: dict[str, Any]) -> bool:

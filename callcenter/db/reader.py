@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 def sqlite_reader(url: str, *, pool_size: int = 1) -> Engine | None:
     """A synchronous, read-only engine on the SQLite file at ``url`` (None for other
     databases): short reads run with it on the event loop itself (a pop in about
-    1.5 ms for 100,000 owners, a caller lookup in well under one). Measured (bench/screenpop_latency.py): aiosqlite hops to its
+    0.8 ms for 100,000 owners, a caller lookup in well under one). Measured (bench/screenpop_latency.py): aiosqlite hops to its
     thread and back for every cursor call (~20 per pop); a pop built in a worker
     thread takes 5-30 ms under load, the thread and the event loop trading the GIL;
     and the pop is usually built ahead, while the caller is still in the IVR.

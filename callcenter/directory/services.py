@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
 from callcenter.directory.models import (
@@ -186,16 +186,22 @@ async def caller_rooms_by_number(session: AsyncSession, number: str) -> CallerRo
     return caller_rooms_of((await session.execute(CALLER_ROOMS_QUERY, {"e164": e164})).all())
 
 
-async def person_ids_by_number(session: AsyncSession, number: str, *, limit: int = 2
-                               ) -> list[int]:
-    """The ids of the people a caller number finds (at most ``limit``): one indexed
-    query, for hot paths that only need to know who (the call log's match)."""
-    e164 = try_normalize(number)
-    if e164 is None:
-        return []
-    stmt = (select(PersonPhone.person_id).where(PersonPhone.number == e164).distinct()
-            .order_by(PersonPhone.person_id).limit(limit))
-    return list((await session.scalars(stmt)).all())
+_PEOPLE_OF_NUMBERS = (
+    select(PersonPhone.number, PersonPhone.person_id).distinct()
+    .where(PersonPhone.number.in_(bindparam("numbers", expanding=True)))
+    .order_by(PersonPhone.number, PersonPhone.person_id))
+
+
+async def person_ids_by_numbers(conn: AsyncConnection, numbers: Sequence[str]
+                                ) -> dict[str, list[int]]:
+    """The ids of the people each (E.164) number finds, for hot paths that only need
+    to know who (the call log's match): one indexed query for a whole batch."""
+    found: dict[str, list[int]] = {}
+    if numbers:
+        for number, person_id in await conn.execute(_PEOPLE_OF_NUMBERS,
+                                                    {"numbers": list(numbers)}):
+            found.setdefault(number, []).append(person_id)
+    return found
 
 
 async def get_person(session: AsyncSession, person_id: int) -> PersonView | None:

@@ -66,8 +66,10 @@ class Site:
 
 
 async def _site(db_url: str, tmp_path: Path, when: datetime, transport: str,
-                phones: list[Phone]) -> Site:
+                phones: list[Phone], queue_wait_s: int | None = None) -> Site:
     settings = replace(demo_settings(tmp_path, 0), database=DatabaseSettings(url=db_url))
+    if queue_wait_s is not None:
+        settings = replace(settings, oncall=replace(settings.oncall, queue_wait_s=queue_wait_s))
     engine = make_engine(db_url)
     await migrate(engine)
     sm = make_sessionmaker(engine)
@@ -92,8 +94,9 @@ async def make_site(db_url: str, tmp_path: Path
                     ) -> AsyncIterator[Callable[..., Any]]:
     sites: list[Site] = []
 
-    async def make(when: datetime, transport: str, phones: list[Phone] | None = None) -> Site:
-        site = await _site(db_url, tmp_path, when, transport, phones or [])
+    async def make(when: datetime, transport: str, phones: list[Phone] | None = None,
+                   queue_wait_s: int | None = None) -> Site:
+        site = await _site(db_url, tmp_path, when, transport, phones or [], queue_wait_s)
         sites.append(site)
         return site
 
@@ -290,11 +293,10 @@ async def test_when_nobody_on_call_answers_the_caller_leaves_a_message_the_ticke
 
 @TRANSPORTS
 async def test_a_caller_nobody_answers_in_the_queue_leaves_a_message(
-        make_site: Callable[..., Any], transport: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No agent is ready: Queue() gives up after its timeout (QUEUESTATUS=TIMEOUT) and
+        make_site: Callable[..., Any], transport: str) -> None:
+    """No agent is ready: Queue() gives up after ``oncall.queue_wait_s`` (QUEUESTATUS=TIMEOUT) and
     the caller is asked for a message, which app_voicemail files for the ingest."""
-    monkeypatch.setattr("callcenter.ivr_services.QUEUE_TIMEOUT_S", 5)
-    site: Site = await make_site(MONDAY_10AM, transport)
+    site: Site = await make_site(MONDAY_10AM, transport, queue_wait_s=5)
     site.standin.place_call(_call(OWNER, Press("2"), Wait(25), HangUp()))
     row = await _ended_call(site, OWNER)
     assert row.ivr_path == ["投诉", "无人接听留言"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
@@ -13,6 +13,8 @@ from sqlalchemy import select
 from callcenter.app import create_core_app
 from callcenter.appkeys import SESSIONMAKER
 from callcenter.clock import ManualClock
+from callcenter.db.engine import make_engine, make_sessionmaker
+from callcenter.ivr_services import HotlineServices
 from callcenter.oncall.models import OnCallAttempt
 from callcenter.oncall.setup import ONCALL_ROUTER, setup_oncall
 from callcenter.settings import SettingsError, settings_from_mapping
@@ -79,6 +81,8 @@ async def test_with_the_fallback_off_nobody_answering_ends_the_call(db_url: str)
 @pytest.mark.parametrize(("oncall", "voicemail", "key"), [
     ({"ring_timeout_s": 0}, {}, "oncall.ring_timeout_s"),
     ({"ring_timeout_s": 600}, {}, "oncall.ring_timeout_s"),
+    ({"queue_wait_s": 0}, {}, "oncall.queue_wait_s"),
+    ({"queue_wait_s": 7200}, {}, "oncall.queue_wait_s"),
     ({"prefer": "pager"}, {}, "oncall.prefer"),
     ({"voicemail_mailbox": "9999"}, {}, "oncall.voicemail_mailbox"),
     ({}, {"mailboxes": []}, "oncall.voicemail_mailbox"),
@@ -94,3 +98,16 @@ def test_no_mailbox_is_fine_when_the_fallback_is_off() -> None:
     settings = settings_from_mapping({"oncall": {"voicemail_fallback": False},
                                       "voicemail": {"mailboxes": []}})
     assert settings.oncall.voicemail_fallback is False
+
+
+async def test_the_front_desk_queue_waits_as_long_as_the_settings_say(db_url: str) -> None:
+    """``oncall.queue_wait_s`` is Queue()'s timeout: after it the IVR takes a message."""
+    settings = settings_from_mapping({"database": {"url": db_url},
+                                      "oncall": {"queue_wait_s": 45}}, "callcenter.toml")
+    services = HotlineServices(settings, make_sessionmaker(make_engine(db_url)), links=None,
+                               router=cast(Any, None), paging=cast(Any, None))
+    call = CallerChannel([])
+    await services.queue(call, "frontdesk")
+    assert call.commands[0] == 'EXEC Queue "frontdesk,r,,,45"'
+    assert call.commands[1] == "GET VARIABLE QUEUESTATUS"
+    assert settings_from_mapping({}).oncall.queue_wait_s == 300
