@@ -92,8 +92,10 @@ def split_phone_cell(cell: str) -> list[str]:
     return merged
 
 
+@lru_cache(maxsize=8192)
 def national_display(e164: str) -> str:
-    """``+8613812345678`` → ``13812345678``; ``+8675526543210`` → ``0755-26543210``."""
+    """``+8613812345678`` → ``13812345678``; ``+8675526543210`` → ``0755-26543210``.
+    Remembered: every pop frame shows its numbers this way."""
     try:
         parsed = phonenumbers.parse(e164)
     except phonenumbers.NumberParseException:

@@ -33,18 +33,22 @@ def show_number(e164: str, full: bool) -> str:
 
 
 def present_pop(pop: dict[str, Any], role: str, *, own_call: bool) -> dict[str, Any]:
-    """A copy of a built pop with every phone number shown as this viewer may see it."""
+    """The pop with every phone number shown as this viewer may see it: new dicts
+    where numbers are, the rest (rooms, tickets, calls) shared with ``pop``, so treat
+    it as read-only beyond its top level. Made for every frame sent, so no deep copy."""
     full = sees_full_numbers(role, own_call=own_call)
-    out = copy.deepcopy(pop)
-    caller = out.get("caller") or {}
+    out = dict(pop)
+    caller = dict(pop.get("caller") or {})
     raw = caller.pop("e164", "") or ""
     caller["display"] = show_number(raw, full) if raw else caller.get("display", "")
     caller["masked"] = not full
     caller["callable"] = bool(raw)
     out["caller"] = caller
     for group in ("people", "household"):
-        for person in out.get(group, []):
-            person["phones"] = [show_number(p, full) for p in person.get("phones", [])]
+        if group in pop:
+            out[group] = [{**person, "phones": [show_number(p, full)
+                                                for p in person.get("phones", [])]}
+                          for person in pop[group]]
     return out
 
 

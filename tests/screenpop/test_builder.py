@@ -119,8 +119,10 @@ def test_masking_rules_per_role() -> None:
     full = present_pop(pop, "agent", own_call=True)
     assert full["caller"]["display"] == "13812345678" and not full["caller"]["masked"]
     assert full["household"][0]["phones"][0] == "13700002222"
-    # The built pop itself is left untouched.
-    assert pop["caller"]["e164"] == "+8613812345678"
+    # The built pop itself is left untouched (it is presented again for every frame).
+    assert pop == {"caller": {"e164": "+8613812345678", "display": ""},
+                   "people": [{"phones": ["+8613812345678"]}],
+                   "household": [{"phones": ["+8613700002222", "+867552654321"]}]}
 
 
 class CallsOfEveryOutcome:
