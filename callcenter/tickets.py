@@ -60,7 +60,12 @@ class UnpagedEmergencies:
     A ticket counts when it came from voicemail, is an emergency, is still
     ``new`` (once someone dispatched it, a person is on it), was created at
     least ``grace_s`` ago (its live request has had time to open the incident)
-    and at most ``lookback_s`` ago, and no incident report has its number."""
+    and at most ``lookback_s`` ago, and no incident report has its number.
+
+    One older than ``lookback_s`` (the server was down for a day) is not paged:
+    ringing an engineer at night about yesterday's burst pipe helps nobody. It
+    is logged as an error once and listed in ``/healthz`` (``emergencies.stale``)
+    until someone dispatches or closes it."""
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], tickets: TicketService,
                  clock: Clock, *, interval_s: float = 60.0, grace_s: float = 60.0,
@@ -71,18 +76,48 @@ class UnpagedEmergencies:
         self._interval = interval_s
         self._grace = timedelta(seconds=grace_s)
         self._lookback = timedelta(seconds=lookback_s)
+        self.stale: list[str] = []  # numbers of the tickets too old to page, last pass
+        self._reported: set[str] = set()
+
+    def _unpaged(self) -> Any:
+        paged = exists().where(IncidentReport.reference == Ticket.number)
+        return (Ticket.source == "voicemail", Ticket.priority == "emergency",
+                Ticket.state == "new", ~paged)
 
     async def find(self) -> list[int]:
         now = self._clock.now()
-        paged = exists().where(IncidentReport.reference == Ticket.number)
         async with self._sm() as session:
             rows = await session.scalars(
                 select(Ticket.id).where(
-                    Ticket.source == "voicemail", Ticket.priority == "emergency",
-                    Ticket.state == "new", Ticket.created_at <= now - self._grace,
-                    Ticket.created_at >= now - self._lookback, ~paged,
+                    *self._unpaged(), Ticket.created_at <= now - self._grace,
+                    Ticket.created_at >= now - self._lookback,
                 ).order_by(Ticket.id))
             return list(rows.all())
+
+    async def find_stale(self, limit: int = 50) -> list[str]:
+        """Numbers of unpaged emergency tickets older than the look-back, oldest first."""
+        now = self._clock.now()
+        async with self._sm() as session:
+            rows = await session.scalars(
+                select(Ticket.number).where(*self._unpaged(),
+                                            Ticket.created_at < now - self._lookback)
+                .order_by(Ticket.created_at, Ticket.id).limit(limit))
+            return list(rows.all())
+
+    async def report_stale(self) -> list[str]:
+        """Log each stale ticket once (per process); keep the list for ``/healthz``."""
+        self.stale = await self.find_stale()
+        for number in self.stale:
+            if number not in self._reported:
+                self._reported.add(number)
+                log.error("emergency ticket %s was never paged and is older than %d h: "
+                          "not paging it now; dispatch or close it by hand", number,
+                          self._lookback.total_seconds() // 3600)
+        return self.stale
+
+    async def health(self) -> dict[str, object]:
+        """A ``HEALTH_EXTRAS`` section."""
+        return {"emergencies": {"stale": list(self.stale)}}
 
     async def request_missing(self) -> list[int]:
         """Request an incident for each such ticket; returns their ids."""
@@ -99,6 +134,7 @@ class UnpagedEmergencies:
         while True:
             try:
                 await self.request_missing()
+                await self.report_stale()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -241,6 +277,7 @@ def setup_tickets(app: web.Application, *, transcriber: TranscriberSource = None
         unsubscribe = app[BUS].subscribe("voicemail.left", running.on_voicemail_left)
         unpaged = UnpagedEmergencies(sm, service, app[CLOCK],
                                      interval_s=settings.voicemail.scan_interval_s)
+        app[HEALTH_EXTRAS].append(unpaged.health)
         app_started.clear()
         recovery = asyncio.get_running_loop().create_task(unpaged.run(app_started),
                                                           name="unpaged-emergencies")

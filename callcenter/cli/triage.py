@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from callcenter.cli.common import settings_from_args
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
@@ -16,14 +18,17 @@ def register(sub: Any) -> None:
                      'lines of {"id", "text"} and write one JSON line per input, in order.'))
     p.add_argument("text", nargs="?", help="a transcript (ASR output, words may be space-split)")
     p.add_argument("--jsonl", metavar="FILE", help="a file of JSON lines with id and text")
-    p.add_argument("--lexicon", type=Path, help="a folder with your own categories.toml and emergencies.toml")
+    p.add_argument("--lexicon", type=Path,
+                   help="a folder with your own categories.toml and emergencies.toml "
+                        "(default: the settings' [triage] lexicon, as the server triages)")
     p.set_defaults(func=cmd_triage)
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
     from ticketing.triage import load_lexicon, triage
 
-    lexicon = load_lexicon(args.lexicon) if args.lexicon else None
+    folder = args.lexicon if args.lexicon else settings_from_args(args).triage.lexicon
+    lexicon = load_lexicon(folder) if folder else None
     if args.jsonl is None:
         if not args.text:
             print("给出 TEXT 或 --jsonl FILE / give TEXT or --jsonl FILE", file=sys.stderr)

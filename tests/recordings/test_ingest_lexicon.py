@@ -5,6 +5,7 @@ voicemail ingest."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.app import create_core_app
+from callcenter.cli.main import main as cli_main
 from callcenter.clock import ManualClock
 from callcenter.settings import SettingsError, load_settings, settings_from_mapping
 from callcenter.tickets import setup_tickets
@@ -150,3 +152,27 @@ async def test_without_the_setting_the_built_in_lexicon_decides(
     termites, septic = served_tickets
     assert (termites.category, termites.priority) == ("other", "normal")
     assert (septic.category, septic.priority) == ("sanitation", "normal")
+
+
+def test_the_triage_command_uses_the_settings_lexicon_as_the_server_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``callcenter triage`` answers as the server would: with the ``[triage] lexicon``
+    of the settings file, unless ``--lexicon`` names another folder."""
+    company_lexicon(tmp_path / "lex")
+    config = tmp_path / "callcenter.toml"
+    config.write_text('[triage]\nlexicon = "lex"\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # no ./callcenter.toml is read unless asked for
+    monkeypatch.delenv("CALLCENTER_CONFIG", raising=False)
+
+    def category(*argv: str, lexicon: Path | None = None) -> str:
+        own = ["--lexicon", str(lexicon)] if lexicon else []
+        assert cli_main([*argv, "triage", *own, TERMITES]) == 0
+        return str(json.loads(capsys.readouterr().out)["category"])
+
+    assert category("--config", str(config)) == "public_facility"
+    assert category("--config", str(config), lexicon=LEXICON_DIR) == "other"
+    config.unlink()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert category() == "other"  # no settings file: the built-in lexicon

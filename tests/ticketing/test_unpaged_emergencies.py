@@ -212,6 +212,9 @@ async def test_the_server_pages_a_ticket_left_unpaged_once_it_has_started(
             report = (await s.scalars(select(IncidentReport))).one()
             ticket = await s.get(Ticket, tid)
         assert ticket is not None and report.reference == ticket.number
+        # Nothing too old to page: the health check says so.
+        health = await (await client.get("/healthz")).json()
+        assert health["emergencies"] == {"stale": []}
     finally:
         await client.close()
 
@@ -251,3 +254,32 @@ def test_create_app_starts_paging_before_the_voicemail_ingest(tmp_path: Path) ->
     paging = next(i for i, n in enumerate(names) if "_paging" in n)
     tickets = next(i for i, n in enumerate(names) if "tickets_ctx" in n)
     assert paging < tickets, names
+
+
+async def test_an_emergency_too_old_to_page_is_reported_once_and_listed_in_health(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """After a day down, yesterday's burst pipe is not rung through at night: it is
+    logged once as an error and listed in ``/healthz`` until a person takes it."""
+    old, fresh = await world.voicemail_tickets(BURST, BURST)
+    async with world.sm() as s:
+        row = await s.get(Ticket, old)
+        assert row is not None
+        row.created_at = T0 - timedelta(days=2)
+        number = row.number
+        await s.commit()
+    await world.clock.advance(61)
+    unpaged, bus, _ = world.restarted()
+    assert await unpaged.request_missing() == [fresh]
+    await bus.drain()
+    assert await world.counts() == (1, 1)  # only the fresh one was paged
+    with caplog.at_level("ERROR", logger="callcenter.tickets"):
+        assert await unpaged.report_stale() == [number]
+        assert await unpaged.report_stale() == [number]
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and number in errors[0].getMessage()
+    assert await unpaged.health() == {"emergencies": {"stale": [number]}}
+    await TicketService(world.sm, EventBus(), world.clock).transition(
+        old, "dispatched", actor="值班员")
+    assert await unpaged.report_stale() == []
+    assert await unpaged.health() == {"emergencies": {"stale": []}}
+    assert await world.counts() == (1, 1)
