@@ -9,11 +9,11 @@ from typing import Any, cast
 import pytest
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.app import create_core_app
 from callcenter.appkeys import SESSIONMAKER
 from callcenter.clock import ManualClock
-from callcenter.db.engine import make_engine, make_sessionmaker
 from callcenter.ivr_services import HotlineServices
 from callcenter.oncall.models import OnCallAttempt
 from callcenter.oncall.setup import ONCALL_ROUTER, setup_oncall
@@ -100,11 +100,12 @@ def test_no_mailbox_is_fine_when_the_fallback_is_off() -> None:
     assert settings.oncall.voicemail_fallback is False
 
 
-async def test_the_front_desk_queue_waits_as_long_as_the_settings_say(db_url: str) -> None:
+async def test_the_front_desk_queue_waits_as_long_as_the_settings_say(
+        db_url: str, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     """``oncall.queue_wait_s`` is Queue()'s timeout: after it the IVR takes a message."""
     settings = settings_from_mapping({"database": {"url": db_url},
                                       "oncall": {"queue_wait_s": 45}}, "callcenter.toml")
-    services = HotlineServices(settings, make_sessionmaker(make_engine(db_url)), links=None,
+    services = HotlineServices(settings, sessionmaker, links=None,
                                router=cast(Any, None), paging=cast(Any, None))
     call = CallerChannel([])
     await services.queue(call, "frontdesk")
