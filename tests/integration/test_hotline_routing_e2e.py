@@ -21,8 +21,7 @@ from sqlalchemy import select
 from callcenter.app import create_app
 from callcenter.appkeys import CALL_LOG, SESSIONMAKER
 from callcenter.calls.models import CallLog
-from callcenter.db.engine import make_engine, make_sessionmaker, migrate
-from callcenter.demo import demo_settings, seed_directory, seed_staff
+from callcenter.demo import demo_settings
 from callcenter.directory.models import PersonPhone
 from callcenter.ivr_services import HotlineServices
 from callcenter.oncall.models import OnCallAttempt
@@ -38,6 +37,7 @@ from callcenter.simulator import (
     ScaledClock,
     Wait,
 )
+from tests.integration.demo_db import demo_db, seed_demo_db
 from tests.integration.test_hotline_e2e import FixedTimeClock
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -70,12 +70,7 @@ async def _site(db_url: str, tmp_path: Path, when: datetime, transport: str,
     settings = replace(demo_settings(tmp_path, 0), database=DatabaseSettings(url=db_url))
     if queue_wait_s is not None:
         settings = replace(settings, oncall=replace(settings.oncall, queue_wait_s=queue_wait_s))
-    engine = make_engine(db_url)
-    await migrate(engine)
-    sm = make_sessionmaker(engine)
-    await seed_directory(sm)
-    await seed_staff(sm, when.date())  # the rotation starts on the day of the call
-    await engine.dispose()
+    await seed_demo_db(db_url, when.date())  # the rotation starts on the day of the call
     standin = AsteriskStandIn.from_settings(settings, ivr_transport=transport,
                                             clock=ScaledClock(SPEED), phones=phones)
     await standin.start()
@@ -212,14 +207,8 @@ async def _night_site(db_url: str, tmp_path: Path, transport: str,
     """23:00: the server and a stand-in whose phones for the night-duty chain are
     made by ``phones_for(chain)``."""
     settings = replace(demo_settings(tmp_path, 0), database=DatabaseSettings(url=db_url))
-    engine = make_engine(db_url)
-    await migrate(engine)
-    sm = make_sessionmaker(engine)
-    await seed_directory(sm)
-    await seed_staff(sm, MONDAY_NIGHT.date())
-    async with sm() as s:
+    async with demo_db(db_url, MONDAY_NIGHT.date()) as sm, sm() as s:
         chain = list((await who_is_on_call(s, None, "night_duty", MONDAY_NIGHT)).people)
-    await engine.dispose()
     standin = AsteriskStandIn.from_settings(settings, ivr_transport=transport,
                                             clock=ScaledClock(SPEED), phones=phones_for(chain))
     await standin.start()

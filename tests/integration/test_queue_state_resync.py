@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from callcenter.app import create_app
 from callcenter.console.keys import AGENT_HUB
-from callcenter.db.engine import make_engine, make_sessionmaker, migrate
-from callcenter.demo import demo_settings, seed_directory, seed_staff
+from callcenter.demo import demo_settings
 from callcenter.directory.models import StaffUser
 from callcenter.settings import DatabaseSettings
 from callcenter.simulator import AsteriskStandIn
+from tests.integration.demo_db import demo_db
 
 
 async def test_agents_states_are_read_back_from_the_queue_on_connect(
@@ -24,14 +24,8 @@ async def test_agents_states_are_read_back_from_the_queue_on_connect(
     """小李 is a paused member of frontdesk (用餐), 小王 a ready one, as Asterisk kept
     them while this server was down: the console shows 小休 and 就绪, not 未就绪."""
     settings = replace(demo_settings(tmp_path, 0), database=DatabaseSettings(url=db_url))
-    engine = make_engine(db_url)
-    await migrate(engine)
-    sm = make_sessionmaker(engine)
-    await seed_directory(sm)
-    await seed_staff(sm, datetime.now(UTC).date())
-    async with sm() as s:
+    async with demo_db(db_url, datetime.now(UTC).date()) as sm, sm() as s:
         ids = {u.extension: u.id for u in (await s.scalars(select(StaffUser))).all()}
-    await engine.dispose()
     standin = AsteriskStandIn.from_settings(settings, prompt_seconds=0.05)
     standin.add_member("frontdesk", "Local/8001@agents/n", "前台 小李", paused=True)
     standin.pbx.queues["frontdesk"].members["Local/8001@agents/n"].paused_reason = "用餐"
