@@ -18,11 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.ami.links import AmiLinks
 from callcenter.directory.models import Building, Community, FeeAccount, Room, Unit
-from callcenter.directory.phones import try_normalize
 from callcenter.directory.services import (
-    CALLER_ROOMS_QUERY,
     caller_rooms_by_number,
-    caller_rooms_of,
+    caller_rooms_on,
 )
 from callcenter.oncall.router import OnCallRouter
 from callcenter.paging.services import IncidentRequest, PagingService
@@ -52,11 +50,8 @@ class HotlineServices:
 
     async def identify_caller(self, number: str) -> CallerInfo:
         if self.reader is not None:
-            e164 = try_normalize(number)
-            if e164 is None:
-                return CallerInfo()
             with self.reader.connect() as conn:
-                found = caller_rooms_of(conn.execute(CALLER_ROOMS_QUERY, {"e164": e164}).all())
+                found = caller_rooms_on(conn, number)
         else:
             async with self.sm() as session:
                 found = await caller_rooms_by_number(session, number)

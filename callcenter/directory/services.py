@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -175,6 +176,15 @@ def caller_rooms_of(rows: Sequence[Any]) -> CallerRooms:
                          None).label
         rooms.setdefault(room_id, label)
     return CallerRooms(rows[0][1], tuple(rooms.items()))
+
+
+def caller_rooms_on(conn: Connection, number: str) -> CallerRooms:
+    """``caller_rooms_by_number`` on a synchronous connection (the read-only SQLite
+    reader the IVR runs it with, on the event loop)."""
+    e164 = try_normalize(number)
+    if e164 is None:
+        return CallerRooms(None, ())
+    return caller_rooms_of(conn.execute(CALLER_ROOMS_QUERY, {"e164": e164}).all())
 
 
 async def caller_rooms_by_number(session: AsyncSession, number: str) -> CallerRooms:

@@ -3,8 +3,9 @@
 The pop is a plain JSON-able dict holding full numbers (``caller.e164``,
 people's ``phones``); ``masking.present_pop`` makes the copy a given viewer
 sees. Building costs one database connection and a handful of flat indexed
-queries, each built once (no ORM object graphs: the ``selectinload`` cascade of the directory's
-``lookup_by_number`` took ~20 round trips, 38 ms on SQLite, per pop).
+queries, each built once (no ORM object graphs: the ``selectinload`` cascade
+of the directory's ``lookup_by_number`` took ~20 round trips, 38 ms on SQLite,
+per pop).
 """
 
 from __future__ import annotations

@@ -22,9 +22,8 @@ from callcenter.directory.models import (
     Unit,
 )
 from callcenter.directory.services import (
-    CALLER_ROOMS_QUERY,
     caller_rooms_by_number,
-    caller_rooms_of,
+    caller_rooms_on,
     household,
     lookup_by_number,
     search_people,
@@ -131,7 +130,7 @@ async def test_the_sqlite_reader_runs_the_same_caller_lookup(
     try:
         for number in ("+8613812345678", "+8675526543210", "+8613900000000"):
             with reader.connect() as conn:
-                sync = caller_rooms_of(conn.execute(CALLER_ROOMS_QUERY, {"e164": number}).all())
+                sync = caller_rooms_on(conn, number)
             async with sessionmaker() as s:
                 assert sync == await caller_rooms_by_number(s, number), number
         with reader.connect() as conn, pytest.raises(OperationalError, match="readonly"):
