@@ -34,8 +34,15 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("asterisk-config",
-                       help="print the manager.conf and extensions.conf pieces a real Asterisk needs",
-                       description="Print the manager.conf user and extensions.conf contexts that hand calls to this server.")
+                       help="print (or write) the manager, extensions, queues and voicemail pieces Asterisk needs",
+                       description="Print the manager.conf user, the extensions.conf contexts, the queues.conf "
+                                   "queues and the voicemail.conf mailboxes that hand calls to this server; "
+                                   "--write DIR writes them as *_callcenter.conf files to #include.")
+    p.add_argument("--write", metavar="DIR", type=Path,
+                   help="write manager_/extensions_/queues_/voicemail_callcenter.conf into DIR "
+                        "and print the #include lines to add")
+    p.add_argument("--force", action="store_true",
+                   help="with --write: overwrite files this command did not write")
     p.set_defaults(func=cmd_asterisk_config)
 
 
@@ -81,7 +88,22 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_asterisk_config(args: argparse.Namespace) -> int:
-    from callcenter.asterisk_config import render
+    from callcenter.asterisk_config import NotOurs, render, write_files
 
-    print(render(settings_from_args(args)))
+    settings = settings_from_args(args)
+    if args.write is None:
+        print(render(settings))
+        return 0
+    try:
+        lines = write_files(settings, args.write, force=args.force)
+    except NotOurs as exc:
+        print(f"未覆盖不是本命令生成的文件 / not overwritten, not written by asterisk-config: {exc} "
+              "(--force to overwrite)", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"无法写入 / cannot write {args.write}: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(lines)} files in {args.write}; add these lines, then "
+          "`asterisk -rx 'core reload'`:")
+    print("\n".join(lines))
     return 0
