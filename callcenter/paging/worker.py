@@ -64,7 +64,7 @@ its helper tasks are made anew each poll, so they carry this name."""
 
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
-    # The ``[callcenter-page]`` context of ``callcenter asterisk-config`` (_X. → AGI(agi:async)).
+    # The ``[callcenter-page]`` context of ``callcenter asterisk-config`` (_X!, any id length → AGI(agi:async)).
     context: str = "callcenter-page"
     exten: str = "{incident_id}"
     trunk: str = "PJSIP/{number}@trunk"
