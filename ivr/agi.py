@@ -17,6 +17,10 @@ from ivr.errors import AgiCommandError, CallerHungUp
 
 log = logging.getLogger(__name__)
 
+#: applications that answer ``result=-1`` when the *bridged* party hangs up, the caller
+#: still being on the line (capture 08): for them -1 is not a hang-up of the caller
+BRIDGING_APPS = frozenset({"dial", "queue"})
+
 _RESULT = re.compile(r"^(?P<code>\d{3})[ -](?:result=(?P<result>-?\d+|\S*))?\s*(?:\((?P<data>.*)\))?\s*(?P<rest>.*)$")
 
 
@@ -58,6 +62,15 @@ def parse_asyncagi_env(encoded: str) -> dict[str, str]:
     return parse_agi_env(unquote(encoded).split("\n"))
 
 
+class HangupResult(CallerHungUp):
+    """A ``200 result=-1`` reply: the caller hung up, except after an application
+    in ``BRIDGING_APPS``, where it can mean that the other party did."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
+
+
 def parse_agi_result(line: str) -> AgiResult:
     """Parse one reply line. 511 and ``HANGUP`` mean the caller is gone."""
     line = line.strip()
@@ -77,7 +90,7 @@ def parse_agi_result(line: str) -> AgiResult:
     result = m.group("result") or ""
     if result == "-1":
         # -1 is how Asterisk says the channel hung up during the command.
-        raise CallerHungUp(line)
+        raise HangupResult(line)
     return AgiResult(code=code, result=result, data=m.group("data"), extra=extra, raw=line)
 
 
@@ -166,7 +179,29 @@ class AgiChannel(ABC):
         await self.send_command(f"SET VARIABLE {name} {quote_arg(value)}")
 
     async def exec(self, application: str, args: str = "") -> AgiResult:
-        return await self.send_command(f"EXEC {application} {quote_arg(args)}")
+        """Run a dialplan application on the channel.
+
+        ``Dial`` and ``Queue`` answer ``200 result=-1`` when the party they bridged
+        hangs up first, though the caller is still there (capture 08): then the
+        channel is asked (``CHANNEL STATUS``) and the result is returned, -1 and
+        all, for the caller to read ``DIALSTATUS``/``QUEUESTATUS``. A caller who
+        really left shows as a ``HANGUP`` line / ``511`` (FastAGI) or a channel
+        gone from AsyncAGI, and raises ``CallerHungUp`` as for any command."""
+        command = f"EXEC {application} {quote_arg(args)}"
+        if application.lower() not in BRIDGING_APPS:
+            return await self.send_command(command)
+        try:
+            return await self.send_command(command)
+        except HangupResult as exc:
+            reply = exc.reply
+        await self.channel_status()
+        return AgiResult(code=200, result="-1", raw=reply)
+
+    async def channel_status(self) -> int:
+        """``CHANNEL STATUS``: Asterisk's channel state (6 = up); ``CallerHungUp``
+        if the caller is gone."""
+        res = await self.send_command("CHANNEL STATUS")
+        return res.value
 
     async def record_file(self, path: str, fmt: str = "wav", escape_digits: str = "#",
                           timeout_ms: int = 120000, beep: bool = True,

@@ -64,7 +64,10 @@ class AgiDialer:
     """``EXEC Dial(target,timeout,options)`` then ``GET VARIABLE DIALSTATUS``.
 
     Dial returns when the bridged call ends, so an answered ring blocks for the
-    length of the conversation; that is the caller's call, not a wait to bound."""
+    length of the conversation; that is the caller's call, not a wait to bound.
+    When the callee hangs up first Asterisk answers ``result=-1`` with the caller
+    still there: ``AgiChannel.exec`` checks the channel, so the verdict is
+    ``DIALSTATUS`` (ANSWER) and only a caller really gone is ``caller_gone``."""
 
     def __init__(self, options: str = "") -> None:
         self.options = options

@@ -1052,7 +1052,9 @@ class Pbx:
             self._drop_leg(leg, half, {"BUSY": 17, "NOANSWER": 19}.get(status, 34))
             return 0
         await self._bridge_call(call, leg, half, number)
-        return 0
+        # the callee hung up and the caller is still here: Asterisk's Dial returns -1 (capture 08)
+        self.setvar(ch, "HANGUPCAUSE", "16")
+        return -1
 
     # ---------------------------------------------------------------- queue
     async def _app_queue(self, call: Call, data: str) -> int:
@@ -1133,7 +1135,7 @@ class Pbx:
             call.cleanups.remove(times)
             await times()
             self.setvar(ch, "QUEUESTATUS", "")
-            return 0
+            return -1  # the member hung up first, the caller is still here: as Dial, -1
 
     async def _queue_times(self, ch: Channel, answered: float, joined: float) -> None:
         now = self.clock.monotonic()

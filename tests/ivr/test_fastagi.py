@@ -189,3 +189,41 @@ async def test_stop_cancels_a_running_session_and_closes_its_socket() -> None:
     assert await asyncio.wait_for(r.read(), 2) == b""
     assert srv.active_sessions == 0
     w.close()
+
+
+@pytest.mark.parametrize(("replies", "outcome"), [
+    # capture 08: the callee answered and hung up; the caller is still up
+    ([b"200 result=-1\n", b"200 result=6\n", b"200 result=1 (ANSWER)\n"], "-1 ANSWER"),
+    # the caller hung up while it rang: the notice, then Dial's -1
+    ([b"HANGUP\n200 result=-1\n"], "hung up"),
+    # the -1 came, and the channel is gone when asked
+    ([b"200 result=-1\n", b"511 Command Not Permitted on a dead channel or intercept routine\n"], "hung up"),
+], ids=["callee-hung-up", "caller-hung-up", "gone-when-asked"])
+async def test_dial_returning_minus_one_is_not_taken_for_the_callers_hang_up(
+        replies: list[bytes], outcome: str) -> None:
+    seen: list[str] = []
+
+    async def handler(ch: FastAgiChannel) -> None:
+        try:
+            res = await ch.exec("Dial", "PJSIP/801,20")
+            seen.append(f"{res.result} {await ch.get_variable('DIALSTATUS')}")
+        except CallerHungUp:
+            seen.append("hung up")
+
+    srv = FastAgiServer(handler, "127.0.0.1", 0, command_timeout_s=2)
+    await srv.start()
+    try:
+        r, w = await _asterisk(srv.port)
+        w.write(HEADER.encode())
+        sent = []
+        for reply in replies:
+            sent.append((await asyncio.wait_for(r.readline(), 2)).decode().strip())
+            w.write(reply)
+        assert await asyncio.wait_for(r.read(), 2) == b""
+        w.close()
+    finally:
+        await srv.stop()
+    assert seen == [outcome]
+    assert sent[0] == 'EXEC Dial "PJSIP/801,20"'
+    if len(sent) > 1:
+        assert sent[1] == "CHANNEL STATUS"
