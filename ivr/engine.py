@@ -22,6 +22,7 @@ import structlog
 from ivr.channel import Channel
 from ivr.errors import CallerHungUp
 from ivr.menus import Action, Menu, MenuSet, MenuStore
+from ivr.money import money_prompts, to_fen
 
 log = logging.getLogger(__name__)
 
@@ -322,12 +323,14 @@ class IvrEngine:
             return
         await self._step(call, room.label)
         arrears = await self.services.fee_balance(room.room_id)
-        if not arrears or arrears <= 0:
+        if arrears is None or to_fen(arrears) <= 0:
             await self._play(call, "fee-none")
         else:
+            # To the fen, as Chinese speaks money (一千二百八十元五角): one
+            # sound file per character; SAY NUMBER has no 元, 角 or 分.
             await self._play(call, "fee-arrears")
-            await call.channel.say_number(int(arrears.to_integral_value()))
-            await self._play(call, "fee-yuan")
+            for sound in money_prompts(arrears):
+                await call.channel.stream_file(sound)
         await self._play(call, "goodbye")
         await call.channel.hangup()
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.errors import IvrError
+from ivr.money import PROMPT_TEXTS as MONEY_TEXTS
 
 CHINESE_DIGITS = "零一二三四五六七八九"
 
@@ -78,7 +79,7 @@ def build_prompts(texts: Mapping[str, str], out: Path, *, lang: str = "zh",
     base = out / lang
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.wav"
-        for name, text in {**texts, **number_words()}.items():
+        for name, text in {**texts, **number_words(), **MONEY_TEXTS}.items():
             target = base / f"{name}.wav"
             if not force and any(target.with_suffix(s).exists() for s in (".wav", ".gsm", ".sln", ".ulaw")):
                 report.skipped.append(name)  # a real recording (or an earlier build) wins

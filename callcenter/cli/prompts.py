@@ -17,7 +17,8 @@ def register(sub: Any) -> None:
     b = psub.add_parser(
         "build", help="render every prompt without a recording (espeak-ng, 8 kHz WAV)",
         description="Render each prompt of the menus and of the page call that has no recording "
-                    "yet into <out>/<lang>/<name>.wav, with the digit files SAY NUMBER needs. "
+                    "yet into <out>/<lang>/<name>.wav, with the digit files SAY NUMBER needs and the "
+                    "两/元/角/分 files (money/) the fee balance is read out with. "
                     "Copy the folder into Asterisk's sounds directory.")
     b.add_argument("--lang", default="zh")
     b.add_argument("--out", type=Path, help="default: <data_dir>/sounds")
