@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from callcenter.cli.common import settings_from_args
+from callcenter.cli.community import warn_unknown_communities
 from callcenter.settings import DEFAULT_CONFIG_NAME
 
 
@@ -62,6 +63,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from callcenter.server import serve
 
     settings = settings_from_args(args)
+    for warning in warn_unknown_communities(settings):
+        print(warning, file=sys.stderr)
 
     async def started(port: int) -> None:
         print(f"callcenter listening on http://{settings.http.host}:{port}/", flush=True)
@@ -84,6 +87,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     print(json.dumps(settings.redacted(), ensure_ascii=False, indent=2))
+    for warning in warn_unknown_communities(settings):
+        print(warning, file=sys.stderr)
     return 0
 
 

@@ -22,7 +22,8 @@ def register(sub: Any) -> None:
         ),
     )
     p.add_argument("file", type=Path)
-    p.add_argument("--community", help="community for rows whose 小区 cell is empty")
+    p.add_argument("--community", help="community (code or name) for rows whose 小区 cell is empty; "
+                                        "default: default_community")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_import)
 
@@ -50,8 +51,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         bar.update(rows)
 
     async def go(sm: Any) -> Any:
-        return await import_file(sm, path, default_community=args.community or settings.default_community,
-                                 progress=advance)
+        from callcenter.directory.communities import spreadsheet_name
+
+        async with sm() as session:  # a code (default_community) stands for its name
+            default = await spreadsheet_name(session, args.community or settings.default_community)
+        return await import_file(sm, path, default_community=default, progress=advance)
 
     try:
         report = run_with_db(settings, go)

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "callcenter.cli.core",
     "callcenter.cli.demo",
     "callcenter.cli.owners",
+    "callcenter.cli.community",
     "callcenter.cli.importing",
     "callcenter.cli.oncall",
     "callcenter.cli.tokens",
