@@ -46,6 +46,7 @@ from callcenter.screenpop.setup import setup_screenpop
 from callcenter.settings import Settings
 from callcenter.tickets import setup_tickets, transcriber_from_settings
 from callcenter.web.errors import error_middleware
+from callcenter.web.masking import setup_masking
 from ivr.channel import Channel
 from ivr.engine import IvrEngine
 from ivr.errors import MenuError
@@ -103,6 +104,7 @@ def create_core_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
     app[BUS] = EventBus()
     app[HEALTH_EXTRAS] = []
     app.cleanup_ctx.append(_database)
+    setup_masking(app)  # outermost: every response, errors included, masked by role
     app.cleanup_ctx.append(_bus)
     app.router.add_get("/healthz", healthz)
     return app

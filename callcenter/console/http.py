@@ -36,12 +36,12 @@ from callcenter.console.keys import (
 )
 from callcenter.console.ports import AGENT_STATES, NOT_READY, PAUSE_REASONS, StaffRef
 from callcenter.console.services import person_phone, record_unknown_caller
+from callcenter.directory.masking import present_people, show_number
 from callcenter.directory.models import StaffUser
 from callcenter.directory.phones import try_normalize
 from callcenter.directory.services import search_people
 from callcenter.errors import InvalidInput, NotFound, Unavailable
 from callcenter.screenpop.builder import local_time, outcome_label
-from callcenter.screenpop.masking import present_people, show_number
 from callcenter.web.errors import json_response, read_json_object
 from callcenter.web.templating import render
 from ticketing.categories import CATEGORIES

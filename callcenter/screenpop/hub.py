@@ -34,7 +34,7 @@ from callcenter.clock import Clock
 from callcenter.console.audit import AuditWriter
 from callcenter.console.history import today_counts
 from callcenter.console.ports import StaffRef
-from callcenter.directory.phones import mask_phone
+from callcenter.directory.masking import mask_text, masked_number, present_pop, show_number
 from callcenter.notify.base import Notification
 from callcenter.notify.staff import StaffNotifiers
 from callcenter.screenpop.builder import (
@@ -45,7 +45,6 @@ from callcenter.screenpop.builder import (
     person_ids_in,
 )
 from callcenter.screenpop.events import call_id_of, caller_of, ivr_step_of, targets_of
-from callcenter.screenpop.masking import present_pop, show_number
 from callcenter.screenpop.staff import StaffDirectory, StaffEntry
 
 log = logging.getLogger(__name__)
@@ -778,7 +777,7 @@ def summary_message(call_id: str, pop: dict[str, Any]) -> Notification:
     room, arrears, open repairs."""
     caller = pop.get("caller", {})
     number = caller.get("e164") or ""
-    fields: list[tuple[str, str]] = [("来电", mask_phone(number) if number else
+    fields: list[tuple[str, str]] = [("来电", masked_number(number) if number else
                                       (caller.get("display") or "未显示号码"))]
     for room in pop.get("rooms", [])[:3]:
         fields.append(("房号", room["label"]))
@@ -790,4 +789,6 @@ def summary_message(call_id: str, pop: dict[str, Any]) -> Notification:
         fields.append(("语音导航", " › ".join(pop["ivr_path"])))
     community = (pop.get("community") or {}).get("name")
     title = f"来电：{pop.get('title', '')}" + (f"（{community}）" if community else "")
-    return Notification(title=title, text="", fields=tuple(fields), key=call_id)
+    # Group chats are shared: a number in a ticket's title is masked like the caller's.
+    return Notification(title=mask_text(title), text="",
+                        fields=tuple((k, mask_text(v)) for k, v in fields), key=call_id)

@@ -147,6 +147,7 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
         await room_select.select_option(str(seed.rooms["3-1-1201"]))
         assert "3栋1单元1201室" in await summary.input_value()
         assert "湖畔花园3栋1单元1201室" in await form.locator("textarea").input_value()
+        assert OWNER_MOBILE not in await form.locator("textarea").input_value()
         # ...and back: the ticket goes to the room chosen, not the first one.
         await room_select.select_option(str(r0301))
         await form.locator('select[name="category"]').select_option("plumbing")
@@ -180,6 +181,8 @@ async def test_agent_sees_pop_and_creates_ticket(browser: Any, sessionmaker: Any
         async with sessionmaker() as s:
             made = (await s.scalars(select(Ticket).where(Ticket.summary == "卫生间地漏反水"))).one()
         assert made.room_id == r0301 and made.person_id == seed.people["张伟"]
+        # The number is the ticket's caller, not part of its text.
+        assert made.caller_number == OWNER_MOBILE and OWNER_MOBILE not in made.description
 
         await page.goto(f"{base}/tickets")
         listing = await page.locator("table.tickets").inner_text()

@@ -90,7 +90,8 @@ async def test_live_then_logged(client: TestClient, ami: FakeAmi) -> None:
     [call] = body["calls"]
     assert call["linkedid"] == "probe-q-1" and call["uniqueid"] == "probe-q-1"
     assert call["asterisk"] == "pbx1" and call["community"] == "lakeside"
-    assert call["caller_number"] == "13700000000" and call["caller_name"] == "张三 客服测试"
+    # Agents read the live view masked (docs: who sees full numbers).
+    assert call["caller_number"] == "137****0000" and call["caller_name"] == "张三 客服测试"
     assert call["queue"] == "frontdesk" and call["answered_by"] == "Agent 1001"
     assert call["started_at"]
     for f in QUEUE_EVENTS[connect + 1:]:
@@ -102,7 +103,7 @@ async def test_live_then_logged(client: TestClient, ami: FakeAmi) -> None:
             break
         await asyncio.sleep(0.01)
     [row] = logged["calls"]
-    assert row["outcome"] == "answered" and row["caller_number"] == "+8613700000000"
+    assert row["outcome"] == "answered" and row["caller_number"] == "137****0000"
     assert (await get_json(client, "/api/calls/live", agent))["calls"] == []
     # ``from``/``to`` are days in the site's time zone; started_at is UTC.
     started = datetime.fromisoformat(row["started_at"])

@@ -67,7 +67,11 @@ async def test_post_incident_pages_and_timeline_shows_it(api: Api, staff: Staff)
     await app[ESCALATION_WORKER].run_due()
     tl = await (await api.client.get(f"/api/incidents/{incident_id}", headers=api.headers)).json()
     assert tl["state"] == "acknowledged" and tl["acked_by_user_id"] == staff.e1
-    assert tl["callers"] == ["13911112222", "13900000000"]
+    # An agent reads the callers masked; a supervisor in full.
+    assert tl["callers"] == ["139****2222", "139****0000"]
+    full = await (await api.client.get(f"/api/incidents/{incident_id}",
+                                       headers=api.sup)).json()
+    assert full["callers"] == ["13911112222", "13900000000"]
     assert tl["policy"]["role"] == "engineer" and len(tl["policy"]["steps"]) == 3
     page = await api.client.get(f"/incidents/{incident_id}", headers=api.headers)
     text = await page.text()

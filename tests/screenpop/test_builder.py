@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from callcenter.directory.masking import present_pop, sees_full_numbers
 from callcenter.screenpop.builder import CallContext, PopBuilder
-from callcenter.screenpop.masking import present_pop, sees_full_numbers
 from callcenter.screenpop.sources import CallSummary, TicketSummary
 from tests.console.helpers import OWNER_MOBILE, TENANT_MOBILE, seed_directory
 

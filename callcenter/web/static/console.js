@@ -291,9 +291,12 @@
     };
   }
 
+  // The caller's number never goes into the text: it travels as the ticket's (or the
+  // incident's) caller_number, which every viewer reads as their role allows; a number
+  // typed into a text is read by engineers and by later shifts alike.
   function describe(call, pop, room, person) {
     const name = person ? person.name : pop.title;
-    const parts = [`来电：${name}（${(pop.caller || {}).display || "未显示号码"}）`];
+    const parts = [`来电：${name}`];
     if (room) parts.push(`房号：${room.label}`);
     if (pop.ivr_path && pop.ivr_path.length) parts.push(`语音导航：${pop.ivr_path.join(" › ")}`);
     return parts.join("\n");
