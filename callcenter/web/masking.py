@@ -8,9 +8,12 @@ middleware, outermost, reads each response after every handler and every other
 middleware (the error middleware's JSON included) and, for a viewer who may not
 see full numbers, rewrites every number in it to ``138****5678``:
 
-* JSON (``application/json``, ``…+json``): decoded, every string, key and
-  integer masked, encoded again (so ``\\uff11``-escaped full-width digits are
-  found too);
+* JSON (``application/json``, ``…+json``): masked as text, one pass, when
+  that leaves valid JSON (a number can only sit inside a string there, since
+  JSON's tokens are parted by quotes, commas and colons, which no number
+  spelling spans); value by value (every string, key and integer masked, then
+  encoded again) when the body escapes characters (``\\uff11`` is a full-width
+  1) or holds a number as an integer;
 * any ``text/*`` (pages: text and attributes alike, ``text/csv`` exports,
   plain text): the text as it is.
 
@@ -104,18 +107,31 @@ def mask_body(body: bytes, content_type: str, charset: str | None,
         text = body.decode(encoding, errors="surrogateescape")
     except LookupError:
         text, encoding = body.decode("utf-8", errors="surrogateescape"), "utf-8"
-    if _is_json(content_type):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            pass
-        else:
-            masked, changed = mask_json(data, keep)
-            if not changed:
-                return None
-            return json.dumps(masked, ensure_ascii=False, default=str).encode(encoding)
+    json_body = _is_json(content_type)
+    if json_body and "\\u" in text:
+        # Escaped characters (``\uff11`` is a full-width 1): compare values, not text.
+        return _mask_values(text, encoding, keep)
     out = mask_text(text, keep)
-    return None if out == text else out.encode(encoding, errors="surrogateescape")
+    if out == text:
+        return None
+    if json_body:
+        try:
+            json.loads(out)
+        except ValueError:  # a number outside a string (an integer): value by value
+            return _mask_values(text, encoding, keep)
+    return out.encode(encoding, errors="surrogateescape")
+
+
+def _mask_values(text: str, encoding: str, keep: frozenset[str]) -> bytes | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        out = mask_text(text, keep)
+        return None if out == text else out.encode(encoding, errors="surrogateescape")
+    masked, changed = mask_json(data, keep)
+    if not changed:
+        return None
+    return json.dumps(masked, ensure_ascii=False, default=str).encode(encoding)
 
 
 async def _mask(request: web.Request, resp: web.StreamResponse) -> None:
