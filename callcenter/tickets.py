@@ -1,10 +1,10 @@
-"""Wiring of tickets and voicemail ingest into the app: ``setup_tickets(app, ...)``.
+"""The ports the ticketing domain gets from the rest of the server: ``setup_tickets``.
 
-Adds the API, the pages and the recording download, and a ``cleanup_ctx``
-that builds the ticket and recording services (``TICKETS``, ``RECORDINGS``)
-and runs the voicemail ingest (``VOICEMAIL_INGEST``): subscribed to
-``voicemail.left`` on the bus and scanning the spool on start and every
-``voicemail.scan_interval_s``.
+The wiring itself (routes, services, the ingest's ``cleanup_ctx``) is
+``ticketing.setup``'s; this module builds what it cannot know: the ingest with
+the directory's caller lookup and the speech pool, the durable emergency pages
+(``UnpagedEmergencies``, below) and the listen notices' notifier
+(``StaffListenNotifier``: on-call, office hours and staff channels).
 
 ``incident.requested`` for an emergency voicemail is published in memory after
 its ticket commits, so a crash in between, a paging service not yet listening
@@ -26,33 +26,43 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
+import aiohttp
 from aiohttp import web
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.appkeys import BUS, CLOCK, HEALTH_EXTRAS, SESSIONMAKER, SETTINGS
 from callcenter.bus import EventBus
 from callcenter.clock import Clock, SystemClock
+from callcenter.directory.models import StaffUser
 from callcenter.directory.services import community_by_code, lookup_by_number
+from callcenter.notify.base import Notification
+from callcenter.notify.staff import StaffNotifiers
+from callcenter.oncall.errors import NoSchedule, UnknownCommunity
+from callcenter.oncall.services import OnCallPerson, find_community, who_is_on_call
 from callcenter.paging.models import IncidentReport
+from callcenter.screenpop.setup import STAFF_NOTIFIERS
 from callcenter.settings import Settings
-from callcenter.web.templating import setup_templates
-from recordings import http as recordings_http
-from recordings.http import RECORDINGS
+from ivr.holidays import HOLIDAY_FILE, HolidayCalendar, HolidayFile
+from ivr.timeconditions import (
+    HOURS_FILE,
+    Mode,
+    TimeConditions,
+    TimeModes,
+    load_time_conditions,
+)
 from recordings.ingest import Transcriber, TriageFn, TriageLike, VoicemailIngest
-from recordings.services import RecordingService
-from ticketing import http as tickets_http
-from ticketing import pages as tickets_pages
-from ticketing.http import TICKETS, TicketsFeature
+from ticketing import setup as ticketing_setup
+from ticketing.listen import ListenDelivery, ListenNotice, ListenNotices
 from ticketing.models import Ticket
 from ticketing.services import TicketService
+from ticketing.setup import VOICEMAIL_INGEST
+
+__all__ = ["VOICEMAIL_INGEST", "UnpagedEmergencies", "build_ingest", "default_triage",
+           "setup_tickets", "transcriber_from_settings"]
 
 log = logging.getLogger(__name__)
-
-VOICEMAIL_INGEST = web.AppKey("voicemail_ingest", VoicemailIngest)
-
 
 class UnpagedEmergencies:
     """Emergency voicemail tickets whose ``incident.requested`` was lost.
@@ -232,6 +242,110 @@ async def build_ingest(settings: Settings, sm: async_sessionmaker[AsyncSession],
     )
 
 
+class StaffListenNotifier:
+    """The ``ticketing.listen.ListenNotifier`` port: who hears a voicemail nobody's
+    software understood. In office hours (the hotline's own office-hours rules,
+    ``ivr.timeconditions``) the front desk: the ``agent`` on call, else every
+    active agent of the community; otherwise (night, weekend, holiday) the
+    ``night_duty`` on call, the backup when the first cannot be reached. Sent
+    through each person's own channels (``StaffNotifiers``, as paging and the
+    screen-pop do): a notice, never a phone page."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], staff: StaffNotifiers,
+                 clock: Clock, modes: TimeModes | TimeConditions, *, default_community: str | None = None) -> None:
+        self._sm = sessionmaker
+        self._staff = staff
+        self._clock = clock
+        self._modes = modes
+        self._default = default_community
+
+    async def _people(self, notice: ListenNotice) -> tuple[str, list[OnCallPerson]]:
+        now = self._clock.now()
+        async with self._sm() as session:
+            try:
+                community = await find_community(session, notice.community_id or self._default)
+            except UnknownCommunity:
+                return "夜班值班人员", []
+            office = self._modes.mode_for(community.code, now) == Mode.OFFICE
+            role, audience = ("agent", "前台") if office else ("night_duty", "夜班值班人员")
+            try:
+                people = list((await who_is_on_call(session, community, role, now)).people)
+            except NoSchedule:
+                people = []
+            if not people and office:
+                rows = (await session.scalars(select(StaffUser).where(
+                    StaffUser.role == "agent", StaffUser.active.is_(True),
+                    or_(StaffUser.community_id == community.id,
+                        StaffUser.community_id.is_(None))).order_by(StaffUser.id))).all()
+                people = [OnCallPerson(u.id, u.display_name or u.username, "agent", u.extension,
+                                       u.mobile, dict(u.notify or {})) for u in rows]
+        return audience, people
+
+    async def notify(self, notice: ListenNotice) -> ListenDelivery:
+        audience, people = await self._people(notice)
+        message = Notification(notice.title, notice.text, notice.fields,
+                               key=f"listen:{notice.number}")
+        errors = []
+        reached: list[str] = []
+        for person in people:
+            notifier = self._staff.for_staff(person.notify)
+            if notifier is None:
+                errors.append(f"{person.name}: no channel")
+                continue
+            result = await notifier.send(message)
+            if result.ok:
+                reached.append(person.name)
+                if audience != "前台":
+                    break  # night duty: the first who gets it; the front desk: all of them
+            else:
+                errors.append(f"{person.name}: {result.error}")
+        return ListenDelivery(audience, tuple(reached),
+                              "; ".join(errors) if errors else ("" if reached else "nobody on duty"))
+
+
+def office_hours(settings: Settings) -> TimeModes | TimeConditions:
+    """The hotline's office-hours rules, as the IVR reads them: holidays and
+    ``<data_dir>/office_hours.toml``."""
+    holidays = HolidayCalendar()
+    HolidayFile(holidays, settings.data_dir / HOLIDAY_FILE).reload()
+    hours_file = settings.data_dir / HOURS_FILE
+    if hours_file.exists():
+        return load_time_conditions(hours_file, holidays, settings.timezone)
+    return TimeModes(holidays, settings.timezone)
+
+
+@asynccontextmanager
+async def listen_notices(app: web.Application, service: TicketService
+                         ) -> AsyncIterator[ListenNotices]:
+    """``ListenNotices`` with the staff notifiers the screen-pop built (or its own)."""
+    settings = app[SETTINGS]
+    http: aiohttp.ClientSession | None = None
+    staff = app.get(STAFF_NOTIFIERS)
+    if staff is None:
+        http = aiohttp.ClientSession()
+        staff = StaffNotifiers(http, app[CLOCK])
+    notifier = StaffListenNotifier(app[SESSIONMAKER], staff, app[CLOCK], office_hours(settings),
+                                   default_community=settings.default_community)
+    notices = ListenNotices(app[SESSIONMAKER], notifier, app[CLOCK],
+                            interval_s=settings.voicemail.scan_interval_s)
+    unsubscribe = app[BUS].subscribe("ticket.created", notices.on_ticket_created)
+    try:
+        yield notices
+    finally:
+        unsubscribe()
+        if http is not None:
+            await http.close()
+
+
+@asynccontextmanager
+async def unpaged_emergencies(app: web.Application, service: TicketService
+                              ) -> AsyncIterator[UnpagedEmergencies]:
+    unpaged = UnpagedEmergencies(app[SESSIONMAKER], service, app[CLOCK],
+                                 interval_s=app[SETTINGS].voicemail.scan_interval_s)
+    app[HEALTH_EXTRAS].append(unpaged.health)
+    yield unpaged
+
+
 def setup_tickets(app: web.Application, *, transcriber: TranscriberSource = None,
                   triage_fn: TriageFn | None = None, ingest: bool = True) -> None:
     """Call after ``create_app`` (its database context must run first).
@@ -239,58 +353,17 @@ def setup_tickets(app: web.Application, *, transcriber: TranscriberSource = None
     ``transcriber`` is the vosk pool, or a function of the app returning it at
     start-up (when the pool lives under its own AppKey and cleanup_ctx,
     registered before this one). Without one, voicemail still becomes tickets
-    that say "请收听录音". ``triage_fn`` defaults to ``ticketing.triage.triage``
-    with the lexicon of ``[triage] lexicon``."""
-    setup_templates(app)  # the pages use the console's layout (a no-op when it is there)
-    tickets_http.add_routes(app)
-    tickets_pages.add_routes(app)
-    recordings_http.add_routes(app)
-    # on_startup runs after every cleanup_ctx has started, paging's included.
-    app_started = asyncio.Event()
+    that say "请收听录音", and night duty or the front desk is told to listen.
+    ``triage_fn`` defaults to ``ticketing.triage.triage`` with the lexicon of
+    ``[triage] lexicon``. The wiring itself is ``ticketing.setup``'s."""
 
-    async def mark_started(app: web.Application) -> None:
-        app_started.set()
-
-    app.on_startup.append(mark_started)
-
-    async def tickets_ctx(app: web.Application) -> AsyncIterator[None]:
+    async def make_ingest(app: web.Application, service: TicketService) -> VoicemailIngest:
         settings = app[SETTINGS]
-        sm = app[SESSIONMAKER]
-        service = TicketService(sm, app[BUS], app[CLOCK], timezone=settings.timezone)
-        recordings = RecordingService(sm, settings.data_dir)
-        app[TICKETS] = TicketsFeature(service, recordings, ZoneInfo(settings.timezone))
-        app[RECORDINGS] = recordings
-
-        async def health() -> dict[str, object]:
-            return {"transcription_jobs": await recordings.job_counts()}
-
-        app[HEALTH_EXTRAS].append(health)
-        if not ingest:
-            yield
-            return
         source: Any = transcriber
         pool: Transcriber | None = source(app) if callable(source) else source
         triage = triage_fn if triage_fn is not None else default_triage(settings.triage.lexicon)
-        running = await build_ingest(settings, sm, pool, triage, service=service,
-                                     clock=app[CLOCK])
-        app[VOICEMAIL_INGEST] = running
-        unsubscribe = app[BUS].subscribe("voicemail.left", running.on_voicemail_left)
-        unpaged = UnpagedEmergencies(sm, service, app[CLOCK],
-                                     interval_s=settings.voicemail.scan_interval_s)
-        app[HEALTH_EXTRAS].append(unpaged.health)
-        app_started.clear()
-        recovery = asyncio.get_running_loop().create_task(unpaged.run(app_started),
-                                                          name="unpaged-emergencies")
-        await running.start()
-        try:
-            yield
-        finally:
-            unsubscribe()
-            recovery.cancel()
-            try:
-                await recovery
-            except asyncio.CancelledError:
-                pass
-            await running.stop()
+        return await build_ingest(settings, app[SESSIONMAKER], pool, triage, service=service,
+                                  clock=app[CLOCK])
 
-    app.cleanup_ctx.append(tickets_ctx)
+    ticketing_setup.setup_tickets(app, ingest=make_ingest if ingest else None,
+                                  watchers=(unpaged_emergencies, listen_notices))

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -42,14 +42,20 @@ from callcenter.clock import Clock
 from recordings.errors import AudioError
 from recordings.ivr_hint import parse_hint
 from recordings.models import Recording, TranscriptionJob
+from recordings.safefs import REFUSALS, RefusedFile, open_beneath
 from recordings.spool import SpoolMessage, scan_spool
-from recordings.store import RecordingStore, sha256_file
+from recordings.store import RecordingStore, sha256_fileobj
 from ticketing.categories import CATEGORIES
+from ticketing.listen import needs_listen
 from ticketing.location import SaidLocation, decide_location
 from ticketing.models import Ticket
 from ticketing.services import MAX_DESCRIPTION, UNRECOGNISED_SUMMARY, NewTicket, TicketService
 
 log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""Larger than any voicemail (app_voicemail's maxsecs at 16-bit 48 kHz is ~30 MB for
+five minutes); a spool file above it is refused, not copied."""
 
 
 class TranscriptLike(Protocol):
@@ -65,11 +71,14 @@ class TranscriptLike(Protocol):
 
 
 class Transcriber(Protocol):
-    """What the ingest needs from the vosk pool: ``transcribe(path) -> Transcript``
+    """What the ingest needs from the vosk pool: ``transcribe(path, on_start=...) -> Transcript``
     (a coroutine, or a plain call returning one). Errors are exceptions, ideally
     with an ``error_id``."""
 
-    def transcribe(self, path: Path) -> Awaitable[TranscriptLike] | TranscriptLike: ...
+    def transcribe(self, path: Path, *, on_start: Callable[[], Awaitable[None]] | None = None
+                   ) -> Awaitable[TranscriptLike] | TranscriptLike:
+        """``on_start`` is awaited when a worker is about to decode ``path`` (each
+        time, when a dead worker's job is retried): the ingest counts an attempt."""
 
 
 class TriageLike(Protocol):
@@ -187,6 +196,7 @@ class VoicemailIngest:
         transcribe_timeout_s: float = 300.0,
         max_attempts: int = 3,
         sox_binary: str | None = "sox",
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self._sm = sessionmaker
         self.spool_dir = spool_dir
@@ -204,6 +214,7 @@ class VoicemailIngest:
         self._timeout = transcribe_timeout_s
         self._max_attempts = max_attempts
         self._sox = sox_binary
+        self._max_bytes = max_message_bytes
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
@@ -249,6 +260,9 @@ class VoicemailIngest:
             for msg in messages:
                 try:
                     outcome = await self.register(msg)
+                except RefusedFile as exc:  # swapped for a link since the scan saw it
+                    REFUSALS.refuse(exc.path, exc.reason)
+                    continue
                 except Exception:
                     log.exception("could not register voicemail %s", msg.audio_path)
                     continue
@@ -269,42 +283,60 @@ class VoicemailIngest:
         async with self._sm() as session:
             if await self._find(session, msg.identity) is not None:
                 return "known"
-            sha = await asyncio.to_thread(sha256_file, msg.audio_path)
-            if not msg.has_msg_id and msg.origtime is not None:
-                # No msg_id from Asterisk, and before this identity an older
-                # version of this server named such a message ``<origtime>-<msgnum>``:
-                # the same audio left at the same time in this mailbox under such
-                # an id is this message (its number may have changed since).
-                legacy = (await session.scalars(select(Recording.id).where(
-                    Recording.context == msg.context, Recording.mailbox == msg.mailbox,
-                    Recording.sha256 == sha,
-                    Recording.msg_id.like(f"{int(msg.origtime.timestamp())}-____")))).first()
-                if legacy is not None:
-                    return "known"
-            same = (await session.scalars(
-                select(Recording.id).where(Recording.sha256 == sha,
-                                           Recording.msg_id == msg.msg_id))).first()
-            if same is not None:
-                return "duplicate"
-            received_at = msg.origtime or self._clock.now()
-            stored = self.store.relative_path(sha, received_at, msg.msg_id, msg.audio_format)
-            size = await self.store.save(msg.audio_path, stored)
-            rec = Recording(context=msg.context, mailbox=msg.mailbox, msg_id=msg.msg_id,
-                            sha256=sha, stored_path=stored, size_bytes=size,
-                            duration_s=msg.duration_s, caller_number=msg.caller_number,
-                            caller_name=msg.caller_name, received_at=received_at,
-                            ivr_hint=msg.category, created_at=self._clock.now())
-            session.add(rec)
-            await session.flush()
-            session.add(TranscriptionJob(recording_id=rec.id, state="queued",
-                                         created_at=self._clock.now(), words=[]))
+            # One descriptor, opened without following links and checked to be a
+            # regular file, is hashed and copied: what was checked is what is stored.
+            audio = await asyncio.to_thread(self._open_audio, msg)
             try:
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
+                return await self._register_open(session, msg, audio)
+            finally:
+                audio.close()
+
+    def _open_audio(self, msg: SpoolMessage) -> BinaryIO:
+        try:
+            relative: Path | str = msg.audio_path.relative_to(self.spool_dir)
+            root = self.spool_dir
+        except ValueError:
+            root, relative = msg.audio_path.parent, msg.audio_path.name
+        return open_beneath(root, relative, max_bytes=self._max_bytes)
+
+    async def _register_open(self, session: AsyncSession, msg: SpoolMessage,
+                             audio: BinaryIO) -> str:
+        sha = await asyncio.to_thread(sha256_fileobj, audio)
+        if not msg.has_msg_id and msg.origtime is not None:
+            # No msg_id from Asterisk, and before this identity an older
+            # version of this server named such a message ``<origtime>-<msgnum>``:
+            # the same audio left at the same time in this mailbox under such
+            # an id is this message (its number may have changed since).
+            legacy = (await session.scalars(select(Recording.id).where(
+                Recording.context == msg.context, Recording.mailbox == msg.mailbox,
+                Recording.sha256 == sha,
+                Recording.msg_id.like(f"{int(msg.origtime.timestamp())}-____")))).first()
+            if legacy is not None:
                 return "known"
-            log.info("voicemail %s/%s/%s registered as recording %d", *msg.identity, rec.id)
-            return "new"
+        same = (await session.scalars(
+            select(Recording.id).where(Recording.sha256 == sha,
+                                       Recording.msg_id == msg.msg_id))).first()
+        if same is not None:
+            return "duplicate"
+        received_at = msg.origtime or self._clock.now()
+        stored = self.store.relative_path(sha, received_at, msg.msg_id, msg.audio_format)
+        size = await self.store.save(audio, stored)
+        rec = Recording(context=msg.context, mailbox=msg.mailbox, msg_id=msg.msg_id,
+                        sha256=sha, stored_path=stored, size_bytes=size,
+                        duration_s=msg.duration_s, caller_number=msg.caller_number,
+                        caller_name=msg.caller_name, received_at=received_at,
+                        ivr_hint=msg.category, created_at=self._clock.now())
+        session.add(rec)
+        await session.flush()
+        session.add(TranscriptionJob(recording_id=rec.id, state="queued",
+                                     created_at=self._clock.now(), words=[]))
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            return "known"
+        log.info("voicemail %s/%s/%s registered as recording %d", *msg.identity, rec.id)
+        return "new"
 
     async def _find(self, session: AsyncSession, identity: tuple[str, str, str]) -> int | None:
         context, mailbox, msg_id = identity
@@ -349,19 +381,22 @@ class VoicemailIngest:
             if job.state != "queued":
                 return JobResult(job.id, rec.id, job.ticket_id, None, job.state, job.error_id,
                                  job.reason)
-            # Claim it: only one runner (this process or a CLI scan) wins.
+            # Claim it: only one runner (this process or a CLI scan) wins. The claim
+            # is not an attempt: a crash before a worker took the job (at start-up,
+            # waiting for a worker) leaves it ``running`` with its count unchanged,
+            # and ``recover`` queues it again. ``attempts`` counts the times a
+            # worker was handed the job (``_started``).
             claimed = await session.execute(
                 update(TranscriptionJob)
                 .where(TranscriptionJob.id == job_id, TranscriptionJob.state == "queued")
-                .values(state="running", attempts=TranscriptionJob.attempts + 1,
-                        started_at=self._clock.now())
+                .values(state="running")
             )
             await session.commit()
             if getattr(claimed, "rowcount", 1) != 1:
                 return JobResult(job.id, rec.id, None, None, "running")
-            attempts = job.attempts + 1
+            attempts = job.attempts
 
-        text, words, error_id, reason = await self._transcribe(rec, attempts)
+        text, words, error_id, reason = await self._transcribe(rec, job_id, attempts)
         new = await self._ticket_for(rec, text, error_id)
 
         created = False
@@ -388,11 +423,21 @@ class VoicemailIngest:
                  f", {error_id}" if error_id else "")
         return JobResult(job_id, rec.id, ticket_id, number, state, error_id, reason)
 
-    async def _transcribe(self, rec: Recording, attempts: int
+    async def _started(self, job_id: int) -> None:
+        """A worker is about to decode the job: count the attempt, durably, first.
+        A job that kills whatever decodes it (and the server with it) thus ends
+        after ``max_attempts`` real runs, whatever happens around them."""
+        async with self._sm() as session:
+            await session.execute(
+                update(TranscriptionJob).where(TranscriptionJob.id == job_id)
+                .values(attempts=TranscriptionJob.attempts + 1, started_at=self._clock.now()))
+            await session.commit()
+
+    async def _transcribe(self, rec: Recording, job_id: int, attempts: int
                           ) -> tuple[str, list[dict[str, Any]], str | None, str]:
-        if attempts > self._max_attempts:
+        if attempts >= self._max_attempts:
             return "", [], "too_many_attempts", (
-                f"转写已尝试 {attempts - 1} 次仍未完成 / gave up after {attempts - 1} attempts")
+                f"转写已尝试 {attempts} 次仍未完成 / gave up after {attempts} attempts")
         try:
             path = self.store.path_for(rec.stored_path)
         except ValueError:
@@ -416,7 +461,8 @@ class VoicemailIngest:
                 "未配置语音识别，请收听录音 / no transcriber configured")
         try:
             async with asyncio.timeout(self._timeout):
-                result = self._transcriber.transcribe(path)
+                result = self._transcriber.transcribe(
+                    path, on_start=lambda: self._started(job_id))
                 transcript = await result if inspect.isawaitable(result) else result
         except TimeoutError:
             return "", [], "transcription_timeout", (
@@ -434,12 +480,18 @@ class VoicemailIngest:
         category, emergency = "other", False
         said = SaidLocation()
         hint = parse_hint(rec.ivr_hint or "")
+        # Transcription or triage that never completed: someone must listen.
+        listen = error_id if error_id and needs_listen(error_id) else ""
         if text and error_id is None:
             result = await self._triaged(rec, text)
-            if result is not None:
+            if result is None:
+                listen = "triage_failed" if self._triage is not None else ""
+            else:
                 category = result.category if result.category in CATEGORIES else "other"
                 emergency = bool(result.emergency)
                 said = SaidLocation(result.building, result.unit, result.room)
+                if getattr(result, "unsure", False) and not emergency:
+                    listen = "triage_unsure"  # maybe an emergency: a person decides
         if category == "other" and hint is not None and hint.path:
             # Nothing (or nothing useful) said: the menu the caller went through
             # (报修 → 水电) still tells what it is about.
@@ -488,6 +540,7 @@ class VoicemailIngest:
             location_conflict=decision.conflict,
             recording_id=rec.id,
             created_by="voicemail",
+            listen_reason=listen,
         )
 
     async def _triaged(self, rec: Recording, text: str) -> TriageLike | None:

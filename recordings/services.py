@@ -90,19 +90,15 @@ class RecordingService:
             raise RecordingGone(f"录音已按保存期限删除 / recording {recording_id} was deleted",
                                 details={"recording_id": recording_id,
                                          "purged_at": rec.purged_at.isoformat()})
-        try:
-            path = self.store.path_for(rec.stored_path)
-            # A GSM / WAV49 original has a PCM WAV beside it that browsers play.
-            playable = self.store.path_for(self.store.playable_path(rec.stored_path))
-        except ValueError:
-            raise NotFound("录音文件不存在 / recording file missing",
-                           details={"recording_id": recording_id}) from None
-        if playable.is_file():
-            return playable
-        if not path.is_file():
-            raise NotFound("录音文件不存在 / recording file missing",
-                           details={"recording_id": recording_id})
-        return path
+        # A GSM / WAV49 original has a PCM WAV beside it that browsers play. Either
+        # is served only as a regular file inside the store reached through no
+        # symbolic link (``RecordingStore.servable``); anything else is a 404.
+        for stored in (self.store.playable_path(rec.stored_path), rec.stored_path):
+            path = self.store.servable(stored)
+            if path is not None:
+                return path
+        raise NotFound("录音文件不存在 / recording file missing",
+                       details={"recording_id": recording_id})
 
     async def job_counts(self) -> dict[str, int]:
         async with self._sm() as session:

@@ -14,10 +14,14 @@ from __future__ import annotations
 import configparser
 import hashlib
 import logging
+import os
 import re
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from recordings.safefs import REFUSALS, RefusalLog, RefusedFile, kind_of, read_beneath
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,8 @@ AUDIO_PREFERENCE = (".wav", ".WAV", ".gsm")
 """Best first: PCM WAV, then WAV49 (GSM in RIFF, Asterisk's ``.WAV``), then raw GSM."""
 _CALLERID_RE = re.compile(r'^\s*"?(?P<name>[^"<]*?)"?\s*<(?P<number>[^>]*)>\s*$')
 _SAFE_ID = re.compile(r"[^0-9A-Za-z._-]")
+MAX_TXT_BYTES = 64 * 1024
+"""app_voicemail's ``.txt`` is a few hundred bytes; anything this large is not one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,27 +121,55 @@ def best_audio(candidates: list[Path]) -> Path | None:
     return others[0] if others else None
 
 
-def _audio_files(folder: Path) -> dict[str, list[Path]]:
-    """Audio files of a folder by message stem (``msg0003`` → its files)."""
+def _audio_files(folder: Path, refusals: RefusalLog | None = None
+                 ) -> tuple[dict[str, list[Path]], set[str]]:
+    """Audio files of a folder by message stem (``msg0003`` → its files), and the
+    stems refused because one of their files (audio or ``.txt``) is a link, a
+    FIFO, a device or a directory: such a message is never read (lstat only,
+    nothing is opened or followed here)."""
     out: dict[str, list[Path]] = {}
-    for path in folder.iterdir():
-        m = _AUDIO_RE.match(path.name)
-        if m is None or m.group(2).lower() == "txt" or not path.is_file():
-            continue
-        out.setdefault(m.group(1), []).append(path)
-    return out
+    refused: set[str] = set()
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            m = _AUDIO_RE.match(entry.name)
+            if m is None:
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                refused.add(m.group(1))
+                if refusals is not None:
+                    refusals.refuse(Path(entry.path), f"{kind_of(st.st_mode)}, not a regular file",
+                                    st.st_ino)
+                continue
+            if m.group(2).lower() == "txt":
+                continue
+            out.setdefault(m.group(1), []).append(Path(entry.path))
+    return out, refused
 
 
 def read_message(context: str, mailbox: str, folder: str, txt_path: Path,
-                 audio_path: Path | None = None) -> SpoolMessage:
+                 audio_path: Path | None = None, *, root: Path | None = None) -> SpoolMessage:
+    """One message from its ``.txt`` (read through :func:`recordings.safefs.open_beneath`
+    from ``root``, the spool, or from its own folder: no link is followed)."""
     m = _MSG_RE.match(txt_path.name)
     if m is None:
         raise ValueError(f"not a message file: {txt_path.name}")
     if audio_path is None:
-        audio_path = best_audio(list(_audio_files(txt_path.parent).get(txt_path.stem, [])))
+        audio, refused = _audio_files(txt_path.parent)
+        if txt_path.stem in refused:
+            raise RefusedFile(txt_path, "a file of this message is a link or not a regular file")
+        audio_path = best_audio(list(audio.get(txt_path.stem, [])))
         if audio_path is None:
             raise ValueError(f"no audio file beside {txt_path.name}")
-    meta = parse_message_txt(txt_path.read_text(encoding="utf-8", errors="replace"))
+    if root is None:
+        root, relative = txt_path.parent, txt_path.name
+    else:
+        relative = str(txt_path.relative_to(root))
+    raw = read_beneath(root, relative, max_bytes=MAX_TXT_BYTES)
+    meta = parse_message_txt(raw.decode("utf-8", errors="replace"))
     name, number = parse_callerid(meta.get("callerid", ""))
     origtime: datetime | None = None
     raw_time = meta.get("origtime", "").strip()
@@ -157,39 +191,72 @@ def read_message(context: str, mailbox: str, folder: str, txt_path: Path,
                         has_msg_id=has_msg_id)
 
 
+def _subdirs(parent: Path, refusals: RefusalLog | None) -> list[Path]:
+    """Real sub-folders, sorted; a symlinked one is refused (logged once), not entered."""
+    out = []
+    with os.scandir(parent) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                out.append(Path(entry.path))
+            elif entry.is_symlink() and refusals is not None:
+                refusals.refuse(Path(entry.path), "a symbolic link to a folder, not entered",
+                                entry.inode())
+    return sorted(out)
+
+
 def scan_spool(spool_dir: Path, *, contexts: tuple[str, ...] | None = None,
                mailboxes: tuple[str, ...] | None = None,
-               folders: tuple[str, ...] = FOLDERS) -> list[SpoolMessage]:
+               folders: tuple[str, ...] = FOLDERS,
+               refusals: RefusalLog | None = REFUSALS) -> list[SpoolMessage]:
     """Every complete message under the spool, oldest message number first.
 
     ``contexts`` / ``mailboxes`` restrict the scan (None: all). A message with
     no audio file yet (still being written) or whose ``.txt`` does not parse
-    is skipped with a log line and seen again next scan."""
+    is skipped with a log line and seen again next scan. A message one of whose
+    files is a symbolic link (to anywhere), a FIFO, a device or a directory, or
+    whose ``.txt`` is larger than :data:`MAX_TXT_BYTES`, is refused: logged once
+    in ``refusals`` and never read (:mod:`recordings.safefs`)."""
     found: list[SpoolMessage] = []
     if not spool_dir.is_dir():
         return found
-    for ctx_dir in sorted(p for p in spool_dir.iterdir() if p.is_dir()):
+    for ctx_dir in _subdirs(spool_dir, refusals):
         if contexts is not None and ctx_dir.name not in contexts:
             continue
-        for box_dir in sorted(p for p in ctx_dir.iterdir() if p.is_dir()):
+        for box_dir in _subdirs(ctx_dir, refusals):
             if mailboxes is not None and box_dir.name not in mailboxes:
                 continue
             for folder in folders:
                 fdir = box_dir / folder
-                if not fdir.is_dir():
+                try:
+                    st = os.lstat(fdir)
+                except FileNotFoundError:
+                    continue
+                if not stat.S_ISDIR(st.st_mode):
+                    if refusals is not None:
+                        refusals.refuse(fdir, f"{kind_of(st.st_mode)}, not a folder", st.st_ino)
                     continue
                 try:
-                    audio = _audio_files(fdir)
+                    audio, refused = _audio_files(fdir, refusals)
                 except OSError as exc:
                     log.warning("cannot list voicemail folder %s: %s", fdir, exc)
                     continue
-                for txt in sorted(fdir.glob("msg[0-9][0-9][0-9][0-9].txt")):
-                    best = best_audio(audio.get(txt.stem, []))
+                for stem in sorted(audio):
+                    if stem in refused:
+                        continue
+                    txt = fdir / f"{stem}.txt"
+                    if not _MSG_RE.match(txt.name):
+                        continue
+                    best = best_audio(audio[stem])
                     if best is None:
                         continue
                     try:
                         found.append(read_message(ctx_dir.name, box_dir.name, folder, txt,
-                                                  best))
+                                                  best, root=spool_dir))
+                    except FileNotFoundError:
+                        continue  # the audio came first; its .txt is on the way
+                    except RefusedFile as exc:
+                        if refusals is not None:
+                            refusals.refuse(exc.path, exc.reason)
                     except (OSError, ValueError) as exc:
                         log.warning("skipping voicemail %s: %s", txt, exc)
     return found

@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 from recordings.audio import RAW_SUFFIXES, SOX_SUFFIXES, read_audio
 from recordings.errors import UnsupportedAudioFormat
+from recordings.safefs import is_plain_file_beneath
 
 _SAFE = re.compile(r"[^0-9A-Za-z._-]")
 _SUFFIX = re.compile(r"^\.[0-9A-Za-z]{1,10}$")
@@ -34,10 +35,17 @@ DECODABLE_SUFFIXES = frozenset({".wav", *SOX_SUFFIXES, *RAW_SUFFIXES})
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+        return sha256_fileobj(fh)
+
+
+def sha256_fileobj(fh: BinaryIO) -> str:
+    """The SHA-256 of an open file from its start; leaves it at the start again."""
+    fh.seek(0)
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(chunk)
+    fh.seek(0)
     return digest.hexdigest()
 
 
@@ -98,20 +106,38 @@ class RecordingStore:
             raise UnsafePath(stored_path)
         return candidate
 
-    def _copy(self, src: Path, stored_path: str) -> int:
+    def servable(self, stored_path: str) -> Path | None:
+        """The file to serve for a stored path, or None: it must be a regular file
+        reached from the root through real folders only (no component a link,
+        even one pointing inside the store; lstat, never followed), and inside
+        the root once resolved."""
+        try:
+            path = self.path_for(stored_path)
+        except UnsafePath:
+            return None
+        if path != self.root / stored_path or not is_plain_file_beneath(self.root, stored_path):
+            return None
+        return path
+
+    def _copy(self, src: Path | BinaryIO, stored_path: str) -> int:
         dest = self.path_for(stored_path)
         dest.parent.mkdir(parents=True, exist_ok=True)
 
         def write(out: BinaryIO) -> None:
-            with src.open("rb") as inp:
-                shutil.copyfileobj(inp, out, 1 << 20)
+            if isinstance(src, Path):
+                with src.open("rb") as inp:
+                    shutil.copyfileobj(inp, out, 1 << 20)
+            else:
+                src.seek(0)
+                shutil.copyfileobj(src, out, 1 << 20)
 
         _write_atomically(dest, write)
         return dest.stat().st_size
 
-
-    async def save(self, src: Path, stored_path: str) -> int:
-        """Copy ``src`` in atomically (temp file, fsync, rename); returns its size."""
+    async def save(self, src: Path | BinaryIO, stored_path: str) -> int:
+        """Copy ``src`` (a path, or a file already opened by
+        :func:`recordings.safefs.open_beneath`) in atomically (temp file, fsync,
+        rename); returns its size."""
         return await asyncio.to_thread(self._copy, src, stored_path)
 
     async def delete(self, stored_path: str) -> bool:

@@ -18,7 +18,7 @@ import contextlib
 import itertools
 import multiprocessing
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -246,8 +246,15 @@ class TranscriberPool:
 
     # --- jobs ----------------------------------------------------------------
 
-    async def transcribe(self, path: str | Path, *, job_timeout: float | None = None) -> Transcript:
+    async def transcribe(self, path: str | Path, *, job_timeout: float | None = None,
+                         on_start: Callable[[], Awaitable[None]] | None = None) -> Transcript:
         """Transcribe one recording file.
+
+        ``on_start`` is awaited each time a worker is about to decode the file
+        (once, or twice when the first worker died and the job is retried):
+        after a live worker was taken for it, before the job is sent. The
+        ingest counts an attempt there, so waiting for a worker (the pool
+        starting, a replacement loading the model) costs the job nothing.
 
         Raises :class:`recordings.errors.AudioError` subclasses for recordings
         that cannot be read (empty, truncated, silent...), :class:`TranscriptionTimeout`
@@ -259,6 +266,14 @@ class TranscriberPool:
         while True:
             worker = await self._acquire(name)
             job_id = next(self._job_ids)
+            if on_start is not None:
+                try:
+                    await on_start()
+                except BaseException:
+                    # Not sent (the database is down, or cancelled): the worker
+                    # goes back to the idle queue untouched.
+                    self._finished(worker, counted=False)
+                    raise
             try:
                 reply = await self._run_job(worker, job_id, name, limit)
             except _WorkerDied as died:
@@ -348,11 +363,12 @@ class TranscriberPool:
             await _wait_exit(worker.process, 5.0)
             raise _WorkerDied(worker.process.exitcode) from None
 
-    def _finished(self, worker: _Worker) -> None:
+    def _finished(self, worker: _Worker, *, counted: bool = True) -> None:
         worker.busy = False
         worker.job_ended.set()
-        worker.jobs += 1
-        self.jobs_done += 1
+        if counted:
+            worker.jobs += 1
+            self.jobs_done += 1
         if self._closed:
             return
         if worker.jobs >= self.recycle_after:

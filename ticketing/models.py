@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from callcenter.db.base import Base, UtcDateTime, utcnow
@@ -17,6 +17,7 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_state_created", "state", "created_at"),
         Index("ix_tickets_community_created", "community_id", "created_at"),
+        Index("ix_tickets_needs_listen", "needs_listen", "listen_notified_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -50,6 +51,14 @@ class Ticket(Base):
     created_by: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # A voicemail whose transcription or triage never completed: someone must
+    # listen to it (``ticketing.listen``). ``listen_reason`` is why (the job's
+    # error id), ``listen_notice`` the decision as the ticket page shows it, and
+    # ``listen_notified_at`` when the notice reached night duty or the front desk.
+    needs_listen: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    listen_reason: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    listen_notice: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    listen_notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
     events: Mapped[list[TicketEvent]] = relationship(
         back_populates="ticket", cascade="all, delete-orphan", order_by="TicketEvent.id"

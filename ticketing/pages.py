@@ -122,6 +122,8 @@ async def _detail(request: web.Request, ticket_id: int, *, error: str = "",
         "source_label": SOURCES.get(t.source, t.source),
         "created_at": _fmt(t.created_at, feature), "updated_at": _fmt(t.updated_at, feature),
         "recording": info, "transcription_status": transcription_status,
+        # The "unknown: listen" decision (ticketing.listen), e.g. 转写失败，已通知夜班值班人员收听录音
+        "listen_notice": t.listen_notice if t.needs_listen else "",
         "words": transcript_words(info.words) if info else [],
         "can_transition": ident is not None and ident.has_role(*TRANSITION_ROLES),
         "transitions": [(s, TRANSITION_LABELS.get(s, s)) for s in STATES

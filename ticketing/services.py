@@ -23,6 +23,7 @@ from callcenter.directory.models import Building, Community, Person, Room, Unit
 from callcenter.errors import InvalidInput, NotFound
 from ticketing.categories import CATEGORIES, PRIORITIES, SOURCES, department_for
 from ticketing.lifecycle import INITIAL_STATE, STATES, check_transition
+from ticketing.listen import pending_notice
 from ticketing.models import Ticket, TicketCounter, TicketEvent
 
 NUMBER_PREFIX = "BX"
@@ -52,6 +53,9 @@ class NewTicket:
     location_conflict: bool = False
     recording_id: int | None = None
     created_by: str = ""
+    listen_reason: str = ""
+    """Set (an error id) when a person must listen to the recording: the voicemail's
+    transcription or triage never completed (``ticketing.listen``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,10 @@ class TicketView:
     updated_at: datetime
     events: tuple[EventView, ...] = field(default_factory=tuple)
     place: RoomPlace | None = None
+    needs_listen: bool = False
+    listen_reason: str = ""
+    listen_notice: str = ""
+    listen_notified_at: datetime | None = None
 
     @property
     def emergency(self) -> bool:
@@ -125,6 +133,10 @@ class TicketView:
             "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
+            "listen": {"needed": self.needs_listen, "reason": self.listen_reason or None,
+                       "notice": self.listen_notice or None,
+                       "notified_at": self.listen_notified_at.isoformat()
+                       if self.listen_notified_at else None},
         }
         if with_events:
             data["events"] = [e.to_json() for e in self.events]
@@ -312,6 +324,9 @@ class TicketService:
             created_by=new.created_by[:100],
             created_at=now,
             updated_at=now,
+            needs_listen=bool(new.listen_reason),
+            listen_reason=new.listen_reason[:64],
+            listen_notice=pending_notice(new.listen_reason) if new.listen_reason else "",
         )
         session.add(ticket)
         await session.flush()
@@ -490,5 +505,7 @@ def _to_view(t: Ticket, community_code: str | None, *, with_events: bool = False
         location_conflict=t.location_conflict, category=t.category, priority=t.priority,
         department=t.department, state=t.state, summary=t.summary, description=t.description,
         recording_id=t.recording_id, created_by=t.created_by, created_at=t.created_at,
-        updated_at=t.updated_at, events=events,
+        updated_at=t.updated_at, events=events, needs_listen=bool(t.needs_listen),
+        listen_reason=t.listen_reason or "", listen_notice=t.listen_notice or "",
+        listen_notified_at=t.listen_notified_at,
     )

@@ -12,6 +12,7 @@ import math
 import re
 import struct
 import wave
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,11 @@ class FakeTranscriber:
     def say(self, wav: Path, text: str) -> None:
         self.texts[hashlib.sha256(wav.read_bytes()).hexdigest()] = text
 
-    async def transcribe(self, path: Path) -> FakeTranscript:
+    async def transcribe(self, path: Path, *,
+                         on_start: Callable[[], Awaitable[None]] | None = None
+                         ) -> FakeTranscript:
+        if on_start is not None:  # as the pool does once a worker takes the job
+            await on_start()
         self.calls.append(path)
         if self.hang:
             await asyncio.Event().wait()

@@ -1,0 +1,114 @@
+"""The ticketing domain's wiring: ``setup_tickets(app, ...)``, called by ``create_app``
+(through ``callcenter.tickets``, which builds the ports below from the rest of
+the server).
+
+Adds the API, the pages and the recording download, and a ``cleanup_ctx``
+that builds the ticket and recording services (``TICKETS``, ``RECORDINGS``)
+and, when an ingest factory is given, runs the voicemail ingest
+(``VOICEMAIL_INGEST``): subscribed to ``voicemail.left`` on the bus and
+scanning the spool on start and every ``voicemail.scan_interval_s``.
+
+What this package cannot know arrives as ports: the ingest (the directory's
+caller lookup and the speech pool come from the composition root) and the
+*watchers*, long-running loops that start once the app has started (paging
+listens by then): the composition root's ``UnpagedEmergencies``, and
+``ticketing.listen.ListenNotices`` with the notifier that tells night duty or
+the front desk to listen to a voicemail nobody's software understood.
+
+It reads only the platform's typed keys (``callcenter.appkeys``); it imports no
+other feature of the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from callcenter.appkeys import BUS, CLOCK, HEALTH_EXTRAS, SESSIONMAKER, SETTINGS
+from callcenter.web.templating import setup_templates
+from recordings import http as recordings_http
+from recordings.http import RECORDINGS
+from recordings.ingest import VoicemailIngest
+from recordings.services import RecordingService
+from ticketing import http as tickets_http
+from ticketing import pages as tickets_pages
+from ticketing.http import TICKETS, TicketsFeature
+from ticketing.services import TicketService
+
+VOICEMAIL_INGEST = web.AppKey("voicemail_ingest", VoicemailIngest)
+
+
+class Watcher(Protocol):
+    """A loop that runs from once the app has started until it stops."""
+
+    async def run(self, started: asyncio.Event) -> None: ...
+
+
+IngestFactory = Callable[[web.Application, TicketService], Awaitable[VoicemailIngest]]
+WatcherFactory = Callable[[web.Application, TicketService], AbstractAsyncContextManager[Watcher | None]]
+
+
+def setup_tickets(app: web.Application, *, ingest: IngestFactory | None = None,
+                  watchers: Sequence[WatcherFactory] = ()) -> None:
+    """Call after ``create_core_app`` (its database context must run first).
+
+    ``ingest`` builds the voicemail ingest (None: tickets and recordings only);
+    each of ``watchers`` is entered in the context and its ``run`` started, in
+    order, once the app has started (watchers run only with an ingest)."""
+    setup_templates(app)  # the pages use the console's layout (a no-op when it is there)
+    tickets_http.add_routes(app)
+    tickets_pages.add_routes(app)
+    recordings_http.add_routes(app)
+    # on_startup runs after every cleanup_ctx has started, paging's included.
+    app_started = asyncio.Event()
+
+    async def mark_started(app: web.Application) -> None:
+        app_started.set()
+
+    app.on_startup.append(mark_started)
+
+    async def tickets_ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        sm = app[SESSIONMAKER]
+        service = TicketService(sm, app[BUS], app[CLOCK], timezone=settings.timezone)
+        recordings = RecordingService(sm, settings.data_dir)
+        app[TICKETS] = TicketsFeature(service, recordings, ZoneInfo(settings.timezone))
+        app[RECORDINGS] = recordings
+
+        async def health() -> dict[str, object]:
+            return {"transcription_jobs": await recordings.job_counts()}
+
+        app[HEALTH_EXTRAS].append(health)
+        if ingest is None:
+            yield
+            return
+        running = await ingest(app, service)
+        app[VOICEMAIL_INGEST] = running
+        unsubscribe = app[BUS].subscribe("voicemail.left", running.on_voicemail_left)
+        async with contextlib.AsyncExitStack() as stack:
+            loops = []
+            for factory in watchers:
+                watcher = await stack.enter_async_context(factory(app, service))
+                if watcher is not None:
+                    loops.append(watcher)
+            app_started.clear()
+            loop = asyncio.get_running_loop()
+            tasks = [loop.create_task(w.run(app_started), name=f"tickets:{type(w).__name__}")
+                     for w in loops]
+            await running.start()
+            try:
+                yield
+            finally:
+                unsubscribe()
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await running.stop()
+
+    app.cleanup_ctx.append(tickets_ctx)
