@@ -69,6 +69,11 @@ class AsteriskSettings:
     hotline_context: str = "callcenter-hotline"
     trunk: str = "PJSIP/{number}@trunk"
     extension_channel: str = "PJSIP/{extension}"
+    # The server's heartbeat in AstDB (callcenter/alive); the printed hotline skips
+    # AGI(agi:async) when it is older than 3 intervals. fallback_dial: the night-duty /
+    # front-desk phone a caller is put through to then (a Dial string, empty: voicemail only).
+    heartbeat_interval_s: float = 5.0
+    fallback_dial: str = ""
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,8 @@ def _validate(s: Settings) -> None:
             raise SettingsError(f"{key}.username", "a username is required", src)
         if a.ping_interval <= 0:
             raise SettingsError(f"{key}.ping_interval", "must be positive", src)
+        if not 1 <= a.heartbeat_interval_s <= 60:
+            raise SettingsError(f"{key}.heartbeat_interval_s", "must be between 1 and 60 seconds", src)
         if len(s.asterisk) > 1 and not a.community:
             raise SettingsError(f"{key}.community", "required when several PBXs are configured", src)
     if s.vosk.workers < 1:

@@ -8,6 +8,13 @@ in ``AsyncAGIExec`` with ``CommandId`` (its spelling) and a URL-encoded
 ``Result``. panoramisk 1.4's ``send_agi_command`` waits for a ``SubEvent``
 header that Asterisk 20 never sends, so it never resolves; here the matching
 ``AsyncAGIExec`` completes the command, with a timeout.
+
+A channel that entered ``AGI(agi:async)`` while no server was logged in (or
+whose server died) waits there forever and its ``AsyncAGIStart`` is gone.
+``AsyncAgiDispatcher.adopt`` takes such channels from a ``CoreShowChannels``
+answer (``Application: AGI``, ``ApplicationData: agi:async``), rebuilds their
+environment (caller id, context, extension, uniqueid, linkedid, and the DID
+from ``CC_DID`` by ``GET VARIABLE``) and runs the handler for them from the top.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ import asyncio
 import itertools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 from urllib.parse import unquote
 
@@ -146,6 +154,32 @@ class AsyncAgiChannel(AgiChannel):
 SessionHandler = Callable[[AsyncAgiChannel], Awaitable[None]]
 
 
+def adopted_env(frame: Frame) -> dict[str, str]:
+    """The ``agi_*`` environment of a channel known only from ``CoreShowChannel``
+    (its ``AsyncAGIStart`` went to nobody). ``agi_adopted`` marks it."""
+    name = frame.get("Channel") or ""
+
+    def field(key: str) -> str:
+        value = frame.get(key) or ""
+        return "unknown" if value in ("", "<unknown>") else value
+
+    return {
+        "agi_request": "async",
+        "agi_channel": name,
+        "agi_type": name.partition("/")[0],
+        "agi_uniqueid": frame.get("Uniqueid") or "",
+        "agi_callerid": field("CallerIDNum"),
+        "agi_calleridname": field("CallerIDName"),
+        "agi_language": frame.get("Language") or "",
+        "agi_context": frame.get("Context") or "",
+        "agi_extension": frame.get("Exten") or "",
+        "agi_priority": frame.get("Priority") or "",
+        "agi_accountcode": frame.get("AccountCode") or "",
+        "agi_dnid": "unknown",
+        "agi_adopted": "1",
+    }
+
+
 class AsyncAgiDispatcher:
     """Starts ``handler(channel)`` for each ``AsyncAGIStart`` on one link and
     routes ``AsyncAGIExec``/``AsyncAGIEnd``/``Hangup`` to its channel."""
@@ -158,6 +192,11 @@ class AsyncAgiDispatcher:
         self.sessions: dict[str, AsyncAgiChannel] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
+        # sessions that ended lately: CoreShowChannels may still show them in AGI
+        # for a moment after our ASYNCAGI BREAK; they are not adopted again
+        self._finished: deque[str] = deque(maxlen=1000)
+        self.adopted: list[str] = []
+        """Uniqueids of the channels adopted so far (observability, tests)."""
 
     def attach(self) -> None:
         if self._unsubscribe is None:
@@ -194,17 +233,50 @@ class AsyncAgiDispatcher:
         env = parse_asyncagi_env(frame.get("Env") or "")
         env.setdefault("agi_uniqueid", uniqueid)
         env.setdefault("agi_channel", channel)
-        chan = AsyncAgiChannel(self.link, channel, env, linkedid=frame.get("Linkedid") or "",
+        self._launch(uniqueid, channel, env, frame.get("Linkedid") or "", adopted=False)
+
+    def _launch(self, uniqueid: str, channel: str, env: dict[str, str], linkedid: str, *,
+                adopted: bool) -> None:
+        chan = AsyncAgiChannel(self.link, channel, env, linkedid=linkedid,
                                command_timeout_s=self.command_timeout_s)
         self.sessions[uniqueid] = chan
         task = asyncio.get_running_loop().create_task(
-            self._run(uniqueid, chan), name=f"asyncagi-{uniqueid}")
+            self._run(uniqueid, chan, adopted=adopted), name=f"asyncagi-{uniqueid}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, uniqueid: str, chan: AsyncAgiChannel) -> None:
+    def adopt(self, channels: Iterable[Frame]) -> list[str]:
+        """Start a session for each channel of a ``CoreShowChannels`` answer that
+        waits in ``AGI(agi:async)`` and that this dispatcher is not driving.
+        Returns their uniqueids."""
+        started: list[str] = []
+        for frame in channels:
+            uniqueid = frame.get("Uniqueid") or ""
+            name = frame.get("Channel") or ""
+            if (frame.get("Application") or "").upper() != "AGI" \
+                    or not (frame.get("ApplicationData") or "").startswith("agi:async") \
+                    or not uniqueid or not name or uniqueid in self.sessions \
+                    or uniqueid in self._finished:
+                continue
+            env = adopted_env(frame)
+            log.warning("%s: adopting %s (%s), waiting in AsyncAGI with no server",
+                        self.link.name, name, env.get("agi_callerid"))
+            self._launch(uniqueid, name, env, frame.get("Linkedid") or "", adopted=True)
+            self.adopted.append(uniqueid)
+            started.append(uniqueid)
+        return started
+
+    async def _run(self, uniqueid: str, chan: AsyncAgiChannel, *, adopted: bool = False) -> None:
         # Every log line of this session names the call.
         with bind_call(pbx=self.link.name, uniqueid=uniqueid, linkedid=chan.linkedid):
+            if adopted:
+                try:
+                    did = await chan.get_variable("CC_DID")
+                except Exception as exc:  # the session below meets the same fault and ends it
+                    log.info("%s: CC_DID of adopted call not read: %s", chan.channel, exc)
+                    did = None
+                if did:
+                    chan.env["agi_dnid"] = did
             await self._session(uniqueid, chan)
 
     async def _session(self, uniqueid: str, chan: AsyncAgiChannel) -> None:
@@ -221,6 +293,7 @@ class AsyncAgiDispatcher:
                 await chan.close()
             finally:
                 self.sessions.pop(uniqueid, None)
+                self._finished.append(uniqueid)
 
     async def close(self) -> None:
         """Cancel running sessions (each hands its channel back with

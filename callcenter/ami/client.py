@@ -19,8 +19,14 @@ Rules kept here:
 - a ``Ping`` every ``ping_interval`` must be answered within one interval, so a
   half-open TCP link is declared dead within two intervals;
 - reconnect waits grow exponentially with jitter; a refused login is logged
-  (never with the secret) and shown as ``auth_failed``.
+  (never with the secret) and shown as ``auth_failed``;
+- a restarting Asterisk (capture 11) answers every action ``Asterisk is shutting
+  down``, and after it accepts logins before ``FullyBooted``: ``available`` is
+  true only between ``FullyBooted`` and ``Shutdown``/a refusal, ``originate``
+  refuses at once otherwise (``PbxUnavailable``: nothing was dialled), and
+  ``pbx_generation`` counts the Asterisk restarts this link has seen.
 """
+
 
 from __future__ import annotations
 
@@ -43,11 +49,16 @@ from callcenter.ami.errors import (
     LinkLost,
     LoginFailed,
     OriginateFailed,
+    PbxUnavailable,
 )
 from callcenter.ami.parser import Frame, encode_frame
 from callcenter.ami.protocol import AmiProtocol
 
 log = logging.getLogger(__name__)
+
+SHUTTING_DOWN = "asterisk is shutting down"
+RESTART_SKEW_S = 5.0
+"""Two ``FullyBooted`` whose boot times (now - Uptime) differ by more are two Asterisks."""
 
 ActionHeaders = Mapping[str, str] | Sequence[tuple[str, str]]
 EventCallback = Callable[[Frame], None]
@@ -195,6 +206,11 @@ class AmiLink:
         self._stopping = False
         self._connected_event = asyncio.Event()
         self._last_resync_at: float | None = None
+        self._booted = asyncio.Event()
+        self._shutting_down = False
+        self._boot_at: float | None = None
+        self.pbx_generation = 0
+        """How many Asterisk restarts this link has seen (``Shutdown``, or a new boot time)."""
         self.retry_delays: list[float] = []
         """Every reconnect wait chosen so far (observability and tests)."""
 
@@ -210,6 +226,25 @@ class AmiLink:
     @property
     def connected(self) -> bool:
         return self._status.state is LinkState.CONNECTED
+
+    @property
+    def fully_booted(self) -> bool:
+        """``FullyBooted`` seen on this connection (app_queue etc. are loaded)."""
+        return self._booted.is_set()
+
+    @property
+    def available(self) -> bool:
+        """Logged in, fully booted, not shutting down: an Originate can ring."""
+        return self.connected and self.fully_booted and not self._shutting_down
+
+    async def wait_booted(self, within_s: float) -> bool:
+        """Wait up to ``within_s`` for ``FullyBooted`` on this connection."""
+        try:
+            async with asyncio.timeout(within_s):
+                await self._booted.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def subscribe(self, callback: EventCallback,
                   events: Iterable[str] | None = None) -> Callable[[], None]:
@@ -325,6 +360,10 @@ class AmiLink:
         for key, value in (variables or {}).items():
             headers.append(("Variable", f"{key}={value}"))
         headers.append(("Async", "true"))
+        if self.connected and not self.available:
+            why = "shutting down" if self._shutting_down else "not fully booted"
+            raise PbxUnavailable(f"AMI Originate not sent: {self.name} is {why}", action="Originate",
+                                 response_message=why, details={"asterisk": self.name})
         total = timeout_s if timeout_s is not None else dial_timeout_s + self.config.action_timeout
         return await self._send(headers, timeout_s=total, originate=True)
 
@@ -382,7 +421,7 @@ class AmiLink:
             raise ActionTimeout(
                 f"AMI {name} got no complete answer from {self.name} within {wait:g}s",
                 details={"asterisk": self.name, "action": name, "action_id": action_id,
-                         "timeout_s": wait}) from None
+                         "timeout_s": wait, "answered": pending.response is not None}) from None
         finally:
             self._pending.pop(action_id, None)
             if not fut.done():
@@ -405,6 +444,12 @@ class AmiLink:
             status = (frame.get("Response") or "").lower()
             if status in ("error", "failure", "fail"):
                 msg = frame.get("Message") or ""
+                if msg.strip().lower() == SHUTTING_DOWN:
+                    self._shutting_down = True
+                    p.future.set_exception(PbxUnavailable(
+                        f"AMI {p.action} refused by {self.name}: {msg}", action=p.action,
+                        response_message=msg, details={"asterisk": self.name}))
+                    return True
                 p.future.set_exception(AmiActionError(
                     f"AMI {p.action} refused by {self.name}: {msg}", action=p.action,
                     response_message=msg, details={"asterisk": self.name}))
@@ -443,17 +488,32 @@ class AmiLink:
 
     def _dispatch(self, frame: Frame) -> None:
         event = (frame.event or "").lower()
-        if event == "fullybooted" and self._logged_in:
-            self._request_resync("FullyBooted")
+        if event == "fullybooted":
+            self._on_booted(frame)
+            if self._logged_in:
+                self._request_resync("FullyBooted")
         elif event == "shutdown":
             log.warning("%s: Asterisk is shutting down (%s)", self.name,
                         frame.get("Shutdown") or "")
+            self._shutting_down = True
+            self._boot_at = None
+            self.pbx_generation += 1
         for names, cb in list(self._listeners):
             if names is None or event in names:
                 try:
                     cb(frame)
                 except Exception:
                     log.exception("%s: event listener failed on %s", self.name, frame.event)
+
+    def _on_booted(self, frame: Frame) -> None:
+        self._booted.set()
+        try:
+            boot_at = time.monotonic() - float(frame.get("Uptime") or "")
+        except ValueError:
+            return
+        if self._boot_at is not None and abs(boot_at - self._boot_at) > RESTART_SKEW_S:
+            self.pbx_generation += 1  # restarted without a Shutdown we saw (a crash)
+        self._boot_at = boot_at
 
     def _fail_pending(self, error: type[ActionNotSent] | type[LinkLost], reason: str) -> None:
         pending, self._pending = self._pending, {}
@@ -539,6 +599,8 @@ class AmiLink:
         after a successful login; raises when connecting or logging in fails."""
         cfg = self.config
         loop = asyncio.get_running_loop()
+        self._booted.clear()
+        self._shutting_down = False
         async with asyncio.timeout(cfg.connect_timeout):
             _, proto = await loop.create_connection(
                 lambda: AmiProtocol(self._on_frame, name=self.name), cfg.host, cfg.port)

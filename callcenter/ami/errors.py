@@ -49,6 +49,15 @@ class AmiActionError(AmiError):
         self.response_message = response_message
 
 
+class PbxUnavailable(AmiActionError):
+    """Asterisk refused the action because it is not available: shutting down
+    (``Asterisk is shutting down``) or not fully booted yet. Nothing ran; the
+    same action can be sent again once the link is back (``AmiLink.available``)."""
+
+    error_id = "pbx_unavailable"
+    http_status = 503
+
+
 class OriginateFailed(AmiActionError):
     """The originate was queued but ``OriginateResponse`` says it failed."""
 

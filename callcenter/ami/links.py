@@ -3,7 +3,12 @@
 
 Per link: every event goes to the tracker (which publishes ``call.*`` on the
 bus); after each login or ``FullyBooted`` a resync snapshot corrects the
-tracker; ``AsyncAGIStart`` sessions go to the IVR handler once one is set.
+tracker, retaken with backoff until every part of it succeeds; ``AsyncAGIStart``
+sessions go to the IVR handler once one is set, and so do the channels a
+snapshot finds waiting in ``AGI(agi:async)`` with no server (adoption). While
+an IVR handler is set, each link keeps the server's heartbeat in AstDB
+(``callcenter.ami.heartbeat``), which the printed hotline checks before
+``AGI(agi:async)``.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from typing import Any
 
 from callcenter.ami.asyncagi import AsyncAgiDispatcher, SessionHandler
 from callcenter.ami.client import AmiLink, LinkConfig, LinkStatus
+from callcenter.ami.heartbeat import Heartbeat
 from callcenter.ami.parser import Frame
-from callcenter.ami.resync import take_snapshot
+from callcenter.ami.resync import resync_until_complete
 from callcenter.bus import DomainEvent
-from callcenter.calls.tracker import Call, CallTracker
+from callcenter.calls.tracker import Call, CallTracker, Snapshot
 from callcenter.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -29,6 +35,7 @@ log = logging.getLogger(__name__)
 class LinkBundle:
     link: AmiLink
     tracker: CallTracker
+    heartbeat: Heartbeat
     dispatcher: AsyncAgiDispatcher | None = None
 
 
@@ -56,8 +63,11 @@ class AmiLinks:
                 raise ValueError(f"two [[asterisk]] entries are named {cfg.name!r}")
             link = factory(cfg)
             tracker = CallTracker(cfg.name, publish, community=getattr(cfg, "community", None))
-            bundle = LinkBundle(link, tracker)
+            heartbeat = Heartbeat(link, float(getattr(cfg, "heartbeat_interval_s", 5.0)),
+                                  enabled=lambda: self._agi_handler is not None)
+            bundle = LinkBundle(link, tracker, heartbeat)
             link.subscribe(self._feeder(tracker))
+            link.on_connected(heartbeat.on_connected)  # first: calls may be waiting for it
             link.on_connected(self._resyncer(bundle))
             self._bundles[cfg.name] = bundle
         self._started = False
@@ -68,12 +78,13 @@ class AmiLinks:
         return feed
 
     def _resyncer(self, bundle: LinkBundle) -> Callable[[AmiLink], Any]:
-        async def resync(link: AmiLink) -> None:
-            requested = self._now()
-            snap = await take_snapshot(link, self.mailboxes, requested_at=requested)
+        def apply(snap: Snapshot) -> None:
             bundle.tracker.apply_snapshot(snap, self._now())
-            log.info("%s: resynced: %d channels, %d queue entries, %d mailboxes", link.name,
-                     len(snap.channels), len(snap.queue_entries), len(snap.mailboxes))
+            if bundle.dispatcher is not None and self._agi_handler is not None:
+                bundle.dispatcher.adopt(snap.channels)
+
+        async def resync(link: AmiLink) -> None:
+            await resync_until_complete(link, self.mailboxes, apply, self._now)
         return resync
 
     # ------------------------------------------------------------------ API
@@ -98,9 +109,11 @@ class AmiLinks:
             if b.dispatcher is not None:
                 b.dispatcher.attach()
             b.link.start()
+            b.heartbeat.start()
 
     async def stop(self) -> None:
         for b in self._bundles.values():
+            await b.heartbeat.stop()  # new calls go to the hotline's fallback from now on
             if b.dispatcher is not None:
                 await b.dispatcher.close()
             await b.link.stop()

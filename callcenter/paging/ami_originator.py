@@ -5,6 +5,12 @@ callee answered and the call entered the paging context) and raises
 ``OriginateFailed`` with Asterisk's ``Reason`` otherwise. A lost link is never
 re-sent by the client (a page must not dial twice): it becomes a failed
 attempt, and the escalation goes on per its policy.
+
+A PBX that is not there to take the Originate is not a person who did not
+answer: the link down or not logged in (``ActionNotSent``), Asterisk shutting
+down or not fully booted (``PbxUnavailable``), or no answer at all to the
+action (``ActionTimeout`` before the "queued" response) give ``UNAVAILABLE``,
+and the worker delays the step instead of moving down the chain.
 """
 
 from __future__ import annotations
@@ -13,7 +19,13 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, cast
 
-from callcenter.ami.errors import AmiError, OriginateFailed
+from callcenter.ami.errors import (
+    ActionNotSent,
+    ActionTimeout,
+    AmiError,
+    OriginateFailed,
+    PbxUnavailable,
+)
 from callcenter.paging.originate import OriginateOutcome, OriginateStatus
 
 log = logging.getLogger(__name__)
@@ -49,6 +61,14 @@ class AmiOriginator:
                 variables=dict(variables), dial_timeout_s=timeout)
         except OriginateFailed as exc:
             return OriginateOutcome.from_reason("Failure", str(exc.details.get("reason", "")))
+        except (ActionNotSent, PbxUnavailable) as exc:
+            log.warning("paging originate to %s: PBX unavailable: %s", channel, exc)
+            return OriginateOutcome(OriginateStatus.UNAVAILABLE, exc.error_id)
+        except ActionTimeout as exc:
+            log.warning("paging originate to %s: %s", channel, exc)
+            if not exc.details.get("answered", True):  # not even "queued": Asterisk is wedged
+                return OriginateOutcome(OriginateStatus.UNAVAILABLE, exc.error_id)
+            return OriginateOutcome(OriginateStatus.FAILED, exc.error_id)
         except AmiError as exc:
             log.warning("paging originate to %s: %s", channel, exc)
             return OriginateOutcome(OriginateStatus.FAILED, exc.error_id)

@@ -22,6 +22,9 @@ class OriginateStatus(enum.StrEnum):
     NO_ANSWER = "no_answer"
     BUSY = "busy"
     FAILED = "failed"
+    UNAVAILABLE = "unavailable"
+    """The PBX could not take the Originate (link down, not logged in, shutting down,
+    not fully booted, no answer to the action): nothing rang, the step waits."""
 
 
 @dataclass(frozen=True, slots=True)

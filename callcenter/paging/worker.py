@@ -7,6 +7,13 @@ processes on one database dial each step exactly once. The attempt row is
 written before the Originate leaves; a worker that finds an attempt already
 written for its timer (the previous owner died mid-call and its lease ran out)
 records it as interrupted and moves on instead of dialling again.
+
+An Originate the PBX could not take (``OriginateStatus.UNAVAILABLE``: link
+down, Asterisk shutting down or not fully booted) rang nobody: its attempt is
+written ``deferred`` with the reason, and the same timer is due again after a
+backoff (``unavailable_retry_s`` doubling up to ``unavailable_retry_max_s``),
+so a PBX restart never uses up the chain or its rounds. Deferred attempts do
+not count as "already ran", and the step's other channels are sent once.
 """
 
 from __future__ import annotations
@@ -80,6 +87,12 @@ class WorkerConfig:
     answer_wait_s: float = 120.0  # answered → the page-call script's verdict
     db_poll_s: float = 2.0  # how often to look for a verdict written by another process
     batch: int = 50
+    unavailable_retry_s: float = 1.0  # the PBX could not take the Originate: first wait
+    unavailable_retry_max_s: float = 15.0
+
+
+DEFERRED = "deferred"
+"""The outcome of an attempt the PBX could not take (nothing rang)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,10 +329,12 @@ class EscalationWorker:
             community = await session.get(Community, incident.community_id)
             assert community is not None
             policy = PolicySnapshot.from_json(incident.policy_snapshot)
-            prior = (await session.scalars(
+            phone_rows = (await session.scalars(
                 select(PageAttempt).where(PageAttempt.timer_id == timer.id,
                                           PageAttempt.channel == "phone")
-            )).first()
+            )).all()
+            deferrals = sum(1 for r in phone_rows if r.outcome == DEFERRED)
+            prior = next((r for r in phone_rows if r.outcome != DEFERRED), None)
             outcome: str = ""
             if prior is not None:
                 if prior.outcome is None:
@@ -336,7 +351,7 @@ class EscalationWorker:
                 person = await self._resolve(session, community, policy, step)
         pos = Position(timer.round, timer.step, timer.try_no)
         if prior is None:
-            if timer.try_no == 0:
+            if timer.try_no == 0 and not deferrals:
                 secondary = [n for n in self._notifiers if n.channel in step.channels]
                 if person is not None and self._user_notifiers is not None:
                     secondary += [n for n in self._user_notifiers(person.notify)
@@ -345,9 +360,11 @@ class EscalationWorker:
                     msg = self._message(incident, community, person, "紧急事件，请立即处理")
                     self._spawn_notifications(incident.id, timer, person, secondary, msg)
             if "phone" in step.channels:
-                outcome = await self._phone(timer, incident, person, step)
+                outcome = await self._phone(timer, incident, person, step, deferrals=deferrals)
             else:
                 outcome = "sent"
+        if outcome == DEFERRED:
+            return  # the same step is due again once the PBX may be back
         await self._advance(timer, policy, pos, outcome, incident, community)
 
     async def _close_timer(self, session: AsyncSession, timer: ClaimedTimer) -> None:
@@ -409,8 +426,38 @@ class EscalationWorker:
             await session.commit()
             return row.id
 
+    def unavailable_delay(self, deferrals: int) -> float:
+        """The wait before the ``deferrals + 1``-th try of a step the PBX could not take."""
+        cfg = self.config
+        return min(cfg.unavailable_retry_max_s, cfg.unavailable_retry_s * 2 ** min(deferrals, 20))
+
+    async def _defer(self, timer: ClaimedTimer, attempt_id: int, reason: str,
+                     deferrals: int) -> None:
+        """Write the attempt ``deferred`` and hand the timer back, due after a backoff."""
+        delay = self.unavailable_delay(deferrals)
+        now = self._clock.now()
+        async with self._sm() as session:
+            row = await session.get(PageAttempt, attempt_id)
+            assert row is not None
+            row.outcome = DEFERRED
+            row.error_code = reason[:64]
+            row.detail = (f"PBX unavailable ({reason}): nothing rang; the step is tried again "
+                          f"in {delay:g}s, when the link is back")[:500]
+            row.ended_at = now
+            await session.execute(
+                update(PagingTimer).where(PagingTimer.id == timer.id,
+                                          PagingTimer.claimed_by == self.worker_id,
+                                          PagingTimer.done.is_(False))
+                .values(due_at=now + timedelta(seconds=delay), claimed_by=None, claimed_at=None))
+            await session.commit()
+        log.warning("paging: timer %s of incident %s deferred %.1fs: PBX unavailable (%s)",
+                    timer.id, timer.incident_id, delay, reason)
+        self._bus.publish(DomainEvent("page.deferred", {
+            "incident_id": timer.incident_id, "attempt_id": attempt_id, "reason": reason,
+            "retry_in_s": delay}, at=now))
+
     async def _phone(self, timer: ClaimedTimer, incident: Incident, person: OnCallPerson | None,
-                     step: Step) -> str:
+                     step: Step, *, deferrals: int = 0) -> str:
         if person is None:
             await self._record(timer, person=None, channel="phone", target="",
                                outcome="failed", error_code="no_target", ended=True,
@@ -444,6 +491,10 @@ class EscalationWorker:
                                       type(exc).__name__)
         outcome: str
         error_code = ""
+        if result.status is OriginateStatus.UNAVAILABLE:
+            self._registry.discard(attempt_id)
+            await self._defer(timer, attempt_id, result.reason or "pbx_unavailable", deferrals)
+            return DEFERRED
         if result.status is OriginateStatus.ANSWERED:
             response = await self._await_verdict(attempt_id, verdict)
             if response is None:

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from callcenter.ami.parser import encode_frame
+from callcenter.simulator import events as ev
 from callcenter.simulator.ami_server import AmiServer
+from callcenter.simulator.astdb import HotlineGuard
 from callcenter.simulator.errors import StandInConfigError
 from callcenter.simulator.events import Fields
 from callcenter.simulator.pbx import Call, Pbx, QueueMember
@@ -57,16 +59,28 @@ class AsteriskStandIn:
         queue_retry: float = 5.0,
         fastagi_close_timeout: float = 30.0,
         record_root: Path | None = None,
-        restart_downtime: float = 0.5,
+        restart_downtime: float = 0.33,
+        restart_shutdown_s: float = 1.1,
+        restart_boot_s: float = 0.065,
         hotline_context: str = "hotline",
         event_log_size: int = 10_000,
+        heartbeat_max_age: float | None = None,
+        fallback_dial: str = "",
+        fallback_mailbox: str = "8000@default",
     ) -> None:
+        """``heartbeat_max_age``: model the printed hotline's heartbeat check (``astdb.HotlineGuard``):
+        a call to ``hotline_context`` whose ``callcenter/alive`` is missing or older goes to the
+        fallback (``Dial(fallback_dial)``, then ``VoiceMail(fallback_mailbox)``); None: plain
+        ``AGI(agi:async)`` as in the capture rig. ``restart_*``: the phases of ``restart()``
+        (capture 11: refusing ~1.1 s, down ~0.33 s, logins before FullyBooted ~0.065 s)."""
         if ivr_transport not in ("asyncagi", "fastagi"):
             raise StandInConfigError("ivr_transport must be 'asyncagi' or 'fastagi'", field="ivr_transport",
                                      details={"value": ivr_transport})
         self.host = host
         self._port = port
         self.restart_downtime = restart_downtime
+        self.restart_shutdown_s = restart_shutdown_s
+        self.restart_boot_s = restart_boot_s
         self.clock: Clock = clock or SystemClock()
         self.spool = VoicemailSpool(spool_dir)
         self.pbx = Pbx(clock=self.clock, emit=self._emit, spool=self.spool,
@@ -78,6 +92,10 @@ class AsteriskStandIn:
         self.ami = AmiServer(self.pbx, host=host, port=port, users=dict(users or {"cc": "ccsecret"}),
                              mailboxes=list(mailboxes or [("default", "8000", "Front Desk")]),
                              segment_size=segment_size)
+        self.astdb = self.ami.astdb
+        if heartbeat_max_age is not None:
+            self.pbx.hotline_guard = HotlineGuard(self.astdb, max_age_s=heartbeat_max_age,
+                                                  fallback_dial=fallback_dial, mailbox=fallback_mailbox)
         #: the latest events emitted, in order (for tests; bounded so a long demo does not grow)
         self.events: deque[Fields] = deque(maxlen=event_log_size)
         self._restart_task: asyncio.Task[None] | None = None
@@ -89,7 +107,11 @@ class AsteriskStandIn:
         hotline context, voicemail spool and FastAGI address as the server expects."""
         pbx = settings.asterisk[index]
         vm = settings.voicemail
+        mailbox = settings.oncall.voicemail_mailbox or (vm.mailboxes[0] if vm.mailboxes else "8000")
         defaults: dict[str, Any] = {
+            # the printed [callcenter-hotline] checks the server's heartbeat before AGI(agi:async)
+            "heartbeat_max_age": 3 * pbx.heartbeat_interval_s, "fallback_dial": pbx.fallback_dial,
+            "fallback_mailbox": mailbox if "@" in mailbox else f"{mailbox}@{vm.context}",
             "host": pbx.host, "port": pbx.port, "users": {pbx.username: pbx.secret.reveal()},
             "spool_dir": vm.spool_dir, "mailboxes": [(vm.context, m, "") for m in vm.mailboxes],
             "fastagi_url": f"agi://{settings.fastagi.host}:{settings.fastagi.port}/{fastagi_script}",
@@ -183,10 +205,25 @@ class AsteriskStandIn:
     def send_event(self, fields: Fields) -> None:
         self.ami.broadcast(fields)
 
-    async def restart(self, downtime: float | None = None, *, then: list[Caller] | None = None) -> None:
-        """Asterisk restarts: ``Shutdown`` event, connections refused for a while,
-        then back with none of the old channels (new uniqueids); ``then`` are
-        callers already in progress when it is back."""
+    async def restart(self, downtime: float | None = None, *, then: list[Caller] | None = None,
+                      shutdown_s: float | None = None, boot_s: float | None = None) -> None:
+        """``core restart now`` as capture 11 shows it: live calls hung up at once
+        (SoftHangupRequest Cause 4, Hangup Cause 0); for ``shutdown_s`` every action is
+        refused (``Asterisk is shutting down``); ``Shutdown`` (Cleanly, Restart: True), EOF;
+        connections refused for ``downtime``; then logins are accepted but app_queue is
+        not loaded (QueueStatus unknown, no FullyBooted at login) for ``boot_s``, until
+        ``FullyBooted`` (Uptime 0). AstDB is kept; none of the old channels are.
+        ``then`` are callers already in progress when it is back."""
+        lifecycle = self.ami.lifecycle
+        channels = list(self.pbx.channels.values())
+        for ch in channels:
+            self._emit(ev.soft_hangup_request(ch, 4))
+        for ch in channels:
+            ch.dead = True
+            self._emit(ev.hangup(ch, 0))
+        self.pbx.reset()
+        lifecycle.phase = "shutting_down"
+        await asyncio.sleep(self.restart_shutdown_s if shutdown_s is None else shutdown_s)
         shutdown: Fields = [("Event", "Shutdown"), ("Privilege", "system,all"), ("Shutdown", "Cleanly"),
                             ("Restart", "True")]
         for s in list(self.ami.sessions):
@@ -200,6 +237,11 @@ class AsteriskStandIn:
         self.pbx.reset()
         await asyncio.sleep(self.restart_downtime if downtime is None else downtime)
         self.ami.port = self._port
+        lifecycle.phase = "booting"
         for caller in then or []:
             self.place_call(caller)
         await self.ami.start()
+        await asyncio.sleep(self.restart_boot_s if boot_s is None else boot_s)
+        lifecycle.phase = "up"
+        self.ami.broadcast([("Event", "FullyBooted"), ("Privilege", "system,all"), ("Status", "Fully Booted"),
+                            ("Uptime", "0"), ("LastReload", "0")])

@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from callcenter.ami.parser import Frame, FrameParser, encode_frame
+from callcenter.simulator import astdb
 from callcenter.simulator import events as ev
 from callcenter.simulator.pbx import QueueMember
 from callcenter.simulator.timing import standin_task
@@ -132,6 +133,8 @@ class AmiSession:
         if not self.authenticated and name not in ("login", "challenge", "logoff"):
             self.respond_error(aid, "Permission denied")
             return
+        if self.server.lifecycle.gate(self, action, aid):  # a restart in progress (astdb.Lifecycle)
+            return
         handler: Callable[[Frame, str | None], object] | None = getattr(
             self, f"act_{re.sub(r'[^a-z]', '', name)}", None)
         if handler is None:
@@ -190,8 +193,9 @@ class AmiSession:
         self.events_on = events not in ("off", "no", "false", "0")
         self.respond(aid, ("Message", "Authentication accepted"))
         uptime = str(int(srv.pbx.clock.monotonic() - srv.started))
-        self.deliver_event([("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", uptime),
-                            ("LastReload", uptime), ("Status", "Fully Booted")])
+        if srv.lifecycle.booted:  # a restarted Asterisk sends it when booting ends (capture 11)
+            self.deliver_event([("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", uptime),
+                                ("LastReload", uptime), ("Status", "Fully Booted")])
         tv = srv.pbx.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
         local = self.writer.get_extra_info("sockname") or ("127.0.0.1", 0)
         remote = self.writer.get_extra_info("peername") or ("127.0.0.1", 0)
@@ -392,6 +396,15 @@ class AmiSession:
             self.respond_error(aid, "Failed to add AGI command to queue")
             return
         self.respond(aid, ("Message", "Added AGI command to queue"))
+
+    def act_dbput(self, f: Frame, aid: str | None) -> None:
+        astdb.act_dbput(self, f, aid, self.server.astdb)
+
+    def act_dbget(self, f: Frame, aid: str | None) -> None:
+        astdb.act_dbget(self, f, aid, self.server.astdb)
+
+    def act_dbdel(self, f: Frame, aid: str | None) -> None:
+        astdb.act_dbdel(self, f, aid, self.server.astdb)
 
     # ---------------------------------------------------------------- queues
     def _queue(self, f: Frame, aid: str | None) -> object:
@@ -596,6 +609,8 @@ class AmiServer:
         self.sessions: set[AmiSession] = set()
         self.frozen = False
         self.frozen_login = False
+        self.astdb = astdb.AstDb()  # on disk in Asterisk: kept across restart()
+        self.lifecycle = astdb.Lifecycle()
         self.started = pbx.clock.monotonic()
         self.started_at = pbx.clock.now()
         self._server: asyncio.base_events.Server | None = None

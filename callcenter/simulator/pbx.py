@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from callcenter.simulator import events as ev
+from callcenter.simulator.astdb import HotlineGuard
 from callcenter.simulator.scenario import (
     Answer,
     Caller,
@@ -168,6 +169,8 @@ class Pbx:
         self.fastagi_close_timeout = fastagi_close_timeout
         self.record_root = record_root
         self.hotline_context = hotline_context
+        #: the printed hotline's heartbeat check and fallback (``astdb.HotlineGuard``); None: the rig's plain AGI
+        self.hotline_guard: HotlineGuard | None = None
         #: contexts that run the IVR over AGI ("fastagi" always uses FastAGI, as in the capture rig)
         # The contexts `callcenter asterisk-config` writes, plus the capture rig's own.
         self.fastagi_contexts = {"fastagi", f"{hotline_context}-fastagi"}
@@ -649,9 +652,15 @@ class Pbx:
                     if call.origin_reply:
                         call.origin_reply()
                     await self._run_fastagi(call, url)
+                elif (guard := self.hotline_guard) is not None and context == self.hotline_context \
+                        and not guard.alive(self):
+                    await guard.fallback(self, call)  # no fresh heartbeat: nobody would take AGI()
                 else:
                     self.set_app(ch, "AGI", "agi:async", 3)
                     await self._run_asyncagi(call)
+                if (guard := self.hotline_guard) is not None and not ch.dead \
+                        and ch.variables.get("AGISTATUS") == "FAILURE":
+                    await guard.fallback(self, call)  # the FastAGI server is not there
                 if ch.dead:
                     return
                 kind = "FastAGI" if transport == "fastagi" else "AsyncAGI"

@@ -113,7 +113,8 @@ async def test_restart_closes_old_calls_and_picks_up_calls_made_while_away(
                 within_s=3)
     ended = world.named("call.ended")
     assert [e.data["linkedid"] for e in ended] == [old]
-    assert ended[0].data["resynced"] is True
+    # Asterisk hangs live calls up as it shuts down (capture 11): the tracker saw it happen
+    assert ended[0].data["resynced"] is False
     picked = world.links.live_calls()[0]
     assert picked.linkedid == new_call.app.linkedid
     assert picked.caller_name == "小李" and picked.queue == "frontdesk"

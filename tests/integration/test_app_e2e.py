@@ -18,7 +18,7 @@ from callcenter.auth.tokens import create_token
 from callcenter.demo import demo_settings
 from callcenter.settings import DatabaseSettings
 from callcenter.simulator import AsteriskStandIn, Phone, Press, Wait
-from tests.integration.demo_db import seed_demo_db
+from tests.integration.demo_db import heartbeat_seen, seed_demo_db
 
 
 @pytest.fixture
@@ -31,6 +31,7 @@ async def running(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient
     await standin.start()
     client = TestClient(TestServer(create_app(settings, transcribe=False)))
     await client.start_server()
+    await heartbeat_seen(standin)
     try:
         yield client, standin
     finally:

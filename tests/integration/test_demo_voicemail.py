@@ -23,7 +23,7 @@ from callcenter.simulator import AsteriskStandIn
 from callcenter.simulator.demo import DemoTraffic
 from recordings.models import TranscriptionJob
 from recordings.vosk_model import find_model
-from tests.integration.demo_db import demo_db
+from tests.integration.demo_db import demo_db, heartbeat_seen
 from tests.recordings.wavs import KO_HELLO
 from ticketing.models import Ticket
 
@@ -41,6 +41,7 @@ async def test_a_demo_callers_message_becomes_a_transcribed_ticket(tmp_path: Pat
     await standin.start()
     client = TestClient(TestServer(create_app(settings)))
     await client.start_server()
+    await heartbeat_seen(standin)
     try:
         traffic = DemoTraffic(standin, [caller], rng=random.Random(3), voicemail_share=1.0,
                               voice_wavs=[voice])

@@ -24,7 +24,7 @@ from callcenter.directory.models import Community, PersonPhone, PersonRoom
 from callcenter.paging.worker import IDLE_TASK_NAME
 from callcenter.settings import DatabaseSettings
 from callcenter.simulator import AsteriskStandIn, Caller, HangUp, Press, Wait
-from tests.integration.demo_db import seed_demo_db
+from tests.integration.demo_db import heartbeat_seen, seed_demo_db
 from ticketing.models import Ticket
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -48,6 +48,7 @@ async def _start(db_url: str, tmp_path: Path, when: datetime, transport: str
     await standin.start()
     client = TestClient(TestServer(create_app(settings, clock=FixedTimeClock(when), transcribe=False)))
     await client.start_server()
+    await heartbeat_seen(standin)
     return client, standin
 
 

@@ -37,7 +37,7 @@ from callcenter.simulator import (
     ScaledClock,
     Wait,
 )
-from tests.integration.demo_db import demo_db, seed_demo_db
+from tests.integration.demo_db import demo_db, heartbeat_seen, seed_demo_db
 from tests.integration.test_hotline_e2e import FixedTimeClock
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -77,6 +77,7 @@ async def _site(db_url: str, tmp_path: Path, when: datetime, transport: str,
     client = TestClient(TestServer(create_app(settings, clock=FixedTimeClock(when),
                                               transcribe=False)))
     await client.start_server()
+    await heartbeat_seen(standin)
     for _ in range(200):
         if (await (await client.get("/healthz")).json())["asterisk"].get("standin") == "connected":
             return Site(client, standin, when)
@@ -215,6 +216,7 @@ async def _night_site(db_url: str, tmp_path: Path, transport: str,
     client = TestClient(TestServer(create_app(settings, clock=FixedTimeClock(MONDAY_NIGHT),
                                               transcribe=False)))
     await client.start_server()
+    await heartbeat_seen(standin)
     site = Site(client, standin, MONDAY_NIGHT)
     for _ in range(200):
         if (await (await client.get("/healthz")).json())["asterisk"].get("standin") \

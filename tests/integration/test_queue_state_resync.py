@@ -16,7 +16,7 @@ from callcenter.demo import demo_settings
 from callcenter.directory.models import StaffUser
 from callcenter.settings import DatabaseSettings
 from callcenter.simulator import AsteriskStandIn
-from tests.integration.demo_db import demo_db
+from tests.integration.demo_db import demo_db, heartbeat_seen
 
 
 async def test_agents_states_are_read_back_from_the_queue_on_connect(
@@ -33,6 +33,7 @@ async def test_agents_states_are_read_back_from_the_queue_on_connect(
     await standin.start()
     client = TestClient(TestServer(create_app(settings, transcribe=False)))
     await client.start_server()
+    await heartbeat_seen(standin)
     try:
         hub = client.app[AGENT_HUB]
         for _ in range(200):

@@ -63,14 +63,26 @@ async def test_outcomes_map_from_originate_response(link: AmiLink, ami: FakeAmi)
     assert sent.getall("Variable") == ["CC_INCIDENT=7", "CC_PAGE_ATTEMPT=12"]
 
 
-async def test_refused_or_lost_link_is_a_failed_attempt(link: AmiLink, ami: FakeAmi) -> None:
+async def test_refused_originate_fails_but_an_unavailable_pbx_is_not_a_no_answer(
+        link: AmiLink, ami: FakeAmi) -> None:
+    message = "Extension does not exist."
+
     def refuse(f: Frame) -> list[bytes]:
         return [encode_frame([("Response", "Error"), ("ActionID", f["ActionID"]),
-                              ("Message", "Extension does not exist.")])]
+                              ("Message", message)])]
 
     ami.handlers["originate"] = refuse
     out = await AmiOriginator(lambda: link).originate("PJSIP/x", "c", "s", {}, 10)
     assert out.status is OriginateStatus.FAILED and out.reason == "ami_action_error"
+    # capture 11: during `core restart now` every action is refused so
+    message = "Asterisk is shutting down"
+    out = await AmiOriginator(lambda: link).originate("PJSIP/x", "c", "s", {}, 10)
+    assert out.status is OriginateStatus.UNAVAILABLE and out.reason == "pbx_unavailable"
+    assert not link.available  # and the link knows: the next one is not even sent
+    sent = sum(1 for frames in ami.received for f in frames if f.get("Action") == "Originate")
+    out = await AmiOriginator(lambda: link).originate("PJSIP/x", "c", "s", {}, 10)
+    assert out.status is OriginateStatus.UNAVAILABLE
+    assert sum(1 for frames in ami.received for f in frames if f.get("Action") == "Originate") == sent
     await link.stop()
     out = await AmiOriginator(link).originate("PJSIP/x", "c", "s", {}, 10)
-    assert out.status is OriginateStatus.FAILED and out.reason == "ami_action_not_sent"
+    assert out.status is OriginateStatus.UNAVAILABLE and out.reason == "ami_action_not_sent"

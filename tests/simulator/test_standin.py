@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import unquote
@@ -425,6 +426,8 @@ async def test_from_settings_uses_the_servers_credentials_and_hotline(tmp_path: 
         assert s.ami_port == a.port
         c = await MiniAmi.connect(s.ami_port)
         assert (await c.login(a.username, a.secret.reveal()))["Response"] == "Success"
+        # the printed hotline runs AGI(agi:async) only while the server's heartbeat is fresh
+        s.astdb.put("callcenter", "alive", str(int(time.time())))
         s.place_call(Caller(number="13812345678", script=[Wait(30)]))
         start = await c.wait_event("AsyncAGIStart")
         assert start["Context"] == a.hotline_context
