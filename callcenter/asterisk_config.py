@@ -28,6 +28,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from callcenter.ami.heartbeat import stale_after_s
 from callcenter.console.ami_ports import DEFAULT_MEMBER_INTERFACE, AmiAgentStatus
 from callcenter.paging.worker import WorkerConfig
 from callcenter.settings import AsteriskSettings, Settings
@@ -129,6 +130,9 @@ def extensions_conf(settings: Settings, pbx: AsteriskSettings) -> str:
     agents = member_context()
     member = DEFAULT_MEMBER_INTERFACE.format(extension="EXT")
     agent_phone = pbx.extension_channel.format(extension="${EXTEN}")
+    stale = stale_after_s(pbx.heartbeat_interval_s)
+    duty = (f" same => n,Dial({pbx.fallback_dial},30)\n"
+            ' same => n,GotoIf($["${DIALSTATUS}" = "ANSWER"]?done)\n') if pbx.fallback_dial else ""
     return f"""; ---- extensions.conf ({pbx.name}) ----
 ; Route the hotline DID(s) from your trunk context with: Goto({pbx.hotline_context},${{EXTEN}},1)
 
@@ -138,11 +142,15 @@ exten => _X.,1,NoOp(hotline ${{CALLERID(all)}} -> ${{EXTEN}})
  same => n,Set(CHANNEL(language)=zh)
  same => n,Set(__CC_DID=${{EXTEN}})
  same => n,Answer()
+ ; AGI(agi:async) waits forever when no server takes the call: the server writes its
+ ; heartbeat (epoch seconds) into AstDB every {pbx.heartbeat_interval_s:g} s; missing or older than {stale} s, skip it
+ same => n,GotoIf($[${{DB_EXISTS(callcenter/alive)}} = 0]?fallback)
+ same => n,GotoIf($[${{EPOCH}} - ${{DB_RESULT}} > {stale}]?fallback)
  same => n,AGI(agi:async)
  same => n,GotoIf($["${{AGISTATUS}}" = "SUCCESS"]?done)
- ; the server is unreachable: never leave the caller in silence
- same => n,Playback(sorry-system)
- same => n,VoiceMail({mailbox}@{vm.context},u)
+ ; the server is unreachable: never leave the caller in silence (duty phone, then voicemail)
+ same => n(fallback),Playback(sorry-system)
+{duty} same => n,VoiceMail({mailbox}@{vm.context},u)
  same => n(done),Hangup()
 
 [{pbx.hotline_context}-fastagi]
@@ -152,9 +160,10 @@ exten => _X.,1,NoOp(hotline (FastAGI) ${{CALLERID(all)}} -> ${{EXTEN}})
  same => n,Set(__CC_DID=${{EXTEN}})
  same => n,Answer()
  same => n,AGI(agi://{fa.host}:{fa.port}/hotline)
+ ; nobody listening: AGISTATUS=FAILURE at once, the same fallback
  same => n,GotoIf($["${{AGISTATUS}}" = "SUCCESS"]?done)
  same => n,Playback(sorry-system)
- same => n,VoiceMail({mailbox}@{vm.context},u)
+{duty} same => n,VoiceMail({mailbox}@{vm.context},u)
  same => n(done),Hangup()
 
 [callcenter-voicemail]

@@ -182,3 +182,24 @@ async def test_fresh_heartbeat_runs_agi_async(tmp_path: Path) -> None:
         assert s.pbx.hotline_guard is not None and s.pbx.hotline_guard.fallbacks == []
     finally:
         await s.stop()
+
+
+def test_printed_hotline_checks_the_heartbeat_before_agi_async() -> None:
+    """What the stand-in's HotlineGuard models is what asterisk-config prints."""
+    from dataclasses import replace
+
+    from callcenter.asterisk_config import extensions_conf
+    from callcenter.settings import AsteriskSettings, Settings
+
+    conf = extensions_conf(Settings(), replace(AsteriskSettings(), fallback_dial="PJSIP/8102",
+                                               heartbeat_interval_s=5))
+    block = conf.split("[callcenter-hotline]", 1)[1].split("\n\n", 1)[0]
+    lines = [line.strip() for line in block.splitlines() if not line.strip().startswith(";")]
+    check = lines.index("same => n,GotoIf($[${DB_EXISTS(callcenter/alive)} = 0]?fallback)")
+    assert lines[check + 1] == "same => n,GotoIf($[${EPOCH} - ${DB_RESULT} > 15]?fallback)"
+    assert lines.index("same => n,AGI(agi:async)") > check + 1
+    assert lines[lines.index("same => n(fallback),Playback(sorry-system)") + 1] == \
+        "same => n,Dial(PJSIP/8102,30)"
+    assert "same => n,VoiceMail(8000@default,u)" in lines
+    fastagi = conf.split("[callcenter-hotline-fastagi]", 1)[1].split("\n\n", 1)[0]
+    assert "Dial(PJSIP/8102,30)" in fastagi and "VoiceMail(8000@default,u)" in fastagi
