@@ -9,10 +9,27 @@ lines (Asterisk 14+); very old servers sent free text ending with
 Bytes are buffered until a whole line is present, then decoded as UTF-8, so a
 multi-byte character split across two TCP reads arrives whole (panoramisk 1.4
 decodes each read on its own and loses such characters).
+
+The same bytes give the same frames whatever their segmentation (one read or
+one byte at a time), and every value round-trips. The rules that make this
+exact, on every path (the fast whole-frame path, the line path, lazy frames):
+
+- a line ends at LF; any CRs just before it belong to the line end, so
+  ``\r\n``, ``\n`` and ``\r\r\n`` are the same line end and a line of CRs is a
+  blank line. A value therefore never ends with CR, and never holds LF (AMI
+  cannot carry either: ``encode_frame`` turns them into spaces);
+- a line is ``Key: Value`` (split at the first ``": "``) or ``Key:Value``; a
+  key never holds ``:``; keys and values are otherwise any Unicode text;
+- a line longer than ``MAX_LINE`` bytes of UTF-8 (its line-end CRs not
+  counted) is dropped and reported, however it arrived;
+- ``--END COMMAND--`` lines are dropped; a frame of nothing else is no frame;
+- offsets are never taken from a transformed copy of the text
+  (``"İ".lower()`` is two characters long).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from operator import itemgetter, methodcaller
@@ -20,6 +37,10 @@ from operator import itemgetter, methodcaller
 MAX_LINE = 64 * 1024
 """A line longer than this is junk: it is dropped and reported, the link lives on."""
 MAX_FRAME_LINES = 4096
+_SAFE_CHARS = MAX_LINE // 4
+"""A line of at most this many characters is at most MAX_LINE bytes of UTF-8."""
+_TOO_LONG = f"line longer than {MAX_LINE} bytes dropped"
+END_COMMAND = "--END COMMAND--"
 _PARTITION = methodcaller("partition", ": ")
 _SEP = itemgetter(1)
 _KEY_VALUE = itemgetter(0, 2)
@@ -67,7 +88,8 @@ class Frame:
         raw = self._raw or ""
         lines = raw.split("\r\n")
         parts = list(map(_PARTITION, lines))
-        if all(map(_SEP, parts)) and len(raw) <= MAX_LINE and len(lines) <= MAX_FRAME_LINES:
+        if (all(map(_SEP, parts)) and len(lines) <= MAX_FRAME_LINES
+                and (len(raw) <= _SAFE_CHARS or len(raw.encode("utf-8")) <= MAX_LINE)):
             self._headers, self._errors = list(map(_KEY_VALUE, parts)), []
         else:
             parser = FrameParser(expect_banner=False)
@@ -130,7 +152,13 @@ class Frame:
         None). (False, None): split the frame to know."""
         if len(raw) > _LAZY_MAX or key.lower() == "output" or ":" in key:
             return False, None
-        low = "\r\n" + raw.lower()
+        low = raw.lower()
+        if len(low) != len(raw):
+            # A character whose lower case is longer ("İ" → "i̇"): offsets in
+            # ``low`` are no offsets in ``raw``. (Equal lengths: every character
+            # mapped to one, so they are.)
+            return False, None
+        low = "\r\n" + low
         lk = "\r\n" + key.lower() + ":"
         i = low.find(lk)
         if i < 0:
@@ -244,7 +272,7 @@ class FrameParser:
                 del buf[: end + 4]
                 if not self._feed_frames(block, out):
                     self._feed_lines(block, out)
-            if len(buf) <= MAX_LINE and b"\n\n" not in buf:
+            if len(buf) <= MAX_LINE and not _may_end_a_frame(buf):
                 return out
         # Line path: mid-frame, before the banner, or a frame too big to wait for.
         end = buf.rfind(b"\n")
@@ -256,8 +284,10 @@ class FrameParser:
         return out
 
     def _check_overflow(self) -> None:
-        if len(self._buf) > MAX_LINE:
-            self._errors.append(f"line longer than {MAX_LINE} bytes dropped")
+        # ``_buf`` holds the start of one line: once that is over-long, the
+        # whole line will be (see ``_over_long``), so drop it now.
+        if len(self._buf) > MAX_LINE and _over_long(self._buf):
+            self._errors.append(_TOO_LONG)
             self._buf.clear()
             self._skipping = True
 
@@ -280,6 +310,8 @@ class FrameParser:
                     chunk = chunk.lstrip("\r\n")
                     if not chunk:
                         continue
+                if chunk[0] == "-" and _only_end_command(chunk):
+                    continue  # what the line path makes of it: no frame
                 append(lazy(chunk, hook))
         return True
 
@@ -312,18 +344,29 @@ class FrameParser:
             self._line(raw, out)
 
     def _line(self, raw: bytes, out: list[Frame | Banner]) -> None:
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
+        """One line as bytes, its LF removed (the slow path: invalid UTF-8 in the block)."""
+        if len(raw) > MAX_LINE and _over_long(raw):
+            self._errors.append(_TOO_LONG)
+            return
+        raw = raw.rstrip(b"\r")
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
             line = raw.decode("utf-8", errors="replace")
             self._errors.append(f"invalid UTF-8 in line {line[:80]!r}")
-        self._text_line(line, out)
+        self._clean_line(line, out)
 
     def _text_line(self, line: str, out: list[Frame | Banner]) -> None:
-        if line.endswith("\r"):
-            line = line[:-1]
+        """One decoded line, its LF removed; the CRs before the LF may still be there."""
+        if len(line) > _SAFE_CHARS and _over_long(line.encode("utf-8")):
+            self._errors.append(_TOO_LONG)
+            return
+        if line[-1:] == "\r":
+            line = line.rstrip("\r")
+        self._clean_line(line, out)
+
+    def _clean_line(self, line: str, out: list[Frame | Banner]) -> None:
+        """One line without its line end."""
         if not line:
             if self._headers or self._errors:
                 frame = Frame(self._headers, self._errors)
@@ -332,9 +375,6 @@ class FrameParser:
                 self._errors = []
                 if frame.errors and self._on_junk is not None:
                     self._on_junk(frame)
-            return
-        if len(line) > MAX_LINE:
-            self._errors.append(f"line longer than {MAX_LINE} characters dropped")
             return
         if not self._banner_seen:
             self._banner_seen = True
@@ -347,7 +387,7 @@ class FrameParser:
         else:
             key, sep, value = line.partition(":")
         if not sep:
-            if line == "--END COMMAND--":
+            if line == END_COMMAND:
                 return
             if self._headers and self._headers[0][0] == "Response":
                 self._headers.append(("Output", line))
@@ -358,6 +398,28 @@ class FrameParser:
             self._errors.append("too many lines in one frame")
             return
         self._headers.append((key, value))
+
+
+def _over_long(raw: bytes | bytearray) -> bool:
+    """Whether a line (its LF removed) is over-long: more than MAX_LINE bytes
+    before its line-end CRs, or a flood of CRs. Both only grow as more of a
+    line arrives, so a line's start can be judged before its end is seen."""
+    return len(raw) > 2 * MAX_LINE or len(raw.rstrip(b"\r")) > MAX_LINE
+
+
+_BLANK_LINE = re.compile(rb"\n\r*\n")
+
+
+def _may_end_a_frame(buf: bytearray) -> bool:
+    """Whether ``buf`` holds a blank line (LF, any CRs, LF) that ends a frame:
+    then the line path must run now rather than wait for more bytes. (A test
+    looser than this sends reads that end between LF and CR down the slower
+    line path, and it stays there until a read ends on a frame boundary.)"""
+    return _BLANK_LINE.search(buf) is not None
+
+
+def _only_end_command(chunk: str) -> bool:
+    return all(line == END_COMMAND for line in chunk.split("\r\n"))
 
 
 def encode_frame(headers: Iterable[tuple[str, str]] | dict[str, str]) -> bytes:

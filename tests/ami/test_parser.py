@@ -11,7 +11,8 @@ from callcenter.ami.captures import server_bytes
 from callcenter.ami.parser import MAX_LINE, Banner, Frame, FrameParser, encode_frame
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "asterisk"
-FULL = sorted((FIXTURES / "full").glob("*.log"))
+FULL = [FIXTURES / "full" / f"{name}.log" for name in (  # one session: one banner
+    "01_login", "02_asyncagi_hotline", "03_fastagi_ami", "04_voicemail", "05_queue", "06_logoff")]
 STREAM = b"".join(server_bytes(p.read_bytes()) for p in FULL)  # 01_login starts with the banner
 
 
