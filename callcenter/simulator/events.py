@@ -106,6 +106,11 @@ def dial_begin(caller: Channel | None, dest: Channel, dialstring: str) -> Fields
     return event("DialBegin", "call,all", *parts, channel_fields(dest, "Dest"), [("DialString", dialstring)])
 
 
+def dial_state(caller: Channel, dest: Channel, status: str = "RINGING") -> Fields:
+    return event("DialState", "call,all", channel_fields(caller), channel_fields(dest, "Dest"),
+                 [("DialStatus", status)])
+
+
 def dial_end(caller: Channel | None, dest: Channel, status: str) -> Fields:
     parts = [channel_fields(caller)] if caller is not None else []
     return event("DialEnd", "call,all", *parts, channel_fields(dest, "Dest"), [("DialStatus", status)])

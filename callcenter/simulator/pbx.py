@@ -31,6 +31,7 @@ from callcenter.simulator.scenario import (
     Say,
     Step,
     Wait,
+    rig_script,
     sim_script,
 )
 from callcenter.simulator.timing import Clock, standin_task
@@ -175,6 +176,8 @@ class Pbx:
         # The contexts `callcenter asterisk-config` writes, plus the capture rig's own.
         self.fastagi_contexts = {"fastagi", f"{hotline_context}-fastagi"}
         self.asyncagi_contexts = {"callcenter-page"}
+        #: Local contexts whose phones signal Ringing() before they answer (the capture rig's)
+        self.ringing_contexts = {"rig-phone"}
         self.ivr_contexts = {"hotline", hotline_context} | self.fastagi_contexts | self.asyncagi_contexts
         self.channels: dict[str, Channel] = {}
         self.queues: dict[str, Queue] = {"frontdesk": Queue("frontdesk")}
@@ -513,6 +516,8 @@ class Pbx:
             script = sim_script(spec.variables, exten)
             answer = Answer.ANSWER
             delay = 0.0
+        elif context == "rig-caller":
+            script, answer, delay = rig_script(spec.variables), Answer.ANSWER, 0.0
         else:
             phone = self._phone_for(exten)
             script, answer, delay = list(phone.script), phone.behaviour, phone.answer_after
@@ -889,16 +894,21 @@ class Pbx:
             self.set_app(half, "Wait", "1", 2)
         self.media(call)  # ringing: a Local ;2 caller's Answer() returns now
 
-    async def _ring_leg(self, call: Call, leg: Channel, half: Channel | None, number: str) -> str:
-        """Ring one leg until answer; returns ANSWER/NOANSWER/BUSY/CHANUNAVAIL."""
+    async def _ring_leg(self, call: Call, leg: Channel, half: Channel | None, number: str, *,
+                        dialing: bool = False) -> str:
+        """Ring one leg until answer; returns ANSWER/NOANSWER/BUSY/CHANUNAVAIL. ``dialing``:
+        app_dial's leg, which reports its ringing in a DialState (capture 09)."""
         phone = self._phone_for(number)
         if phone.behaviour is Answer.UNREACHABLE:
             return "CHANUNAVAIL"
         if phone.behaviour is Answer.BUSY:
             await self.sleep(call, 0.2)
             return "BUSY"
-        if half is None:
+        if half is None or half.context in self.ringing_contexts:
+            # a phone that rings (a Local leg whose dialplan runs Ringing(), capture 09)
             self.set_state(leg, 5)
+            if dialing:
+                self.emit(ev.dial_state(call.app, leg))
         if phone.behaviour is Answer.NO_ANSWER:
             await self.sleep(call, 3600)
             return "NOANSWER"
@@ -912,7 +922,17 @@ class Pbx:
         self.emit(ev.chan_event("NewConnectedLine", "call,all", leg))
         return "ANSWER"
 
-    def _drop_leg(self, leg: Channel, half: Channel | None, cause: int) -> None:
+    def _drop_leg(self, leg: Channel, half: Channel | None, cause: int, *, requests: bool = False) -> None:
+        """Hang a dialled leg up. ``requests``: a Local pair's order in capture 09
+        (HangupRequest ;2, Hangup ;1, SoftHangupRequest ;2, Hangup ;2)."""
+        if requests and half is not None and not leg.dead and not half.dead:
+            self.emit(ev.hangup_request(half, cause))
+            self.emit(ev.hangup(leg, cause))
+            self._destroy(leg)
+            self.emit(ev.soft_hangup_request(half, 16))
+            self.emit(ev.hangup(half, cause))
+            self._destroy(half)
+            return
         for ch in (leg, half):
             if ch is not None and not ch.dead:
                 self.emit(ev.hangup(ch, cause))
@@ -1002,64 +1022,102 @@ class Pbx:
         if on_agent_hangup:
             on_agent_hangup()
         if half is not None:
+            # the callee's half hangs up, its ;1 leaves the bridge: capture 08's order
             self.emit(ev.soft_hangup_request(half, 16))
-        br.channels.remove(leg)
-        self.emit(ev.bridge_leave(br, leg))
-        self.emit(ev.hangup(leg, 16))
-        self._destroy(leg)
-        if half is not None:
+            self.emit(ev.hangup_request(leg, 16))
             self.emit(ev.hangup(half, 16))
             self._destroy(half)
+        br.channels.remove(leg)
+        self.emit(ev.bridge_leave(br, leg))
+        if half is None:
+            self.emit(ev.hangup(leg, 16))
+            self._destroy(leg)
         br.channels.remove(caller)
         self.emit(ev.bridge_leave(br, caller))
         caller.bridge = None
         self.emit(ev.bridge_destroy(br))
+        if half is not None:
+            self.emit(ev.hangup(leg, 16))
+            self._destroy(leg)
         return "agent"
 
     async def _app_dial(self, call: Call, data: str) -> int:
+        """``Dial(A&B&...,timeout)``: every leg rings at once, the first to answer wins
+        and the others are cancelled (capture 09). Returns 0 when nobody answered,
+        -1 when the answered callee hung up first (capture 08)."""
         ch = call.app
         parts = data.split(",")
-        target = parts[0].split("&")[0]
+        targets = [t for t in parts[0].split("&") if t.strip()]
         try:
             timeout = float(parts[1]) if len(parts) > 1 and parts[1] else 3600.0
         except ValueError:
             timeout = 3600.0
-        number, _ = self._member_target(target)
-        leg, half = self._make_leg(ch, target)
-        self.emit(ev.dial_begin(ch, leg, target.partition("/")[2]))
-        self._dialled(call, leg, half)
-        ring = standin_task(self._ring_leg(call, leg, half, number))
-        # Dial's timeout, in the stand-in's time: an unanswered leg ends NOANSWER.
+        legs: list[tuple[str, Channel, Channel | None]] = []
+        for target in targets:
+            number, _ = self._member_target(target)
+            leg, half = self._make_leg(ch, target)
+            legs.append((number, leg, half))
+        for target, (_, leg, half) in zip(targets, legs, strict=True):
+            self.emit(ev.dial_begin(ch, leg, target.partition("/")[2]))
+            self._dialled(call, leg, half)
+        rings: dict[asyncio.Future[Any], tuple[str, Channel, Channel | None]] = {
+            standin_task(self._ring_leg(call, leg, half, number, dialing=True)): (number, leg, half)
+            for number, leg, half in legs}
+        # Dial's timeout, in the stand-in's time: legs still ringing end NOANSWER.
         expiry = standin_task(self.clock.sleep(timeout))
+        pending: set[asyncio.Future[Any]] = set(rings)
+        winner: tuple[str, Channel, Channel | None] | None = None
+        failed: list[tuple[tuple[str, Channel, Channel | None], str]] = []
         try:
-            await asyncio.wait({ring, expiry}, return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:
-            ring.cancel()
-            raise
+            while pending and winner is None and not expiry.done():
+                done, _ = await asyncio.wait(pending | {expiry}, return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    if t is expiry:
+                        continue
+                    pending.discard(t)
+                    if t.cancelled() or t.exception() is not None:
+                        continue
+                    if t.result() == "ANSWER" and winner is None:
+                        winner = rings[t]
+                    elif t.result() != "ANSWER":
+                        failed.append((rings[t], str(t.result())))
         finally:
             expiry.cancel()
-        if not ring.done():
-            ring.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Gone):
-                await ring
-            if call.gone.is_set():
+            for t in pending:
+                t.cancel()
+            for t in pending:
+                with contextlib.suppress(asyncio.CancelledError, Gone):
+                    await t
+        settled = [w for w in (winner,) if w is not None] + [f for f, _ in failed]
+        still = [leg for leg in legs if leg not in settled]  # ringing (or cut short by a hang-up)
+        if call.gone.is_set():
+            for _, leg, half in still + [w for w in (winner,) if w is not None]:
                 self.emit(ev.dial_end(ch, leg, "CANCEL"))
                 self._drop_leg(leg, half, 16)
-                raise Gone()
-            status = "NOANSWER"
-        else:
-            try:
-                status = ring.result()
-            except Gone:
-                self.emit(ev.dial_end(ch, leg, "CANCEL"))
-                self._drop_leg(leg, half, 16)
-                raise
-        self.emit(ev.dial_end(ch, leg, status))
-        ch.variables["DIALSTATUS"] = status
-        self.emit(ev.varset(ch, "DIALSTATUS", status))
-        if status != "ANSWER":
-            self._drop_leg(leg, half, {"BUSY": 17, "NOANSWER": 19}.get(status, 34))
+            self.check(call)
+            raise Gone()
+        for (_, leg, half), status in failed:
+            self.emit(ev.dial_end(ch, leg, status))
+            self._drop_leg(leg, half, {"BUSY": 17}.get(status, 34))
+        if winner is None:
+            status = "NOANSWER" if still else (failed[-1][1] if failed else "CHANUNAVAIL")
+            for _, leg, _half in still:
+                self.emit(ev.dial_end(ch, leg, "NOANSWER"))
+            for _, leg, half in still:
+                self._drop_leg(leg, half, 0, requests=True)  # capture 09: cause 0 at Dial's timeout
+            ch.variables["DIALSTATUS"] = status
+            self.emit(ev.varset(ch, "DIALSTATUS", status))
             return 0
+        # the others hear "answered elsewhere" (cause 26) before the winner's DialEnd
+        for _, leg, half in still:
+            self.emit(ev.dial_end(ch, leg, "CANCEL"))
+            self._drop_leg(leg, half, 26, requests=True)
+        number, leg, half = winner
+        self.emit(ev.dial_end(ch, leg, "ANSWER"))
+        self.setvar(ch, "DIALEDPEERNAME", leg.name)
+        self.setvar(ch, "DIALEDPEERNUMBER", leg.variables.get("DIALEDPEERNUMBER", ""))
+        ch.variables["DIALSTATUS"] = "ANSWER"
+        self.emit(ev.varset(ch, "DIALSTATUS", "ANSWER"))
         await self._bridge_call(call, leg, half, number)
         # the callee hung up and the caller is still here: Asterisk's Dial returns -1 (capture 08)
         self.setvar(ch, "HANGUPCAUSE", "16")

@@ -93,3 +93,21 @@ def sim_script(variables: dict[str, str], exten: str) -> list[Step]:
     digits = variables.get("SIM_DIGITS") or "5"
     return [Wait(num("SIM_DELAY", 3)), Press(digits), Say(variables.get("SIM_FILE"), 6.0),
             Wait(num("SIM_TAIL", 2)), HangUp()]
+
+
+def rig_script(variables: dict[str, str]) -> list[Step]:
+    """The ``[rig-caller]`` context of captures 08-12: ``SIM_SCRIPT`` is steps split
+    by ``|``: ``w<seconds>`` waits, ``d<digits>`` presses, ``h`` hangs up."""
+    steps: list[Step] = []
+    for step in (variables.get("SIM_SCRIPT") or "").split("|"):
+        op, arg = step[:1], step[1:]
+        if op == "w":
+            try:
+                steps.append(Wait(float(arg or 1)))
+            except ValueError:
+                continue
+        elif op == "d" and arg:
+            steps.append(Press(arg))
+        elif op == "h":
+            steps.append(HangUp())
+    return steps

@@ -33,13 +33,6 @@ async def standin(tmp_path: Path) -> AsyncIterator[AsteriskStandIn]:
     await s.stop()
 
 
-@pytest.fixture
-async def client(standin: AsteriskStandIn) -> AsyncIterator[MiniAmi]:
-    c = await MiniAmi.connect(standin.ami_port)
-    yield c
-    await c.close()
-
-
 async def test_login_capture_01(standin: AsteriskStandIn, client: MiniAmi) -> None:
     pairs = await Replay(client).run(FIXTURES / "01_login.txt")
     assert client.banner == "Asterisk Call Manager/9.0.0"

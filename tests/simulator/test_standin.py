@@ -315,8 +315,11 @@ async def test_exec_dial_busy_and_answered(standin: AsteriskStandIn, client: Min
     ch = (await client.wait_event("AsyncAGIStart"))["Channel"]
     assert await agi(client, ch, "EXEC Dial PJSIP/8002,20") == "200 result=0"
     assert await agi(client, ch, "GET VARIABLE DIALSTATUS") == "200 result=1 (BUSY)"
-    assert await agi(client, ch, "EXEC Dial Local/13900001111@phones,20") == "200 result=0"
+    # the phone answered and hung up first: -1, as Asterisk's Dial (capture 08), the caller still up
+    assert await agi(client, ch, "EXEC Dial Local/13900001111@phones,20") == "200 result=-1"
     assert await agi(client, ch, "GET VARIABLE DIALSTATUS") == "200 result=1 (ANSWER)"
+    assert await agi(client, ch, "GET VARIABLE HANGUPCAUSE") == "200 result=1 (16)"
+    assert await agi(client, ch, "CHANNEL STATUS") == "200 result=6"
     kinds = [dict(f).get("Event") for f in standin.events]
     assert kinds.count("BridgeEnter") == 2 and kinds.count("BridgeDestroy") == 1
 
