@@ -52,6 +52,22 @@ class HttpSettings:
     port: int = 8080
     session_max_age_s: int = 8 * 3600
     cookie_secure: bool = False
+    # Signing in once more beyond this ends the user's oldest session.
+    max_sessions_per_user: int = 10
+    # X-Forwarded-For is believed only from these peers (addresses or CIDRs).
+    trusted_proxies: tuple[str, ...] = ()
+    # Bearer token that shows /healthz details (besides supervisor/admin tokens).
+    health_token: Secret = Secret("")
+    # Password checks: threads, and how many more may wait before a 503.
+    password_workers: int = 2
+    password_queue: int = 16
+    # Seconds a client has to send a request's head, then its body; an idle
+    # keep-alive connection is closed after keepalive_timeout_s.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    keepalive_timeout_s: float = 15.0
+    # Open connections at most (never above the open-file limit minus headroom).
+    max_connections: int = 2000
 
 
 @dataclass(frozen=True)
@@ -286,6 +302,25 @@ def _validate(s: Settings) -> None:
         raise SettingsError("vosk.workers", "at least one worker", src)
     _validate_oncall(s)
     _validate_triage(s)
+    _validate_http(s)
+
+
+def _validate_http(s: Settings) -> None:
+    from callcenter.auth.throttle import parse_networks
+
+    h, src = s.http, s.source
+    try:
+        parse_networks(h.trusted_proxies)
+    except ValueError as exc:
+        raise SettingsError("http.trusted_proxies", str(exc), src) from None
+    for key in ("max_sessions_per_user", "password_workers", "max_connections"):
+        if getattr(h, key) < 1:
+            raise SettingsError(f"http.{key}", "must be at least 1", src)
+    if h.password_queue < 0:
+        raise SettingsError("http.password_queue", "must not be negative", src)
+    for key in ("header_timeout_s", "body_timeout_s", "keepalive_timeout_s"):
+        if not getattr(h, key) > 0:
+            raise SettingsError(f"http.{key}", "must be positive", src)
 
 
 LEXICON_FILES = ("categories.toml", "emergencies.toml")

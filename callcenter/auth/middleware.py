@@ -2,24 +2,28 @@
 
 The middleware only identifies; handlers decide with ``require_role``. Web
 sessions are resolved by whatever the console installs under
-``SESSION_RESOLVER`` (a callable taking the request).
+``SESSION_RESOLVER`` (a callable taking the request). The ``[http]
+health_token`` is recognised too, but brings no identity: it only opens the
+details of ``/healthz`` (``health_access``).
 """
 
 from __future__ import annotations
 
 import functools
+import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from callcenter.appkeys import SESSION_RESOLVER, SESSIONMAKER
+from callcenter.appkeys import SESSION_RESOLVER, SESSIONMAKER, SETTINGS
 from callcenter.auth.identity import Identity
 from callcenter.auth.tokens import verify_token
 from callcenter.errors import Forbidden, Unauthorized
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 IDENTITY_KEY = "identity"
+HEALTH_ACCESS_KEY = "health_access"
 
 
 @web.middleware
@@ -27,8 +31,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     identity: Identity | None = None
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
+        token = header[7:].strip()
+        if _is_health_token(request, token):
+            # Shows /healthz details and nothing else: no identity comes with it.
+            request[HEALTH_ACCESS_KEY] = True
+            request[IDENTITY_KEY] = None
+            return await handler(request)
         async with request.app[SESSIONMAKER]() as session:
-            identity = await verify_token(session, header[7:].strip())
+            identity = await verify_token(session, token)
         if identity is None:
             raise Unauthorized("invalid or revoked API token")
     else:
@@ -37,6 +47,21 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             identity = await resolver(request)
     request[IDENTITY_KEY] = identity
     return await handler(request)
+
+
+def _is_health_token(request: web.Request, token: str) -> bool:
+    settings = request.app.get(SETTINGS)
+    expected = settings.http.health_token.reveal() if settings is not None else ""
+    return bool(expected) and hmac.compare_digest(expected.encode(), token.encode())
+
+
+def health_access(request: web.Request) -> bool:
+    """May this request see ``/healthz`` details: the ``[http] health_token``, or a
+    supervisor's or admin's API token or session."""
+    if request.get(HEALTH_ACCESS_KEY):
+        return True
+    ident = current_identity(request)
+    return ident is not None and ident.has_role("supervisor")
 
 
 def current_identity(request: web.Request) -> Identity | None:

@@ -1,11 +1,14 @@
 """Web sessions for people: a random cookie, stored hashed, with a CSRF token.
 
-``SessionStore`` creates, resolves and ends sessions; ``session_resolver``
+``SessionStore`` creates, resolves and ends sessions, checks passwords on its
+``PasswordWorkers`` (off the event loop) and keeps at most ``max_per_user``
+sessions per person (signing in once more ends the oldest); ``session_resolver``
 turns it into the callable the auth middleware looks up under
 ``SESSION_RESOLVER``; ``csrf_middleware`` refuses any state-changing request
 made with the session cookie that does not carry the session's CSRF token (a
 ``csrf_token`` form field or an ``X-CSRF-Token`` header). ``LoginThrottle``
-slows down password guessing per user name and per address.
+(``callcenter.auth.throttle``) slows down password guessing per user name and
+address.
 """
 
 from __future__ import annotations
@@ -13,9 +16,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from aiohttp import web
@@ -24,22 +26,19 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.auth.identity import Identity
-from callcenter.auth.passwords import verify_password
+from callcenter.auth.passwords import PasswordWorkers, make_hasher
+from callcenter.auth.throttle import LoginThrottle as LoginThrottle
+from callcenter.auth.throttle import TooManyAttempts as TooManyAttempts
 from callcenter.clock import Clock
 from callcenter.console.models import WebSession
 from callcenter.directory.models import StaffUser
-from callcenter.errors import DomainError, Forbidden
+from callcenter.errors import Forbidden
 
 SESSION_COOKIE = "cc_session"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LAST_SEEN_EVERY_S = 60.0
-
-
-class TooManyAttempts(DomainError):
-    error_id = "too_many_attempts"
-    http_status = 429
 
 
 def _hash(token: str) -> str:
@@ -51,23 +50,38 @@ class NewSession:
     token: str
     csrf_token: str
     identity: Identity
+    # Sessions of the same user this one ended (over ``max_per_user``): their keys.
+    ended: tuple[str, ...] = field(default=())
 
 
 class SessionStore:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, *,
-                 max_age_s: int, hasher: PasswordHasher) -> None:
+                 max_age_s: int, hasher: PasswordHasher | None = None,
+                 passwords: PasswordWorkers | None = None, max_per_user: int = 10) -> None:
+        """``passwords``: the workers that check passwords; without, the store makes
+        its own from ``hasher`` and ``close()`` stops them."""
         self._sm = sessionmaker
         self._clock = clock
         self.max_age_s = max_age_s
-        self.hasher = hasher
+        self._own_workers = passwords is None
+        self.passwords = passwords or PasswordWorkers(hasher or make_hasher())
+        self.hasher = self.passwords.hasher
+        self.max_per_user = max(1, max_per_user)
+
+    def close(self) -> None:
+        if self._own_workers:
+            self.passwords.close()
 
     async def authenticate(self, username: str, password: str) -> StaffUser | None:
-        """The active user with this name and password, else None (same cost either way)."""
+        """The active user with this name and password, else None (same cost either way).
+
+        Raises ``HashingBusy`` when the password workers are full."""
+        self.passwords.check_room()
         async with self._sm() as session:
             user = (await session.scalars(
                 select(StaffUser).where(StaffUser.username == username.strip())
             )).first()
-        ok = verify_password(self.hasher, user.password_hash if user else None, password)
+        ok = await self.passwords.verify(user.password_hash if user else None, password)
         if not ok or user is None or not user.active:
             return None
         return user
@@ -82,9 +96,18 @@ class SessionStore:
                 expires_at=now + timedelta(seconds=self.max_age_s), last_seen_at=now,
                 remote=remote[:64], user_agent=user_agent[:300],
             ))
+            await session.flush()
+            # The newest max_per_user stay; signing in once more ends the oldest.
+            over = (await session.scalars(
+                select(WebSession.token_hash).where(WebSession.user_id == user.id)
+                .order_by(WebSession.created_at.desc(), WebSession.id.desc())
+                .offset(self.max_per_user))).all()
+            if over:
+                await session.execute(delete(WebSession).where(WebSession.token_hash.in_(over)))
             await session.commit()
         return NewSession(token, csrf, _identity(user, csrf, _hash(token),
-                                                 now + timedelta(seconds=self.max_age_s)))
+                                                 now + timedelta(seconds=self.max_age_s)),
+                          ended=tuple(over))
 
     async def resolve(self, token: str) -> Identity | None:
         """The identity of a live session; None when unknown, expired or the user is disabled."""
@@ -210,39 +233,3 @@ def csrf_middleware_factory() -> Callable[..., Awaitable[web.StreamResponse]]:
         return await handler(request)
 
     return csrf_middleware
-
-
-class LoginThrottle:
-    """At most ``limit`` failed sign-ins per user name and per address in ``window_s``."""
-
-    def __init__(self, clock: Clock, *, limit: int = 5, window_s: float = 300.0) -> None:
-        self._clock = clock
-        self.limit = limit
-        self.window_s = window_s
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        cutoff = self._clock.monotonic() - self.window_s
-        while q and q[0] <= cutoff:
-            q.popleft()
-        return q
-
-    def check(self, username: str, remote: str) -> None:
-        for key in (f"u:{username.strip().lower()}", f"ip:{remote}"):
-            q = self._recent(key)
-            if len(q) >= self.limit:
-                retry = max(1, int(q[0] + self.window_s - self._clock.monotonic()))
-                raise TooManyAttempts(
-                    f"登录失败次数过多，请 {retry} 秒后再试 / too many failed sign-ins",
-                    details={"retry_after_s": retry})
-
-    def failed(self, username: str, remote: str) -> None:
-        for key in (f"u:{username.strip().lower()}", f"ip:{remote}"):
-            self._recent(key).append(self._clock.monotonic())
-        if len(self._failures) > 10000:  # bound memory under a spray of names
-            for key in [k for k, q in self._failures.items() if not q]:
-                del self._failures[key]
-
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(f"u:{username.strip().lower()}", None)

@@ -14,15 +14,19 @@ import functools
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from pydantic import Field
 
 from callcenter.appkeys import SESSIONMAKER, SETTINGS
 from callcenter.auth.identity import Identity
 from callcenter.auth.middleware import current_identity, require_role
-from callcenter.auth.sessions import SESSION_COOKIE, TooManyAttempts, csrf_ok, session_key
+from callcenter.auth.passwords import HashingBusy
+from callcenter.auth.redirects import safe_next
+from callcenter.auth.sessions import SESSION_COOKIE, csrf_ok, session_key
+from callcenter.auth.throttle import TooManyAttempts, client_address
 from callcenter.console.audit import AuditQuery, audit_csv, read_audit, record_access
 from callcenter.console.config import CONSOLE_CONFIG
 from callcenter.console.history import recent_history
@@ -42,7 +46,8 @@ from callcenter.directory.phones import try_normalize
 from callcenter.directory.services import search_people
 from callcenter.errors import InvalidInput, NotFound, Unavailable
 from callcenter.screenpop.builder import local_time, outcome_label
-from callcenter.web.errors import json_response, read_json_object
+from callcenter.web.api import ApiRoutes, Code, Id, Input, OneOf, Output, Text
+from callcenter.web.errors import json_response
 from callcenter.web.templating import render
 from ticketing.categories import CATEGORIES
 
@@ -77,13 +82,8 @@ def page(*roles: str) -> Callable[[Handler], Handler]:
 
 
 def _remote(request: web.Request) -> str:
-    return request.remote or ""
-
-
-def _safe_next(value: str | None) -> str | None:
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return None
+    """The client's address (``X-Forwarded-For`` only from ``[http] trusted_proxies``)."""
+    return client_address(request, request.app[SETTINGS].http.trusted_proxies)
 
 
 # ---------------------------------------------------------------------------- sign-in
@@ -94,7 +94,7 @@ async def login_page(request: web.Request, *, error: str = "", status: int = 200
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
     resp = render(request, "login.html", {
         "login_csrf": token, "error": error, "username": username,
-        "next": _safe_next(request.query.get("next")) or "",
+        "next": safe_next(request.query.get("next")) or "",
     }, status=status)
     resp.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", path="/login",
                     secure=request.app[SETTINGS].http.cookie_secure)
@@ -118,21 +118,31 @@ async def login_post(request: web.Request) -> web.StreamResponse:
             request.cookies.get(LOGIN_CSRF_COOKIE, ""), str(form.get("csrf_token", ""))):
         return await login_page(request, error="页面已过期，请重新登录。", status=403,
                                 username=username)
-    throttle = request.app[LOGIN_THROTTLE]
-    try:
-        throttle.check(username, _remote(request))
-    except TooManyAttempts as exc:
-        return await login_page(request, error=exc.message.split(" / ")[0], status=429,
-                                username=username)
     store = request.app[SESSION_STORE]
-    user = await store.authenticate(username, password) if username and password else None
+    address = _remote(request)
+    try:
+        with request.app[LOGIN_THROTTLE].attempt(username, address) as attempt:
+            user = (await store.authenticate(username, password)
+                    if username and password else None)
+            if user is None:
+                attempt.failed()
+            else:
+                attempt.succeeded()
+    except (TooManyAttempts, HashingBusy) as exc:
+        # Both say when to come back; a busy server counts no failure against anyone.
+        refused = await login_page(request, error=exc.message.split(" / ")[0],
+                                   status=exc.http_status, username=username)
+        refused.headers["Retry-After"] = str(exc.retry_after_s)
+        return refused
     if user is None:
-        throttle.failed(username, _remote(request))
         return await login_page(request, error="用户名或密码错误。", status=401, username=username)
-    throttle.succeeded(username)
-    new = await store.create(user, remote=_remote(request),
+    new = await store.create(user, remote=address,
                              user_agent=request.headers.get("User-Agent", ""))
-    target = _safe_next(str(form.get("next", ""))) or HOME_BY_ROLE.get(user.role, "/agent")
+    watch = request.app.get(SESSION_WATCH)
+    if watch is not None:
+        for key in new.ended:  # over the per-user cap: the oldest's sockets close now
+            await watch.session_ended(user.id, key)
+    target = safe_next(str(form.get("next", ""))) or HOME_BY_ROLE.get(user.role, "/agent")
     resp = web.HTTPFound(target)
     settings = request.app[SETTINGS]
     resp.set_cookie(SESSION_COOKIE, new.token, httponly=True, samesite="Lax", path="/",
@@ -179,7 +189,11 @@ async def _staff_ref(request: web.Request, ident: Identity) -> StaffRef:
 @page("agent", "night_duty", "engineer", "supervisor")
 async def agent_page(request: web.Request) -> web.StreamResponse:
     ident = current_identity(request)
-    assert ident is not None and ident.user_id is not None
+    assert ident is not None
+    if ident.user_id is None:  # a service token (a CRM's): no person, no desk
+        return render(request, "error.html", {
+            "title": "需要个人账号", "message": "坐席页面需要以个人账号登录（此令牌不属于任何员工）。"},
+            status=400)
     hub = request.app[AGENT_HUB]
     st = hub.agent_states.get(ident.user_id)
     me = await _staff_ref(request, ident)
@@ -230,18 +244,107 @@ async def _history(request: web.Request, me: StaffRef | None) -> list[dict[str, 
     return request.app[AGENT_HUB].history_for(me.user_id if me else None)
 
 
-@require_role(*AGENT_ROLES)
-async def status_api(request: web.Request) -> web.StreamResponse:
+class StatusIn(Input):
+    state: Annotated[str, OneOf(AGENT_STATES)]
+    reason: Text = Field("", max_length=200, description="小休原因（前 40 字）/ pause reason")
+
+
+class StatusOut(Output):
+    state: str
+    reason: str
+    label: str
+
+
+class SearchQuery(Input):
+    q: Text = Field(min_length=1, max_length=50, description="姓名、电话或房号 / name, phone or room",
+                    examples=["张", "13812345678", "3-1-1201"])
+
+
+class RoomOut(Output):
+    room_id: int
+    label: str
+    role: str
+    arrears: str
+    in_arrears: bool
+
+
+class PersonOut(Output):
+    person_id: int
+    name: str
+    role: str
+    tags: list[str]
+    rooms: list[RoomOut]
+
+
+class SearchOut(Output):
+    results: list[PersonOut]
+
+
+class CallIn(Input):
+    person_id: Id | None = None
+    phone: int = Field(0, ge=0, le=100, strict=True, description="号码序号 / which of the numbers")
+    call_id: Text | None = Field(None, max_length=64, description="回拨这通来电 / call back")
+
+
+class CallOut(Output):
+    ok: bool
+    attempt: str
+    message: str
+
+
+class UnknownCallerIn(Input):
+    call_id: Text = Field("", max_length=64)
+    number: Text = Field("", max_length=32)
+    community: Code | None = None
+    name: Text = Field("", max_length=100)
+    room: Text = Field("", max_length=64, examples=["3-1-1201"])
+    role: Literal["owner", "tenant", "family"] = "owner"
+    note: Text = Field("", max_length=500)
+
+
+class CreatedPersonOut(Output):
+    person_id: int
+
+
+class WallCallOut(Output):
+    call_id: str
+    caller: str
+    title: str
+    queue: str | None
+    state: str
+    state_label: str
+    wait_s: float
+
+
+class WallAgentOut(Output):
+    user_id: int
+    name: str
+    extension: str | None
+    online: bool
+    on_call: bool
+    state: str
+    reason: str
+
+
+class WallOut(Output):
+    waiting: list[WallCallOut]
+    talking: list[WallCallOut]
+    agents: list[WallAgentOut]
+    today: dict[str, Any]
+
+
+routes = ApiRoutes("console")
+
+
+@routes.post("/api/console/status", body=StatusIn, form=True, response=StatusOut,
+             roles=AGENT_ROLES, errors=(503,), summary="坐席状态 / set the agent's state")
+async def status_api(request: web.Request, body: StatusIn) -> web.StreamResponse:
+    """Pauses or unpauses the agent in the front-desk queue. The page's no-JS form posts
+    the same fields and is sent back to ``/agent``."""
     ident = current_identity(request)
     assert ident is not None
-    if request.content_type == "application/json":
-        body = await read_json_object(request)
-    else:
-        body = dict(await request.post())
-    state = str(body.get("state", ""))
-    reason = str(body.get("reason", "")).strip()[:40]
-    if state not in AGENT_STATES:
-        raise InvalidInput(f"状态应为 {'/'.join(AGENT_STATES)}", field="state")
+    state = body.state
+    reason = body.reason.strip()[:40]
     if state == "paused" and not reason:
         reason = PAUSE_REASONS[0]
     if state != "paused":
@@ -249,7 +352,10 @@ async def status_api(request: web.Request) -> web.StreamResponse:
     me = await _staff_ref(request, ident)
     port = request.app.get(AGENT_STATUS)
     if port is not None:
-        await port.set_status(me, state, reason)
+        try:
+            await port.set_status(me, state, reason)
+        except NotFound:  # no Asterisk link serves the agent
+            raise Unavailable("电话系统未连接，无法切换状态 / telephony is not connected") from None
     st = request.app[AGENT_HUB].set_agent_state(me.user_id, state, reason)
     if request.content_type != "application/json":
         raise web.HTTPFound("/agent")
@@ -284,38 +390,39 @@ async def search_page(request: web.Request) -> web.StreamResponse:
     return render(request, "search.html", {"q": query, "results": results})
 
 
-@require_role(*AGENT_ROLES, "engineer")
-async def search_api(request: web.Request) -> web.StreamResponse:
-    query = request.query.get("q", "").strip()
-    if not query:
+@routes.get("/api/console/search", query=SearchQuery, response=SearchOut,
+            roles=(*AGENT_ROLES, "engineer"), summary="查找业主 / search people")
+async def search_api(request: web.Request, query: SearchQuery) -> dict[str, Any]:
+    """By name (contains), phone (any form, or its last digits) or room; numbers are
+    masked for the caller's role; every search is audited."""
+    q = query.q.strip()
+    if not q:
         raise InvalidInput("请输入姓名、电话或房号 / q is required", field="q")
-    return json_response({"results": await _search(request, query)})
+    return {"results": await _search(request, q)}
 
 
-@require_role(*AGENT_ROLES)
-async def call_api(request: web.Request) -> web.StreamResponse:
-    """Click-to-call: ``{"person_id", "phone": index}`` or ``{"call_id"}`` (call back)."""
+@routes.post("/api/console/call", body=CallIn, response=CallOut, roles=AGENT_ROLES,
+             errors=(404, 503), summary="点击外呼 / click-to-call")
+async def call_api(request: web.Request, body: CallIn) -> web.StreamResponse:
+    """Click-to-call: ``{"person_id", "phone": index}`` or ``{"call_id"}`` (call back).
+    Rings the agent's extension first, then the number; 503 when telephony is down."""
     ident = current_identity(request)
     assert ident is not None
-    body = await read_json_object(request)
     me = await _staff_ref(request, ident)
     if not me.extension:
         raise InvalidInput("您没有分机号，无法外呼 / you have no extension", field="extension")
     community: str | None = None
     async with request.app[SESSIONMAKER]() as session:
-        if body.get("call_id"):
-            found = request.app[AGENT_HUB].caller_of_call(str(body["call_id"]))
+        if body.call_id:
+            found = request.app[AGENT_HUB].caller_of_call(body.call_id)
             if found is None or not try_normalize(found[0]):
                 raise NotFound("找不到这通来电的号码 / no number for this call",
-                               details={"call_id": body["call_id"]})
+                               details={"call_id": body.call_id})
             number, community = try_normalize(found[0]) or "", found[1]
             person_ids: list[int] = []
-        elif isinstance(body.get("person_id"), int):
-            index = body.get("phone", 0)
-            if not isinstance(index, int):
-                raise InvalidInput("phone 应为整数 / phone must be an index", field="phone")
-            number = await person_phone(session, body["person_id"], index)
-            person_ids = [body["person_id"]]
+        elif body.person_id is not None:
+            number = await person_phone(session, body.person_id, body.phone)
+            person_ids = [body.person_id]
         else:
             raise InvalidInput("需要 person_id 或 call_id / person_id or call_id required",
                                field="person_id")
@@ -324,20 +431,23 @@ async def call_api(request: web.Request) -> web.StreamResponse:
     port = request.app.get(ORIGINATE)
     if port is None:
         raise Unavailable("电话系统未连接，无法外呼 / telephony is not connected")
-    attempt = await port.click_to_call(me, number, community=community)
+    try:
+        attempt = await port.click_to_call(me, number, community=community)
+    except NotFound:  # no Asterisk link serves the community
+        raise Unavailable("电话系统未连接，无法外呼 / telephony is not connected") from None
     return json_response({"ok": True, "attempt": attempt,
                           "message": f"正在呼叫您的分机 {me.extension}，接起后将接通对方"})
 
 
-@require_role(*AGENT_ROLES)
-async def unknown_caller_api(request: web.Request) -> web.StreamResponse:
+@routes.post("/api/console/unknown-caller", body=UnknownCallerIn, response=CreatedPersonOut,
+             status=201, roles=AGENT_ROLES, errors=(404,), summary="登记陌生来电 / add an unknown caller")
+async def unknown_caller_api(request: web.Request, body: UnknownCallerIn) -> dict[str, Any]:
+    """The person behind a number the directory did not know (the pop's quick form);
+    ``call_id`` alone takes the number from that call. The pop is rebuilt."""
     ident = current_identity(request)
     assert ident is not None
-    body = await read_json_object(request)
     hub = request.app[AGENT_HUB]
-    call_id = str(body.get("call_id", ""))
-    number = str(body.get("number", ""))
-    community = body.get("community") if isinstance(body.get("community"), str) else None
+    call_id, number, community = body.call_id, body.number, body.community
     if call_id and not number:
         found = hub.caller_of_call(call_id)
         if found is None:
@@ -347,14 +457,13 @@ async def unknown_caller_api(request: web.Request) -> web.StreamResponse:
         raise InvalidInput("需要来电号码 / number is required", field="number")
     async with request.app[SESSIONMAKER]() as session:
         person_id = await record_unknown_caller(
-            session, name=str(body.get("name", "")), number=number,
-            room=str(body.get("room", "")), role=str(body.get("role", "owner")),
-            note=str(body.get("note", "")), community_code=community)
+            session, name=body.name, number=number, room=body.room, role=body.role,
+            note=body.note, community_code=community)
         await record_access(session, ident, [person_id], reason="create",
                             source=_remote(request), detail=f"call {call_id}")
     if call_id:
         await hub.refresh_pop(call_id)
-    return json_response({"person_id": person_id}, status=201)
+    return {"person_id": person_id}
 
 
 # ---------------------------------------------------------------------------- supervisor
@@ -366,9 +475,11 @@ async def supervisor_page(request: web.Request) -> web.StreamResponse:
     return render(request, "supervisor.html", {"wall": wall, "state_labels": STATE_LABELS})
 
 
-@require_role("supervisor")
-async def wall_api(request: web.Request) -> web.StreamResponse:
-    return json_response(await request.app[AGENT_HUB].wall())
+@routes.get("/api/console/wall", response=WallOut, roles=("supervisor",),
+            summary="主管墙 / the supervisor's wall")
+async def wall_api(request: web.Request) -> dict[str, Any]:
+    """Calls waiting and talking, every agent's state, today's figures."""
+    return await request.app[AGENT_HUB].wall()
 
 
 def _audit_query(request: web.Request) -> AuditQuery:
@@ -434,8 +545,4 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/supervisor", supervisor_page)
     r.add_get("/admin/audit", audit_page)
     r.add_get("/admin/audit.csv", audit_csv_view)
-    r.add_post("/api/console/status", status_api)
-    r.add_get("/api/console/search", search_api)
-    r.add_post("/api/console/call", call_api)
-    r.add_post("/api/console/unknown-caller", unknown_caller_api)
-    r.add_get("/api/console/wall", wall_api)
+    routes.add_to(app)

@@ -9,7 +9,7 @@ from argon2 import PasswordHasher
 
 from callcenter.appkeys import CLOCK, SESSION_RESOLVER, SESSIONMAKER, SETTINGS
 from callcenter.auth.identity import Identity
-from callcenter.auth.passwords import make_hasher
+from callcenter.auth.passwords import PasswordWorkers, make_hasher
 from callcenter.auth.sessions import (
     LoginThrottle,
     SessionStore,
@@ -59,11 +59,14 @@ def setup_console(app: web.Application, *, hasher: PasswordHasher | None = None,
     app[SESSION_RESOLVER] = resolve
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        http = app[SETTINGS].http
+        passwords = PasswordWorkers(hasher or make_hasher(), workers=http.password_workers,
+                                    queue=http.password_queue)
         app[SESSION_STORE] = SessionStore(
-            app[SESSIONMAKER], app[CLOCK], max_age_s=app[SETTINGS].http.session_max_age_s,
-            hasher=hasher or make_hasher())
-        app[LOGIN_THROTTLE] = LoginThrottle(app[CLOCK], limit=login_limit,
-                                            window_s=login_window_s)
+            app[SESSIONMAKER], app[CLOCK], max_age_s=http.session_max_age_s,
+            passwords=passwords, max_per_user=http.max_sessions_per_user)
+        app[LOGIN_THROTTLE] = LoginThrottle(app[CLOCK], free=login_limit,
+                                            cap_s=login_window_s)
         await app[SESSION_STORE].purge_expired()
         watch = app[SESSION_WATCH] = SessionWatch(
             app[SESSION_STORE], app[SESSIONMAKER], app[CLOCK], hub=lambda: app.get(AGENT_HUB),
@@ -73,5 +76,6 @@ def setup_console(app: web.Application, *, hasher: PasswordHasher | None = None,
             yield
         finally:
             await watch.stop()
+            passwords.close()
 
     app.cleanup_ctx.append(ctx)
