@@ -5,6 +5,8 @@
     GET  /api/tickets/{id}                 one ticket with its log and recording
     POST /api/tickets/{id}/transitions     {"to": state, "note": "..."}
 
+Request and response models are declared with each operation
+(``callcenter.web.api``): they validate input and make the OpenAPI document.
 Errors are domain errors, turned into JSON by the app's error middleware; a
 400 names the field in ``details.field``.
 """
@@ -14,18 +16,42 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from pydantic import Field, ValidationError, field_validator
 
 from callcenter.auth.identity import Identity
-from callcenter.auth.middleware import current_identity, require_role
+from callcenter.auth.middleware import current_identity
 from callcenter.errors import InvalidInput, NotFound
-from callcenter.web.errors import json_response, read_json_object
+from callcenter.web.api import (
+    MAX_ID,
+    ApiRoutes,
+    Code,
+    CommunityRef,
+    Flag,
+    Id,
+    Input,
+    OneOf,
+    Output,
+    PathId,
+    Text,
+    Timestamp,
+    When,
+    invalid,
+)
+from callcenter.web.errors import json_response
 from ticketing.categories import CATEGORIES, PRIORITIES, SOURCES
 from ticketing.lifecycle import STATES
-from ticketing.services import NewTicket, TicketFilter, TicketService, TicketView
+from ticketing.services import (
+    MAX_DESCRIPTION,
+    MAX_SUMMARY,
+    NewTicket,
+    TicketFilter,
+    TicketService,
+    TicketView,
+)
 
 CREATE_ROLES = ("agent", "night_duty", "supervisor")
 TRANSITION_ROLES = ("agent", "night_duty", "engineer", "supervisor")
@@ -68,6 +94,111 @@ class TicketsFeature:
 TICKETS = web.AppKey("tickets", TicketsFeature)
 
 
+# -- request and response models ---------------------------------------------
+
+
+class TicketQuery(Input):
+    state: Text | None = Field(None, max_length=200, description=(
+        "逗号分隔 / comma-separated, of: " + ", ".join(STATES)))
+    category: Annotated[str, OneOf(CATEGORIES)] | None = None
+    priority: Annotated[str, OneOf(PRIORITIES)] | None = None
+    community: CommunityRef | None = Field(None, description="小区编码或编号 / code or id")
+    room_id: PathId | None = None
+    since: When | None = Field(None, description="含当天 / from this day or time")
+    until: When | None = Field(None, description="含当天 / up to this day (inclusive) or time")
+    q: Text | None = Field(None, max_length=100, description="搜索 / text search")
+    limit: int = Field(50, ge=1, le=MAX_LIMIT)
+    offset: int = Field(0, ge=0, le=MAX_ID)
+
+    @field_validator("state")
+    @classmethod
+    def _states(cls, value: str | None) -> str | None:
+        if value is not None:
+            bad = [s for s in (p.strip() for p in value.split(",")) if s and s not in STATES]
+            if bad:
+                raise ValueError(f"状态无效 / unknown state {bad[0][:20]!r}")
+        return value
+
+
+class NewTicketIn(Input):
+    source: Annotated[str, OneOf(SOURCES)] = "api"
+    category: Annotated[str, OneOf(CATEGORIES)]
+    summary: Text = Field(max_length=MAX_SUMMARY, examples=["3栋1单元1201 厨房漏水"])
+    emergency: Flag | None = None
+    priority: Annotated[str, OneOf(PRIORITIES)] | None = None
+    description: Text = Field("", max_length=MAX_DESCRIPTION)
+    caller_number: Text = Field("", max_length=32)
+    caller_name: Text = Field("", max_length=100)
+    person_id: Id | None = None
+    room_id: Id | None = None
+    community_id: Id | None = None
+    community: Code | None = Field(None, description="小区编码 / community code")
+    location: Text = Field("", max_length=200)
+    building: Text | None = Field(None, max_length=32)
+    unit: Text | None = Field(None, max_length=32)
+    room: Text | None = Field(None, max_length=32)
+
+
+class TransitionIn(Input):
+    to: Annotated[str, OneOf(STATES)]
+    note: Text = Field("", max_length=1000)
+
+
+class TicketPath(Input):
+    ticket_id: PathId
+
+
+class TicketEventOut(Output):
+    to: str
+    actor: str
+    at: Timestamp
+    note: str
+    from_: str | None = Field(alias="from")
+
+
+class SaidLocationOut(Output):
+    building: str | None
+    unit: str | None
+    room: str | None
+
+
+class TicketOut(Output):
+    id: int
+    number: str
+    community_id: int | None
+    community: str | None
+    source: str
+    caller_number: str
+    caller_name: str
+    person_id: int | None
+    room_id: int | None
+    location: str
+    said_location: SaidLocationOut
+    location_conflict: bool
+    category: str
+    priority: str
+    department: str
+    state: str
+    summary: str
+    description: str
+    recording_id: int | None
+    created_by: str
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class TicketDetailOut(TicketOut):
+    events: list[TicketEventOut]
+    recording: dict[str, Any] | None = Field(description="录音与转写 / recording and transcript")
+
+
+class TicketPageOut(Output):
+    items: list[TicketOut]
+    total: int
+    limit: int
+    offset: int
+
+
 # -- parsing ------------------------------------------------------------------
 
 
@@ -90,129 +221,74 @@ def parse_when(raw: str | None, field: str, tz: ZoneInfo, *, end: bool = False) 
     if raw is None or raw.strip() == "":
         return None
     raw = raw.strip()
-    try:
-        if len(raw) == 10:
-            day = date.fromisoformat(raw)
-            when = datetime.combine(day + timedelta(days=1) if end else day, time(), tz)
-        else:
-            when = datetime.fromisoformat(raw)
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=tz)
-    except ValueError:
-        raise InvalidInput(f"{field} 不是有效日期 / {field} must be YYYY-MM-DD or an ISO datetime",
-                           field=field) from None
-    return when
+    if len(raw) == 10:
+        day = date.fromisoformat(raw)
+        return datetime.combine(day + timedelta(days=1) if end else day, time(), tz)
+    when = datetime.fromisoformat(raw)
+    return when if when.tzinfo is not None else when.replace(tzinfo=tz)
 
 
-async def parse_filter(query: Mapping[str, str], service: TicketService,
+async def parse_filter(query: Mapping[str, str] | TicketQuery, service: TicketService,
                        tz: ZoneInfo) -> TicketFilter:
-    states: tuple[str, ...] = ()
-    raw_state = query.get("state", "").strip()
-    if raw_state:
-        states = tuple(s.strip() for s in raw_state.split(",") if s.strip())
-        bad = [s for s in states if s not in STATES]
-        if bad:
-            raise InvalidInput(f"状态无效 / unknown state {bad[0]!r}", field="state")
-    category = query.get("category", "").strip() or None
-    if category is not None and category not in CATEGORIES:
-        raise InvalidInput(f"类别无效 / unknown category {category!r}", field="category")
-    priority = query.get("priority", "").strip() or None
-    if priority is not None and priority not in PRIORITIES:
-        raise InvalidInput(f"优先级无效 / unknown priority {priority!r}", field="priority")
+    """The list's filters from a validated query (or the page's raw one, validated here)."""
+    if not isinstance(query, TicketQuery):
+        raw = {k: v for k, v in query.items()
+               if k in TicketQuery.model_fields and k not in ("limit", "offset") and v.strip()}
+        try:
+            query = TicketQuery.model_validate(raw)
+        except ValidationError as exc:
+            raise invalid(exc, where="query") from None
+    states = tuple(s.strip() for s in (query.state or "").split(",") if s.strip())
     community_id: int | None = None
-    community = query.get("community", "").strip()
-    if community:
-        community_id = (int(community) if community.isdigit()
-                        else await service.community_id_for(community))
+    if query.community:
+        community_id = (int(query.community) if query.community.isdigit()
+                        else await service.community_id_for(query.community))
         if community_id is None:
-            raise InvalidInput(f"小区不存在 / unknown community {community!r}", field="community")
-    since = parse_when(query.get("since"), "since", tz)
-    until = parse_when(query.get("until"), "until", tz, end=True)
+            raise InvalidInput(f"小区不存在 / unknown community {query.community!r}",
+                               field="community")
+    since = parse_when(query.since, "since", tz)
+    until = parse_when(query.until, "until", tz, end=True)
     if since and until and since >= until:
         raise InvalidInput("起始时间须早于结束时间 / since must be before until", field="until")
-    text = query.get("q", "").strip() or None
-    if text is not None and len(text) > 100:
-        raise InvalidInput("搜索词过长 / q longer than 100 characters", field="q")
     return TicketFilter(
-        states=states, category=category, priority=priority, community_id=community_id,
-        room_id=parse_int(query.get("room_id"), "room_id", minimum=1), since=since, until=until,
-        text=text,
+        states=states, category=query.category, priority=query.priority,
+        community_id=community_id, room_id=query.room_id, since=since, until=until,
+        text=(query.q or "").strip() or None,
     )
 
 
-def _str(body: Mapping[str, Any], field: str, *, required: bool = False,
-         default: str = "") -> str:
-    value = body.get(field)
-    if value is None:
-        if required:
-            raise InvalidInput(f"缺少 {field} / {field} is required", field=field)
-        return default
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} 必须是字符串 / {field} must be a string", field=field)
-    return value
-
-
-def _opt_str(body: Mapping[str, Any], field: str) -> str | None:
-    value = _str(body, field).strip()
-    return value or None
-
-
-def _opt_id(body: Mapping[str, Any], field: str) -> int | None:
-    value = body.get(field)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInput(f"{field} 必须是正整数 / {field} must be a positive integer",
-                           field=field)
-    return value
-
-
-async def parse_new_ticket(body: Mapping[str, Any], identity: Identity,
+async def parse_new_ticket(body: NewTicketIn, identity: Identity,
                            service: TicketService) -> NewTicket:
-    source = _str(body, "source", default="api")
-    if source not in SOURCES:
-        raise InvalidInput(f"来源无效 / source must be one of {', '.join(SOURCES)}", field="source")
-    category = _str(body, "category", required=True)
-    if category not in CATEGORIES:
-        raise InvalidInput(f"类别无效 / category must be one of {', '.join(CATEGORIES)}",
-                           field="category")
-    emergency = body.get("emergency")
-    if emergency is not None and not isinstance(emergency, bool):
-        raise InvalidInput("emergency 必须是 true/false / emergency must be a boolean",
-                           field="emergency")
-    priority = _str(body, "priority", default="emergency" if emergency else "normal")
-    if priority not in PRIORITIES:
-        raise InvalidInput("优先级无效 / priority must be emergency or normal", field="priority")
-    summary = _str(body, "summary", required=True)
-    community_id = _opt_id(body, "community_id")
-    code = _opt_str(body, "community")
+    priority = body.priority or ("emergency" if body.emergency else "normal")
+    community_id = body.community_id
+    code = (body.community or "").strip() or None
     if code is not None and community_id is None:
         community_id = await service.community_id_for(code)
         if community_id is None:
             raise InvalidInput(f"小区不存在 / unknown community {code!r}", field="community")
     return NewTicket(
-        source=source,
-        category=category,
-        summary=summary,
+        source=body.source,
+        category=body.category,
+        summary=body.summary,
         priority=priority,
-        description=_str(body, "description"),
-        caller_number=_str(body, "caller_number"),
-        caller_name=_str(body, "caller_name"),
-        person_id=_opt_id(body, "person_id"),
-        room_id=_opt_id(body, "room_id"),
+        description=body.description,
+        caller_number=body.caller_number,
+        caller_name=body.caller_name,
+        person_id=body.person_id,
+        room_id=body.room_id,
         community_id=community_id,
-        location=_str(body, "location"),
-        said_building=_opt_str(body, "building"),
-        said_unit=_opt_str(body, "unit"),
-        said_room=_opt_str(body, "room"),
+        location=body.location,
+        said_building=(body.building or "").strip() or None,
+        said_unit=(body.unit or "").strip() or None,
+        said_room=(body.room or "").strip() or None,
         created_by=identity.username,
     )
 
 
 def ticket_id_of(request: web.Request) -> int:
     raw = request.match_info["ticket_id"]
-    if not raw.isdigit() or len(raw) > 12:
-        raise NotFound("工单不存在 / no such ticket", details={"ticket_id": raw})
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or not 1 <= int(raw) <= MAX_ID:
+        raise NotFound("工单不存在 / no such ticket", details={"field": "ticket_id"})
     return int(raw)
 
 
@@ -233,23 +309,25 @@ def _identity(request: web.Request) -> Identity:
 
 # -- handlers -----------------------------------------------------------------
 
+routes = ApiRoutes("tickets")
 
-@require_role()
-async def list_tickets(request: web.Request) -> web.StreamResponse:
+
+@routes.get("/api/tickets", query=TicketQuery, response=TicketPageOut,
+            summary="工单列表 / list tickets")
+async def list_tickets(request: web.Request, query: TicketQuery) -> dict[str, Any]:
+    """Newest first, filtered; ``total`` counts every match, ``limit``/``offset`` page."""
     feature = request.app[TICKETS]
-    filters = await parse_filter(request.query, feature.service, feature.timezone)
-    limit = parse_int(request.query.get("limit"), "limit", minimum=1, maximum=MAX_LIMIT,
-                      default=50)
-    offset = parse_int(request.query.get("offset"), "offset", minimum=0, default=0)
-    assert limit is not None and offset is not None
-    page = await feature.service.list(filters, limit=limit, offset=offset)
-    return json_response(page.to_json())
+    filters = await parse_filter(query, feature.service, feature.timezone)
+    page = await feature.service.list(filters, limit=query.limit, offset=query.offset)
+    return page.to_json()
 
 
-@require_role(*CREATE_ROLES)
-async def create_ticket(request: web.Request) -> web.StreamResponse:
+@routes.post("/api/tickets", body=NewTicketIn, response=TicketDetailOut, status=201,
+             roles=CREATE_ROLES, summary="新建工单 / create a ticket")
+async def create_ticket(request: web.Request, body: NewTicketIn) -> web.StreamResponse:
+    """The ticket as created (its number, department from the category); ``Location``
+    is its URL."""
     feature = request.app[TICKETS]
-    body = await read_json_object(request)
     new = await parse_new_ticket(body, _identity(request), feature.service)
     view = await feature.service.create(new)
     resp = json_response(await ticket_json(feature, view), status=201)
@@ -257,27 +335,26 @@ async def create_ticket(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-@require_role()
-async def get_ticket(request: web.Request) -> web.StreamResponse:
+@routes.get("/api/tickets/{ticket_id}", path_model=TicketPath, response=TicketDetailOut,
+            summary="一张工单 / one ticket")
+async def get_ticket(request: web.Request, path: TicketPath) -> dict[str, Any]:
+    """The ticket with its log (``events``) and its recording, if any."""
     feature = request.app[TICKETS]
-    view = await feature.service.get(ticket_id_of(request))
-    return json_response(await ticket_json(feature, view))
+    view = await feature.service.get(path.ticket_id)
+    return await ticket_json(feature, view)
 
 
-@require_role(*TRANSITION_ROLES)
-async def transition_ticket(request: web.Request) -> web.StreamResponse:
+@routes.post("/api/tickets/{ticket_id}/transitions", path_model=TicketPath, body=TransitionIn,
+             response=TicketDetailOut, roles=TRANSITION_ROLES, errors=(409,),
+             summary="变更工单状态 / move a ticket to another state")
+async def transition_ticket(request: web.Request, path: TicketPath,
+                            body: TransitionIn) -> dict[str, Any]:
+    """A transition the lifecycle does not allow from the ticket's state is a 409."""
     feature = request.app[TICKETS]
-    ticket_id = ticket_id_of(request)
-    body = await read_json_object(request)
-    to_state = _str(body, "to", required=True)
-    note = _str(body, "note")
-    view = await feature.service.transition(ticket_id, to_state,
-                                            actor=_identity(request).username, note=note)
-    return json_response(await ticket_json(feature, view))
+    view = await feature.service.transition(path.ticket_id, body.to,
+                                            actor=_identity(request).username, note=body.note)
+    return await ticket_json(feature, view)
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/tickets", list_tickets)
-    app.router.add_post("/api/tickets", create_ticket)
-    app.router.add_get("/api/tickets/{ticket_id}", get_ticket)
-    app.router.add_post("/api/tickets/{ticket_id}/transitions", transition_ticket)
+    routes.add_to(app)

@@ -10,71 +10,124 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from pydantic import Field
 
 from callcenter.appkeys import AMI_LINKS, BUS, CALL_LOG, SESSIONMAKER, SETTINGS
-from callcenter.auth.middleware import require_role
 from callcenter.calls.services import CallLogService
 from callcenter.directory.phones import try_normalize
 from callcenter.errors import InvalidInput
 from callcenter.oncall.services import attempts_by_call
-from callcenter.web.errors import json_response
+from callcenter.web.api import ApiRoutes, Input, Output, Text, Timestamp, When
 
 LIVE_ROLES = ("agent", "night_duty", "supervisor")
 LOG_ROLES = ("agent", "supervisor")
 MAX_LIMIT = 1000
 
 
-def parse_when(value: str, field: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
+class CallLogQuery(Input):
+    from_: When | None = Field(None, alias="from", description="本地日期或时间 / local day or time")
+    to: When | None = Field(None, description="含当天 / up to this day (inclusive) or time")
+    number: Text | None = Field(None, max_length=40, description="来电号码 / caller number")
+    limit: int = Field(200, ge=1, le=MAX_LIMIT)
+
+
+class LiveCallOut(Output):
+    linkedid: str
+    uniqueid: str
+    asterisk: str
+    community: str | None
+    caller_number: str | None
+    caller_name: str | None
+    state: str
+    queue: str | None
+    ringing: list[str]
+    answered_by: str | None
+    started_at: Timestamp
+    answered_at: Timestamp | None
+    ended_at: Timestamp | None
+    ivr_path: list[str]
+    wait_s: float | None
+    talk_s: float | None
+    outcome: str | None
+
+
+class LiveCallsOut(Output):
+    calls: list[LiveCallOut]
+
+
+class LoggedCallOut(Output):
+    id: int
+    linkedid: str
+    asterisk: str
+    community: str | None
+    caller_number: str | None
+    caller_name: str | None
+    person_id: int | None
+    did: str | None
+    ivr_path: list[str]
+    rung: list[dict[str, Any]]
+    answered_by: str | None
+    started_at: Timestamp
+    answered_at: Timestamp | None
+    ended_at: Timestamp | None
+    wait_s: float | None
+    talk_s: float | None
+    outcome: str | None
+    attempts: list[dict[str, Any]] = Field(description="值班呼叫 / the on-call router's rings")
+
+
+class CallLogOut(Output):
+    calls: list[LoggedCallOut]
+    count: int
+
+
+def parse_when(value: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
     """``2026-11-22`` (a local day; as ``to`` it includes that whole day) or an
-    ISO datetime (local time when it has no offset)."""
+    ISO datetime (local time when it has no offset); validated by ``When``."""
     value = value.strip()
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            start = datetime.combine(day, time(0), tzinfo=tz)
-            return start + timedelta(days=1) if end else start
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{field}: not a date or ISO datetime: {value!r}", field=field,
-                           details={"value": value}) from None
+    if len(value) == 10:
+        start = datetime.combine(date.fromisoformat(value), time(0), tzinfo=tz)
+        return start + timedelta(days=1) if end else start
+    when = datetime.fromisoformat(value)
     return when if when.tzinfo else when.replace(tzinfo=tz)
 
 
-@require_role(*LIVE_ROLES)
-async def live_calls(request: web.Request) -> web.Response:
+routes = ApiRoutes("calls")
+
+
+@routes.get("/api/calls/live", response=LiveCallsOut, roles=LIVE_ROLES,
+            summary="正在进行的通话 / calls in progress")
+async def live_calls(request: web.Request) -> dict[str, Any]:
+    """From the trackers of every AMI link."""
     links = request.app[AMI_LINKS]
-    return json_response({"calls": [c.to_json() for c in links.live_calls()]})
+    return {"calls": [c.to_json() for c in links.live_calls()]}
 
 
-@require_role(*LOG_ROLES)
-async def call_log(request: web.Request) -> web.Response:
-    q = request.query
+@routes.get("/api/calls", query=CallLogQuery, response=CallLogOut, roles=LOG_ROLES,
+            summary="通话记录 / the call log")
+async def call_log(request: web.Request, query: CallLogQuery) -> dict[str, Any]:
+    """Newest first; each call with the on-call router's attempts to reach someone."""
     tz = ZoneInfo(request.app[SETTINGS].timezone)
-    start = parse_when(q["from"], "from", tz) if q.get("from") else None
-    end = parse_when(q["to"], "to", tz, end=True) if q.get("to") else None
+    start = parse_when(query.from_, tz) if query.from_ else None
+    end = parse_when(query.to, tz, end=True) if query.to else None
     if start and end and end <= start:
         raise InvalidInput("to: must be after from", field="to")
     number = None
-    if q.get("number"):
-        number = try_normalize(q["number"])
+    if query.number:
+        number = try_normalize(query.number)
         if number is None:
-            raise InvalidInput(f"number: not a phone number: {q['number']!r}", field="number",
-                               details={"value": q["number"]})
-    try:
-        limit = int(q.get("limit", "200"))
-    except ValueError:
-        raise InvalidInput("limit: not an integer", field="limit") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit: must be 1..{MAX_LIMIT}", field="limit")
-    rows = await request.app[CALL_LOG].search(start=start, end=end, number=number, limit=limit)
+            raise InvalidInput(f"number: not a phone number: {query.number!r}", field="number")
+    rows = await request.app[CALL_LOG].search(start=start, end=end, number=number,
+                                              limit=query.limit)
     # Each call carries the on-call router's rings of it (who, number, outcome).
     async with request.app[SESSIONMAKER]() as session:
         attempts = await attempts_by_call(session, [r.linkedid for r in rows])
-    return json_response({"calls": [{**r.to_json(), "attempts": attempts.get(r.linkedid, [])}
-                                    for r in rows], "count": len(rows)})
+    return {"calls": [{**r.to_json(), "attempts": attempts.get(r.linkedid, [])} for r in rows],
+            "count": len(rows)}
 
 
 CALL_LOG_BATCH_S = 0.05  # events this close together are written in one transaction
@@ -96,5 +149,4 @@ def setup_calls(app: web.Application) -> None:
     if _call_log_service in app.cleanup_ctx:
         raise RuntimeError("setup_calls: the call log is already set up on this app")
     app.cleanup_ctx.append(_call_log_service)
-    app.router.add_get("/api/calls/live", live_calls)
-    app.router.add_get("/api/calls", call_log)
+    routes.add_to(app)

@@ -262,7 +262,8 @@ async def search_people(session: AsyncSession, query: str, *, limit: int = 20) -
             PersonPhone.number.like(f"%{query}")
         )
     else:
-        stmt = stmt.where(Person.name.contains(query))
+        # A name with % or _ in it is searched for literally: they are no wildcards here.
+        stmt = stmt.where(Person.name.contains(query, autoescape=True))
     people = (await session.scalars(stmt)).unique().all()
     return [person_view(p) for p in people]
 

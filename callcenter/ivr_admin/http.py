@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from callcenter.appkeys import CLOCK, SETTINGS
-from callcenter.auth.middleware import current_identity, require_role
+from callcenter.auth.middleware import current_identity
 from callcenter.console.http import page
 from callcenter.errors import InvalidInput
 from callcenter.ivr_admin.reloader import MenuReloader
-from callcenter.web.errors import json_response
+from callcenter.web.api import ApiRoutes, Output, Timestamp
 from callcenter.web.templating import render
 from ivr.errors import MenuError
 from ivr.holidays import HolidayCalendar
@@ -25,15 +26,38 @@ def _who(request: web.Request) -> str:
     return ident.username if ident else "?"
 
 
-@require_role("admin")
-async def reload_api(request: web.Request) -> web.StreamResponse:
+class MenuOut(Output):
+    name: str
+    label: str
+    options: int
+
+
+class MenuStatusOut(Output):
+    version: int
+    source: str
+    loaded_at: Timestamp
+    loaded_by: str
+    menus: list[MenuOut]
+    entry: dict[str, Any]
+    holidays_error: str | None
+    last_reload: dict[str, Any] | None
+
+
+routes = ApiRoutes("ivr")
+
+
+@routes.post("/api/admin/ivr/reload", roles=("admin",), response=MenuStatusOut, errors=(400,),
+             summary="重新加载 IVR 菜单 / reload the IVR menus")
+async def reload_api(request: web.Request) -> dict[str, Any]:
+    """Reads the menu files again; a file with an error is a 400 and the running menus
+    stay as they were."""
     reloader = request.app[IVR_RELOADER]
     try:
         reloader.reload(_who(request))
     except MenuError as exc:
         raise InvalidInput(f"菜单未重新加载，仍使用原菜单 / menus not reloaded: {exc}",
                            field="menus", details={"error": str(exc)}) from None
-    return json_response(reloader.status())
+    return reloader.status()
 
 
 @page("admin")
@@ -72,4 +96,4 @@ async def _render_page(request: web.Request, *, notice: str = "", error: str = "
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/ivr", ivr_page)
     app.router.add_post("/admin/ivr/reload", reload_form)
-    app.router.add_post("/api/admin/ivr/reload", reload_api)
+    routes.add_to(app)

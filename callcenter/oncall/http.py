@@ -5,14 +5,17 @@ from __future__ import annotations
 import html
 from collections import defaultdict
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from pydantic import Field
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.appkeys import CLOCK, SESSIONMAKER
 from callcenter.auth.middleware import require_role
+from callcenter.directory.models import StaffUser
 from callcenter.errors import InvalidInput
 from callcenter.oncall.models import OnCallSchedule
 from callcenter.oncall.services import (
@@ -25,24 +28,103 @@ from callcenter.oncall.services import (
     find_community,
     who_is_on_call,
 )
-from callcenter.web.errors import json_response, read_json_object
+from callcenter.web.api import (
+    ApiRoutes,
+    CommunityRef,
+    Day,
+    Id,
+    Input,
+    Output,
+    Text,
+    Timestamp,
+    When,
+)
 
 ROLE_NAMES = {"night_duty": "夜班值守", "engineer": "工程维修", "agent": "客服",
               "supervisor": "主管", "admin": "管理员"}
 WEEKDAYS = "一二三四五六日"
 
 
-@require_role()
-async def oncall_now(request: web.Request) -> web.Response:
-    role = request.query.get("role", "").strip()
-    if not role:
-        raise InvalidInput("role is required", field="role")
-    community = request.query.get("community") or None
+class OnCallNowQuery(Input):
+    role: Text = Field(max_length=16, examples=["night_duty", "engineer"])
+    community: CommunityRef | None = Field(None, description="小区编码 / community code")
+
+
+class OnCallPersonOut(Output):
+    user_id: int
+    name: str
+    label: str = Field(description="primary / backup / supervisor")
+    extension: str | None
+    mobile: str | None
+
+
+class OnCallNowOut(Output):
+    community: str
+    role: str
+    at: Timestamp | None
+    shift: str | None
+    until: Timestamp | None
+    people: list[OnCallPersonOut]
+
+
+class ShiftIn(Input):
+    name: Text | None = Field(None, max_length=32)
+    start: str = Field(pattern=r"^[0-9]{1,2}:[0-9]{2}$", examples=["18:00"])
+    end: str = Field(pattern=r"^[0-9]{1,2}:[0-9]{2}$", examples=["08:30"])
+    members: list[Id] = Field([], max_length=100, description="轮值人员 / staff ids, in turn")
+    rotation_start: Day
+    period_days: int = Field(7, ge=1, le=366, strict=True)
+
+
+class ChainLinkIn(Input):
+    label: Literal["primary", "backup", "supervisor"]
+    source: Literal["rotation", "user"] = "rotation"
+    offset: int = Field(0, ge=0, le=100, strict=True)
+    user_id: Id | None = None
+
+
+class ScheduleIn(Input):
+    shifts: list[ShiftIn] = Field(min_length=1, max_length=20)
+    chain: list[ChainLinkIn] = Field([], max_length=20)
+    name: Text = Field("", max_length=100)
+
+
+class SchedulePath(Input):
+    community: CommunityRef
+    role: Text = Field(max_length=16)
+
+
+class ScheduleSavedOut(Output):
+    saved: bool
+    now: OnCallNowOut
+
+
+class OverrideIn(Input):
+    community: CommunityRef
+    role: Text = Field(max_length=16)
+    starts_at: When
+    ends_at: When
+    user_id: Id
+    replaces_user_id: Id | None = None
+    reason: Text = Field("", max_length=2000, description="前 200 字保存 / first 200 kept")
+
+
+class OverrideOut(Output):
+    id: int
+
+
+routes = ApiRoutes("oncall")
+
+
+@routes.get("/api/oncall/now", query=OnCallNowQuery, response=OnCallNowOut, errors=(404,),
+            summary="现在谁值班 / who is on call now")
+async def oncall_now(request: web.Request, query: OnCallNowQuery) -> dict[str, Any]:
+    """The people to try for ``role``, in chain order, and until when that holds."""
     async with request.app[SESSIONMAKER]() as session:
-        comm = await find_community(session, community)
-        answer = await who_is_on_call(session, comm, role, request.app[CLOCK].now())
+        comm = await find_community(session, query.community)
+        answer = await who_is_on_call(session, comm, query.role, request.app[CLOCK].now())
         tz = ZoneInfo(comm.timezone or DEFAULT_TZ)
-    return json_response(answer.to_json(tz))
+    return answer.to_json(tz)
 
 
 def _page(title: str, body: str) -> web.Response:
@@ -121,99 +203,62 @@ def _label(label: str) -> str:
     return {"primary": "主值班", "backup": "备班", "supervisor": "主管"}.get(label, label)
 
 
-def _date(value: Any, field: str) -> date:
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise InvalidInput(f"{field}: expected YYYY-MM-DD, got {value!r}", field=field) from None
-
-
-def _aware(value: Any, field: str, tz: ZoneInfo) -> datetime:
-    try:
-        when = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise InvalidInput(f"{field}: expected an ISO time, got {value!r}", field=field) from None
+def _aware(value: str, tz: ZoneInfo) -> datetime:
+    when = datetime.fromisoformat(value if len(value) != 10 else value + "T00:00:00")
     return when if when.tzinfo else when.replace(tzinfo=tz)
 
 
-def _int(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{field}: expected an integer", field=field)
-    return value
+async def _check_staff(session: AsyncSession, ids: dict[str, int | None]) -> None:
+    """Every named staff id exists (a link to no one would fail the foreign key)."""
+    wanted = {i for i in ids.values() if i is not None}
+    found = set((await session.scalars(select(StaffUser.id).where(
+        StaffUser.id.in_(wanted)))).all()) if wanted else set()
+    for name, value in ids.items():
+        if value is not None and value not in found:
+            raise InvalidInput(f"员工不存在 / no staff user {value}", field=name)
 
 
-def _shifts(raw: Any) -> list[ShiftInput]:
-    if not isinstance(raw, list) or not raw:
-        raise InvalidInput("shifts: a non-empty list", field="shifts")
-    out = []
-    for i, s in enumerate(raw):
-        where = f"shifts[{i}]"
-        if not isinstance(s, dict):
-            raise InvalidInput(f"{where}: expected an object", field=where)
-        members = s.get("members", [])
-        if not isinstance(members, list):
-            raise InvalidInput(f"{where}.members: a list of staff ids", field=f"{where}.members")
-        out.append(ShiftInput(
-            name=str(s.get("name") or f"shift{i + 1}"),
-            start=str(s.get("start", "")), end=str(s.get("end", "")),
-            members=[_int(m, f"{where}.members") for m in members],
-            rotation_start=_date(s.get("rotation_start"), f"{where}.rotation_start"),
-            period_days=_int(s.get("period_days", 7), f"{where}.period_days")))
-    return out
-
-
-def _chain(raw: Any) -> list[ChainSpec]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise InvalidInput("chain: a list", field="chain")
-    out = []
-    for i, c in enumerate(raw):
-        if not isinstance(c, dict):
-            raise InvalidInput(f"chain[{i}]: expected an object", field=f"chain[{i}]")
-        user_id = c.get("user_id")
-        out.append(ChainSpec(position=i, label=str(c.get("label", "")),
-                             source=str(c.get("source", "rotation")),
-                             offset=_int(c.get("offset", 0), f"chain[{i}].offset"),
-                             user_id=None if user_id is None else _int(user_id, f"chain[{i}].user_id")))
-    return out
-
-
-@require_role("supervisor")
-async def put_schedule(request: web.Request) -> web.Response:
-    body = await read_json_object(request)
-    community, role = request.match_info["community"], request.match_info["role"]
+@routes.put("/api/oncall/schedules/{community}/{role}", path_model=SchedulePath,
+            body=ScheduleIn, response=ScheduleSavedOut, roles=("supervisor",), errors=(404,),
+            summary="设置值班表 / set an on-call schedule")
+async def put_schedule(request: web.Request, path: SchedulePath,
+                       body: ScheduleIn) -> dict[str, Any]:
+    """Replaces the role's schedule: shifts with their rotation, and the chain to ring."""
     async with request.app[SESSIONMAKER]() as session:
-        await create_schedule(session, community=community, role=role,
-                              shifts=_shifts(body.get("shifts")), chain=_chain(body.get("chain")),
-                              name=str(body.get("name") or ""))
-        comm = await find_community(session, community)
-        answer = await who_is_on_call(session, comm, role, request.app[CLOCK].now())
-    return json_response({"saved": True, "now": answer.to_json(ZoneInfo(comm.timezone))})
+        await _check_staff(session, {f"chain[{i}].user_id": c.user_id
+                                     for i, c in enumerate(body.chain)})
+        await create_schedule(
+            session, community=path.community, role=path.role, name=body.name,
+            shifts=[ShiftInput(name=s.name or f"shift{i + 1}", start=s.start, end=s.end,
+                               members=list(s.members), rotation_start=s.rotation_start,
+                               period_days=s.period_days)
+                    for i, s in enumerate(body.shifts)],
+            chain=[ChainSpec(position=i, label=c.label, source=c.source, offset=c.offset,
+                             user_id=c.user_id) for i, c in enumerate(body.chain)])
+        comm = await find_community(session, path.community)
+        answer = await who_is_on_call(session, comm, path.role, request.app[CLOCK].now())
+    return {"saved": True, "now": answer.to_json(ZoneInfo(comm.timezone))}
 
 
-@require_role("supervisor")
-async def post_override(request: web.Request) -> web.Response:
-    body = await read_json_object(request)
-    for key in ("community", "role", "starts_at", "ends_at", "user_id"):
-        if body.get(key) in (None, ""):
-            raise InvalidInput(f"{key} is required", field=key)
+@routes.post("/api/oncall/overrides", body=OverrideIn, response=OverrideOut, status=201,
+             errors=(404,),
+             roles=("supervisor",), summary="临时换班 / an override (swap a shift)")
+async def post_override(request: web.Request, body: OverrideIn) -> dict[str, Any]:
+    """``user_id`` is on call from ``starts_at`` to ``ends_at`` (local time without an
+    offset), in place of ``replaces_user_id`` or of everyone."""
     async with request.app[SESSIONMAKER]() as session:
-        comm = await find_community(session, body["community"])
+        comm = await find_community(session, body.community)
         tz = ZoneInfo(comm.timezone or DEFAULT_TZ)
-        replaces = body.get("replaces_user_id")
+        await _check_staff(session, {"user_id": body.user_id,
+                                     "replaces_user_id": body.replaces_user_id})
         row = await add_override(
-            session, community=comm.id, role=str(body["role"]),
-            starts_at=_aware(body["starts_at"], "starts_at", tz),
-            ends_at=_aware(body["ends_at"], "ends_at", tz),
-            user_id=_int(body["user_id"], "user_id"),
-            replaces_user_id=None if replaces is None else _int(replaces, "replaces_user_id"),
-            reason=str(body.get("reason") or "")[:200])
-    return json_response({"id": row.id}, status=201)
+            session, community=comm.id, role=body.role,
+            starts_at=_aware(body.starts_at, tz), ends_at=_aware(body.ends_at, tz),
+            user_id=body.user_id, replaces_user_id=body.replaces_user_id,
+            reason=body.reason[:200])
+    return {"id": row.id}
 
 
 def add_oncall_routes(app: web.Application) -> None:
-    app.router.add_get("/api/oncall/now", oncall_now)
-    app.router.add_put("/api/oncall/schedules/{community}/{role}", put_schedule)
-    app.router.add_post("/api/oncall/overrides", post_override)
+    routes.add_to(app)
     app.router.add_get("/oncall", oncall_page)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,10 +17,29 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _dumps(data: Any) -> bytes:
+    # A lone surrogate (echoed from input) cannot be UTF-8: it becomes U+FFFD, never an error.
+    text = json.dumps(data, ensure_ascii=False, default=str)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text).encode("utf-8")
+
+
 def json_response(data: Any, *, status: int = 200) -> web.Response:
-    return web.json_response(
-        data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False, default=str)
-    )
+    """Every JSON response of the server goes out through here (one place to hook)."""
+    try:
+        body = _dumps(data)
+    except (TypeError, ValueError, RecursionError):
+        log.exception("response of status %s not serialisable", status)
+        status = 500
+        body = _dumps({"error": "internal_error", "message": "内部错误 / internal error",
+                       "details": {}})
+    return web.Response(body=body, status=status, content_type="application/json",
+                        charset="utf-8")
 
 
 @web.middleware
@@ -28,7 +48,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except DomainError as exc:
         if exc.http_status >= 500:
-            log.error("%s %s failed: %s", request.method, request.path, exc)
+            log.error("%s %s failed: %r", request.method, request.path, exc.message)
         return json_response(exc.to_json(), status=exc.http_status)
     except web.HTTPException:
         raise
@@ -41,10 +61,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 that says what is wrong."""
+    """The request body as a JSON object, or a 400 that says what is wrong (forms that
+    are not declared through ``callcenter.web.api``)."""
     try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidInput("request body is not valid JSON", field="body") from None
     if not isinstance(body, dict):
         raise InvalidInput("request body must be a JSON object", field="body")
