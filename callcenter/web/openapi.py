@@ -137,7 +137,7 @@ def build_document(operations: list[Operation], *, version: str = "1") -> dict[s
 def document_of(app: web.Application) -> dict[str, Any]:
     cache = app[OPENAPI_CACHE]
     if cache.document is None:
-        cache.document = build_document(app[API_OPERATIONS] if API_OPERATIONS in app else [])
+        cache.document = build_document(app.get(API_OPERATIONS, []))
     return cache.document
 
 
