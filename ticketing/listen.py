@@ -40,6 +40,8 @@ from ticketing.models import Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
 
+LISTEN_IDLE_TASK_NAME = "listen-notices:idle"
+
 LISTEN_REASONS: dict[str, str] = {
     "too_many_attempts": "多次转写均未完成",
     "transcription_unavailable": "未配置语音识别",
@@ -211,8 +213,11 @@ class ListenNotices:
                 raise
             except Exception:
                 log.exception("sending listen notices failed")
+            # named like paging's idle poll: a new pair every interval, nobody's call
             sleeper = asyncio.ensure_future(self._clock.sleep(self._interval))
             waker = asyncio.ensure_future(self._wake.wait())
+            for fut, what in ((sleeper, "sleep"), (waker, "wake")):
+                fut.set_name(f"{LISTEN_IDLE_TASK_NAME}:{what}")
             try:
                 await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
             finally:

@@ -25,6 +25,7 @@ from callcenter.paging.worker import IDLE_TASK_NAME
 from callcenter.settings import DatabaseSettings
 from callcenter.simulator import AsteriskStandIn, Caller, HangUp, Press, Wait
 from tests.integration.demo_db import heartbeat_seen, seed_demo_db
+from ticketing.listen import LISTEN_IDLE_TASK_NAME
 from ticketing.models import Ticket
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -168,7 +169,7 @@ async def test_a_caller_who_hangs_up_leaves_nothing_behind(
         # Tasks of this call: not the stand-in's (Asterisk's side, on the same loop)
         # nor the paging worker's idle poll, which makes new ones every 2 s.
         left = {t for t in asyncio.all_tasks() - before - {asyncio.current_task()}
-                if not t.get_name().startswith(("standin:", IDLE_TASK_NAME))}
+                if not t.get_name().startswith(("standin:", IDLE_TASK_NAME, LISTEN_IDLE_TASK_NAME))}
         if pool.checkedout() == 0 and not left and not standin.pbx.channels:
             break
         await asyncio.sleep(0.05)
