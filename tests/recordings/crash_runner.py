@@ -5,7 +5,8 @@ what it says), ``poison`` (sha256 of the WAV whose decoding kills its process),
 ``warmup_s`` (how long the "pool" takes to load its model at each start, as a
 real one does), ``decode_s`` (time per message), ``max_attempts``.
 
-Prints ``ready`` once imported and connected, then runs the real
+Prints ``ready`` once imported and connected, ``started`` each time a worker
+begins decoding a job, then runs the real
 ``VoicemailIngest`` until no job is queued or running and exits 0. The test
 kills it with SIGKILL at random moments and starts it again.
 """
@@ -54,6 +55,7 @@ class SlowStartingPool(FakeTranscriber):
         await asyncio.sleep(max(0.0, self.ready_at - time.monotonic()))
         if on_start is not None:
             await on_start()
+        print("started", flush=True)  # the test kills before this line, or after a job is done
         if hashlib.sha256(await asyncio.to_thread(path.read_bytes)).hexdigest() == self.poison:
             os.kill(os.getpid(), signal.SIGKILL)
         await asyncio.sleep(self.decode_s)

@@ -17,6 +17,7 @@ import os
 import random
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,16 @@ def said(n: int) -> str:
     return f"我 是 {building} 栋 一 单元 的 业主 家里 水管 漏水 了"
 
 
-async def run_until_killed(config: Path, rng: random.Random, *, kill: bool) -> int | None:
-    """Start the runner; kill it at a random moment after it is ready (or let it
-    finish). Returns its exit code (-9 when killed)."""
+async def run_until_killed(config: Path, rng: random.Random, *, kill: bool,
+                           done: Callable[[], Awaitable[int]]) -> int | None:
+    """Start the runner and kill it (or let it finish). Returns its exit code (-9 when killed).
+
+    Half the lives are killed early, at a random moment before any worker has started
+    a job (the pool is still warming up): those must not count an attempt. The others
+    are killed at a random moment soon after a job was done in that life, often in the
+    middle of the next one. So a valid job is interrupted in the middle at most once
+    however fast the machine is, and only counting attempts that never ran can push
+    it to ``max_attempts``."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.recordings.crash_runner", str(config), cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
@@ -51,10 +59,24 @@ async def run_until_killed(config: Path, rng: random.Random, *, kill: bool) -> i
     if line.strip() != b"ready":  # died on its own before it was ready (the poison)
         return await proc.wait()
     if kill:
+        before = await done()
+        exited = asyncio.ensure_future(proc.wait())
+        started = asyncio.ensure_future(proc.stdout.readline())
         try:
-            return await asyncio.wait_for(proc.wait(), rng.uniform(0.02, 0.6))
-        except TimeoutError:
-            proc.send_signal(signal.SIGKILL)
+            if rng.random() < 0.5:  # early: while the pool warms up, before any job runs
+                await asyncio.wait({exited, started}, timeout=rng.uniform(0.0, 0.15))
+                if not exited.done() and not started.done():
+                    proc.send_signal(signal.SIGKILL)
+            while not exited.done() and await done() == before:
+                await asyncio.wait({exited}, timeout=0.01)
+            if not exited.done():
+                await asyncio.wait({exited}, timeout=rng.uniform(0.0, 0.12))
+            if not exited.done():
+                proc.send_signal(signal.SIGKILL)
+        finally:
+            await asyncio.wait_for(exited, 120)
+            started.cancel()
+        return exited.result()
     return await asyncio.wait_for(proc.wait(), 120)
 
 
@@ -74,13 +96,18 @@ async def test_sigkill_loop_loses_and_doubles_nothing_and_poison_ends(
         "texts": texts, "poison": poison_sha, "warmup_s": 0.15, "decode_s": 0.03,
         "max_attempts": MAX_ATTEMPTS}), encoding="utf-8")
 
+    async def done() -> int:
+        async with sessionmaker() as s:
+            return len((await s.scalars(select(TranscriptionJob.id).where(
+                TranscriptionJob.state == "done"))).all())
+
     rng = random.Random(20261203)
     kills = 0
     for _ in range(25):  # a crash loop: killed at random, restarted at once
-        code = await run_until_killed(config, rng, kill=True)
+        code = await run_until_killed(config, rng, kill=True, done=done)
         kills += code == -signal.SIGKILL
     for _ in range(MAX_ATTEMPTS + 2):  # then left to finish (the poison still kills it)
-        if await run_until_killed(config, rng, kill=False) == 0:
+        if await run_until_killed(config, rng, kill=False, done=done) == 0:
             break
     else:
         raise AssertionError("the ingest never finished: the poison message loops")
