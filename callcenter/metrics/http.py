@@ -1,0 +1,87 @@
+"""``GET /metrics``: the Prometheus text exposition of one server.
+
+Who may scrape (``[http]`` settings; docs/DEPLOY.md, "Metrics"):
+
+* ``metrics_token``: the main listener serves ``/metrics`` to
+  ``Authorization: Bearer <metrics_token>`` and to nobody else (401; a person's
+  session or API token does not open it, and no person's token is needed);
+* ``metrics_port``: a listener of its own on 127.0.0.1 serves ``/metrics``
+  without a token (a scraper on the same machine, or through a tunnel);
+* neither: the main listener answers ``/metrics`` with 404, as for any unknown page.
+
+Figures kept in the database (the transcription backlog, overdue tickets) are
+read by an async query just before rendering, with a time limit; when that
+fails the last figures are shown and ``callcenter_metrics_refresh_errors_total``
+goes up. Rendering itself reads memory only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.appkeys import SETTINGS
+from callcenter.auth.middleware import METRICS_ACCESS_KEY
+from callcenter.clock import Clock
+from callcenter.errors import Unauthorized
+from callcenter.metrics.registry import Metrics
+from callcenter.metrics.transcription import backlog_counts
+from ticketing.sla import overdue_counts
+
+log = logging.getLogger(__name__)
+
+REFRESH_TIMEOUT_S = 5.0
+
+
+class MetricsEndpoint:
+    """Renders ``metrics``; ``refresh`` reads the database-kept figures first."""
+
+    def __init__(self, metrics: Metrics,
+                 sessionmaker: Callable[[], async_sessionmaker[AsyncSession]], clock: Clock, *,
+                 refresh_timeout_s: float = REFRESH_TIMEOUT_S) -> None:
+        self.metrics = metrics
+        self._sm = sessionmaker
+        self._clock = clock
+        self._timeout = refresh_timeout_s
+        self.port: int | None = None
+        """The bound port of the ``[http] metrics_port`` listener, once it runs."""
+
+    async def refresh(self) -> None:
+        m = self.metrics
+        try:
+            async with asyncio.timeout(self._timeout), self._sm()() as session:
+                backlog = await backlog_counts(session)
+                overdue = await overdue_counts(session, self._clock.now())
+        except Exception:  # the database is down or slow: show the last figures
+            log.warning("metrics: database figures not read", exc_info=True)
+            m.scrape_refresh_errors.inc()
+            return
+        for state, n in backlog.items():
+            m.transcription_backlog.labels(state).set(n)
+        for priority, n in overdue.items():
+            m.tickets_overdue.labels(priority).set(n)
+
+    async def render(self) -> bytes:
+        await self.refresh()
+        return generate_latest(self.metrics.registry)
+
+    async def response(self) -> web.Response:
+        return web.Response(body=await self.render(),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+METRICS_ENDPOINT = web.AppKey("metrics_endpoint", MetricsEndpoint)
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """``/metrics`` on the main listener: only with the ``[http] metrics_token``."""
+    if not request.app[SETTINGS].http.metrics_token:
+        raise web.HTTPNotFound()
+    if not request.get(METRICS_ACCESS_KEY):
+        raise Unauthorized("scrape /metrics with Authorization: Bearer <[http] metrics_token>")
+    return await request.app[METRICS_ENDPOINT].response()
