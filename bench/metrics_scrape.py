@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from callcenter.app import create_app
 from callcenter.appkeys import SESSIONMAKER
@@ -101,11 +102,8 @@ async def run(scrapes: int, tickets: int) -> dict[str, Any]:
         settings = Settings(data_dir=Path(tmp), fastagi=FastAgiSettings(enabled=False),
                             http=HttpSettings(metrics_token=Secret(TOKEN), metrics_port=0))
         app = create_app(settings, transcribe=False)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        server = TestServer(app, host="127.0.0.1", port=0)
+        await server.start_server()
         samples = fill(app)
         await seed(app, tickets)
         lags: list[float] = []
@@ -118,13 +116,13 @@ async def run(scrapes: int, tickets: int) -> dict[str, Any]:
                 lags.append(time.perf_counter() - start - 0.001)
 
         tick = asyncio.create_task(ticker())
-        main, size = await scrape_all(f"http://127.0.0.1:{port}/metrics", scrapes,
+        main, size = await scrape_all(str(server.make_url("/metrics")), scrapes,
                                       {"Authorization": f"Bearer {TOKEN}"})
         own, _ = await scrape_all(f"http://127.0.0.1:{app[METRICS_ENDPOINT].port}/metrics",
                                   scrapes, {})
         stop.set()
         await tick
-        await runner.cleanup()
+        await server.close()
 
     def ms(values: list[float], q: float) -> float:
         return round(statistics.quantiles(values, n=100)[int(q) - 1] * 1000, 2)
