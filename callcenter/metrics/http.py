@@ -51,6 +51,7 @@ class MetricsEndpoint:
         self._timeout = refresh_timeout_s
         self.port: int | None = None
         """The bound port of the ``[http] metrics_port`` listener, once it runs."""
+        self._failing = False
 
     async def refresh(self) -> None:
         m = self.metrics
@@ -59,9 +60,15 @@ class MetricsEndpoint:
                 backlog = await backlog_counts(session)
                 overdue = await overdue_counts(session, self._clock.now())
         except Exception:  # the database is down or slow: show the last figures
-            log.warning("metrics: database figures not read", exc_info=True)
+            if not self._failing:  # once per outage, not once per scrape
+                log.warning("metrics: database figures not read; showing the last ones",
+                            exc_info=True)
+            self._failing = True
             m.scrape_refresh_errors.inc()
             return
+        if self._failing:
+            log.info("metrics: database figures read again")
+            self._failing = False
         for state, n in backlog.items():
             m.transcription_backlog.labels(state).set(n)
         for priority, n in overdue.items():

@@ -24,10 +24,11 @@ from callcenter.app import create_app
 from callcenter.appkeys import CALL_LOG, SESSIONMAKER
 from callcenter.auth.tokens import create_token
 from callcenter.calls.tracker import Outcome
-from callcenter.clock import Clock
+from callcenter.clock import Clock, SystemClock
+from callcenter.db.engine import make_engine, make_sessionmaker
 from callcenter.demo import DEMO_PASSWORD, demo_settings
 from callcenter.metrics.agi import command_label
-from callcenter.metrics.http import METRICS_ENDPOINT
+from callcenter.metrics.http import METRICS_ENDPOINT, MetricsEndpoint
 from callcenter.metrics.registry import Metrics
 from callcenter.metrics.transcription import TimedTranscriber
 from callcenter.settings import DatabaseSettings, Secret, Settings, SettingsError, load_settings
@@ -402,3 +403,19 @@ def test_metrics_settings_are_validated_and_read_from_the_environment(tmp_path: 
     assert settings.http.metrics_port == 9108
     assert settings.http.metrics_token.reveal() == "s3cret"
     assert "s3cret" not in repr(settings) and settings.redacted()["http"]["metrics_token"] == "***"
+
+
+async def test_a_database_that_cannot_be_read_shows_the_last_figures(
+        caplog: pytest.LogCaptureFixture) -> None:
+    metrics = Metrics()
+    metrics.tickets_overdue.labels("emergency").set(3)
+    down = make_engine("postgresql://postgres@127.0.0.1:1/none")  # nothing listens there
+    endpoint = MetricsEndpoint(metrics, lambda: make_sessionmaker(down), SystemClock())
+    try:
+        for _ in range(3):
+            text = (await endpoint.render()).decode()
+    finally:
+        await down.dispose()
+    assert value(text, "callcenter_metrics_refresh_errors_total") == 3
+    assert value(text, "callcenter_tickets_overdue", priority="emergency") == 3
+    assert len([r for r in caplog.records if "not read" in r.getMessage()]) == 1
