@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from callcenter.ami.client import LinkState, LinkStatus
+from callcenter.ami.client import AmiLink, LinkState, LinkStatus
 from callcenter.ami.parser import Frame
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.metrics.registry import Metrics
@@ -54,7 +54,7 @@ class LinkRecorder:
         self._was_connected = False
         self._up.set(0)
 
-    def attach(self, link: Any) -> None:
+    def attach(self, link: AmiLink) -> None:
         link.on_status(self.on_status)
         link.subscribe(self.on_event)
         link.subscribe(self.on_queue_event, QUEUE_EVENTS)
