@@ -37,6 +37,9 @@ from callcenter.ivr_admin.http import IVR_HOLIDAYS, IVR_RELOADER
 from callcenter.ivr_admin.http import add_routes as add_ivr_admin_routes
 from callcenter.ivr_admin.reloader import MenuReloader
 from callcenter.ivr_services import HotlineServices
+from callcenter.metrics.agi import timed_sessions
+from callcenter.metrics.setup import METRICS, setup_metrics
+from callcenter.metrics.transcription import timed_transcriber
 from callcenter.oncall.setup import ONCALL_ROUTER, setup_oncall
 from callcenter.paging.ami_originator import AmiOriginator
 from callcenter.paging.http import PAGING_SERVICE
@@ -87,7 +90,7 @@ async def _transcriber(app: web.Application) -> AsyncIterator[None]:
 
 
 def _pool(app: web.Application) -> Transcriber | None:
-    return app.get(TRANSCRIBER)
+    return timed_transcriber(app.get(TRANSCRIBER), app[METRICS].transcription_job_seconds)
 
 
 def _reload(reloader: MenuReloader) -> None:
@@ -133,6 +136,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     for pbx in settings.asterisk:
         links.get(pbx.name).on_connected(queue_sync.on_connected)
     setup_screenpop(app)
+    metrics = setup_metrics(app, links)  # before the links start: it hears their first login
     setup_oncall(app)
     first = settings.asterisk[0].name if settings.asterisk else None
     # Paging listens before the voicemail ingest starts: an emergency message found
@@ -185,10 +189,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
 
         app[HEALTH_EXTRAS].append(holiday_health(holidays, app[CLOCK], settings.timezone))
         entry.page, entry.ivr = page, hotline
-        links.set_agi_handler(entry)
+        timed_entry = timed_sessions(entry, metrics.agi_command_seconds)
+        links.set_agi_handler(timed_entry)
         fastagi = None
         if settings.fastagi.enabled:
-            fastagi = FastAgiServer(entry, settings.fastagi.host, settings.fastagi.port)
+            fastagi = FastAgiServer(timed_entry, settings.fastagi.host, settings.fastagi.port)
             await fastagi.start()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, reloader)

@@ -58,6 +58,11 @@ class HttpSettings:
     trusted_proxies: tuple[str, ...] = ()
     # Bearer token that shows /healthz details (besides supervisor/admin tokens).
     health_token: Secret = Secret("")
+    # Prometheus /metrics: scraped with this Bearer token, or without one on a
+    # listener of its own at 127.0.0.1:metrics_port (0: any free port). Neither
+    # set: /metrics is 404. Docs: docs/DEPLOY.md, "Metrics".
+    metrics_token: Secret = Secret("")
+    metrics_port: int | None = None
     # Password checks: threads, and how many more may wait before a 503.
     password_workers: int = 2
     password_queue: int = 16
@@ -321,6 +326,8 @@ def _validate_http(s: Settings) -> None:
     for key in ("header_timeout_s", "body_timeout_s", "keepalive_timeout_s"):
         if not getattr(h, key) > 0:
             raise SettingsError(f"http.{key}", "must be positive", src)
+    if h.metrics_port is not None and not 0 <= h.metrics_port <= 65535:
+        raise SettingsError("http.metrics_port", f"port {h.metrics_port} out of range 0-65535", src)
 
 
 LEXICON_FILES = ("categories.toml", "emergencies.toml")

@@ -24,6 +24,7 @@ from callcenter.errors import Forbidden, Unauthorized
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 IDENTITY_KEY = "identity"
 HEALTH_ACCESS_KEY = "health_access"
+METRICS_ACCESS_KEY = "metrics_access"
 
 
 @web.middleware
@@ -32,9 +33,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         token = header[7:].strip()
-        if _is_health_token(request, token):
-            # Shows /healthz details and nothing else: no identity comes with it.
-            request[HEALTH_ACCESS_KEY] = True
+        health = _is_health_token(request, token)
+        metrics = _is_service_token(request, token, "metrics_token")
+        if health or metrics:
+            # Shows /healthz details or /metrics and nothing else: no identity comes with it.
+            request[HEALTH_ACCESS_KEY], request[METRICS_ACCESS_KEY] = health, metrics
             request[IDENTITY_KEY] = None
             return await handler(request)
         async with request.app[SESSIONMAKER]() as session:
@@ -50,8 +53,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def _is_health_token(request: web.Request, token: str) -> bool:
+    return _is_service_token(request, token, "health_token")
+
+
+def _is_service_token(request: web.Request, token: str, key: str) -> bool:
+    """Is ``token`` the ``[http] <key>`` (a scraper's or monitor's, not a person's)."""
     settings = request.app.get(SETTINGS)
-    expected = settings.http.health_token.reveal() if settings is not None else ""
+    expected = getattr(settings.http, key).reveal() if settings is not None else ""
     return bool(expected) and hmac.compare_digest(expected.encode(), token.encode())
 
 

@@ -181,7 +181,7 @@ class AgentHub:
         self._work: set[asyncio.Task[Any]] = set()
         self._wall_task: asyncio.Task[None] | None = None
         self._unsubscribe: list[Callable[[], None]] = []
-        self.on_frame_sent: Callable[[str, int], None] | None = None  # benchmarks
+        self.on_frame_sent: Callable[[str, int], None] | None = None  # metrics, benchmarks
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -33,7 +33,7 @@ from callcenter.auth.tokens import create_token
 from callcenter.db.engine import make_engine, make_sessionmaker, migrate
 from callcenter.demo import demo_settings
 from callcenter.directory.models import Person, PersonPhone, PersonRoom
-from callcenter.settings import DatabaseSettings
+from callcenter.settings import DatabaseSettings, Secret
 from callcenter.simulator import AsteriskStandIn, Caller, HangUp, Phone, Wait
 from tests.console.helpers import OWNER_MOBILE, TENANT_MOBILE, Seed, login, seed_directory, serving
 
@@ -62,6 +62,7 @@ CARRY_NUMBERS = {"/api/calls", "/api/calls/live", "/api/tickets", "/api/tickets/
 QUERIES = {"/api/console/search": "q=13812345678", "/search": "q=13812345678",
            "/api/oncall/now": "role=night_duty", "/history": "all=1"}
 SKIP = {("POST", "/logout"): "ends the walking session; it returns a redirect, no data"}
+METRICS_TOKEN = "walk-metrics-token"  # /metrics is live; the scraper walks too
 
 
 @dataclass
@@ -108,6 +109,7 @@ async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
 async def site(db_url: str, tmp_path: Path) -> AsyncIterator[Site]:
     settings = replace(demo_settings(tmp_path, 0), database=DatabaseSettings(url=db_url),
                        default_community="hupan")
+    settings = replace(settings, http=replace(settings.http, metrics_token=Secret(METRICS_TOKEN)))
     engine = make_engine(db_url)
     try:
         await migrate(engine)
@@ -184,6 +186,8 @@ async def _viewers(site: Site) -> list[Viewer]:
         async with client.app[SESSIONMAKER]() as s:
             token = await create_token(s, role=role)
         viewers.append(Viewer(f"{role} (token)", role, {"Authorization": f"Bearer {token}"}))
+    # No one's identity: sees what nobody signed in sees, masked.
+    viewers.append(Viewer("metrics scraper", "engineer", {"Authorization": f"Bearer {METRICS_TOKEN}"}))
     return viewers
 
 
