@@ -2,9 +2,9 @@
 
 A ticket is answered when it leaves ``new`` (dispatched, or cancelled): until
 then nobody has acted on it. The deadline runs from ``created_at`` and depends
-on the priority: an emergency (a burst pipe, a lift with people in it) must be
-dispatched within 30 minutes, any other ticket within 4 hours (clock time,
-nights included). ``overdue_counts`` counts the tickets past theirs
+on the priority. Both are the property-service norm of a 15-minute response
+(clock time, nights included); an emergency is also paged at once (callcenter/paging).
+The work-order SLA (red light at 2 hours, escalation at 24) builds on these. ``overdue_counts`` counts the tickets past theirs
 (``callcenter_tickets_overdue`` in ``/metrics``).
 
 Nothing is stored about a breach: the count is taken from the tickets as they
@@ -23,8 +23,8 @@ from ticketing.lifecycle import INITIAL_STATE
 from ticketing.models import Ticket
 
 RESPONSE_DEADLINES: dict[str, timedelta] = {
-    "emergency": timedelta(minutes=30),
-    "normal": timedelta(hours=4),
+    "emergency": timedelta(minutes=15),
+    "normal": timedelta(minutes=15),
 }
 assert set(RESPONSE_DEADLINES) == set(PRIORITIES)
 

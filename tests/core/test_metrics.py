@@ -303,11 +303,11 @@ async def test_backlog_and_overdue_tickets_are_read_at_scrape_time(
                 rec.job = TranscriptionJob(state=state)
                 s.add(rec)
             for n, (priority, state, age) in enumerate((
-                    ("emergency", "new", timedelta(minutes=31)),   # overdue
+                    ("emergency", "new", timedelta(minutes=16)),   # overdue
                     ("emergency", "new", timedelta(minutes=10)),   # not yet
                     ("emergency", "dispatched", timedelta(hours=2)),  # answered
                     ("normal", "new", timedelta(hours=5)),         # overdue
-                    ("normal", "new", timedelta(hours=3)))):       # not yet
+                    ("normal", "new", timedelta(minutes=14)))):    # not yet
                 s.add(Ticket(number=f"T{n}", source="phone", category="plumbing",
                              priority=priority, department="engineering", state=state,
                              summary="漏水", created_at=now - age, updated_at=now - age))
