@@ -48,6 +48,7 @@ from callcenter.tickets import setup_tickets, transcriber_from_settings
 from callcenter.web.errors import error_middleware
 from callcenter.web.masking import setup_masking
 from callcenter.web.openapi import setup_api_docs
+from callcenter.web.pages import setup_page_headers
 from ivr.channel import Channel
 from ivr.engine import IvrEngine
 from ivr.errors import MenuError
@@ -107,6 +108,7 @@ def create_core_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
     app.cleanup_ctx.append(_database)
     setup_masking(app)  # outermost: every response, errors included, masked by role
     app.cleanup_ctx.append(_bus)
+    setup_page_headers(app)  # every HTML response: CSP, no framing, no caching
     app.router.add_get("/healthz", healthz)
     setup_api_docs(app)  # /api/openapi.json and /api/docs, of what features declare
     return app
