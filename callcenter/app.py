@@ -22,6 +22,7 @@ from callcenter.ami.links import AmiLinks
 from callcenter.ami.setup import mailboxes_of, setup_ami
 from callcenter.appkeys import BUS, CLOCK, ENGINE, HEALTH_EXTRAS, SESSIONMAKER, SETTINGS
 from callcenter.auth.middleware import auth_middleware
+from callcenter.auth.passwords import PasswordsFactory, PasswordWorkers
 from callcenter.bus import EventBus
 from callcenter.calls.http import setup_calls
 from callcenter.clock import Clock, SystemClock
@@ -116,8 +117,10 @@ def create_core_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
 
 def create_app(settings: Settings, *, clock: Clock | None = None,
                ami_links: AmiLinks | None = None, originator: Originator | None = None,
-               transcribe: bool = True) -> web.Application:
-    """Build the whole server. Tests may pass their own clock, links or originator."""
+               transcribe: bool = True,
+               passwords: PasswordsFactory = PasswordWorkers) -> web.Application:
+    """Build the whole server. Tests may pass their own clock, links or originator;
+    the login-flood benchmark its on-the-loop password checks (``InlinePasswords``)."""
     app = create_core_app(settings, clock=clock)
 
     links = ami_links or AmiLinks(
@@ -128,7 +131,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     setup_calls(app)
     agent_status = AmiAgentStatus(links, settings.asterisk)
     setup_console(app, agent_status=agent_status,
-                  originate=AmiOriginate(links, settings.asterisk))
+                  originate=AmiOriginate(links, settings.asterisk), passwords=passwords)
     # After every (re)connect, agents' states come from the queue's members in Asterisk.
     queue_sync = QueueMembersSync(agent_status, lambda: app[SESSIONMAKER],
                                   lambda: app.get(AGENT_HUB))

@@ -270,3 +270,19 @@ async def test_a_full_password_pool_answers_503_with_retry_after_and_counts_no_f
             hasher.gate.set()
         assert (await checking).status == 302
         assert (await second.sign_in("laowang", PASSWORD)).status == 302
+
+
+async def test_password_checks_run_below_the_event_loops_priority() -> None:
+    """On a busy machine the loop (calls, pops, /healthz) gets the CPU before argon2."""
+    import os
+
+    from callcenter.auth.passwords import PasswordWorkers
+
+    def own_nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    pool = PasswordWorkers(FAST_HASHER, workers=1, queue=0)
+    try:
+        assert await pool._run(own_nice) >= min(19, own_nice() + 10)
+    finally:
+        pool.close()
