@@ -195,6 +195,10 @@ class FastAgiServer:
             await self.handler(channel)
         except CallerHungUp:
             pass
+        except asyncio.CancelledError:
+            # stop() with calls up: the session ends here. Not re-raised: Python 3.11's
+            # start_server callback would log the cancelled task as an error.
+            pass
         except Exception:
             log.exception("FastAGI session failed")
         finally:

@@ -43,13 +43,19 @@ async def _asterisk(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWrit
     return await asyncio.open_connection("127.0.0.1", port)
 
 
-async def test_a_session_runs_and_the_server_closes_the_socket(server: tuple[FastAgiServer, list[object]]) -> None:
-    srv, seen = server
-    r, w = await _asterisk(srv.port)
+async def _up_to_the_name(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A call whose handler has answered and now asks for the caller's name."""
+    r, w = await _asterisk(port)
     w.write(HEADER.encode())
     assert await r.readline() == b"ANSWER\n"
     w.write(b"200 result=0\n")
     assert await r.readline() == b"GET VARIABLE CALLERID(name)\n"
+    return r, w
+
+
+async def test_a_session_runs_and_the_server_closes_the_socket(server: tuple[FastAgiServer, list[object]]) -> None:
+    srv, seen = server
+    r, w = await _up_to_the_name(srv.port)
     w.write("200 result=1 (张三 客服测试)\n".encode())
     assert await r.readline() == b'STREAM FILE welcome "12"\n'
     w.write(b"200 result=50 endpos=1200\n")
@@ -238,14 +244,11 @@ async def test_a_line_over_the_limit_closes_that_connection_only(
     dropped cleanly with one warning, no traceback, and the next call is served."""
     srv, seen = server
     long_line = b"x" * (MAX_LINE * 3)
-    r, w = await _asterisk(srv.port)
     if where == "header":
+        r, w = await _asterisk(srv.port)
         w.write(b"agi_network: yes\nagi_calleridname: " + long_line + b"\n\n")
     else:
-        w.write(HEADER.encode())
-        assert await r.readline() == b"ANSWER\n"
-        w.write(b"200 result=0\n")
-        assert await r.readline() == b"GET VARIABLE CALLERID(name)\n"
+        r, w = await _up_to_the_name(srv.port)
         w.write(b"200 result=1 (" + long_line + b")\n")
     await w.drain()
     with caplog.at_level(logging.WARNING, logger="ivr.fastagi"):
@@ -263,11 +266,7 @@ async def test_a_line_over_the_limit_closes_that_connection_only(
     assert "8192" in records[0].getMessage() or "header" in records[0].getMessage()
     # The next call is served as usual.
     seen.clear()
-    r, w = await _asterisk(srv.port)
-    w.write(HEADER.encode())
-    assert await r.readline() == b"ANSWER\n"
-    w.write(b"200 result=0\n")
-    assert await r.readline() == b"GET VARIABLE CALLERID(name)\n"
+    r, w = await _up_to_the_name(srv.port)
     w.write("200 result=1 (张三)\n".encode())
     assert await r.readline() == b'STREAM FILE welcome "12"\n'
     w.close()
