@@ -22,6 +22,7 @@ from callcenter.ami.links import AmiLinks
 from callcenter.ami.setup import mailboxes_of, setup_ami
 from callcenter.appkeys import BUS, CLOCK, ENGINE, HEALTH_EXTRAS, SESSIONMAKER, SETTINGS
 from callcenter.auth.middleware import auth_middleware
+from callcenter.auth.passwords import PasswordsFactory, PasswordWorkers
 from callcenter.bus import EventBus
 from callcenter.calls.http import setup_calls
 from callcenter.clock import Clock, SystemClock
@@ -51,6 +52,7 @@ from callcenter.tickets import setup_tickets, transcriber_from_settings
 from callcenter.web.errors import error_middleware
 from callcenter.web.masking import setup_masking
 from callcenter.web.openapi import setup_api_docs
+from callcenter.web.pages import setup_page_headers
 from ivr.channel import Channel
 from ivr.engine import IvrEngine
 from ivr.errors import MenuError
@@ -110,6 +112,7 @@ def create_core_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
     app.cleanup_ctx.append(_database)
     setup_masking(app)  # outermost: every response, errors included, masked by role
     app.cleanup_ctx.append(_bus)
+    setup_page_headers(app)  # every HTML response: CSP, no framing, no caching
     app.router.add_get("/healthz", healthz)
     setup_api_docs(app)  # /api/openapi.json and /api/docs, of what features declare
     return app
@@ -117,8 +120,10 @@ def create_core_app(settings: Settings, *, clock: Clock | None = None) -> web.Ap
 
 def create_app(settings: Settings, *, clock: Clock | None = None,
                ami_links: AmiLinks | None = None, originator: Originator | None = None,
-               transcribe: bool = True) -> web.Application:
-    """Build the whole server. Tests may pass their own clock, links or originator."""
+               transcribe: bool = True,
+               passwords: PasswordsFactory = PasswordWorkers) -> web.Application:
+    """Build the whole server. Tests may pass their own clock, links or originator;
+    the login-flood benchmark its on-the-loop password checks (``InlinePasswords``)."""
     app = create_core_app(settings, clock=clock)
 
     links = ami_links or AmiLinks(
@@ -129,7 +134,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     setup_calls(app)
     agent_status = AmiAgentStatus(links, settings.asterisk)
     setup_console(app, agent_status=agent_status,
-                  originate=AmiOriginate(links, settings.asterisk))
+                  originate=AmiOriginate(links, settings.asterisk), passwords=passwords)
     # After every (re)connect, agents' states come from the queue's members in Asterisk.
     queue_sync = QueueMembersSync(agent_status, lambda: app[SESSIONMAKER],
                                   lambda: app.get(AGENT_HUB))

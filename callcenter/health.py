@@ -1,5 +1,11 @@
 """GET /healthz: is the database reachable, which PBX links are up, how far
-the holiday data reaches."""
+the holiday data reaches.
+
+Anyone gets the bare liveness answer, ``{"status": "ok" | "degraded"}`` with
+the HTTP status (503 when the database is unreachable). The details (database,
+each Asterisk link with its host, port and user, the version, the features'
+sections and their errors) are shown only to ``health_access``: the
+``[http] health_token`` or a supervisor's or admin's token or session."""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from sqlalchemy import text
 
 from callcenter import __version__
 from callcenter.appkeys import ENGINE, HEALTH_EXTRAS, LINK_STATUS, HealthExtra
+from callcenter.auth.middleware import health_access
 from callcenter.clock import Clock
 from callcenter.web.errors import json_response
 from ivr.holidays import HolidayCalendar
@@ -42,8 +49,13 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception:
         db = "error"
     links = app[LINK_STATUS]() if LINK_STATUS in app else {}
+    status = "ok" if db == "ok" and all(v == "connected" for v in links.values()) \
+        else "degraded"
+    http_status = 503 if db != "ok" else 200
+    if not health_access(request):
+        return json_response({"status": status}, status=http_status)
     body: dict[str, object] = {
-        "status": "ok",
+        "status": status,
         "db": db,
         "asterisk": links,
         "version": __version__,
@@ -56,6 +68,4 @@ async def healthz(request: web.Request) -> web.Response:
             errors.append(str(exc))
     if errors:
         body["errors"] = errors
-    if db != "ok" or any(v != "connected" for v in links.values()):
-        body["status"] = "degraded"
-    return json_response(body, status=503 if db != "ok" else 200)
+    return json_response(body, status=http_status)

@@ -3,8 +3,9 @@
 Replaces panoramisk 1.4's FastAGI handler, which spins at full CPU when the
 peer closes before the blank line and registers handlers with the
 ``asyncio.coroutine`` removed in 3.11. Here every read has a timeout, a peer
-that closes or sends garbage is dropped, and the socket is always closed when
-the handler returns: real Asterisk keeps the channel waiting until then.
+that closes or sends garbage is dropped, a line over ``MAX_LINE`` ends that
+connection (with one warning) and no other, and the socket is always closed
+when the handler returns: real Asterisk keeps the channel waiting until then.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class FastAgiChannel(AgiChannel):
         self._timeout = command_timeout_s
         self.hung_up = False
         self.closed = False
+        self.broken = False  # the stream is out of step: no command may follow
 
     @property
     def script(self) -> str:
@@ -46,14 +48,23 @@ class FastAgiChannel(AgiChannel):
         return self.env.get("agi_network_script", "").split("?", 1)[0].strip("/")
 
     async def _readline(self) -> str:
-        async with asyncio.timeout(self._timeout):
-            raw = await self._reader.readline()
+        try:
+            async with asyncio.timeout(self._timeout):
+                raw = await self._reader.readline()
+        except (ValueError, asyncio.LimitOverrunError):
+            # A line longer than the reader's limit: the stream is out of step from
+            # here, so this call's link is over (the caller goes on in the dialplan
+            # after AGI(), to its fallback). Logged once, here, without a traceback.
+            self.broken = True
+            log.warning("FastAGI: a line over %d bytes from Asterisk on %s; closing that "
+                        "connection", MAX_LINE, self.env.get("agi_channel", "?"))
+            raise CallerHungUp(f"FastAGI line over {MAX_LINE} bytes") from None
         if not raw:
             raise CallerHungUp("FastAGI peer closed the connection")
         return raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
     async def send_command(self, command: str) -> AgiResult:
-        if self.closed:
+        if self.closed or self.broken:
             raise CallerHungUp("FastAGI session closed")
         if self.hung_up:
             raise CallerHungUp("the caller hung up (HANGUP from Asterisk)")
@@ -183,6 +194,10 @@ class FastAgiServer:
             channel = FastAgiChannel(reader, writer, env, command_timeout_s=self.command_timeout_s)
             await self.handler(channel)
         except CallerHungUp:
+            pass
+        except asyncio.CancelledError:
+            # stop() with calls up: the session ends here. Not re-raised: Python 3.11's
+            # start_server callback would log the cancelled task as an error.
             pass
         except Exception:
             log.exception("FastAGI session failed")

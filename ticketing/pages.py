@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from callcenter.auth.middleware import current_identity
-from callcenter.console.http import page
 from callcenter.errors import DomainError, InvalidInput
+from callcenter.web.pages import page
 from callcenter.web.templating import render
 from ticketing.categories import CATEGORIES, DEPARTMENTS, PRIORITIES, SOURCES
 from ticketing.http import (

@@ -12,7 +12,9 @@ rather than queued behind the others forever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from callcenter.errors import InvalidInput, Unavailable
 
 MIN_LENGTH = 8
+WORKER_NICE = 10
 T = TypeVar("T")
 
 
@@ -84,15 +87,21 @@ class PasswordWorkers:
 
     A check that does not fit raises ``HashingBusy`` before any work is done. A
     waiting check whose request goes away still runs (a started hash cannot be
-    stopped) and still counts, so the bound holds for the threads' real work."""
+    stopped) and still counts, so the bound holds for the threads' real work.
 
-    def __init__(self, hasher: PasswordHasher, *, workers: int = 2, queue: int = 16) -> None:
+    The threads run at a lower CPU priority (``nice``, Linux: per thread), so on a
+    busy machine the event loop, which serves calls, pops and ``/healthz``, gets
+    the CPU first and sign-ins take what is left."""
+
+    def __init__(self, hasher: PasswordHasher, *, workers: int = 2, queue: int = 16,
+                 nice: int = WORKER_NICE) -> None:
         if workers < 1 or queue < 0:
             raise ValueError("workers >= 1 and queue >= 0")
         self.hasher = hasher
         self.workers = workers
         self.capacity = workers + queue
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2",
+                                        initializer=_lower_priority, initargs=(nice,))
         self._lock = threading.Lock()
         self._in_flight = 0
         self._mean_s = 0.05  # running mean of one check's time, for Retry-After
@@ -150,6 +159,28 @@ class PasswordWorkers:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_priority(nice: int) -> None:
+    """In a worker thread: lower its own scheduling priority (best effort)."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    with contextlib.suppress(OSError):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+
+
+class InlinePasswords(PasswordWorkers):
+    """The checks on the event loop itself, as before ``PasswordWorkers``: every other
+    request waits while one hashes. Only the login-flood benchmark's baseline uses it."""
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return fn(*args)
+
+
+PasswordsFactory = Callable[..., PasswordWorkers]
+"""``(hasher, *, workers, queue) -> PasswordWorkers``: ``PasswordWorkers`` itself, or
+``InlinePasswords`` for a baseline."""
 
 
 class _Dummy:

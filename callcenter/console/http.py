@@ -10,9 +10,7 @@ API (session cookie + ``X-CSRF-Token``, or a bearer token):
 
 from __future__ import annotations
 
-import functools
 import secrets
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -48,37 +46,17 @@ from callcenter.errors import InvalidInput, NotFound, Unavailable
 from callcenter.screenpop.builder import local_time, outcome_label
 from callcenter.web.api import ApiRoutes, Code, Id, Input, OneOf, Output, Text
 from callcenter.web.errors import json_response
+from callcenter.web.pages import page
 from callcenter.web.templating import render
 from ticketing.categories import CATEGORIES
 
 LOGIN_CSRF_COOKIE = "cc_login_csrf"
 AGENT_ROLES = ("agent", "night_duty", "supervisor")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 HOME_BY_ROLE = {"agent": "/agent", "night_duty": "/agent", "engineer": "/agent",
                 "supervisor": "/supervisor", "admin": "/supervisor"}
 STATE_LABELS = {"not_ready": "未就绪", "ready": "就绪", "paused": "小休", "wrap_up": "话后处理",
                 "offline": "离线"}
-
-
-def page(*roles: str) -> Callable[[Handler], Handler]:
-    """Like ``require_role`` for pages: not signed in → the login page; wrong role → 403 page."""
-
-    def deco(fn: Handler) -> Handler:
-        @functools.wraps(fn)
-        async def wrapper(request: web.Request) -> web.StreamResponse:
-            ident = current_identity(request)
-            if ident is None:
-                raise web.HTTPFound(f"/login?next={request.path_qs}"
-                                    if request.path != "/" else "/login")
-            if roles and not ident.has_role(*roles):
-                return render(request, "error.html", {
-                    "title": "无权访问", "message": "您的角色不能打开这个页面。"}, status=403)
-            return await fn(request)
-
-        return wrapper
-
-    return deco
 
 
 def _remote(request: web.Request) -> str:

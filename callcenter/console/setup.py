@@ -9,7 +9,7 @@ from argon2 import PasswordHasher
 
 from callcenter.appkeys import CLOCK, SESSION_RESOLVER, SESSIONMAKER, SETTINGS
 from callcenter.auth.identity import Identity
-from callcenter.auth.passwords import PasswordWorkers, make_hasher
+from callcenter.auth.passwords import PasswordsFactory, PasswordWorkers, make_hasher
 from callcenter.auth.sessions import (
     LoginThrottle,
     SessionStore,
@@ -35,14 +35,16 @@ def setup_console(app: web.Application, *, hasher: PasswordHasher | None = None,
                   config: ConsoleConfig | None = None, login_limit: int = 5,
                   login_window_s: float = 300.0, agent_status: AgentStatusPort | None = None,
                   originate: OriginatePort | None = None,
-                  session_check_s: float = 15.0) -> None:
+                  session_check_s: float = 15.0,
+                  passwords: PasswordsFactory = PasswordWorkers) -> None:
     """Call from ``create_app`` after the database ``cleanup_ctx`` (and with the
     auth middleware already in the list: CSRF runs after it).
 
     ``agent_status`` / ``originate`` may instead be set later under
     ``console.keys.AGENT_STATUS`` / ``ORIGINATE`` (e.g. in the AMI ``cleanup_ctx``).
     ``session_check_s``: how often open WebSockets and queued agents are checked
-    against their sessions (``console.presence``)."""
+    against their sessions (``console.presence``). ``passwords`` builds the pool
+    that checks passwords (``InlinePasswords``: the benchmark's on-the-loop baseline)."""
     app.middlewares.append(csrf_middleware_factory())
     app[CONSOLE_CONFIG] = config or ConsoleConfig()
     if agent_status is not None:
@@ -60,11 +62,11 @@ def setup_console(app: web.Application, *, hasher: PasswordHasher | None = None,
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         http = app[SETTINGS].http
-        passwords = PasswordWorkers(hasher or make_hasher(), workers=http.password_workers,
-                                    queue=http.password_queue)
+        pool = passwords(hasher or make_hasher(), workers=http.password_workers,
+                         queue=http.password_queue)
         app[SESSION_STORE] = SessionStore(
             app[SESSIONMAKER], app[CLOCK], max_age_s=http.session_max_age_s,
-            passwords=passwords, max_per_user=http.max_sessions_per_user)
+            passwords=pool, max_per_user=http.max_sessions_per_user)
         app[LOGIN_THROTTLE] = LoginThrottle(app[CLOCK], free=login_limit,
                                             cap_s=login_window_s)
         await app[SESSION_STORE].purge_expired()
@@ -76,6 +78,6 @@ def setup_console(app: web.Application, *, hasher: PasswordHasher | None = None,
             yield
         finally:
             await watch.stop()
-            passwords.close()
+            pool.close()
 
     app.cleanup_ctx.append(ctx)

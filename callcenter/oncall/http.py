@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.appkeys import CLOCK, SESSIONMAKER
-from callcenter.auth.middleware import require_role
 from callcenter.directory.models import StaffUser
 from callcenter.errors import InvalidInput
 from callcenter.oncall.models import OnCallSchedule
@@ -39,6 +38,8 @@ from callcenter.web.api import (
     Timestamp,
     When,
 )
+from callcenter.web.pages import page
+from callcenter.web.templating import setup_templates, static_url
 
 ROLE_NAMES = {"night_duty": "夜班值守", "engineer": "工程维修", "agent": "客服",
               "supervisor": "主管", "admin": "管理员"}
@@ -127,22 +128,17 @@ async def oncall_now(request: web.Request, query: OnCallNowQuery) -> dict[str, A
     return answer.to_json(tz)
 
 
-def _page(title: str, body: str) -> web.Response:
+def _page(title: str, body: str, static: str) -> web.Response:
     doc = f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title>
-<style>
-body{{font-family:system-ui,"PingFang SC","Microsoft YaHei",sans-serif;margin:1.5rem;color:#222}}
-table{{border-collapse:collapse;margin-bottom:2rem}}
-th,td{{border:1px solid #ccc;padding:.35rem .6rem;text-align:left;vertical-align:top}}
-th{{background:#f3f3f3}} .today{{background:#fff7d6}} .muted{{color:#888}}
-.now{{font-size:1.1rem;margin:.5rem 0 1rem}}
-</style></head><body>{body}</body></html>"""
+<link rel="stylesheet" href="{html.escape(static)}">
+</head><body>{body}</body></html>"""
     return web.Response(text=doc, content_type="text/html", charset="utf-8")
 
 
-@require_role()
+@page()
 async def oncall_page(request: web.Request) -> web.Response:
     clock = request.app[CLOCK]
     now = clock.now()
@@ -196,7 +192,8 @@ async def oncall_page(request: web.Request) -> web.Response:
     if not sections:
         sections.append("<p>尚未设置值班表。</p>")
     title = f"{comm.name} · 值班表（未来14天）"
-    return _page(title, f"<h1>{html.escape(title)}</h1>{''.join(sections)}")
+    return _page(title, f"<h1>{html.escape(title)}</h1>{''.join(sections)}",
+                 static_url(request, "plain.css"))
 
 
 def _label(label: str) -> str:
@@ -261,4 +258,5 @@ async def post_override(request: web.Request, body: OverrideIn) -> dict[str, Any
 
 def add_oncall_routes(app: web.Application) -> None:
     routes.add_to(app)
+    setup_templates(app)  # /static/ for the page's style sheet, the 403 page
     app.router.add_get("/oncall", oncall_page)

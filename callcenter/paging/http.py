@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import ConfigDict, Field
 
-from callcenter.auth.middleware import current_identity, require_role
+from callcenter.auth.middleware import current_identity
 from callcenter.errors import NotFound
 from callcenter.paging.errors import IncidentClosed
 from callcenter.paging.services import PagingService, incident_request_from_json
@@ -27,6 +27,8 @@ from callcenter.web.api import (
     Timestamp,
 )
 from callcenter.web.errors import json_response
+from callcenter.web.pages import page
+from callcenter.web.templating import setup_templates, static_url
 
 PAGING_SERVICE = web.AppKey("paging_service", PagingService)
 
@@ -226,7 +228,7 @@ def _fmt(value: str | None, tz: ZoneInfo) -> str:
     return datetime.fromisoformat(value).astimezone(tz).strftime("%m-%d %H:%M:%S")
 
 
-@require_role()
+@page()
 async def incident_page(request: web.Request) -> web.Response:
     tl = await request.app[PAGING_SERVICE].timeline(_incident_id(request))
     tz = ZoneInfo("Asia/Shanghai")
@@ -270,14 +272,12 @@ async def incident_page(request: web.Request) -> web.Response:
 """
     doc = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <meta http-equiv="refresh" content="10"><title>紧急事件 #{tl['id']}</title>
-<style>body{{font-family:system-ui,"PingFang SC","Microsoft YaHei",sans-serif;margin:1.5rem}}
-table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}}
-.muted{{color:#888}} button{{font-size:1.1rem;padding:.4rem 1rem}}</style></head>
+<link rel="stylesheet" href="{e(static_url(request, 'plain.css'))}"></head>
 <body>{body}</body></html>"""
     return web.Response(text=doc, content_type="text/html", charset="utf-8")
 
 
-@require_role()
+@page()
 async def incident_page_ack(request: web.Request) -> web.Response:
     """The page's button: acknowledge, then back to the page (303)."""
     ident = current_identity(request)
@@ -307,5 +307,6 @@ async def put_policy(request: web.Request, path: PolicyPath, body: PolicyIn) -> 
 
 def add_paging_routes(app: web.Application) -> None:
     routes.add_to(app)
+    setup_templates(app)  # /static/ for the page's style sheet, the 403 page
     app.router.add_get("/incidents/{incident_id}", incident_page)
     app.router.add_post("/incidents/{incident_id}/ack", incident_page_ack)

@@ -45,6 +45,14 @@ def setup_templates(app: web.Application, extra_dirs: tuple[Path, ...] = ()) -> 
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
 
 
+def static_url(request: web.Request, path: str) -> str:
+    """The versioned URL of a file in ``web/static`` (``/static/console.css?v=…``)."""
+    try:
+        return str(request.app.router["static"].url_for(filename=path))
+    except KeyError:
+        return f"/static/{path}"
+
+
 def render_string(request: web.Request, name: str, context: dict[str, Any]) -> str:
     env = request.app[TEMPLATES]
     ident = current_identity(request)
@@ -54,10 +62,7 @@ def render_string(request: web.Request, name: str, context: dict[str, Any]) -> s
         return Markup('<input type="hidden" name="csrf_token" value="{}">').format(csrf)
 
     def static(path: str) -> str:
-        try:
-            return str(request.app.router["static"].url_for(filename=path))
-        except KeyError:
-            return f"/static/{path}"
+        return static_url(request, path)
 
     ctx = {"identity": ident, "csrf_token": csrf, "csrf_field": csrf_field, "static": static,
            "path": request.path, **context}
@@ -68,11 +73,23 @@ def render(request: web.Request, name: str, context: dict[str, Any] | None = Non
            status: int = 200) -> web.Response:
     text = render_string(request, name, context or {})
     resp = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["X-Frame-Options"] = "DENY"
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["Referrer-Policy"] = "same-origin"
-    resp.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+    add_security_headers(resp)
     return resp
+
+
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+}
+
+
+def add_security_headers(resp: web.StreamResponse) -> None:
+    """Set the page headers a response lacks (a page may set its own first).
+    ``callcenter.web.pages`` applies them to every ``text/html`` response too."""
+    for name, value in SECURITY_HEADERS.items():
+        resp.headers.setdefault(name, value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,17 +12,20 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from callcenter import __version__
 from callcenter.ami.captures import server_bytes
 from callcenter.ami.client import AmiLink, LinkConfig
 from callcenter.ami.links import AmiLinks
 from callcenter.ami.parser import Frame, FrameParser, encode_frame
 from callcenter.app import create_app
-from callcenter.appkeys import BUS
+from callcenter.appkeys import AMI_LINKS, BUS, SESSIONMAKER
+from callcenter.auth.tokens import create_token
 from callcenter.bus import DomainEvent
 from callcenter.errors import NotFound
 from callcenter.settings import AsteriskSettings, Secret, settings_from_mapping
 from tests.ami.fakeami import FakeAmi, FakeSettings, with_action_id
 from tests.ami.test_client import until
+from tests.health_access import HEALTH_HEADERS, HEALTH_HTTP
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "asterisk"
 RESYNC = server_bytes((FIXTURES / "07_resync.txt").read_bytes())
@@ -138,7 +142,8 @@ async def test_ivr_choice_reaches_the_right_tracker(ami: FakeAmi) -> None:
 @pytest.fixture
 async def client(ami: FakeAmi, tmp_path: Path) -> AsyncIterator[TestClient]:
     settings = settings_from_mapping({
-        "data_dir": str(tmp_path),
+        "data_dir": str(tmp_path), "http": HEALTH_HTTP,
+        "fastagi": {"enabled": False},  # its default port 4573 may be taken on this machine
         "asterisk": [
             {"name": "pbx1", "host": "127.0.0.1", "port": ami.port, "username": "cc",
              "secret": "s3cr3t-Pa55", "community": "lakeside", "ping_interval": 5},
@@ -159,7 +164,7 @@ async def client(ami: FakeAmi, tmp_path: Path) -> AsyncIterator[TestClient]:
 
 async def test_healthz_shows_each_link(client: TestClient) -> None:
     async def health() -> dict:  # type: ignore[type-arg]
-        resp = await client.get("/healthz")
+        resp = await client.get("/healthz", headers=HEALTH_HEADERS)
         return await resp.json()  # type: ignore[no-any-return]
 
     body: dict = {}  # type: ignore[type-arg]
@@ -174,3 +179,38 @@ async def test_healthz_shows_each_link(client: TestClient) -> None:
     assert detail["pbx2"]["last_error"].startswith("AMI login refused for user 'cc'")
     assert detail["pbx1"]["since"] and detail["pbx1"]["last_error"] is None
     assert "wrong-secret-x" not in str(body) and "s3cr3t" not in str(body)
+
+
+async def test_healthz_details_only_with_the_health_token_or_a_supervisor(
+        client: TestClient) -> None:  # type: ignore[type-arg]
+    """Anyone learns up or degraded; where the PBX is, and as whom, only the
+    ``[http] health_token``, a supervisor or an admin."""
+    async with client.app[SESSIONMAKER]() as s:
+        tokens = {role: await create_token(s, role=role)
+                  for role in ("agent", "engineer", "supervisor", "admin")}
+
+    async def health(headers: dict[str, str]) -> tuple[int, str]:
+        async with client.get("/healthz", headers=headers) as resp:
+            return resp.status, await resp.text()
+
+    for _ in range(200):  # both links have tried once
+        if "auth_failed" in (await health(HEALTH_HEADERS))[1]:
+            break
+        await asyncio.sleep(0.01)
+    for role in ("supervisor", "admin"):
+        status, text = await health({"Authorization": f"Bearer {tokens[role]}"})
+        assert status == 200 and '"host": "127.0.0.1"' in text and '"username": "cc"' in text
+    status, text = await health(HEALTH_HEADERS)
+    body = json.loads(text)
+    assert status == 200 and body["version"] == __version__
+    port = str(client.app[AMI_LINKS].statuses()[0].port)
+    assert {str(d["port"]) for d in body["asterisk_links"]} == {port}
+    for headers in ({}, {"Authorization": f"Bearer {tokens['agent']}"},
+                    {"Authorization": f"Bearer {tokens['engineer']}"}):
+        status, text = await health(headers)
+        assert status == 200 and json.loads(text) == {"status": "degraded"}, headers
+        for secret in ("127.0.0.1", port, '"cc"', __version__, "pbx1", "asterisk"):
+            assert secret not in text, (headers, secret)
+    # A wrong token is no token: refused like any bad bearer token.
+    status, text = await health({"Authorization": "Bearer health-token-for-test"})
+    assert status == 401 and "127.0.0.1" not in text

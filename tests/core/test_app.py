@@ -15,10 +15,11 @@ from callcenter.auth.tokens import create_token
 from callcenter.errors import InvalidInput
 from callcenter.settings import DatabaseSettings, Settings
 from callcenter.web.errors import json_response, read_json_object
+from tests.health_access import HEALTH_HEADERS, with_health_token
 
 
 def _settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, database=DatabaseSettings(url=db_url))
+    return with_health_token(Settings(data_dir=tmp_path, database=DatabaseSettings(url=db_url)))
 
 
 @require_role("supervisor")
@@ -38,13 +39,16 @@ async def client(db_url: str, tmp_path: Path, aiohttp_client: object) -> TestCli
 
 @pytest.mark.filterwarnings("ignore:Changing state:DeprecationWarning")
 async def test_healthz_reports_db_and_links(client: TestClient) -> None:  # type: ignore[type-arg]
-    resp = await client.get("/healthz")
+    resp = await client.get("/healthz", headers=HEALTH_HEADERS)
     assert resp.status == 200
     body = await resp.json()
     assert body["db"] == "ok" and body["status"] == "ok" and body["asterisk"] == {}
     client.app[LINK_STATUS] = lambda: {"pbx1": "disconnected"}
-    body = await (await client.get("/healthz")).json()
+    body = await (await client.get("/healthz", headers=HEALTH_HEADERS)).json()
     assert body["status"] == "degraded" and body["asterisk"] == {"pbx1": "disconnected"}
+    # Anyone else learns the same status and nothing more.
+    anon = await client.get("/healthz")
+    assert anon.status == 200 and await anon.json() == {"status": "degraded"}
 
 
 @pytest.mark.filterwarnings("ignore:Changing state:DeprecationWarning")
@@ -56,9 +60,11 @@ async def test_healthz_is_503_when_the_database_is_gone(tmp_path: Path, aiohttp_
 
     await app[ENGINE].dispose()
     app[ENGINE] = make_engine("postgresql://nobody@127.0.0.1:1/none")
-    resp = await client.get("/healthz")
+    resp = await client.get("/healthz", headers=HEALTH_HEADERS)
     assert resp.status == 503
     assert (await resp.json())["db"] == "error"
+    anon = await client.get("/healthz")
+    assert anon.status == 503 and await anon.json() == {"status": "degraded"}
 
 
 async def test_bearer_tokens_and_roles(client: TestClient) -> None:  # type: ignore[type-arg]

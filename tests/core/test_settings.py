@@ -68,3 +68,28 @@ def test_secrets_never_print(tmp_path: Path) -> None:
     shown = repr(s) + str(s.redacted())
     assert "hunter2" not in shown
     assert "dbpass" not in str(s.redacted())
+
+
+def test_the_example_file_loads_and_documents_every_http_setting(tmp_path: Path) -> None:
+    """``callcenter init`` writes example.toml: it loads as it is, names each
+    ``[http]`` key the server has, with a comment, and its values are the defaults."""
+    import tomllib
+    from dataclasses import fields
+    from importlib import resources
+
+    from callcenter.settings import HttpSettings, load_settings
+
+    text = resources.files("callcenter").joinpath("example.toml").read_text(encoding="utf-8")
+    path = tmp_path / "callcenter.toml"
+    path.write_text(text, encoding="utf-8")
+    settings = load_settings(path, environ={})
+    http = tomllib.loads(text)["http"]
+    names = [f.name for f in fields(HttpSettings)]
+    assert sorted(http) == sorted(names)
+    assert settings.http == HttpSettings()
+    section = text.split("[http]", 1)[1].split("\n[", 1)[0].splitlines()
+    for name in names:
+        line = next(i for i, row in enumerate(section) if row.startswith(f"{name} ="))
+        while line > 0 and section[line - 1][:1] not in ("#", ""):
+            line -= 1  # keys documented together (password_workers, password_queue)
+        assert section[line - 1].startswith("#"), f"[http] {name} has no comment above it"

@@ -18,12 +18,14 @@ from callcenter.auth.tokens import create_token
 from callcenter.demo import demo_settings
 from callcenter.settings import DatabaseSettings
 from callcenter.simulator import AsteriskStandIn, Phone, Press, Wait
+from tests.health_access import HEALTH_HEADERS, with_health_token
 from tests.integration.demo_db import heartbeat_seen, seed_demo_db
 
 
 @pytest.fixture
 async def running(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient, AsteriskStandIn]]:  # type: ignore[type-arg]
-    settings = replace(demo_settings(tmp_path, 0), database=DatabaseSettings(url=db_url))
+    settings = with_health_token(replace(demo_settings(tmp_path, 0),
+                                         database=DatabaseSettings(url=db_url)))
     await seed_demo_db(db_url, datetime.now(UTC).date())
     phones = [Phone("13700000011", "陈师傅", answer_after=0.2, script=[Wait(0.3), Press("1")]),
               Phone("8202", "赵师傅", answer_after=0.2, script=[Wait(0.3), Press("2")])]
@@ -54,7 +56,7 @@ async def test_an_emergency_reported_over_the_api_pages_the_engineer_who_accepts
     client, standin = running
 
     async def linked() -> bool:
-        body = await (await client.get("/healthz")).json()
+        body = await (await client.get("/healthz", headers=HEALTH_HEADERS)).json()
         return bool(body["asterisk"].get("standin") == "connected")
 
     await _wait_for(linked)

@@ -24,6 +24,7 @@ from callcenter.directory.models import Community, PersonPhone, PersonRoom
 from callcenter.paging.worker import IDLE_TASK_NAME
 from callcenter.settings import DatabaseSettings
 from callcenter.simulator import AsteriskStandIn, Caller, HangUp, Press, Wait
+from tests.health_access import HEALTH_HEADERS, with_health_token
 from tests.integration.demo_db import heartbeat_seen, seed_demo_db
 from ticketing.listen import LISTEN_IDLE_TASK_NAME
 from ticketing.models import Ticket
@@ -43,7 +44,8 @@ class FixedTimeClock(SystemClock):
 
 async def _start(db_url: str, tmp_path: Path, when: datetime, transport: str
                  ) -> tuple[TestClient, AsteriskStandIn]:  # type: ignore[type-arg]
-    settings = replace(demo_settings(tmp_path, 0), database=DatabaseSettings(url=db_url))
+    settings = with_health_token(replace(demo_settings(tmp_path, 0),
+                                         database=DatabaseSettings(url=db_url)))
     await seed_demo_db(db_url, datetime.now(UTC).date())
     standin = AsteriskStandIn.from_settings(settings, ivr_transport=transport, prompt_seconds=0.05)
     await standin.start()
@@ -67,7 +69,7 @@ async def office(db_url: str, tmp_path: Path, request: pytest.FixtureRequest
 async def _linked(client: TestClient) -> None:  # type: ignore[type-arg]
     """Wait until the server's AMI link to the stand-in is up."""
     for _ in range(100):
-        if (await (await client.get("/healthz")).json())["asterisk"].get("standin") == "connected":
+        if (await (await client.get("/healthz", headers=HEALTH_HEADERS)).json())["asterisk"].get("standin") == "connected":
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the server never connected to the stand-in")

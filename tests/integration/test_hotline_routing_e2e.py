@@ -37,6 +37,7 @@ from callcenter.simulator import (
     ScaledClock,
     Wait,
 )
+from tests.health_access import HEALTH_HEADERS, with_health_token
 from tests.integration.demo_db import demo_db, heartbeat_seen, seed_demo_db
 from tests.integration.test_hotline_e2e import FixedTimeClock
 
@@ -67,7 +68,8 @@ class Site:
 
 async def _site(db_url: str, tmp_path: Path, when: datetime, transport: str,
                 phones: list[Phone], queue_wait_s: int | None = None) -> Site:
-    settings = replace(demo_settings(tmp_path, 0), database=DatabaseSettings(url=db_url))
+    settings = with_health_token(replace(demo_settings(tmp_path, 0),
+                                         database=DatabaseSettings(url=db_url)))
     if queue_wait_s is not None:
         settings = replace(settings, oncall=replace(settings.oncall, queue_wait_s=queue_wait_s))
     await seed_demo_db(db_url, when.date())  # the rotation starts on the day of the call
@@ -79,7 +81,7 @@ async def _site(db_url: str, tmp_path: Path, when: datetime, transport: str,
     await client.start_server()
     await heartbeat_seen(standin)
     for _ in range(200):
-        if (await (await client.get("/healthz")).json())["asterisk"].get("standin") == "connected":
+        if (await (await client.get("/healthz", headers=HEALTH_HEADERS)).json())["asterisk"].get("standin") == "connected":
             return Site(client, standin, when)
         await asyncio.sleep(0.05)
     raise AssertionError("the server never connected to the stand-in")
@@ -209,7 +211,8 @@ async def _night_site(db_url: str, tmp_path: Path, transport: str,
                       ) -> tuple[Site, list[OnCallPerson]]:
     """23:00: the server and a stand-in whose phones for the night-duty chain are
     made by ``phones_for(chain)``."""
-    settings = replace(demo_settings(tmp_path, 0), database=DatabaseSettings(url=db_url))
+    settings = with_health_token(replace(demo_settings(tmp_path, 0),
+                                         database=DatabaseSettings(url=db_url)))
     async with demo_db(db_url, MONDAY_NIGHT.date()) as sm, sm() as s:
         chain = list((await who_is_on_call(s, None, "night_duty", MONDAY_NIGHT)).people)
     standin = AsteriskStandIn.from_settings(settings, ivr_transport=transport,
@@ -221,7 +224,7 @@ async def _night_site(db_url: str, tmp_path: Path, transport: str,
     await heartbeat_seen(standin)
     site = Site(client, standin, MONDAY_NIGHT)
     for _ in range(200):
-        if (await (await client.get("/healthz")).json())["asterisk"].get("standin") \
+        if (await (await client.get("/healthz", headers=HEALTH_HEADERS)).json())["asterisk"].get("standin") \
                 == "connected":
             break
         await asyncio.sleep(0.05)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 from ivr.errors import CallerHungUp
-from ivr.fastagi import FastAgiChannel, FastAgiServer
+from ivr.fastagi import MAX_LINE, FastAgiChannel, FastAgiServer
 
 HEADER = (
     "agi_network: yes\nagi_network_script: hotline\nagi_request: agi://127.0.0.1/hotline\n"
@@ -42,13 +43,19 @@ async def _asterisk(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWrit
     return await asyncio.open_connection("127.0.0.1", port)
 
 
-async def test_a_session_runs_and_the_server_closes_the_socket(server: tuple[FastAgiServer, list[object]]) -> None:
-    srv, seen = server
-    r, w = await _asterisk(srv.port)
+async def _up_to_the_name(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A call whose handler has answered and now asks for the caller's name."""
+    r, w = await _asterisk(port)
     w.write(HEADER.encode())
     assert await r.readline() == b"ANSWER\n"
     w.write(b"200 result=0\n")
     assert await r.readline() == b"GET VARIABLE CALLERID(name)\n"
+    return r, w
+
+
+async def test_a_session_runs_and_the_server_closes_the_socket(server: tuple[FastAgiServer, list[object]]) -> None:
+    srv, seen = server
+    r, w = await _up_to_the_name(srv.port)
     w.write("200 result=1 (张三 客服测试)\n".encode())
     assert await r.readline() == b'STREAM FILE welcome "12"\n'
     w.write(b"200 result=50 endpos=1200\n")
@@ -227,3 +234,39 @@ async def test_dial_returning_minus_one_is_not_taken_for_the_callers_hang_up(
     assert sent[0] == 'EXEC Dial "PJSIP/801,20"'
     if len(sent) > 1:
         assert sent[1] == "CHANNEL STATUS"
+
+
+@pytest.mark.parametrize("where", ["reply", "header"])
+async def test_a_line_over_the_limit_closes_that_connection_only(
+    server: tuple[FastAgiServer, list[object]], where: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A reply (or header line) longer than the reader's 8 KB limit: that call's link is
+    dropped cleanly with one warning, no traceback, and the next call is served."""
+    srv, seen = server
+    long_line = b"x" * (MAX_LINE * 3)
+    if where == "header":
+        r, w = await _asterisk(srv.port)
+        w.write(b"agi_network: yes\nagi_calleridname: " + long_line + b"\n\n")
+    else:
+        r, w = await _up_to_the_name(srv.port)
+        w.write(b"200 result=1 (" + long_line + b")\n")
+    await w.drain()
+    with caplog.at_level(logging.WARNING, logger="ivr.fastagi"):
+        assert await asyncio.wait_for(r.read(), 2) == b""  # closed, nothing more sent
+        for _ in range(100):
+            if srv.active_sessions == 0:
+                break
+            await asyncio.sleep(0.01)
+    w.close()
+    assert srv.active_sessions == 0
+    if where == "reply":
+        assert seen[-1] == "hung up" and len(seen) == 2  # the handler saw a lost link
+    records = [rec for rec in caplog.records if rec.name == "ivr.fastagi"]
+    assert len(records) == 1 and records[0].exc_info is None, records
+    assert "8192" in records[0].getMessage() or "header" in records[0].getMessage()
+    # The next call is served as usual.
+    seen.clear()
+    r, w = await _up_to_the_name(srv.port)
+    w.write("200 result=1 (张三)\n".encode())
+    assert await r.readline() == b'STREAM FILE welcome "12"\n'
+    w.close()

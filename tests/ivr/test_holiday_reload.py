@@ -30,6 +30,7 @@ from callcenter.settings import FastAgiSettings
 from ivr.holidays import HOLIDAY_FILE, HolidayCalendar, HolidayFile
 from ivr.menus import DEFAULT_MENUS, MenuStore
 from tests.console.helpers import FAST_HASHER, login, make_settings, seed_directory, serving
+from tests.health_access import HEALTH_HEADERS, with_health_token
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -60,14 +61,15 @@ HOLIDAYS_2027 = """date,kind,name
 
 
 async def health(client: TestClient[Any, Any]) -> dict[str, Any]:
-    resp = await client.get("/healthz")
+    resp = await client.get("/healthz", headers=HEALTH_HEADERS)
     body: dict[str, Any] = (await resp.json())["holidays"]
     return body
 
 
 async def test_sighup_applies_a_holiday_import_and_healthz_shows_it(
         db_url: str, tmp_path: Path) -> None:
-    settings = replace(make_settings(db_url, tmp_path), fastagi=FastAgiSettings(enabled=False))
+    settings = with_health_token(replace(make_settings(db_url, tmp_path),
+                                         fastagi=FastAgiSettings(enabled=False)))
     config = tmp_path / "callcenter.toml"
     config.write_text(f'data_dir = "{tmp_path}"\n[database]\nurl = "{db_url}"\n', encoding="utf-8")
     clock = ManualClock(datetime(2026, 12, 10, 9, tzinfo=SH))
@@ -158,7 +160,7 @@ async def test_healthz_warns_from_30_days_before_the_end_on_the_sites_date() -> 
 
 
 async def test_healthz_carries_the_holiday_section(db_url: str, tmp_path: Path) -> None:
-    app = create_core_app(make_settings(db_url, tmp_path),
+    app = create_core_app(with_health_token(make_settings(db_url, tmp_path)),
                           clock=ManualClock(datetime(2026, 11, 30, 17, tzinfo=UTC)))
     app[HEALTH_EXTRAS].append(holiday_health(HolidayCalendar(), app[CLOCK], "Asia/Shanghai"))
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:

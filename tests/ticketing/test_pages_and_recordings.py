@@ -26,6 +26,7 @@ from callcenter.settings import settings_from_mapping
 from callcenter.tickets import setup_tickets
 from recordings.models import Recording
 from tests.conftest import FIXTURES
+from tests.health_access import HEALTH_HEADERS, HEALTH_HTTP
 from tests.recordings.fakes import FakeTranscriber, simple_triage
 from tests.ticketing.directory_data import Seeded, seed_directory
 from ticketing.pages import transcript_words
@@ -70,6 +71,7 @@ async def app(db_url: str, sessionmaker: async_sessionmaker[AsyncSession],
     data_dir = tmp_path / "data"
     settings = settings_from_mapping({
         "data_dir": str(data_dir), "database": {"url": db_url}, "default_community": "hupan",
+        "http": HEALTH_HTTP,
         "voicemail": {"spool_dir": str(spool), "context": "default", "mailboxes": ["8000"]},
     })
     application = create_core_app(settings, clock=ManualClock())
@@ -111,7 +113,7 @@ async def test_spool_message_becomes_a_ticket_with_its_recording(app: App) -> No
     assert rec["transcription"]["state"] == "done"
     assert rec["transcription"]["text"] == SAID
     assert rec["transcription"]["words"][1]["conf"] < 0.6
-    status, _, body = await app.get("/healthz")
+    status, _, body = await app.get("/healthz", headers=HEALTH_HEADERS)
     assert status == 200
     assert b'"transcription_jobs": {"done": 1}' in body
 

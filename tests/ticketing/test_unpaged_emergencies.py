@@ -26,6 +26,7 @@ from callcenter.paging.setup import setup_paging
 from callcenter.settings import settings_from_mapping
 from callcenter.tickets import UnpagedEmergencies, setup_tickets
 from recordings.ingest import VoicemailIngest
+from tests.health_access import HEALTH_HEADERS, HEALTH_HTTP
 from tests.paging.conftest import ScriptedOriginator
 from tests.recordings.fakes import FakeTranscriber, Spool, simple_triage
 from tests.ticketing.directory_data import Seeded, seed_directory
@@ -190,7 +191,7 @@ async def test_the_server_pages_a_ticket_left_unpaged_once_it_has_started(
     [tid] = await world.voicemail_tickets(BURST)
     clock = ManualClock(T0 + timedelta(minutes=10))
     settings = settings_from_mapping({
-        "data_dir": str(world.data_dir), "database": {"url": db_url},
+        "data_dir": str(world.data_dir), "database": {"url": db_url}, "http": HEALTH_HTTP,
         "voicemail": {"spool_dir": str(world.spool.root), "context": "default",
                       "mailboxes": ["8000"], "scan_interval_s": 30},
     })
@@ -213,7 +214,7 @@ async def test_the_server_pages_a_ticket_left_unpaged_once_it_has_started(
             ticket = await s.get(Ticket, tid)
         assert ticket is not None and report.reference == ticket.number
         # Nothing too old to page: the health check says so.
-        health = await (await client.get("/healthz")).json()
+        health = await (await client.get("/healthz", headers=HEALTH_HEADERS)).json()
         assert health["emergencies"] == {"stale": []}
     finally:
         await client.close()
