@@ -31,7 +31,7 @@ from tests.paging.conftest import ScriptedOriginator
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 API_CLIENT = {"Accept": "application/json"}
-NOT_PAGES = ("/api/", "/static", "/ws/", "/healthz", "/recordings/")
+NOT_PAGES = ("/api/", "/static", "/ws/", "/healthz", "/metrics", "/recordings/")
 NOT_HTML = {"/admin/audit.csv"}  # a download, guarded like the pages
 PUBLIC = {"/login", "/api/docs"}
 # The pages there are: a page missing here, or one here that is gone, fails the test.
