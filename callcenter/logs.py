@@ -196,6 +196,7 @@ def configure_logging(settings: LoggingSettings | None = None, *, verbose: bool 
     root.setLevel(level)
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.captureWarnings(True)  # a warning is a line like the others (JSON too)
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

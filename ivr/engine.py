@@ -167,7 +167,7 @@ class IvrEngine:
                     structlog.contextvars.bind_contextvars(linkedid=linkedid)
             call.caller = await self.services.identify_caller(channel.caller_number)
             # Never the caller's number: the call log has it, keyed by the linkedid.
-            log.info("IVR call from a %s caller for %s, %s mode, menus v%d of %s",
+            log.info("IVR call, %s caller, for %s, %s mode, menus v%d of %s",
                      "known" if call.caller.known else "unknown",
                      call.community or "-", call.mode, call.menus.version,
                      call.menus.community or "all communities")
