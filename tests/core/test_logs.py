@@ -21,9 +21,16 @@ from typing import Any
 import pytest
 import structlog
 
+from callcenter.bus import DomainEvent, EventBus
 from callcenter.demo import demo_settings, free_port
 from callcenter.logs import CallContextFilter, bind_call, configure_logging
-from callcenter.settings import LoggingSettings, Settings, SettingsError, settings_from_mapping
+from callcenter.settings import (
+    LoggingSettings,
+    Settings,
+    SettingsError,
+    load_logging_settings,
+    settings_from_mapping,
+)
 from callcenter.simulator import AsteriskStandIn, Caller, HangUp, Press, Wait
 from tests.integration.demo_db import heartbeat_seen
 
@@ -104,6 +111,40 @@ def test_text_lines_stay_readable_and_masked() -> None:
     line = out.getvalue().rstrip("\n")
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING test\.text "
                         r"\[linkedid=1764750000\.7\]: call from 139\*\*\*\*5678 to 8001", line), line
+
+
+async def test_bus_handlers_and_their_tasks_log_with_the_call_of_their_event(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The tracker publishes from the AMI reader, which is bound to no call."""
+    log = logging.getLogger("test.bus")
+    caplog.handler.addFilter(CallContextFilter())
+    caplog.set_level(logging.INFO)
+    bus = EventBus()
+
+    async def child() -> None:
+        log.info("child")
+
+    async def handler(event: DomainEvent) -> None:
+        log.info("heard %s", event.name)
+        await asyncio.create_task(child())
+
+    bus.subscribe("call.*", handler)
+    bus.publish(DomainEvent("call.started", {"linkedid": "1764750000.1", "uniqueid": "1764750000.2",
+                                             "asterisk": "pbx1"}))
+    bus.publish(DomainEvent("call.queue", {"asterisk": "pbx1"}))
+    await bus.drain()
+    calls = sorted(r.call for r in caplog.records)  # type: ignore[attr-defined]
+    assert calls == [" [linkedid=1764750000.1 uniqueid=1764750000.2 pbx=pbx1]"] * 2 + \
+        [" [pbx=pbx1]"] * 2
+
+
+def test_logging_settings_come_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "callcenter.toml"
+    config.write_text('[logging]\nformat = "json"\n[http]\nport = "not a port"\n', encoding="utf-8")
+    # Only [logging] is read: the command that needs the rest reports its errors.
+    assert load_logging_settings(config, environ={}) == LoggingSettings(format="json")
+    assert load_logging_settings(None, environ={"CALLCENTER_LOGGING__LEVEL": "debug"}) == \
+        LoggingSettings(level="debug")
 
 
 def test_logging_settings_are_checked_with_the_key() -> None:
