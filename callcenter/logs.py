@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import traceback
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any, TextIO
 
 import structlog
@@ -133,11 +133,6 @@ def render_text(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
     then the traceback on its own lines."""
     ed = dict(event_dict)
     ts = ed.pop("ts", "")
-    try:
-        when = datetime.fromisoformat(ts).astimezone()
-        ts = when.strftime("%Y-%m-%d %H:%M:%S,") + f"{when.microsecond // 1000:03d}"
-    except (TypeError, ValueError):
-        pass
     level = str(ed.pop("level", "")).upper()
     name = ed.pop("logger", "")
     ids = [f"{k}={ed.pop(k)}" for k in CALL_KEYS if ed.get(k)]
@@ -154,13 +149,23 @@ def render_text(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
     return line
 
 
-def _pre_chain() -> list[Processor]:
+def local_time(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """``ts`` as the text format shows it: local time with milliseconds, as
+    ``logging.Formatter`` writes ``asctime``."""
+    now = time.time()
+    event_dict["ts"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)) + \
+        f",{int(now * 1000) % 1000:03d}"
+    return event_dict
+
+
+def _pre_chain(fmt: str) -> list[Processor]:
     """What both kinds of record get before the formatter's own processors."""
     return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts") if fmt == "json"
+        else local_time,
     ]
 
 
@@ -174,7 +179,7 @@ def make_formatter(fmt: str = "text") -> structlog.stdlib.ProcessorFormatter:
     renderer: Processor = (structlog.processors.JSONRenderer(serializer=dumps)
                            if fmt == "json" else render_text)
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*_pre_chain(), structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[*_pre_chain(fmt), structlog.stdlib.ExtraAdder()],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             exc_info_as_text,
@@ -184,12 +189,25 @@ def make_formatter(fmt: str = "text") -> structlog.stdlib.ProcessorFormatter:
     )
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is written (as
+    ``logging.lastResort`` does), not the one there was when it was made: a
+    command run in-process (tests) leaves no handler on a closed stream."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+
 def configure_logging(settings: LoggingSettings | None = None, *, verbose: bool = False,
                       stream: TextIO | None = None) -> None:
     """Route ``logging`` and structlog to one handler on ``stream`` (stderr)."""
     settings = settings or LoggingSettings()
     level = logging.DEBUG if verbose else logging.getLevelName(settings.level.upper())
-    handler = logging.StreamHandler(stream)
+    handler: logging.Handler = logging.StreamHandler(stream) if stream else StderrHandler()
     handler.setFormatter(make_formatter(settings.format))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -200,7 +218,7 @@ def configure_logging(settings: LoggingSettings | None = None, *, verbose: bool 
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
-            *_pre_chain(),
+            *_pre_chain(settings.format),
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
