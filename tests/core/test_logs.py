@@ -22,6 +22,7 @@ import pytest
 import structlog
 
 from callcenter.bus import DomainEvent, EventBus
+from callcenter.clock import ManualClock
 from callcenter.demo import demo_settings, free_port
 from callcenter.logs import CallContextFilter, bind_call, configure_logging
 from callcenter.settings import (
@@ -32,6 +33,7 @@ from callcenter.settings import (
     settings_from_mapping,
 )
 from callcenter.simulator import AsteriskStandIn, Caller, HangUp, Press, Wait
+from callcenter.snapshot import Snapshot
 from tests.integration.demo_db import heartbeat_seen
 
 CALLER = "13912345678"
@@ -136,6 +138,28 @@ async def test_bus_handlers_and_their_tasks_log_with_the_call_of_their_event(
     calls = sorted(r.call for r in caplog.records)  # type: ignore[attr-defined]
     assert calls == [" [linkedid=1764750000.1 uniqueid=1764750000.2 pbx=pbx1]"] * 2 + \
         [" [pbx=pbx1]"] * 2
+
+
+async def test_work_shared_by_many_calls_does_not_carry_the_call_that_started_it() -> None:
+    """A stale cache read during one call reloads for everyone: its lines are
+    about no call."""
+    seen: list[dict[str, Any]] = []
+    reloaded = asyncio.Event()
+
+    async def load() -> int:
+        seen.append(structlog.contextvars.get_contextvars())
+        if len(seen) == 2:
+            reloaded.set()
+        return len(seen)
+
+    clock = ManualClock(datetime(2026, 12, 3, tzinfo=UTC))
+    snap: Snapshot[int] = Snapshot(load, clock, ttl_s=1.0)
+    await snap.get()
+    await clock.advance(2.0)
+    with bind_call(linkedid="1764750000.3"):
+        assert await snap.get() == 1  # the old copy, at once; reloaded behind
+        await asyncio.wait_for(reloaded.wait(), 5)
+    assert "linkedid" not in seen[1]
 
 
 def test_logging_settings_come_from_the_file_and_the_environment(tmp_path: Path) -> None:
