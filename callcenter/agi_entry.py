@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from callcenter.logs import bind_call
+from callcenter.oncall.router import call_log_id
 from callcenter.paging.page_call import is_page_call
 from ivr.channel import Channel
 from ivr.errors import CallerHungUp
@@ -31,13 +32,21 @@ class AgiEntry:
         target = self.page if is_page_call(channel) else self.ivr
         with bind_call(uniqueid=channel.uniqueid):
             try:
-                if target is None:
-                    log.error("no handler for AGI session from %s", channel.env.get("agi_context"))
-                    await channel.stream_file(SORRY_PROMPT)
-                    await channel.hangup()
-                    return
-                await target(channel)
+                # Every line about the call carries its Linkedid from here on; the
+                # IVR and the on-call router find it in the environment.
+                linkedid = await call_log_id(channel)
+                channel.env.setdefault("agi_linkedid", linkedid)
+                with bind_call(linkedid=linkedid):
+                    await self._serve(channel, target)
             except CallerHungUp:
                 pass
             finally:
                 await channel.close()
+
+    async def _serve(self, channel: Channel, target: Handler | None) -> None:
+        if target is None:
+            log.error("no handler for AGI session from %s", channel.env.get("agi_context"))
+            await channel.stream_file(SORRY_PROMPT)
+            await channel.hangup()
+            return
+        await target(channel)

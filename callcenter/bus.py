@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from callcenter.logs import bind_call
+
 log = logging.getLogger(__name__)
 
 
@@ -28,6 +30,10 @@ class DomainEvent:
 
 
 Handler = Callable[[DomainEvent], Awaitable[None]]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 class EventBus:
@@ -67,10 +73,15 @@ class EventBus:
         await asyncio.gather(*(self._run(h, event) for h in self._matching(event.name)))
 
     async def _run(self, handler: Handler, event: DomainEvent) -> None:
-        try:
-            await handler(event)
-        except Exception:
-            log.exception("event handler %r failed on %s", handler, event.name)
+        # An event about a call (the tracker's, from the AMI reader, which is bound
+        # to no call) makes its handler's lines, and the tasks it starts, carry it.
+        data = event.data
+        with bind_call(linkedid=_text(data.get("linkedid")), uniqueid=_text(data.get("uniqueid")),
+                       pbx=_text(data.get("asterisk"))):
+            try:
+                await handler(event)
+            except Exception:
+                log.exception("event handler %r failed on %s", handler, event.name)
 
     async def drain(self) -> None:
         """Wait for handlers still running (shutdown, tests)."""

@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_CONFIG_NAME = "callcenter.toml"
@@ -153,6 +153,20 @@ class TriageSettings:
     lexicon: Path | None = None
 
 
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    """``format``: ``text`` (a line a person reads) or ``json`` (one object per
+    line, for a log collector); ``level``: the least severe level written
+    (``-v`` on the command line makes it DEBUG)."""
+
+    format: str = "text"
+    level: str = "INFO"
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("callcenter-data")
@@ -166,6 +180,7 @@ class Settings:
     vosk: VoskSettings = field(default_factory=VoskSettings)
     oncall: OnCallSettings = field(default_factory=OnCallSettings)
     triage: TriageSettings = field(default_factory=TriageSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
     ivr_menus: tuple[Path, ...] = ()
     source: str = "<defaults>"
 
@@ -206,6 +221,7 @@ _SECTIONS: dict[str, type] = {
     "vosk": VoskSettings,
     "oncall": OnCallSettings,
     "triage": TriageSettings,
+    "logging": LoggingSettings,
 }
 
 
@@ -308,6 +324,16 @@ def _validate(s: Settings) -> None:
     _validate_oncall(s)
     _validate_triage(s)
     _validate_http(s)
+    _validate_logging(s.logging, src)
+
+
+def _validate_logging(lg: LoggingSettings, src: str) -> None:
+    if lg.format not in LOG_FORMATS:
+        raise SettingsError("logging.format", f"expected one of {', '.join(LOG_FORMATS)}, "
+                            f"got {lg.format!r}", src)
+    if lg.level.upper() not in LOG_LEVELS:
+        raise SettingsError("logging.level", f"expected one of {', '.join(LOG_LEVELS)}, "
+                            f"got {lg.level!r}", src)
 
 
 def _validate_http(s: Settings) -> None:
@@ -429,9 +455,10 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
             raw[parts[0]] = value
 
 
-def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None,
-                  *, must_exist: bool = False) -> Settings:
-    """Load ``path`` (or ``$CALLCENTER_CONFIG``, or ``./callcenter.toml`` when present)."""
+def _read_raw(path: Path | None, environ: Mapping[str, str] | None, must_exist: bool
+              ) -> tuple[dict[str, Any], str, Path | None]:
+    """The settings file's table with the environment applied, its source label
+    and the file's path (None: defaults and environment only)."""
     environ = os.environ if environ is None else environ
     if path is None and environ.get("CALLCENTER_CONFIG"):
         path = Path(environ["CALLCENTER_CONFIG"])
@@ -454,7 +481,25 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     _apply_env(raw, environ)
     if any(k.startswith(ENV_PREFIX) for k in environ):
         source += " + environment"
+    return raw, source, path
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None,
+                  *, must_exist: bool = False) -> Settings:
+    """Load ``path`` (or ``$CALLCENTER_CONFIG``, or ``./callcenter.toml`` when present)."""
+    raw, source, path = _read_raw(path, environ, must_exist)
     return settings_from_mapping(raw, source, base_dir=path.parent if path else None)
+
+
+def load_logging_settings(path: Path | None = None, environ: Mapping[str, str] | None = None
+                          ) -> LoggingSettings:
+    """Only the ``[logging]`` table of the same file and environment, so that a
+    command logs as configured from its first line on, before (and even when)
+    the rest is validated."""
+    raw, source, _ = _read_raw(path, environ, path is not None)
+    lg = _build(LoggingSettings, raw.get("logging", {}), "logging", source)
+    _validate_logging(lg, source)
+    return cast(LoggingSettings, lg)
 
 
 def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",

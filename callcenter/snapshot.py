@@ -9,6 +9,7 @@ fresh copy. A failed re-read keeps the old copy and is logged."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -39,7 +40,9 @@ class Snapshot(Generic[T]):
         if self._value is not None and self._loaded_at is not None:
             if now - self._loaded_at >= self._ttl and (
                     self._reloading is None or self._reloading.done()):
-                self._reloading = asyncio.get_running_loop().create_task(self._background())
+                # For every caller, not the one (call) whose read found it stale.
+                self._reloading = asyncio.get_running_loop().create_task(
+                    self._background(), context=contextvars.Context())
             return self._value
         return await self._refresh()
 

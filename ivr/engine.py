@@ -166,8 +166,9 @@ class IvrEngine:
                 if linkedid:
                     structlog.contextvars.bind_contextvars(linkedid=linkedid)
             call.caller = await self.services.identify_caller(channel.caller_number)
-            log.info("IVR call from %s (%s) for %s, %s mode, menus v%d of %s",
-                     channel.caller_number, "known" if call.caller.known else "unknown",
+            # Never the caller's number: the call log has it, keyed by the linkedid.
+            log.info("IVR call, %s caller, for %s, %s mode, menus v%d of %s",
+                     "known" if call.caller.known else "unknown",
                      call.community or "-", call.mode, call.menus.version,
                      call.menus.community or "all communities")
             entry = call.menus.entry_menu(call.mode)

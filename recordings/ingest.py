@@ -33,6 +33,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+import structlog
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -52,6 +53,13 @@ from ticketing.models import Ticket
 from ticketing.services import MAX_DESCRIPTION, UNRECOGNISED_SUMMARY, NewTicket, TicketService
 
 log = logging.getLogger(__name__)
+
+
+def call_ids(ivr_hint: str | None) -> dict[str, str]:
+    """``{"linkedid": ...}`` of the call that left a message (its IVR hint), to
+    bind on the message's log lines; empty when the hint names none."""
+    hint = parse_hint(ivr_hint or "")
+    return {"linkedid": hint.call_id} if hint is not None and hint.call_id else {}
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Larger than any voicemail (app_voicemail's maxsecs at 16-bit 48 kHz is ~30 MB for
@@ -335,7 +343,8 @@ class VoicemailIngest:
         except IntegrityError:
             await session.rollback()
             return "known"
-        log.info("voicemail %s/%s/%s registered as recording %d", *msg.identity, rec.id)
+        with structlog.contextvars.bound_contextvars(**call_ids(msg.category)):
+            log.info("voicemail %s/%s/%s registered as recording %d", *msg.identity, rec.id)
         return "new"
 
     async def _find(self, session: AsyncSession, identity: tuple[str, str, str]) -> int | None:
@@ -372,6 +381,17 @@ class VoicemailIngest:
         return results
 
     async def run_job(self, job_id: int) -> JobResult:
+        """Transcribe, triage and file one queued job; its lines carry the
+        linkedid of the call that left the message, when the IVR noted it."""
+        async with self._sm() as session:
+            hint = await session.scalar(
+                select(Recording.ivr_hint).join(TranscriptionJob,
+                                                TranscriptionJob.recording_id == Recording.id)
+                .where(TranscriptionJob.id == job_id))
+        with structlog.contextvars.bound_contextvars(**call_ids(hint)):
+            return await self._run_job(job_id)
+
+    async def _run_job(self, job_id: int) -> JobResult:
         async with self._sm() as session:
             job = await session.get(TranscriptionJob, job_id)
             if job is None:

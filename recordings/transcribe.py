@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import multiprocessing
 import re
@@ -491,7 +492,9 @@ class TranscriberPool:
         self._live.discard(worker)
 
     def _background(self, coro: Any, *, cancel_on_close: bool) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        # The pool's own work: not the ids of the voicemail job that started it.
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            coro, context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         if cancel_on_close:

@@ -259,8 +259,9 @@ class AsyncAgiDispatcher:
                     or uniqueid in self._finished:
                 continue
             env = adopted_env(frame)
-            log.warning("%s: adopting %s (%s), waiting in AsyncAGI with no server",
-                        self.link.name, name, env.get("agi_callerid"))
+            with bind_call(pbx=self.link.name, uniqueid=uniqueid, linkedid=frame.get("Linkedid")):
+                log.warning("%s: adopting %s, waiting in AsyncAGI with no server",
+                            self.link.name, name)
             self._launch(uniqueid, name, env, frame.get("Linkedid") or "", adopted=True)
             self.adopted.append(uniqueid)
             started.append(uniqueid)

@@ -9,6 +9,7 @@ applying any event twice, or in any order, gives the same row.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -67,7 +68,9 @@ class CallLogService:
         batch = self._batch
         if batch is None:
             batch = self._batch = asyncio.get_running_loop().create_future()
-            task = asyncio.get_running_loop().create_task(self._flush_after(batch))
+            # One batch holds many calls: its task must not carry this one's ids.
+            task = asyncio.get_running_loop().create_task(self._flush_after(batch),
+                                                          context=contextvars.Context())
             self._flushers.add(task)
             task.add_done_callback(self._flushers.discard)
         self._pending.append(event)

@@ -26,6 +26,7 @@ from typing import Any
 
 from callcenter.ami.parser import Frame
 from callcenter.bus import DomainEvent
+from callcenter.logs import bind_call
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,9 @@ class CallTracker:
             handler(dict(frame.headers), now)
         except (KeyError, ValueError) as exc:
             self.skipped += 1
-            log.warning("%s: skipped malformed %s event (%s)", self.asterisk, name, exc)
+            with bind_call(pbx=self.asterisk, linkedid=frame.get("Linkedid"),
+                           uniqueid=frame.get("Uniqueid")):
+                log.warning("%s: skipped malformed %s event (%s)", self.asterisk, name, exc)
 
     def record_ivr_choice(self, linkedid: str, step: str, now: datetime) -> None:
         """The IVR reports a step (menu key, branch). Publishes ``call.ivr_choice``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from importlib import resources
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 from callcenter.cli.common import settings_from_args
 from callcenter.cli.community import warn_unknown_communities
 from callcenter.settings import DEFAULT_CONFIG_NAME
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: Any) -> None:
@@ -64,7 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     for warning in warn_unknown_communities(settings):
-        print(warning, file=sys.stderr)
+        log.warning("%s", warning)  # a log line like the others ([logging] format)
 
     async def started(port: int) -> None:
         print(f"callcenter listening on http://{settings.http.host}:{port}/", flush=True)

@@ -6,10 +6,11 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from callcenter import __version__
 from callcenter.logs import configure_logging
-from callcenter.settings import SettingsError
+from callcenter.settings import LoggingSettings, SettingsError, load_logging_settings
 
 COMMAND_MODULES = (
     "callcenter.cli.core",
@@ -46,10 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _logging_settings(args: argparse.Namespace) -> LoggingSettings:
+    """``[logging]`` of the settings file (``--config``, ``$CALLCENTER_CONFIG`` or
+    ./callcenter.toml) and ``CALLCENTER_LOGGING__*``. A broken file logs as
+    text here; the command that reads the settings reports it."""
+    try:
+        return load_logging_settings(Path(args.config) if args.config else None)
+    except SettingsError:
+        return LoggingSettings()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.verbose)
+    configure_logging(_logging_settings(args), verbose=args.verbose)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import csv
 import io
 import logging
@@ -124,7 +125,9 @@ class AuditWriter:
             del self._pending[:dropped]
             log.error("audit writer dropped %d rows: the database is not keeping up", dropped)
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._flush_later())
+            # Rows of many calls and users: not the ids of the one that started it.
+            self._task = asyncio.get_running_loop().create_task(self._flush_later(),
+                                                                context=contextvars.Context())
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(self._every)

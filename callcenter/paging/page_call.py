@@ -114,7 +114,8 @@ class PageCallHandler:
 
     async def handle(self, channel: Channel) -> PageResponse:
         with bind_call(uniqueid=channel.uniqueid,
-                       linkedid=getattr(channel, "linkedid", None) or channel.uniqueid):
+                       linkedid=getattr(channel, "linkedid", None)
+                       or channel.env.get("agi_linkedid") or channel.uniqueid):
             return await self._handle(channel)
 
     async def _handle(self, channel: Channel) -> PageResponse:

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.clock import Clock
 from callcenter.directory.models import Community, StaffUser
+from callcenter.logs import bind_task
 from callcenter.notify.base import DeliveryResult, Notification, Notifier, NotifyError
 from callcenter.oncall.errors import NoSchedule
 from callcenter.oncall.router import national_number
@@ -47,7 +48,7 @@ from callcenter.paging.escalation import (
     Stop,
     decide,
 )
-from callcenter.paging.models import Incident, PageAttempt, PagingTimer
+from callcenter.paging.models import Incident, IncidentReport, PageAttempt, PagingTimer
 from callcenter.paging.originate import (
     OriginateOutcome,
     OriginateStatus,
@@ -326,6 +327,10 @@ class EscalationWorker:
             if incident is None or incident.state != "open":
                 await self._close_timer(session, timer)
                 return
+            # The page's lines name the call that raised the emergency (_run is a task).
+            bind_task(linkedid=await session.scalar(
+                select(IncidentReport.call_id).where(IncidentReport.incident_id == incident.id)
+                .order_by(IncidentReport.id).limit(1)))
             community = await session.get(Community, incident.community_id)
             assert community is not None
             policy = PolicySnapshot.from_json(incident.policy_snapshot)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -267,4 +268,22 @@ async def test_a_key_pressed_while_the_place_is_spoken_counts(sessionmaker: SM, 
     cmds = p.originator.channels[0].commands
     # Nothing more of the incident is played once the key is pressed.
     assert not any("paging-menu" in c or "SAY DIGITS" in c for c in cmds)
+    await p.close()
+
+
+async def test_a_page_logs_with_the_linkedid_of_the_call_that_raised_it(sessionmaker: SM,
+                                                                         staff: Staff) -> None:
+    seen: list[str | None] = []
+
+    class Watching(ScriptedOriginator):
+        async def originate(self, *args: Any, **kw: Any) -> Any:
+            seen.append(structlog.contextvars.get_contextvars().get("linkedid"))
+            return await super().originate(*args, **kw)
+
+    p = make_paging(sessionmaker, originator=Watching({target("e1"): [answer("1")]}))
+    await p.service.open_incident(leak())
+    assert await p.worker.run_due() == 1
+    await p.bus.drain()
+    assert seen == ["1700000000.9"]
+    assert "linkedid" not in structlog.contextvars.get_contextvars()  # the step's task only
     await p.close()

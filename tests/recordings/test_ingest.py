@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.clock import ManualClock
 from callcenter.directory.services import lookup_by_number
+from callcenter.logs import CallContextFilter
 from callcenter.tickets import default_triage
 from recordings.ingest import VoicemailIngest, compact_transcript
 from recordings.ivr_hint import IvrHint, encode_hint, parse_hint
@@ -363,3 +365,22 @@ async def test_what_was_said_wins_over_the_menu_path(world: World) -> None:
     [ticket] = await world.tickets_in_db()
     assert ticket.category == "plumbing"
     assert ticket.description == "家里 马桶 漏水 了\n\n语音导航：报修 → 门窗门禁"
+
+
+async def test_a_scanned_message_logs_with_the_linkedid_of_the_call_that_left_it(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    shutil.rmtree(world.spool.root / "default")
+    hinted = world.spool.add(caller='"李四" <13800000002>', category=encode_hint(IvrHint(
+        call_id="1763800000.9", path=("报修",))))
+    world.transcriber.say(hinted, "")
+    plain = world.spool.add(caller='"李四" <13800000002>', freq=600)
+    world.transcriber.say(plain, "")
+    caplog.handler.addFilter(CallContextFilter())
+    caplog.set_level(logging.INFO, logger="recordings.ingest")
+    await world.ingest().scan_and_process()  # the periodic scan: bound to no call
+    lines = [(r.getMessage(), r.call) for r in caplog.records  # type: ignore[attr-defined]
+             if r.name == "recordings.ingest"]
+    ids = {msg.split(" ")[2]: call for msg, call in lines if "→ ticket" in msg}
+    assert sorted(ids.values()) == ["", " [linkedid=1763800000.9]"]
+    registered = [call for msg, call in lines if "registered as recording" in msg]
+    assert sorted(registered) == ["", " [linkedid=1763800000.9]"]
