@@ -12,7 +12,6 @@ Asterisk sent, channel by channel (``tests/simulator/story.py``)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -92,16 +91,6 @@ async def test_a_dialplan_with_the_extension_lets_the_same_originate_through(
     assert (refused["Response"], refused["Message"]) == ("Error", "Extension does not exist.")
 
 
-async def _quiet(c: MiniAmi, seconds: float = 0.5) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + seconds
-    while loop.time() < end:
-        try:
-            await c._read_more(max(0.01, end - loop.time()))
-        except TimeoutError:
-            break
-
-
 async def test_capture_12_a_session_gets_only_the_classes_its_read_allows(tmp_path: Path) -> None:
     # The caller hangs up ~0.25 s after Dial's -1 (w3|d1|w3|h against a 1 s ring and 2 s talk):
     # at a slower clock the ASYNCAGI BREAK the capture sent in between reaches it in time.
@@ -136,7 +125,7 @@ async def _drive_12(ro: MiniAmi, rigall: MiniAmi) -> None:
         ro.writer.write(encode_frame(login.fields))
         await ro.wait_for(lambda f: f.get("Response") == "Success")
         await Drive(rigall, skip=SKIP).run(read_capture(FIXTURES / "full" / "12_read_permissions_all.log"))
-        await _quiet(ro)
+        await ro.quiet()
     finally:
         await ro.close()
         await rigall.close()
@@ -155,7 +144,7 @@ async def test_events_at_login_and_the_events_action_narrow_the_classes(
         await driver.action("Originate", ("Channel", "Local/12@sip-unused"), ("Application", "Wait"),
                             ("Data", "1"), ("Async", "true"))
         await driver.wait_event("OriginateResponse", within=10)
-        await _quiet(client, 0.3)
+        await client.quiet(0.3)
         got = {f.event for f in client.frames if f.event}
         assert got == {"QueueMemberPause"}
         answer = await client.action("Events", ("EventMask", "on"))
