@@ -30,6 +30,11 @@ BANNER = b"Asterisk Call Manager/9.0.0\r\n"
 Fields = ev.Fields
 
 
+def _class_of(fields: Fields) -> str | None:
+    head = dict(fields[:2])
+    return event_class(head.get("Event", ""), head.get("Privilege"))
+
+
 class AmiSession:
     def __init__(self, server: AmiServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.server = server
@@ -64,13 +69,14 @@ class AmiSession:
     def events_on(self) -> bool:
         return self.send_events is None or bool(self.send_events)
 
-    def deliver_event(self, fields: Fields) -> None:
-        """An event goes out only if its class is in both the user's ``read=`` and
-        the session's ``Events:`` (main/manager.c ``process_events``; capture 12)."""
+    def deliver_event(self, fields: Fields, cls: str | None = None) -> None:
+        """An event goes out only if its class (``cls``, else looked up) is in both the
+        user's ``read=`` and the session's ``Events:`` (main/manager.c ``process_events``;
+        capture 12)."""
         if not self.authenticated:
             return
-        head = dict(fields[:2])
-        cls = event_class(head.get("Event", ""), head.get("Privilege"))
+        if cls is None:
+            cls = _class_of(fields)
         for allowed in (self.read, self.send_events):
             if allowed is not None and cls not in allowed:
                 return
@@ -674,8 +680,9 @@ class AmiServer:
                 self._session_tasks.discard(task)
 
     def broadcast(self, fields: Fields) -> None:
+        cls = _class_of(fields)
         for s in list(self.sessions):
-            s.deliver_event(fields)
+            s.deliver_event(fields, cls)
 
     def drop_clients(self) -> None:
         for s in list(self.sessions):
