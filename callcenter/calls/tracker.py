@@ -8,6 +8,13 @@ state (ringing → ivr → queued → ringing_agent → answered → ended), who
 rung, who answered, and timestamps, and publishes ``call.*`` and
 ``voicemail.left`` domain events through the ``publish`` callable it is given.
 
+An outgoing call (its primary channel made Down: an Originate such as a page or
+a click-to-call) is announced only once it gets somewhere (answered, IVR, queue,
+a ring, a message); one that ends before (capture 10's missing extension, a page
+nobody answers) publishes nothing: the paging audit has the attempt, and it is
+no owner's abandoned call in the call log or on the wall (``failed_originates``
+counts them).
+
 No I/O and no clock of its own: ``handle(frame, now)`` is all it needs, so a
 recorded capture replays to the same states and events every time. After a
 (re)connect, ``apply_snapshot`` corrects the state from what Asterisk reports
@@ -118,6 +125,18 @@ class Call:
     hangup_cause: str | None = None
     transfers: list[dict[str, Any]] = field(default_factory=list)
     was_ivr: bool = False
+    #: the primary channel was made Down: an outgoing channel (an Originate: a page,
+    #: click-to-call), not a caller ringing in (a trunk's channel starts Ring)
+    outgoing: bool = False
+    primary_up: bool = False
+
+    @property
+    def reached(self) -> bool:
+        """Whether the call got anywhere: its primary channel answered, it ran the
+        IVR, queued, rang someone or left a message. An outgoing call that never
+        did is a failed Originate (capture 10, or nobody answering a page)."""
+        return bool(self.primary_up or self.was_ivr or self.ivr_path or self.queue or self.rung
+                    or self.voicemail or self.answered_at or self.emergency)
 
     @property
     def wait_s(self) -> float | None:
@@ -200,6 +219,8 @@ class CallTracker:
         self._keep_ended = keep_ended
         self.mailboxes: dict[str, tuple[int, int]] = {}
         self.skipped = 0
+        #: outgoing calls that ended without getting anywhere (not published)
+        self.failed_originates = 0
         self._handlers: dict[str, Callable[[Headers, datetime], None]] = {
             "Newchannel": self._newchannel,
             "Newstate": self._update_caller_ev,
@@ -300,6 +321,8 @@ class CallTracker:
     def _maybe_started(self, call: Call, now: datetime, *, force: bool = False) -> None:
         if call.started_published:
             return
+        if call.outgoing and not call.reached:
+            return  # an Originate still trying: not a call until it gets somewhere
         if force or call.caller_number or call.state is not CallState.RINGING:
             call.started_published = True
             self._emit("call.started", call, now)
@@ -349,6 +372,8 @@ class CallTracker:
         call.channels[uid] = chan
         self._by_uniqueid[uid] = lid
         if self._is_primary(call, uid):
+            call.outgoing = h.get("ChannelState") == "0"
+            call.primary_up = chan.up
             # Not announced yet: the first Newchannel often says <unknown> for
             # the name, which follows in the next event (NewCallerid, DialBegin).
             self._update_caller(call, h.get("CallerIDNum"), h.get("CallerIDName"))
@@ -362,6 +387,7 @@ class CallTracker:
         if chan is not None and h.get("ChannelState") == "6":
             chan.up = True
         if self._is_primary(call, uid):
+            call.primary_up = call.primary_up or h.get("ChannelState") == "6"
             self._update_caller(call, h.get("CallerIDNum"), h.get("CallerIDName"))
             self._maybe_started(call, now)
 
@@ -582,6 +608,15 @@ class CallTracker:
             self._end(call, now)
 
     def _end(self, call: Call, now: datetime, *, resynced: bool = False) -> None:
+        if call.outgoing and not call.reached and not call.started_published:
+            # A failed Originate (a page nobody took, a missing extension): the paging
+            # audit has the attempt; it is no owner's abandoned call in the log or on the wall.
+            self.calls.pop(call.linkedid, None)
+            for uid in list(call.channels):
+                self._by_uniqueid.pop(uid, None)
+            self.failed_originates += 1
+            log.debug("%s: outgoing %s ended without being answered", self.asterisk, call.linkedid)
+            return
         self._maybe_started(call, now, force=True)
         was = call.state
         call.state = CallState.ENDED

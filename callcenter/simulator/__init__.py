@@ -20,12 +20,13 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from callcenter.ami.parser import encode_frame
 from callcenter.simulator import events as ev
 from callcenter.simulator.ami_server import AmiServer
 from callcenter.simulator.astdb import HotlineGuard
+from callcenter.simulator.dialplan import Dialplan, standin_dialplan
 from callcenter.simulator.errors import StandInConfigError
 from callcenter.simulator.events import Fields
+from callcenter.simulator.manager_conf import parse_manager_conf
 from callcenter.simulator.pbx import Call, Pbx, QueueMember
 from callcenter.simulator.scenario import Answer, Caller, HangUp, Phone, Press, Say, Wait
 from callcenter.simulator.timing import Clock, ScaledClock, SystemClock
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from callcenter.settings import Settings
 
 __all__ = [
-    "Answer", "AsteriskStandIn", "Call", "Caller", "HangUp", "Phone", "Press", "Say", "ScaledClock",
+    "Answer", "AsteriskStandIn", "Call", "Caller", "Dialplan", "HangUp", "Phone", "Press", "Say", "ScaledClock",
     "StandInConfigError", "Wait",
 ]
 
@@ -67,12 +68,18 @@ class AsteriskStandIn:
         heartbeat_max_age: float | None = None,
         fallback_dial: str = "",
         fallback_mailbox: str = "8000@default",
+        read: dict[str, str] | None = None,
+        dialplan: Dialplan | None = None,
     ) -> None:
         """``heartbeat_max_age``: model the printed hotline's heartbeat check (``astdb.HotlineGuard``):
         a call to ``hotline_context`` whose ``callcenter/alive`` is missing or older goes to the
         fallback (``Dial(fallback_dial)``, then ``VoiceMail(fallback_mailbox)``); None: plain
         ``AGI(agi:async)`` as in the capture rig. ``restart_*``: the phases of ``restart()``
-        (capture 11: refusing ~1.1 s, down ~0.33 s, logins before FullyBooted ~0.065 s)."""
+        (capture 11: refusing ~1.1 s, down ~0.33 s, logins before FullyBooted ~0.065 s).
+        ``read``: user → manager.conf ``read=`` (capture 12: a session gets only the events
+        of those classes; a user not named reads ``all``). ``dialplan``: the contexts and
+        extensions that exist (capture 10: an Originate elsewhere fails as on Asterisk);
+        by default the capture rig's plus what ``callcenter asterisk-config`` prints."""
         if ivr_transport not in ("asyncagi", "fastagi"):
             raise StandInConfigError("ivr_transport must be 'asyncagi' or 'fastagi'", field="ivr_transport",
                                      details={"value": ivr_transport})
@@ -88,10 +95,11 @@ class AsteriskStandIn:
                        fastagi_url=fastagi_url, prompt_seconds=prompt_seconds,
                        member_ring_timeout=member_ring_timeout, queue_retry=queue_retry,
                        fastagi_close_timeout=fastagi_close_timeout, record_root=record_root,
-                       hotline_context=hotline_context)
+                       hotline_context=hotline_context,
+                       dialplan=dialplan if dialplan is not None else standin_dialplan())
         self.ami = AmiServer(self.pbx, host=host, port=port, users=dict(users or {"cc": "ccsecret"}),
                              mailboxes=list(mailboxes or [("default", "8000", "Front Desk")]),
-                             segment_size=segment_size)
+                             segment_size=segment_size, read=read)
         self.astdb = self.ami.astdb
         if heartbeat_max_age is not None:
             self.pbx.hotline_guard = HotlineGuard(self.astdb, max_age_s=heartbeat_max_age,
@@ -104,8 +112,12 @@ class AsteriskStandIn:
     def from_settings(cls, settings: Settings, *, index: int = 0, fastagi_script: str = "hotline",
                       **kwargs: Any) -> AsteriskStandIn:
         """A stand-in for ``settings.asterisk[index]``: same port, user, secret,
-        hotline context, voicemail spool and FastAGI address as the server expects."""
+        hotline context, voicemail spool and FastAGI address as the server expects,
+        the ``read=`` classes and the dialplan ``callcenter asterisk-config`` prints for it."""
+        from callcenter.asterisk_config import manager_conf
+
         pbx = settings.asterisk[index]
+        printed_user = parse_manager_conf(manager_conf(pbx)).get(pbx.username)
         vm = settings.voicemail
         mailbox = settings.oncall.voicemail_mailbox or (vm.mailboxes[0] if vm.mailboxes else "8000")
         defaults: dict[str, Any] = {
@@ -116,6 +128,8 @@ class AsteriskStandIn:
             "spool_dir": vm.spool_dir, "mailboxes": [(vm.context, m, "") for m in vm.mailboxes],
             "fastagi_url": f"agi://{settings.fastagi.host}:{settings.fastagi.port}/{fastagi_script}",
             "hotline_context": pbx.hotline_context,
+            "read": {pbx.username: printed_user.read} if printed_user else None,
+            "dialplan": standin_dialplan(settings, pbx),
         }
         defaults.update(kwargs)
         return cls(**defaults)
@@ -227,8 +241,7 @@ class AsteriskStandIn:
         shutdown: Fields = [("Event", "Shutdown"), ("Privilege", "system,all"), ("Shutdown", "Cleanly"),
                             ("Restart", "True")]
         for s in list(self.ami.sessions):
-            if s.authenticated:
-                s.send_raw(encode_frame(shutdown))
+            s.deliver_event(shutdown)
         await asyncio.sleep(0.01)
         await self.ami.stop_listening()
         for s in list(self.ami.sessions):

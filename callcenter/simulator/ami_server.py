@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from callcenter.ami.event_classes import event_class, parse_classes
 from callcenter.ami.parser import Frame, FrameParser, encode_frame
 from callcenter.simulator import astdb
 from callcenter.simulator import events as ev
@@ -29,6 +30,11 @@ BANNER = b"Asterisk Call Manager/9.0.0\r\n"
 Fields = ev.Fields
 
 
+def _class_of(fields: Fields) -> str | None:
+    head = dict(fields[:2])
+    return event_class(head.get("Event", ""), head.get("Privilege"))
+
+
 class AmiSession:
     def __init__(self, server: AmiServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.server = server
@@ -36,7 +42,9 @@ class AmiSession:
         self.writer = writer
         self.parser = FrameParser(expect_banner=False)
         self.authenticated = False
-        self.events_on = True
+        #: the login user's ``read=`` classes and the session's ``Events:`` (None: every class)
+        self.read: frozenset[str] | None = None
+        self.send_events: frozenset[str] | None = None
         self.challenge: str | None = None
         self.closed = False
         self.session_id = f"0x{id(self):x}"
@@ -57,9 +65,22 @@ class AmiSession:
         if not self.closed:
             self._out.put_nowait(data)
 
-    def deliver_event(self, fields: Fields) -> None:
-        if self.authenticated and self.events_on:
-            self.send(fields)
+    @property
+    def events_on(self) -> bool:
+        return self.send_events is None or bool(self.send_events)
+
+    def deliver_event(self, fields: Fields, cls: str | None = None) -> None:
+        """An event goes out only if its class (``cls``, else looked up) is in both the
+        user's ``read=`` and the session's ``Events:`` (main/manager.c ``process_events``;
+        capture 12)."""
+        if not self.authenticated:
+            return
+        if cls is None:
+            cls = _class_of(fields)
+        for allowed in (self.read, self.send_events):
+            if allowed is not None and cls not in allowed:
+                return
+        self.send(fields)
 
     async def _write_loop(self) -> None:
         while True:
@@ -189,8 +210,9 @@ class AmiSession:
             self.closed = True
             return
         self.authenticated = True
-        events = (f.get("Events") or "on").strip().lower()
-        self.events_on = events not in ("off", "no", "false", "0")
+        self.read = srv.read_classes(user)
+        events = f.get("Events")
+        self.send_events = None if events is None else parse_classes(events)
         self.respond(aid, ("Message", "Authentication accepted"))
         uptime = str(int(srv.pbx.clock.monotonic() - srv.started))
         if srv.lifecycle.booted:  # a restarted Asterisk sends it when booting ends (capture 11)
@@ -211,8 +233,7 @@ class AmiSession:
         self.closed = True
 
     def act_events(self, f: Frame, aid: str | None) -> None:
-        mask = (f.get("EventMask") or "on").strip().lower()
-        self.events_on = mask not in ("off", "no", "false", "0", "none")
+        self.send_events = parse_classes(f.get("EventMask") or "on")
         self.respond(aid, ("Events", "On" if self.events_on else "Off"))
 
     def act_ping(self, f: Frame, aid: str | None) -> None:
@@ -599,11 +620,14 @@ class AmiSession:
 
 class AmiServer:
     def __init__(self, pbx: Pbx, *, host: str, port: int, users: dict[str, str],
-                 mailboxes: list[tuple[str, str, str]], segment_size: int | None = None) -> None:
+                 mailboxes: list[tuple[str, str, str]], segment_size: int | None = None,
+                 read: dict[str, str] | None = None) -> None:
         self.pbx = pbx
         self.host = host
         self.port = port
         self.users = users
+        #: user → manager.conf ``read=`` (a user not named here reads ``all``)
+        self.read = dict(read or {})
         self.mailboxes = mailboxes
         self.segment_size = segment_size
         self.sessions: set[AmiSession] = set()
@@ -617,6 +641,9 @@ class AmiServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ids = itertools.count()
         self._session_tasks: set[asyncio.Task[object]] = set()
+
+    def read_classes(self, user: str) -> frozenset[str] | None:
+        return parse_classes(self.read.get(user, "all"))
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task: asyncio.Task[Any] = standin_task(coro)
@@ -653,8 +680,9 @@ class AmiServer:
                 self._session_tasks.discard(task)
 
     def broadcast(self, fields: Fields) -> None:
+        cls = _class_of(fields)
         for s in list(self.sessions):
-            s.deliver_event(fields)
+            s.deliver_event(fields, cls)
 
     def drop_clients(self) -> None:
         for s in list(self.sessions):

@@ -147,6 +147,22 @@ def originate_response(action_id: str | None, ch: Channel, context: str, exten: 
     return out
 
 
+def originate_failed(action_id: str | None, target: str, ch: Channel, *, context: str | None,
+                     exten: str | None, application: str | None, data: str, reason: int = 0) -> Fields:
+    """The OriginateResponse of a channel that was made and failed (capture 10): the
+    requested ``Channel``, ``Application``/``Data`` in place of ``Context``/``Exten``
+    when the Originate named an application, the made channel's ``Uniqueid``."""
+    out: Fields = [("Event", "OriginateResponse"), ("Privilege", "call,all")]
+    if action_id is not None:
+        out.append(("ActionID", action_id))
+    out += [("Response", "Failure"), ("Channel", target)]
+    out += [("Application", application), ("Data", data)] if application else [
+        ("Context", context or ""), ("Exten", exten or "")]
+    out += [("Reason", str(reason)), ("Uniqueid", ch.uniqueid), ("CallerIDNum", ch.cid_num or "<unknown>"),
+            ("CallerIDName", ch.cid_name or "<unknown>")]
+    return out
+
+
 def async_agi_start(ch: Channel, env: str) -> Fields:
     return chan_event("AsyncAGIStart", "agi,all", ch, [("Env", agi_quote(env))])
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from callcenter.simulator import events as ev
 from callcenter.simulator.astdb import HotlineGuard
+from callcenter.simulator.dialplan import RIG_DIALPLAN, Dialplan
 from callcenter.simulator.scenario import (
     Answer,
     Caller,
@@ -157,8 +158,10 @@ class Pbx:
                  fastagi_url: str = "agi://127.0.0.1:4573/ivr", prompt_seconds: float = 1.0,
                  member_ring_timeout: float = 15.0, queue_retry: float = 5.0,
                  fastagi_close_timeout: float = 30.0, record_root: Path | None = None,
-                 hotline_context: str = "hotline") -> None:
+                 hotline_context: str = "hotline", dialplan: Dialplan | None = None) -> None:
         self.clock = clock
+        #: which contexts and extensions exist (what Originate and Local channels check)
+        self.dialplan = dialplan if dialplan is not None else Dialplan.parse(RIG_DIALPLAN)
         self._emit = emit
         self.spool = spool
         self.phones: dict[str, Phone] = dict(phones or {})
@@ -472,6 +475,9 @@ class Pbx:
             spec.context = "default"
         if not spec.application and not spec.exten:
             spec.exten = "s"
+        if not spec.application and not self.dialplan.exists(spec.context or "", spec.exten or ""):
+            # refused before any channel exists, even with Async (capture 10, c10-4)
+            return "Extension does not exist."
         self.processed_calls += 1
         self.spawn(self._originate(spec, reply))
         return None
@@ -509,6 +515,15 @@ class Pbx:
         two.conn_num, two.conn_name = spec.cid_num, spec.cid_name
         self.set_callerid(two, spec.cid_num, spec.cid_name)
         self.emit(ev.chan_event("NewConnectedLine", "call,all", two))
+        if not self.dialplan.exists(context, exten):
+            # "No such extension/context" while calling the Local channel: capture 10
+            self.emit(ev.hangup(two, 0))
+            self._destroy(two)
+            reply(ev.originate_failed(spec.action_id, spec.target, one, context=spec.context,
+                                      exten=spec.exten, application=spec.application, data=spec.data))
+            self.emit(ev.hangup(one, 0))
+            self._destroy(one)
+            return
         self.emit(ev.local_bridge(one, two, context, exten))
         self.emit(ev.dial_begin(None, one, f"{exten}@{context}"))
 

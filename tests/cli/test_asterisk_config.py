@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from callcenter.ami.event_classes import EVENT_CLASSES
 from callcenter.cli.main import main
 from callcenter.console.ami_ports import AmiAgentStatus
 from callcenter.console.ports import StaffRef
@@ -15,6 +16,7 @@ from callcenter.paging.ami_originator import AmiOriginator
 from callcenter.paging.page_call import PAGE_CONTEXT
 from callcenter.paging.worker import WorkerConfig
 from callcenter.settings import settings_from_mapping
+from callcenter.simulator.dialplan import extension_matches
 from ivr.menus import MenuStore
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "asterisk"
@@ -40,49 +42,6 @@ def options(body: str) -> dict[str, str]:
     lines = [line for line in body.splitlines()
              if not line.startswith(";") and "=" in line and "=>" not in line]
     return {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in lines)}
-
-
-def extension_matches(pattern: str, exten: str) -> bool:
-    """Asterisk's own test of whether ``exten`` exists under ``pattern``
-    (main/pbx.c ``_extension_match_core`` in E_MATCH mode, which Originate and
-    Local channels use): ``X``/``Z``/``N`` one digit of 0-9/1-9/2-9, ``[...]`` a
-    set with ranges, ``.`` one or more characters more, ``!`` zero or more,
-    ``-`` ignored on both sides; a plain extension matches only itself."""
-    if not pattern.startswith("_"):
-        return pattern == exten
-    pat, data, i, j = pattern[1:], exten, 0, 0
-    while True:
-        while j < len(data) and data[j] == "-":
-            j += 1
-        while i < len(pat) and pat[i] == "-":
-            i += 1
-        if j == len(data) or i == len(pat) or pat[i] == "/":
-            break
-        c, d = pat[i].upper(), data[j]
-        if c == "[":
-            end = pat.index("]", i)
-            body, k, hit = pat[i + 1:end], 0, False
-            while k < len(body):
-                if k + 2 < len(body) and body[k + 1] == "-":
-                    hit = hit or body[k] <= d <= body[k + 2]
-                    k += 3
-                else:
-                    hit = hit or d == body[k]
-                    k += 1
-            if not hit:
-                return False
-            i = end
-        elif c in "XZN":
-            if not ("0" if c == "X" else "1" if c == "Z" else "2") <= d <= "9":
-                return False
-        elif c in ".!":
-            return True  # the rest of the extension, however long
-        elif d != pat[i]:
-            return False
-        i, j = i + 1, j + 1
-    if j < len(data):
-        return False  # the extension is longer than the pattern
-    return i == len(pat) or pat[i] in "/!"
 
 
 def matches(body: str, exten: str) -> bool:
@@ -255,26 +214,8 @@ def test_a_one_digit_agent_extension_and_mailbox_exist(
     assert "VoiceMail(${EXTEN}@wuye,s)" in dialplan["callcenter-voicemail"]
 
 
-# Each event the server handles → its manager class, as Asterisk 20 sends it:
-# the ``Privilege:`` headers of the real captures, and for the events no
-# capture shows, Asterisk's AMI event documentation (app_queue: AGENT; bridge
-# transfers: CALL; Shutdown: SYSTEM, seen in capture 11).
-def captured_classes() -> dict[str, str]:
-    table: dict[str, str] = {}
-    for log in sorted((FIXTURES / "full").glob("*.log")):
-        event = None
-        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("Event: "):
-                event = line[7:].strip()
-            elif line.startswith("Privilege: ") and event:
-                table[event] = line[11:].strip().split(",")[0]
-    return table
-
-
-DOCUMENTED_CLASSES = {"QueueCallerAbandon": "agent", "AgentRingNoAnswer": "agent",
-                      "BlindTransfer": "call", "AttendedTransfer": "call", "Shutdown": "system"}
-
-
+# Each event the server handles → its manager class: callcenter/ami/event_classes.py
+# (checked against the captures' Privilege headers in tests/ami/test_event_classes.py).
 def handled_events() -> set[str]:
     from callcenter.ami.asyncagi import ASYNCAGI_EVENTS
     from callcenter.calls.tracker import CallTracker
@@ -286,7 +227,7 @@ def handled_events() -> set[str]:
 
 def test_read_classes_are_exactly_those_of_the_events_the_server_handles(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    table = {**captured_classes(), **DOCUMENTED_CLASSES}
+    table = EVENT_CLASSES
     assert table["Newexten"] == "dialplan" and table["AsyncAGIStart"] == "agi"
     handled = handled_events()
     assert handled <= set(table), sorted(handled - set(table))

@@ -39,6 +39,16 @@ class MiniAmi:
             else:
                 self.frames.append(item)
 
+    async def quiet(self, seconds: float = 0.5) -> None:
+        """Read whatever arrives for ``seconds`` (what a stand-in sends after the last wait)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while loop.time() < end:
+            try:
+                await self._read_more(max(0.01, end - loop.time()))
+            except TimeoutError:
+                break
+
     async def wait_for(self, pred: Callable[[Frame], bool], within: float = TIMEOUT) -> Frame:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within

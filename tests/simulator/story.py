@@ -69,8 +69,10 @@ def story(frames: Iterable[Fields], *, skip: frozenset[str] = TRIMMED | NOT_MODE
 
 
 def _milestone(fields: Fields) -> bool:
-    """What the next action of a capture waited for: a response or an AGI result."""
-    return bool(fields) and (fields[0][0] == "Response" or fields[0] == ("Event", "AsyncAGIExec"))
+    """What the next action of a capture waited for: a response, an Originate's
+    outcome or an AGI result."""
+    return bool(fields) and (fields[0][0] == "Response"
+                             or fields[0] in (("Event", "AsyncAGIExec"), ("Event", "OriginateResponse")))
 
 
 class Drive:
