@@ -67,12 +67,15 @@ class AsteriskStandIn:
         heartbeat_max_age: float | None = None,
         fallback_dial: str = "",
         fallback_mailbox: str = "8000@default",
+        persistent_members: bool = True,
     ) -> None:
         """``heartbeat_max_age``: model the printed hotline's heartbeat check (``astdb.HotlineGuard``):
         a call to ``hotline_context`` whose ``callcenter/alive`` is missing or older goes to the
         fallback (``Dial(fallback_dial)``, then ``VoiceMail(fallback_mailbox)``); None: plain
         ``AGI(agi:async)`` as in the capture rig. ``restart_*``: the phases of ``restart()``
-        (capture 11: refusing ~1.1 s, down ~0.33 s, logins before FullyBooted ~0.065 s)."""
+        (capture 11: refusing ~1.1 s, down ~0.33 s, logins before FullyBooted ~0.065 s).
+        ``persistent_members``: queues.conf's ``persistentmembers``; False: a restart loses
+        the members added by ``QueueAdd`` (the ones from queues.conf stay)."""
         if ivr_transport not in ("asyncagi", "fastagi"):
             raise StandInConfigError("ivr_transport must be 'asyncagi' or 'fastagi'", field="ivr_transport",
                                      details={"value": ivr_transport})
@@ -81,6 +84,7 @@ class AsteriskStandIn:
         self.restart_downtime = restart_downtime
         self.restart_shutdown_s = restart_shutdown_s
         self.restart_boot_s = restart_boot_s
+        self.persistent_members = persistent_members
         self.clock: Clock = clock or SystemClock()
         self.spool = VoicemailSpool(spool_dir)
         self.pbx = Pbx(clock=self.clock, emit=self._emit, spool=self.spool,
@@ -212,7 +216,8 @@ class AsteriskStandIn:
         refused (``Asterisk is shutting down``); ``Shutdown`` (Cleanly, Restart: True), EOF;
         connections refused for ``downtime``; then logins are accepted but app_queue is
         not loaded (QueueStatus unknown, no FullyBooted at login) for ``boot_s``, until
-        ``FullyBooted`` (Uptime 0). AstDB is kept; none of the old channels are.
+        ``FullyBooted`` (Uptime 0). AstDB is kept; none of the old channels are; queue
+        members are kept unless ``persistent_members`` is False.
         ``then`` are callers already in progress when it is back."""
         lifecycle = self.ami.lifecycle
         channels = list(self.pbx.channels.values())
@@ -235,6 +240,9 @@ class AsteriskStandIn:
             await s.close()
         self.ami.sessions.clear()
         self.pbx.reset()
+        if not self.persistent_members:
+            for q in self.pbx.queues.values():
+                q.members = {i: m for i, m in q.members.items() if m.membership == "static"}
         await asyncio.sleep(self.restart_downtime if downtime is None else downtime)
         self.ami.port = self._port
         lifecycle.phase = "booting"
