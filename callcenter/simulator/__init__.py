@@ -68,11 +68,14 @@ class AsteriskStandIn:
         fallback_dial: str = "",
         fallback_mailbox: str = "8000@default",
         persistent_members: bool = True,
+        agi_wait_s: float | None = None,
     ) -> None:
         """``heartbeat_max_age``: model the printed hotline's heartbeat check (``astdb.HotlineGuard``):
         a call to ``hotline_context`` whose ``callcenter/alive`` is missing or older goes to the
         fallback (``Dial(fallback_dial)``, then ``VoiceMail(fallback_mailbox)``); None: plain
-        ``AGI(agi:async)`` as in the capture rig. ``restart_*``: the phases of ``restart()``
+        ``AGI(agi:async)`` as in the capture rig. ``agi_wait_s``: the printed
+        ``Set(TIMEOUT(absolute)=...)`` before it: a call no server takes in time goes
+        to the fallback (exten ``T``). ``restart_*``: the phases of ``restart()``
         (capture 11: refusing ~1.1 s, down ~0.33 s, logins before FullyBooted ~0.065 s).
         ``persistent_members``: queues.conf's ``persistentmembers``; False: a restart loses
         the members added by ``QueueAdd`` (the ones from queues.conf stay)."""
@@ -99,7 +102,8 @@ class AsteriskStandIn:
         self.astdb = self.ami.astdb
         if heartbeat_max_age is not None:
             self.pbx.hotline_guard = HotlineGuard(self.astdb, max_age_s=heartbeat_max_age,
-                                                  fallback_dial=fallback_dial, mailbox=fallback_mailbox)
+                                                  fallback_dial=fallback_dial, mailbox=fallback_mailbox,
+                                                  agi_wait_s=agi_wait_s)
         #: the latest events emitted, in order (for tests; bounded so a long demo does not grow)
         self.events: deque[Fields] = deque(maxlen=event_log_size)
         self._restart_task: asyncio.Task[None] | None = None
@@ -109,12 +113,15 @@ class AsteriskStandIn:
                       **kwargs: Any) -> AsteriskStandIn:
         """A stand-in for ``settings.asterisk[index]``: same port, user, secret,
         hotline context, voicemail spool and FastAGI address as the server expects."""
+        from callcenter.ami.heartbeat import agi_wait_s
+
         pbx = settings.asterisk[index]
         vm = settings.voicemail
         mailbox = settings.oncall.voicemail_mailbox or (vm.mailboxes[0] if vm.mailboxes else "8000")
         defaults: dict[str, Any] = {
             # the printed [callcenter-hotline] checks the server's heartbeat before AGI(agi:async)
             "heartbeat_max_age": 3 * pbx.heartbeat_interval_s, "fallback_dial": pbx.fallback_dial,
+            "agi_wait_s": agi_wait_s(pbx.heartbeat_interval_s),
             "fallback_mailbox": mailbox if "@" in mailbox else f"{mailbox}@{vm.context}",
             "host": pbx.host, "port": pbx.port, "users": {pbx.username: pbx.secret.reveal()},
             "spool_dir": vm.spool_dir, "mailboxes": [(vm.context, m, "") for m in vm.mailboxes],

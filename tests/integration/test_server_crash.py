@@ -102,6 +102,7 @@ async def test_a_server_killed_during_the_menu_is_replaced_and_the_caller_hears_
     channel = call.app.name
     await _until(lambda: _menu_prompts(_commands(standin, channel)), 20,
                  lambda: f"the first server never played the menu: {_commands(standin, channel)}")
+    assert 'SET VARIABLE TIMEOUT(absolute) "0"' in _commands(standin, channel)
     await server.kill()
     before = len(_commands(standin, channel))
     await asyncio.sleep(0.5)
@@ -116,3 +117,31 @@ async def test_a_server_killed_during_the_menu_is_replaced_and_the_caller_hears_
     assert _menu_prompts(again)[0] == _menu_prompts(_commands(standin, channel))[0]
     assert not call.app.dead
     assert standin.pbx.hotline_guard is not None and standin.pbx.hotline_guard.fallbacks == []
+
+
+async def test_a_call_just_after_the_server_died_reaches_the_message_box_within_the_bound(
+        world: tuple[AsteriskStandIn, ServerProcess]) -> None:
+    """Killed a moment ago: the heartbeat is still fresh, so the printed hotline runs
+    AGI(agi:async) and nobody takes the call. Within agi_wait_s (15 s at the default
+    5 s heartbeat) TIMEOUT(absolute) sends it to the fallback: the repair mailbox."""
+    from callcenter.ami.heartbeat import agi_wait_s
+
+    standin, server = world
+    await server.start()
+    await _until(lambda: standin.astdb.get(FAMILY, KEY) is not None, 20, "no heartbeat")
+    await server.kill()
+    started = asyncio.get_running_loop().time()
+    call = standin.place_call(Caller(number="13812345678", name="王建国",
+                                     context=standin.pbx.hotline_context, did="4008001234",
+                                     script=[Wait(60)]))
+    guard = standin.pbx.hotline_guard
+    assert guard is not None
+    bound = agi_wait_s(5.0)
+    await _until(lambda: call.app.uniqueid in guard.fallbacks, bound + 5,
+                 f"the caller waited in AGI(agi:async) longer than {bound} s")
+    waited = asyncio.get_running_loop().time() - started
+    assert bound - 1 <= waited <= bound + 2
+    names = [dict(e).get("Event") for e in standin.events if dict(e).get("Channel") == call.app.name]
+    assert "AsyncAGIStart" in names and "AsyncAGIEnd" in names  # it was in AGI, then the fallback
+    await _until(lambda: any(dict(e).get("Application") == "VoiceMail" for e in standin.events
+                             if dict(e).get("Channel") == call.app.name), 5, "no voicemail")
