@@ -118,14 +118,16 @@ async def test_hang_up_during_prompt_and_pressing_2_move_on(world: World) -> Non
 
 async def _acknowledged(w: World, incident_id: int, within_s: float = 20.0) -> dict[str, object]:
     """Run the worker's own loop (deferred steps are due again after a backoff) until
-    the incident is acknowledged or ``within_s`` real seconds pass."""
+    the incident is acknowledged and every attempt has its outcome written (the page
+    call acknowledges before the worker closes its attempt), or ``within_s`` pass."""
     import asyncio
 
     await w.worker.start()
     deadline = asyncio.get_running_loop().time() + within_s
     while True:
         tl = await w.service.timeline(incident_id)
-        if tl["state"] != "open" or asyncio.get_running_loop().time() > deadline:
+        settled = all(outcome is not None for _, outcome in phone_rows(tl))
+        if (tl["state"] != "open" and settled) or asyncio.get_running_loop().time() > deadline:
             return tl
         await asyncio.sleep(0.05)
 
