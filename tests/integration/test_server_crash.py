@@ -145,3 +145,30 @@ async def test_a_call_just_after_the_server_died_reaches_the_message_box_within_
     assert "AsyncAGIStart" in names and "AsyncAGIEnd" in names  # it was in AGI, then the fallback
     await _until(lambda: any(dict(e).get("Application") == "VoiceMail" for e in standin.events
                              if dict(e).get("Channel") == call.app.name), 5, "no voicemail")
+
+
+async def test_a_server_stopped_gracefully_leaves_the_menu_caller_for_the_next_one(
+        world: tuple[AsteriskStandIn, ServerProcess]) -> None:
+    """SIGTERM (systemctl restart) while a caller hears the menu: the server does not
+    hand the call back with ASYNCAGI BREAK (the hotline would hang up) but re-arms
+    TIMEOUT(absolute) and leaves it waiting; the next server adopts it."""
+    standin, server = world
+    await server.start()
+    await _until(lambda: standin.astdb.get(FAMILY, KEY) is not None, 20, "no heartbeat")
+    call = standin.place_call(Caller(number="13812345678", name="王建国",
+                                     context=standin.pbx.hotline_context, did="4008001234",
+                                     script=[Wait(600)]))
+    channel = call.app.name
+    await _until(lambda: _menu_prompts(_commands(standin, channel)), 20, "no menu")
+    await server.stop()
+    assert standin.astdb.get(FAMILY, KEY) is None  # new calls go to the fallback at once
+    await _until(lambda: call.app.hangup_at is not None, 10, "the timeout was not re-armed")
+    quiet = len(_commands(standin, channel))
+    assert "ASYNCAGI BREAK" not in _commands(standin, channel)
+    assert not call.app.dead and call.agi is not None and call.agi.running
+    await server.start()
+    await _until(lambda: _menu_prompts(_commands(standin, channel)[quiet:]), 30,
+                 "the new server never adopted the waiting caller")
+    assert _commands(standin, channel)[quiet] == "GET VARIABLE CC_DID"
+    assert call.app.hangup_at is None  # lifted again by the server that took it
+    assert standin.pbx.hotline_guard is not None and standin.pbx.hotline_guard.fallbacks == []
