@@ -2,8 +2,9 @@
 
 Asterisk hands the server two kinds of call: a page to an engineer (the
 ``callcenter-page`` context, or the FastAGI script ``page``) and a hotline call
-(everything else). The first goes to the paging handler, the second to the IVR.
-A session nobody can serve gets an apology and is hung up, never silence.
+(everything else). The first goes to the paging handler, the second to the IVR,
+which over AsyncAGI first lifts the hotline's ``TIMEOUT(absolute)``. A session
+nobody can serve gets an apology and is hung up, never silence.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Channel], Awaitable[None]]
 SORRY_PROMPT = "sorry-system"
+
+
+async def lift_agi_timeout(channel: Channel) -> None:
+    """The printed hotline sets ``TIMEOUT(absolute)`` before ``AGI(agi:async)`` so that
+    a call no server takes goes to the fallback (``callcenter.ami.heartbeat.agi_wait_s``);
+    the server that takes it lifts it, so a long menu or queue wait is not cut off."""
+    await channel.set_variable("TIMEOUT(absolute)", "0")
 
 
 class AgiEntry:
@@ -49,4 +57,6 @@ class AgiEntry:
             await channel.stream_file(SORRY_PROMPT)
             await channel.hangup()
             return
+        if target is self.ivr and channel.env.get("agi_request") == "async":
+            await lift_agi_timeout(channel)
         await target(channel)

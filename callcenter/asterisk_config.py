@@ -28,7 +28,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from callcenter.ami.heartbeat import stale_after_s
+from callcenter.ami.heartbeat import agi_wait_s, stale_after_s
 from callcenter.console.ami_ports import DEFAULT_MEMBER_INTERFACE, AmiAgentStatus
 from callcenter.paging.worker import WorkerConfig
 from callcenter.settings import AsteriskSettings, Settings
@@ -131,6 +131,7 @@ def extensions_conf(settings: Settings, pbx: AsteriskSettings) -> str:
     member = DEFAULT_MEMBER_INTERFACE.format(extension="EXT")
     agent_phone = pbx.extension_channel.format(extension="${EXTEN}")
     stale = stale_after_s(pbx.heartbeat_interval_s)
+    wait = agi_wait_s(pbx.heartbeat_interval_s)
     duty = (f" same => n,Dial({pbx.fallback_dial},30)\n"
             ' same => n,GotoIf($["${DIALSTATUS}" = "ANSWER"]?done)\n') if pbx.fallback_dial else ""
     return f"""; ---- extensions.conf ({pbx.name}) ----
@@ -146,12 +147,16 @@ exten => _X.,1,NoOp(hotline ${{CALLERID(all)}} -> ${{EXTEN}})
  ; heartbeat (epoch seconds) into AstDB every {pbx.heartbeat_interval_s:g} s; missing or older than {stale} s, skip it
  same => n,GotoIf($[${{DB_EXISTS(callcenter/alive)}} = 0]?fallback)
  same => n,GotoIf($[${{EPOCH}} - ${{DB_RESULT}} > {stale}]?fallback)
+ ; a server killed a moment ago leaves a fresh heartbeat: if none takes the call within
+ ; {wait} s, the absolute timeout sends it to exten T (the fallback); the server lifts it
+ same => n,Set(TIMEOUT(absolute)={wait})
  same => n,AGI(agi:async)
  same => n,GotoIf($["${{AGISTATUS}}" = "SUCCESS"]?done)
  ; the server is unreachable: never leave the caller in silence (duty phone, then voicemail)
  same => n(fallback),Playback(sorry-system)
 {duty} same => n,VoiceMail({mailbox}@{vm.context},u)
  same => n(done),Hangup()
+exten => T,1,Goto(${{CC_DID}},fallback)
 
 [{pbx.hotline_context}-fastagi]
 ; The same IVR over FastAGI: the server listens on {fa.host}:{fa.port}.

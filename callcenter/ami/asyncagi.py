@@ -15,6 +15,9 @@ whose server died) waits there forever and its ``AsyncAGIStart`` is gone.
 answer (``Application: AGI``, ``ApplicationData: agi:async``), rebuilds their
 environment (caller id, context, extension, uniqueid, linkedid, and the DID
 from ``CC_DID`` by ``GET VARIABLE``) and runs the handler for them from the top.
+A server that stops hands its hotline calls over the same way: ``close(handoff_s=)``
+leaves them in AsyncAGI with ``TIMEOUT(absolute)`` re-armed instead of sending
+``ASYNCAGI BREAK`` (after which the printed hotline would hang up).
 """
 
 from __future__ import annotations
@@ -79,6 +82,10 @@ class AsyncAgiChannel(AgiChannel):
         self.ended = False
         self._closed = False
         self.commands_sent: list[str] = []
+        self.handoff_s: float | None = None
+        """Set when the server stops: ``close`` leaves the call in ``AGI(agi:async)`` for
+        the next server to adopt, re-arming ``TIMEOUT(absolute)`` to this many seconds
+        (the printed hotline's exten ``T`` is the fallback if none comes)."""
 
     @property
     def active(self) -> bool:
@@ -142,7 +149,15 @@ class AsyncAgiChannel(AgiChannel):
             return
         saved, self.command_timeout_s = self.command_timeout_s, min(self.command_timeout_s,
                                                                     self.break_timeout_s)
+        handoff = self.handoff_s
         try:
+            if handoff is not None:
+                # queued behind a running command if there is one: fire and forget
+                await self.link.agi(self.channel, f"SET VARIABLE TIMEOUT(absolute) {handoff:g}",
+                                    f"{self._prefix}/handoff")
+                log.info("%s: left in AsyncAGI for the next server (fallback in %gs)",
+                         self.channel, handoff)
+                return
             await self.send_command("ASYNCAGI BREAK")
         except (CallerHungUp, AgiCommandError, AmiError) as exc:
             log.debug("%s: ASYNCAGI BREAK not delivered: %s", self.channel, exc)
@@ -296,9 +311,18 @@ class AsyncAgiDispatcher:
                 self.sessions.pop(uniqueid, None)
                 self._finished.append(uniqueid)
 
-    async def close(self) -> None:
+    async def close(self, *, handoff_s: float | None = None,
+                    handoff: Callable[[AsyncAgiChannel], bool] = lambda chan: False) -> None:
         """Cancel running sessions (each hands its channel back with
-        ``ASYNCAGI BREAK`` if still up), then stop listening."""
+        ``ASYNCAGI BREAK`` if still up), then stop listening. Sessions for which
+        ``handoff(chan)`` holds are left in AsyncAGI instead, with ``TIMEOUT(absolute)``
+        set to ``handoff_s``: a server restarted within it adopts them, else the
+        dialplan's fallback takes them (a caller in the menu is never hung up by a
+        server that stops)."""
+        if handoff_s is not None:
+            for chan in self.sessions.values():
+                if handoff(chan):
+                    chan.handoff_s = handoff_s
         tasks = list(self._tasks)
         for t in tasks:
             t.cancel()

@@ -34,6 +34,16 @@ def stale_after_s(interval_s: float) -> int:
     return int(round(STALE_AFTER_INTERVALS * interval_s))
 
 
+def agi_wait_s(interval_s: float) -> int:
+    """How long the printed hotline lets a call wait in ``AGI(agi:async)`` for a server
+    (``Set(TIMEOUT(absolute)=...)``; then exten ``T``: the fallback). A heartbeat is
+    trusted for ``stale_after_s``: a server killed just before the call leaves one that
+    fresh, and a caller hears silence for at most this long (15 s at the default 5 s
+    interval) before the duty phone or the voicemail; a server restarted within it
+    adopts the call. The server lifts the timeout when it takes the call."""
+    return stale_after_s(interval_s)
+
+
 class Heartbeat:
     def __init__(self, link: AmiLink, interval_s: float, *,
                  epoch: Callable[[], float] = time.time,

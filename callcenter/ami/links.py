@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from callcenter.ami.asyncagi import AsyncAgiDispatcher, SessionHandler
+from callcenter.ami.asyncagi import AsyncAgiChannel, AsyncAgiDispatcher, SessionHandler
 from callcenter.ami.client import AmiLink, LinkConfig, LinkStatus
-from callcenter.ami.heartbeat import Heartbeat
+from callcenter.ami.heartbeat import Heartbeat, agi_wait_s
 from callcenter.ami.parser import Frame
 from callcenter.ami.resync import resync_until_complete
 from callcenter.bus import DomainEvent
@@ -37,6 +37,15 @@ class LinkBundle:
     tracker: CallTracker
     heartbeat: Heartbeat
     dispatcher: AsyncAgiDispatcher | None = None
+
+
+def _in_hotline(link: AmiLink) -> Callable[[AsyncAgiChannel], bool]:
+    """Whether a session is a hotline call (handed to the next server on stop)."""
+    context = getattr(link.config, "hotline_context", "callcenter-hotline")
+
+    def check(chan: AsyncAgiChannel) -> bool:
+        return chan.env.get("agi_context") == context
+    return check
 
 
 class AmiLinks:
@@ -115,7 +124,10 @@ class AmiLinks:
         for b in self._bundles.values():
             await b.heartbeat.stop()  # new calls go to the hotline's fallback from now on
             if b.dispatcher is not None:
-                await b.dispatcher.close()
+                # hotline callers stay in AGI(agi:async) for the next server (adoption),
+                # with the printed TIMEOUT(absolute) re-armed: else the fallback takes them
+                await b.dispatcher.close(handoff_s=float(agi_wait_s(b.heartbeat.interval_s)),
+                                         handoff=_in_hotline(b.link))
             await b.link.stop()
         self._started = False
 

@@ -58,14 +58,22 @@ class AmiAgentStatus:
             await link.send_action(headers)
 
     async def _join(self, agent: StaffRef, interface: str) -> None:
+        for link in self._all_links():
+            await self._add(link, agent, interface)
+
+    async def rejoin(self, link: AmiLink, agent: StaffRef) -> None:
+        """Add a 就绪 agent back to the queue on one PBX (unpaused), after it restarted
+        without its dynamic members (``QueueMembersSync``)."""
+        await self._add(link, agent, self.interface_for(agent.extension or ""))
+
+    async def _add(self, link: AmiLink, agent: StaffRef, interface: str) -> None:
         headers = [("Action", "QueueAdd"), ("Queue", self.queue), ("Interface", interface),
                    ("MemberName", agent.display_name or agent.username)]
-        for link in self._all_links():
-            try:
-                await link.send_action(headers)
-            except AmiActionError as exc:
-                if "already" not in exc.response_message.lower():
-                    raise
+        try:
+            await link.send_action(headers)
+        except AmiActionError as exc:
+            if "already" not in exc.response_message.lower():
+                raise
 
     async def sign_out(self, agent: StaffRef) -> None:
         if not agent.extension:

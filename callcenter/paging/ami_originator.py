@@ -10,7 +10,13 @@ A PBX that is not there to take the Originate is not a person who did not
 answer: the link down or not logged in (``ActionNotSent``), Asterisk shutting
 down or not fully booted (``PbxUnavailable``), or no answer at all to the
 action (``ActionTimeout`` before the "queued" response) give ``UNAVAILABLE``,
-and the worker delays the step instead of moving down the chain.
+and the worker delays the step instead of moving down the chain. So does a ring
+that the PBX itself ended by restarting (``core restart now`` hangs up every
+channel, then ``Shutdown`` and EOF: the link's ``pbx_generation`` moved while the
+Originate was out, whether it ends in ``LinkLost`` or a failed
+``OriginateResponse``), reason ``pbx_restarted``: the engineer never had the
+chance to answer. A link lost without a restart stays a failed attempt (the
+phone may still be ringing; dialling again could ring it twice).
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ from callcenter.ami.errors import (
     ActionNotSent,
     ActionTimeout,
     AmiError,
+    LinkLost,
     OriginateFailed,
     PbxUnavailable,
 )
-from callcenter.paging.originate import OriginateOutcome, OriginateStatus
+from callcenter.paging.originate import PBX_RESTARTED, OriginateOutcome, OriginateStatus
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +62,24 @@ class AmiOriginator:
     async def originate(self, channel: str, context: str, exten: str,
                         variables: Mapping[str, str],
                         timeout: float) -> OriginateOutcome:  # noqa: ASYNC109
+        link = self._resolve()
+        generation = getattr(link, "pbx_generation", None)
+
+        def restarted() -> bool:
+            return generation is not None and getattr(link, "pbx_generation", None) != generation
+
         try:
-            resp = await self._resolve().originate(
+            resp = await link.originate(
                 channel=channel, context=context, exten=exten, caller_id=self.caller_id or None,
                 variables=dict(variables), dial_timeout_s=timeout)
-        except OriginateFailed as exc:
+        except (OriginateFailed, LinkLost) as exc:
+            if restarted():
+                log.warning("paging originate to %s: the PBX restarted during the ring: %s",
+                            channel, exc)
+                return OriginateOutcome(OriginateStatus.UNAVAILABLE, PBX_RESTARTED)
+            if isinstance(exc, LinkLost):
+                log.warning("paging originate to %s: %s", channel, exc)
+                return OriginateOutcome(OriginateStatus.FAILED, exc.error_id)
             return OriginateOutcome.from_reason("Failure", str(exc.details.get("reason", "")))
         except (ActionNotSent, PbxUnavailable) as exc:
             log.warning("paging originate to %s: PBX unavailable: %s", channel, exc)

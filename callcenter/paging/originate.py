@@ -24,7 +24,12 @@ class OriginateStatus(enum.StrEnum):
     FAILED = "failed"
     UNAVAILABLE = "unavailable"
     """The PBX could not take the Originate (link down, not logged in, shutting down,
-    not fully booted, no answer to the action): nothing rang, the step waits."""
+    not fully booted, no answer to the action; or the PBX hung the ring up by
+    restarting, reason ``PBX_RESTARTED``): nobody could answer, the step waits."""
+
+
+PBX_RESTARTED = "pbx_restarted"
+"""``OriginateOutcome.reason`` of a ring that the PBX ended by restarting."""
 
 
 @dataclass(frozen=True, slots=True)

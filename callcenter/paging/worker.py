@@ -9,7 +9,8 @@ written for its timer (the previous owner died mid-call and its lease ran out)
 records it as interrupted and moves on instead of dialling again.
 
 An Originate the PBX could not take (``OriginateStatus.UNAVAILABLE``: link
-down, Asterisk shutting down or not fully booted) rang nobody: its attempt is
+down, Asterisk shutting down or not fully booted; or a ring the PBX ended by
+restarting, ``pbx_restarted``) rang nobody who could answer: its attempt is
 written ``deferred`` with the reason, and the same timer is due again after a
 backoff (``unavailable_retry_s`` doubling up to ``unavailable_retry_max_s``),
 so a PBX restart never uses up the chain or its rounds. Deferred attempts do
@@ -50,6 +51,7 @@ from callcenter.paging.escalation import (
 )
 from callcenter.paging.models import Incident, IncidentReport, PageAttempt, PagingTimer
 from callcenter.paging.originate import (
+    PBX_RESTARTED,
     OriginateOutcome,
     OriginateStatus,
     Originator,
@@ -446,7 +448,9 @@ class EscalationWorker:
             assert row is not None
             row.outcome = DEFERRED
             row.error_code = reason[:64]
-            row.detail = (f"PBX unavailable ({reason}): nothing rang; the step is tried again "
+            what = ("the PBX restarted during the ring and hung it up" if reason == PBX_RESTARTED
+                    else "nothing rang")
+            row.detail = (f"PBX unavailable ({reason}): {what}; the step is tried again "
                           f"in {delay:g}s, when the link is back")[:500]
             row.ended_at = now
             await session.execute(

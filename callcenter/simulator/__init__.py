@@ -70,6 +70,8 @@ class AsteriskStandIn:
         fallback_mailbox: str = "8000@default",
         read: dict[str, str] | None = None,
         dialplan: Dialplan | None = None,
+        persistent_members: bool = True,
+        agi_wait_s: float | None = None,
     ) -> None:
         """``heartbeat_max_age``: model the printed hotline's heartbeat check (``astdb.HotlineGuard``):
         a call to ``hotline_context`` whose ``callcenter/alive`` is missing or older goes to the
@@ -79,7 +81,11 @@ class AsteriskStandIn:
         ``read``: user → manager.conf ``read=`` (capture 12: a session gets only the events
         of those classes; a user not named reads ``all``). ``dialplan``: the contexts and
         extensions that exist (capture 10: an Originate elsewhere fails as on Asterisk);
-        by default the capture rig's plus what ``callcenter asterisk-config`` prints."""
+        by default the capture rig's plus what ``callcenter asterisk-config`` prints.
+        ``agi_wait_s``: the printed ``Set(TIMEOUT(absolute)=...)`` before ``AGI(agi:async)``:
+        a call no server takes in time goes to the fallback (exten ``T``).
+        ``persistent_members``: queues.conf's ``persistentmembers``; False: a restart loses
+        the members added by ``QueueAdd`` (the ones from queues.conf stay)."""
         if ivr_transport not in ("asyncagi", "fastagi"):
             raise StandInConfigError("ivr_transport must be 'asyncagi' or 'fastagi'", field="ivr_transport",
                                      details={"value": ivr_transport})
@@ -88,6 +94,7 @@ class AsteriskStandIn:
         self.restart_downtime = restart_downtime
         self.restart_shutdown_s = restart_shutdown_s
         self.restart_boot_s = restart_boot_s
+        self.persistent_members = persistent_members
         self.clock: Clock = clock or SystemClock()
         self.spool = VoicemailSpool(spool_dir)
         self.pbx = Pbx(clock=self.clock, emit=self._emit, spool=self.spool,
@@ -103,7 +110,8 @@ class AsteriskStandIn:
         self.astdb = self.ami.astdb
         if heartbeat_max_age is not None:
             self.pbx.hotline_guard = HotlineGuard(self.astdb, max_age_s=heartbeat_max_age,
-                                                  fallback_dial=fallback_dial, mailbox=fallback_mailbox)
+                                                  fallback_dial=fallback_dial, mailbox=fallback_mailbox,
+                                                  agi_wait_s=agi_wait_s)
         #: the latest events emitted, in order (for tests; bounded so a long demo does not grow)
         self.events: deque[Fields] = deque(maxlen=event_log_size)
         self._restart_task: asyncio.Task[None] | None = None
@@ -114,6 +122,7 @@ class AsteriskStandIn:
         """A stand-in for ``settings.asterisk[index]``: same port, user, secret,
         hotline context, voicemail spool and FastAGI address as the server expects,
         the ``read=`` classes and the dialplan ``callcenter asterisk-config`` prints for it."""
+        from callcenter.ami.heartbeat import agi_wait_s
         from callcenter.asterisk_config import manager_conf
 
         pbx = settings.asterisk[index]
@@ -123,6 +132,7 @@ class AsteriskStandIn:
         defaults: dict[str, Any] = {
             # the printed [callcenter-hotline] checks the server's heartbeat before AGI(agi:async)
             "heartbeat_max_age": 3 * pbx.heartbeat_interval_s, "fallback_dial": pbx.fallback_dial,
+            "agi_wait_s": agi_wait_s(pbx.heartbeat_interval_s),
             "fallback_mailbox": mailbox if "@" in mailbox else f"{mailbox}@{vm.context}",
             "host": pbx.host, "port": pbx.port, "users": {pbx.username: pbx.secret.reveal()},
             "spool_dir": vm.spool_dir, "mailboxes": [(vm.context, m, "") for m in vm.mailboxes],
@@ -226,7 +236,8 @@ class AsteriskStandIn:
         refused (``Asterisk is shutting down``); ``Shutdown`` (Cleanly, Restart: True), EOF;
         connections refused for ``downtime``; then logins are accepted but app_queue is
         not loaded (QueueStatus unknown, no FullyBooted at login) for ``boot_s``, until
-        ``FullyBooted`` (Uptime 0). AstDB is kept; none of the old channels are.
+        ``FullyBooted`` (Uptime 0). AstDB is kept; none of the old channels are; queue
+        members are kept unless ``persistent_members`` is False.
         ``then`` are callers already in progress when it is back."""
         lifecycle = self.ami.lifecycle
         channels = list(self.pbx.channels.values())
@@ -248,6 +259,9 @@ class AsteriskStandIn:
             await s.close()
         self.ami.sessions.clear()
         self.pbx.reset()
+        if not self.persistent_members:
+            for q in self.pbx.queues.values():
+                q.members = {i: m for i, m in q.members.items() if m.membership == "static"}
         await asyncio.sleep(self.restart_downtime if downtime is None else downtime)
         self.ami.port = self._port
         lifecycle.phase = "booting"

@@ -155,6 +155,9 @@ class HotlineGuard:
     epoch: Callable[[], float] = time.time
     """``${EPOCH}``: the host's wall clock, as the server's heartbeat uses (not the
     stand-in's scaled clock)."""
+    agi_wait_s: float | None = None
+    """``Set(TIMEOUT(absolute)=...)`` before ``AGI(agi:async)``: a call that no server
+    takes within it (heartbeat fresh, server just died) goes to the fallback (exten T)."""
     fallbacks: list[str] = field(default_factory=list)
     """Uniqueids of the calls sent to the fallback (tests)."""
 

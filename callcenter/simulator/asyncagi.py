@@ -234,6 +234,8 @@ class AsyncAgiSession:
         self.executor = AgiExecutor(pbx, call)
         self.commands: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
         self.running = True
+        self.timed_out = False
+        """``TIMEOUT(absolute)`` ran out while waiting for a command: the dialplan's ``T``."""
 
     def queue_command(self, command: str, command_id: str | None) -> bool:
         if not self.running:
@@ -268,10 +270,19 @@ class AsyncAgiSession:
             while True:
                 getter = standin_task(self.commands.get())
                 waiter = standin_task(call.gone.wait())
+                waits = {getter, waiter}
+                if ch.hangup_at is not None:  # TIMEOUT(absolute) from the printed hotline
+                    waits.add(standin_task(pbx.clock.sleep(max(0.0, ch.hangup_at - pbx.clock.monotonic()))))
                 try:
-                    await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 finally:
-                    waiter.cancel()
+                    for t in waits - {getter}:
+                        t.cancel()
+                if not getter.done() and not call.gone.is_set() and ch.hangup_at is not None:
+                    getter.cancel()
+                    ch.hangup_at = None  # the T extension clears it
+                    self.timed_out = True
+                    break
                 if not getter.done():
                     getter.cancel()
                     pbx.check(call)
@@ -295,5 +306,6 @@ class AsyncAgiSession:
             self.running = False
         call.cleanups.remove(on_gone)
         pbx.emit(ev.async_agi_end(ch))
-        ch.variables["AGISTATUS"] = "SUCCESS"
-        pbx.emit(ev.varset(ch, "AGISTATUS", "SUCCESS"))
+        status = "HANGUP" if self.timed_out else "SUCCESS"
+        ch.variables["AGISTATUS"] = status
+        pbx.emit(ev.varset(ch, "AGISTATUS", status))

@@ -75,6 +75,8 @@ class Channel:
     answered_at: float | None = None
     bridge: Bridge | None = None
     variables: dict[str, str] = field(default_factory=dict)
+    #: ``TIMEOUT(absolute)``: when (stand-in monotonic) the dialplan takes the call back
+    hangup_at: float | None = None
     dtmf: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     speech: Say | None = None
     dead: bool = False
@@ -267,6 +269,13 @@ class Pbx:
         self.emit(ev.newexten(ch, app, data))
 
     def setvar(self, ch: Channel, name: str, value: str) -> None:
+        if name.upper() == "TIMEOUT(ABSOLUTE)":  # a function: no VarSet
+            try:
+                seconds = float(value)
+            except ValueError:
+                seconds = 0.0
+            ch.hangup_at = self.clock.monotonic() + seconds if seconds > 0 else None
+            return
         ch.variables[name] = value
         self.emit(ev.varset(ch, name, value))
 
@@ -676,8 +685,13 @@ class Pbx:
                         and not guard.alive(self):
                     await guard.fallback(self, call)  # no fresh heartbeat: nobody would take AGI()
                 else:
+                    if guard is not None and context == self.hotline_context and guard.agi_wait_s:
+                        self.setvar(ch, "TIMEOUT(absolute)", f"{guard.agi_wait_s:g}")
                     self.set_app(ch, "AGI", "agi:async", 3)
                     await self._run_asyncagi(call)
+                    if guard is not None and call.agi is not None and call.agi.timed_out \
+                            and not ch.dead:
+                        await guard.fallback(self, call)  # exten T: no server took the call in time
                 if (guard := self.hotline_guard) is not None and not ch.dead \
                         and ch.variables.get("AGISTATUS") == "FAILURE":
                     await guard.fallback(self, call)  # the FastAGI server is not there

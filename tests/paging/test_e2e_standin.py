@@ -114,3 +114,68 @@ async def test_hang_up_during_prompt_and_pressing_2_move_on(world: World) -> Non
     assert phone_rows(tl) == [(w.primary.name, "hung_up"), (w.backup.name, "passed"),
                               (w.supervisor.name, "no_answer")]
     assert tl["state"] == "open" and tl["stop_reason"] == "exhausted"
+
+
+async def _acknowledged(w: World, incident_id: int, within_s: float = 20.0) -> dict[str, object]:
+    """Run the worker's own loop (deferred steps are due again after a backoff) until
+    the incident is acknowledged and every attempt has its outcome written (the page
+    call acknowledges before the worker closes its attempt), or ``within_s`` pass."""
+    import asyncio
+
+    await w.worker.start()
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        tl = await w.service.timeline(incident_id)
+        settled = all(outcome is not None for _, outcome in phone_rows(tl))
+        if (tl["state"] != "open" and settled) or asyncio.get_running_loop().time() > deadline:
+            return tl
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("restart_during", ["shutdown", "ringing"])
+async def test_a_pbx_restart_defers_the_chain_and_the_engineer_acknowledges_after_it(
+        world: World, restart_during: str) -> None:
+    """Issue 12, defect 4, through the stand-in's ``restart()`` (capture 11): while
+    Asterisk shuts down (every Originate refused) or is down (no link), or kills the
+    ring in progress, the step waits; no step or round of the chain is used up, and
+    once the link is back the on-call engineer's phone rings and their 1 acknowledges."""
+    import asyncio
+
+    w = world
+    w.standin.restart_shutdown_s, w.standin.restart_downtime = 0.6, 0.3
+    rings = 0
+
+    answers = Phone(national_number(w.primary.mobile or ""), answer_after=1,
+                    script=[Wait(1), Press("1")])
+    w.standin.add_phone(phone(w.backup, answer_after=1, script=[Wait(1), Press("1")]))
+    w.standin.add_phone(phone(w.supervisor, answer_after=1, script=[Wait(1), Press("1")]))
+    await w.service.set_policy("lakeside", "plumbing", [
+        {"target": "oncall", "retries": 0}, {"target": "backup", "retries": 0},
+        {"target": "supervisor", "retries": 0}], max_rounds=1)
+    if restart_during == "shutdown":
+        w.standin.add_phone(answers)
+        restart = asyncio.ensure_future(w.standin.restart())
+        await asyncio.sleep(0.05)  # refusing: "Asterisk is shutting down"
+        assert w.standin.ami.lifecycle.phase == "shutting_down"
+        opened = await w.service.open_incident(leak())
+    else:
+        # the primary's phone rings (it would answer after a minute) when Asterisk restarts
+        w.standin.add_phone(phone(w.primary, answer_after=60, script=[Wait(1), Press("1")]))
+        opened = await w.service.open_incident(leak())
+        await w.worker.start()
+        for _ in range(200):
+            if any(dict(e).get("Event") == "Newchannel" for e in w.standin.events):
+                break
+            await asyncio.sleep(0.02)
+        rings = 1
+        w.standin.add_phone(answers)  # after the restart the primary picks up at once
+        restart = asyncio.ensure_future(w.standin.restart())
+    tl = await _acknowledged(w, opened.incident_id)
+    await restart
+    rows = phone_rows(tl)
+    assert tl["state"] == "acknowledged" and tl["acked_by_user_id"] == w.primary.user_id, rows
+    assert {person for person, _ in rows} == {w.primary.name}  # backup, supervisor never rang
+    assert rows[-1] == (w.primary.name, "accepted")
+    assert rings <= len(rows) - 1 and all(outcome == "deferred" for _, outcome in rows[:-1])
+    if restart_during == "ringing":  # the ring the restart hung up is deferred, not "failed"
+        assert tl["attempts"][0]["error_code"] == "pbx_restarted"

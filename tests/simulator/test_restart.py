@@ -198,8 +198,55 @@ def test_printed_hotline_checks_the_heartbeat_before_agi_async() -> None:
     check = lines.index("same => n,GotoIf($[${DB_EXISTS(callcenter/alive)} = 0]?fallback)")
     assert lines[check + 1] == "same => n,GotoIf($[${EPOCH} - ${DB_RESULT} > 15]?fallback)"
     assert lines.index("same => n,AGI(agi:async)") > check + 1
+    # a fresh heartbeat of a dead server: no server within 15 s → exten T → the fallback
+    assert lines[lines.index("same => n,AGI(agi:async)") - 1] == "same => n,Set(TIMEOUT(absolute)=15)"
+    assert "exten => T,1,Goto(${CC_DID},fallback)" in lines
     assert lines[lines.index("same => n(fallback),Playback(sorry-system)") + 1] == \
         "same => n,Dial(PJSIP/8102,30)"
     assert "same => n,VoiceMail(8000@default,u)" in lines
     fastagi = conf.split("[callcenter-hotline-fastagi]", 1)[1].split("\n\n", 1)[0]
     assert "Dial(PJSIP/8102,30)" in fastagi and "VoiceMail(8000@default,u)" in fastagi
+
+
+async def test_fresh_heartbeat_but_no_server_times_out_into_the_fallback(tmp_path: Path) -> None:
+    """The server was killed a moment ago: its heartbeat is still fresh, so the call
+    enters AGI(agi:async), but nobody takes it. TIMEOUT(absolute) (agi_wait_s) sends it
+    to exten T: the repair mailbox takes the message instead of silence forever."""
+    s = _guarded(tmp_path, agi_wait_s=10)  # 10 s on the stand-in's clock (25x): 0.4 s
+    s.astdb.put("callcenter", "alive", str(int(time.time())))
+    await s.start()
+    try:
+        call = s.place_call(Caller(number="13812345678", context="callcenter-hotline",
+                                   script=[Wait(30), HangUp()]))
+        for _ in range(300):
+            if any(dict(e).get("Event") == "MessageWaiting" for e in s.events):
+                break
+            await asyncio.sleep(0.01)
+        names = [dict(e).get("Event") for e in s.events]
+        assert "AsyncAGIStart" in names and "AsyncAGIEnd" in names
+        assert names.index("AsyncAGIEnd") < names.index("MessageWaiting")
+        assert s.pbx.hotline_guard is not None and s.pbx.hotline_guard.fallbacks == [call.app.uniqueid]
+        assert s.spool.count("default", "8000")[0] == 1
+    finally:
+        await s.stop()
+
+
+async def test_a_server_that_takes_the_call_lifts_the_agi_timeout(tmp_path: Path) -> None:
+    s = _guarded(tmp_path, agi_wait_s=10)
+    s.astdb.put("callcenter", "alive", str(int(time.time())))
+    await s.start()
+    c = await MiniAmi.connect(s.ami_port)
+    try:
+        await c.login()
+        call = s.place_call(Caller(number="13812345678", context="callcenter-hotline", script=[Wait(60)]))
+        start = await c.wait_event("AsyncAGIStart")
+        r = await c.action("AGI", ("Channel", start["Channel"] or ""),
+                           ("Command", 'SET VARIABLE TIMEOUT(absolute) "0"'), ("CommandID", "lift"))
+        assert r["Response"] == "Success"
+        await c.wait_event("AsyncAGIExec")
+        await asyncio.sleep(0.8)  # twice the timeout it would have had
+        assert call.agi is not None and call.agi.running and not call.agi.timed_out
+        assert s.pbx.hotline_guard is not None and s.pbx.hotline_guard.fallbacks == []
+    finally:
+        await c.close()
+        await s.stop()
