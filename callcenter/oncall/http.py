@@ -131,7 +131,7 @@ def _page(title: str, body: str) -> web.Response:
     doc = f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title>
+<title>{html.escape(title)}</title><link rel="icon" href="data:,">
 <style>
 body{{font-family:system-ui,"PingFang SC","Microsoft YaHei",sans-serif;margin:1.5rem;color:#222}}
 table{{border-collapse:collapse;margin-bottom:2rem}}

@@ -269,10 +269,13 @@ async def incident_page(request: web.Request) -> web.Response:
 {'<h2>下一步</h2><ul>' + nxt + '</ul>' if nxt else ''}
 """
     doc = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="10"><title>紧急事件 #{tl['id']}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="10"><title>紧急事件 #{tl['id']}</title><link rel="icon" href="data:,">
 <style>body{{font-family:system-ui,"PingFang SC","Microsoft YaHei",sans-serif;margin:1.5rem}}
 table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}}
-.muted{{color:#888}} button{{font-size:1.1rem;padding:.4rem 1rem}}</style></head>
+td{{overflow-wrap:anywhere}} .muted{{color:#888}} button{{font-size:1.1rem;padding:.4rem 1rem;min-height:44px}}
+@media (max-width:640px){{body{{margin:.8rem}} h1{{font-size:1.3rem}} table{{width:100%}}
+td:first-child{{white-space:nowrap}} button{{width:100%}}}}</style></head>
 <body>{body}</body></html>"""
     return web.Response(text=doc, content_type="text/html", charset="utf-8")
 
