@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -86,11 +87,19 @@ async def _render_page(request: web.Request, *, notice: str = "", error: str = "
         f"{status_json['holidays_error']}" if status_json.get("holidays_error") else "",
         (holidays.warning(today) or "") if holidays else "",
         *(holidays.data_warnings() if holidays else ())) if w]
+    last = status_json.get("last_reload") or {}
     return render(request, "admin_ivr.html", {
         "s": status_json, "notice": notice, "error": error,
+        # The site's wall clock, as every page writes times (the JSON keeps ISO).
+        "loaded_at": _local(status_json["loaded_at"], tz),
+        "last_reload_at": _local(last.get("at"), tz),
         "holidays_until": holidays.coverage_end().isoformat() if holidays else "",
         "holidays_warning": "；".join(warnings),
     }, status=status)
+
+
+def _local(iso: str | None, tz: ZoneInfo) -> str:
+    return datetime.fromisoformat(iso).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if iso else ""
 
 
 def add_routes(app: web.Application) -> None:

@@ -132,7 +132,7 @@ def _page(title: str, body: str, static: str) -> web.Response:
     doc = f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title>
+<title>{html.escape(title)}</title><link rel="icon" href="data:,">
 <link rel="stylesheet" href="{html.escape(static)}">
 </head><body>{body}</body></html>"""
     return web.Response(text=doc, content_type="text/html", charset="utf-8")

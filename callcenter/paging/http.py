@@ -271,7 +271,8 @@ async def incident_page(request: web.Request) -> web.Response:
 {'<h2>下一步</h2><ul>' + nxt + '</ul>' if nxt else ''}
 """
     doc = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="10"><title>紧急事件 #{tl['id']}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="10"><title>紧急事件 #{tl['id']}</title><link rel="icon" href="data:,">
 <link rel="stylesheet" href="{e(static_url(request, 'plain.css'))}"></head>
 <body>{body}</body></html>"""
     return web.Response(text=doc, content_type="text/html", charset="utf-8")

@@ -49,6 +49,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except DomainError as exc:
         if exc.http_status >= 500:
             log.error("%s %s failed: %r", request.method, request.path, exc.message)
+        if _wants_page(request):
+            return _error_page(request, exc)
         return json_response(exc.to_json(), status=exc.http_status)
     except web.HTTPException:
         raise
@@ -58,6 +60,26 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             {"error": "internal_error", "message": "内部错误 / internal error", "details": {}},
             status=500,
         )
+
+
+_PAGE_TITLES = {400: "请求有误", 403: "无权访问", 404: "未找到", 409: "操作冲突"}
+
+
+def _wants_page(request: web.Request) -> bool:
+    """A browser opening a page (not the JSON API): it gets the error as a page."""
+    from callcenter.web.templating import TEMPLATES
+
+    return (request.method == "GET" and not request.path.startswith("/api/")
+            and "text/html" in request.headers.get("Accept", "") and TEMPLATES in request.app)
+
+
+def _error_page(request: web.Request, exc: DomainError) -> web.Response:
+    from callcenter.web.templating import render
+
+    return render(request, "error.html", {
+        "title": _PAGE_TITLES.get(exc.http_status, "出错了"),
+        # Messages are "中文 / English"; the page speaks Chinese.
+        "message": exc.message.split(" / ")[0]}, status=exc.http_status)
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

@@ -46,6 +46,12 @@
     return m ? `${m}分${s % 60}秒` : `${s}秒`;
   }
 
+  // 分:秒, as the wall and the call log write durations (75.4 → "1:15").
+  function mmss(s) {
+    s = Math.max(0, Math.round(Number(s) || 0));
+    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  }
+
   const ROLE = {owner: "业主", tenant: "租户", family: "家属"};
   // The server sends ``outcome_label`` and ``at_local`` (the site's time zone); these
   // are only for a pop built by an older server.
@@ -464,7 +470,7 @@
     if (page !== "supervisor" || !wallAt) return;
     const extra = (Date.now() - wallAt) / 1000;
     for (const td of document.querySelectorAll("td[data-base]")) {
-      td.textContent = Math.round(Number(td.dataset.base) + extra);
+      td.textContent = mmss(Number(td.dataset.base) + extra);
     }
   }, 1000);
 
@@ -473,19 +479,19 @@
     wallAt = Date.now();
     for (const [k, v] of Object.entries(wall.today || {})) {
       const n = document.querySelector(`#today [data-k="${k}"]`);
-      if (n) n.textContent = v;
+      if (n) n.textContent = n.dataset.format === "mmss" ? mmss(v) : v;
     }
     fillRows("wall-waiting", wall.waiting.map((c) => el("tr", {},
       el("td", {text: c.title}), el("td", {text: c.caller}), el("td", {text: c.queue || ""}),
-      el("td", {text: c.state_label}), el("td", {text: Math.round(c.wait_s), dataset: {base: c.wait_s}}))));
+      el("td", {text: c.state_label}), el("td", {text: mmss(c.wait_s), dataset: {base: c.wait_s}}))));
     fillRows("wall-talking", wall.talking.map((c) => el("tr", {},
       el("td", {text: c.agent}), el("td", {text: c.title}), el("td", {text: c.caller}),
-      el("td", {text: Math.round(c.talk_s), dataset: {base: c.talk_s}}))));
+      el("td", {text: mmss(c.talk_s), dataset: {base: c.talk_s}}))));
     fillRows("wall-agents", wall.agents.map((a) => el("tr", {},
       el("td", {text: a.name}), el("td", {text: a.extension || ""}),
       el("td", {}, el("span", {class: "state state-" + a.state,
         text: (STATE_LABEL[a.state] || a.state) + (a.state === "paused" && a.reason ? `（${a.reason}）` : "") + (a.on_call ? " · 通话中" : "")})),
-      el("td", {text: Math.round(a.since_s), dataset: {base: a.since_s}}))));
+      el("td", {text: mmss(a.since_s), dataset: {base: a.since_s}}))));
   }
 
   if (page === "agent" || page === "supervisor") connect();

@@ -1,0 +1,61 @@
+"""The emergency pages in a real Chromium at a desk size and a phone size: an
+incident's timeline (what the engineer opens from the page's link) and the on-call
+table, in Chinese, local times, numbers masked, fitting a phone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.browser.site import (
+    OWNER_MASKED,
+    OWNER_MOBILE,
+    SIZES,
+    Site,
+    check,
+    check_page,
+    local,
+    visit,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_incident_timeline_for_the_engineer(site: Site, size: str, tmp_path: Path) -> None:
+    ctx = await site.signed_in("gong", size)
+    page, watch = await visit(ctx, site.url(f"/incidents/{site.incident_id}"))
+    try:
+        text = await check_page(page, watch, size, tmp_path / f"incident-{size}.png",
+                                primary='form[action$="/ack"] button',
+                                labels=("紧急事件", "漏水/水管爆裂", "湖畔花园", "3栋1单元1201室",
+                                        "时间线", "报警（热线紧急选项）", OWNER_MASKED,
+                                        "我来处理（确认接警）"),
+                                hidden=(OWNER_MOBILE,))
+        assert local(site.incident_at, "%m-%d %H:%M") in text
+    finally:
+        await page.close()
+
+
+async def test_engineer_acknowledges_from_a_phone(site: Site, tmp_path: Path) -> None:
+    ctx = await site.signed_in("gong", "phone")
+    page, watch = await visit(ctx, site.url(f"/incidents/{site.incident_id}"))
+    try:
+        await page.locator('form[action$="/ack"] button').tap()
+        await page.wait_for_url(site.url(f"/incidents/{site.incident_id}"))
+        await page.get_by_text("GONG 已接警").wait_for()
+        text = await check_page(page, watch, "phone", tmp_path / "incident-acked.png",
+                                primary=None, labels=("已接警", "接警人：GONG"))
+        assert "我来处理" not in text
+    finally:
+        await page.close()
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_on_call_table(site: Site, size: str, tmp_path: Path) -> None:
+    text = await check(site, "laowang", size, "/oncall", tmp_path / f"oncall-{size}.png",
+                       primary=None,
+                       labels=("湖畔花园 · 值班表（未来14天）", "夜班值守", "当前值班", "LAOWANG",
+                               "主值班", "夜班", "白班", "18:00–08:30", "周"))
+    assert "GONG" in text

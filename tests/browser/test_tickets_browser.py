@@ -1,0 +1,112 @@
+"""The ticket pages in a real Chromium at a desk size and a phone size: the list
+becomes cards on a phone, the detail shows the "listen to the recording" banner,
+numbers are masked for agents, night duty and engineers and shown to supervisors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.browser.site import (
+    LISTEN_NOTICE,
+    OWNER_MASKED,
+    OWNER_MOBILE,
+    PHONE,
+    SIZES,
+    TENANT_MASKED,
+    TENANT_MOBILE,
+    Site,
+    check,
+    check_page,
+    local,
+    visit,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_ticket_list(site: Site, size: str, tmp_path: Path) -> None:
+    ctx = await site.signed_in("xiaoli", size)
+    page, watch = await visit(ctx, site.url("/tickets"))
+    try:
+        text = await check_page(page, watch, size, tmp_path / f"tickets-{size}.png",
+                                primary='.filters button[type="submit"]',
+                                labels=("共 3 条", "给排水", "电梯", "紧急", "普通", "新建", "已派单",
+                                        "湖畔花园3栋1单元1201室", OWNER_MASKED, TENANT_MASKED),
+                                hidden=(OWNER_MOBILE, TENANT_MOBILE))
+        assert local(site.seeded_at, "%Y-%m-%d %H:%M") in text
+        # Chromium in Chinese: the date filters read 年/月/日.
+        assert "年" in await page.locator('input[name="since"]').evaluate(
+            "(el) => el.type === 'date' ? '年' : ''")
+        rows = page.locator("table.tickets tbody tr")
+        assert await rows.count() == 3
+        if size == "phone":
+            # One card per ticket: the rows stack, each as wide as the screen allows.
+            boxes = [await rows.nth(i).bounding_box() for i in range(3)]
+            assert all(b is not None and b["width"] <= PHONE["width"] for b in boxes)
+            assert boxes[0]["y"] + boxes[0]["height"] <= boxes[1]["y"]  # type: ignore[index]
+            cell = rows.first.locator('td[data-label="摘要"]')
+            label = await cell.evaluate("(el) => getComputedStyle(el, '::before').content")
+            assert label == '"摘要"', label
+        # The filter works from the phone: 紧急 only.
+        await page.select_option('select[name="priority"]', "emergency")
+        await page.click('.filters button[type="submit"]')
+        await page.wait_for_url("**priority=emergency**")
+        assert await rows.count() == 1
+        assert "5栋电梯困人" in await rows.first.inner_text()
+        watch.assert_clean()
+    finally:
+        await page.close()
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_ticket_waiting_for_someone_to_listen(site: Site, size: str,
+                                                    tmp_path: Path) -> None:
+    ctx = await site.signed_in("laowang", size)
+    page, watch = await visit(ctx, site.url(f"/tickets/{site.tickets['listen']}"))
+    try:
+        await check_page(page, watch, size, tmp_path / f"ticket-listen-{size}.png",
+                         primary='.transitions button[type="submit"]',
+                         labels=("语音留言（未能识别）", "其他", "语音留言", TENANT_MASKED,
+                                 "流转记录", "派单"),
+                         hidden=(TENANT_MOBILE,))
+        banner = page.locator(".listen-notice")
+        assert await banner.inner_text() == LISTEN_NOTICE
+        box = await banner.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= SIZES[size]["width"]
+    finally:
+        await page.close()
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_ticket_detail_for_an_engineer_masks_the_owner(site: Site, size: str,
+                                                             tmp_path: Path) -> None:
+    text = await check(site, "gong", size, f"/tickets/{site.tickets['agent']}",
+                       tmp_path / f"ticket-engineer-{size}.png",
+                       primary='.transitions button[type="submit"]',
+                       labels=("厨房水管漏水", "给排水", "张伟", OWNER_MASKED, "坐席录入"),
+                       hidden=(OWNER_MOBILE,))
+    # The number written in the description is masked too.
+    assert f"业主来电（{OWNER_MASKED}）" in text
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_supervisor_dispatches_an_emergency_ticket(site: Site, size: str,
+                                                         tmp_path: Path) -> None:
+    ctx = await site.signed_in("boss", size)
+    page, watch = await visit(ctx, site.url(f"/tickets/{site.tickets['emergency']}"))
+    try:
+        text = await check_page(page, watch, size, tmp_path / f"ticket-boss-{size}.png",
+                                primary='.transitions button[type="submit"]',
+                                labels=("5栋电梯困人", "紧急", "已派单", "已派工程部陈师傅", "BOSS"))
+        assert TENANT_MOBILE in text  # supervisors see full numbers
+    finally:
+        await page.close()
+
+
+async def test_a_ticket_that_does_not_exist_is_a_chinese_page(site: Site, tmp_path: Path) -> None:
+    for size in SIZES:
+        await check(site, "xiaoli", size, "/tickets/999999", tmp_path / f"ticket-404-{size}.png",
+                    allow_status=(404,), primary="main a.button", labels=("未找到", "返回首页"))
