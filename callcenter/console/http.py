@@ -44,7 +44,7 @@ from callcenter.directory.masking import present_people, show_number
 from callcenter.directory.models import StaffUser
 from callcenter.directory.phones import try_normalize
 from callcenter.directory.services import search_people
-from callcenter.errors import InvalidInput, NotFound, Unavailable
+from callcenter.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from callcenter.screenpop.builder import local_time, outcome_label
 from callcenter.web.api import ApiRoutes, Code, Id, Input, OneOf, Output, Text
 from callcenter.web.errors import json_response
@@ -177,7 +177,8 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 async def _staff_ref(request: web.Request, ident: Identity) -> StaffRef:
     if ident.user_id is None:
-        raise InvalidInput("此操作需要以坐席身份登录 / sign in as a person", field="identity")
+        # A service token bound to no person has no extension, queue or state.
+        raise Forbidden("此操作需要以坐席身份登录 / sign in as a person")
     async with request.app[SESSIONMAKER]() as session:
         user = await session.get(StaffUser, ident.user_id)
     if user is None:
