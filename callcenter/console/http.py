@@ -25,6 +25,7 @@ from callcenter.auth.identity import Identity
 from callcenter.auth.middleware import current_identity, require_role
 from callcenter.auth.passwords import HashingBusy
 from callcenter.auth.redirects import safe_next
+from callcenter.auth.scope import scope_code
 from callcenter.auth.sessions import SESSION_COOKIE, csrf_ok, session_key
 from callcenter.auth.throttle import TooManyAttempts, client_address
 from callcenter.console.audit import AuditQuery, audit_csv, read_audit, record_access
@@ -238,9 +239,11 @@ async def history_page(request: web.Request) -> web.StreamResponse:
 async def _history(request: web.Request, me: StaffRef | None) -> list[dict[str, Any]]:
     """The call log when it has rows for this view, else the hub's memory of calls
     since the server started (the call log is written by ``setup_calls``)."""
+    scope = await scope_code(request)
     async with request.app[SESSIONMAKER]() as session:
-        rows = await recent_history(session, me)
-    if rows:
+        rows = await recent_history(session, me, community=scope,
+                                    default_community=request.app[SETTINGS].default_community)
+    if rows or scope is not None:  # the hub's memory is not split by community
         return rows
     return request.app[AGENT_HUB].history_for(me.user_id if me else None)
 
@@ -369,8 +372,10 @@ async def _search(request: web.Request, query: str) -> list[dict[str, Any]]:
     assert ident is not None
     if len(query) > 50:
         raise InvalidInput("搜索词太长 / query too long", field="q")
+    scope = await scope_code(request)
     async with request.app[SESSIONMAKER]() as session:
-        people = await search_people(session, query, limit=20)
+        people = [p for p in await search_people(session, query, limit=20)
+                  if scope is None or any(u.community_code == scope for u in p.units)]
         await record_access(session, ident, [p.person_id for p in people], reason="search",
                             source=_remote(request), detail=f"q={query}")
     rows = []
