@@ -25,7 +25,7 @@ from callcenter.auth.identity import Identity
 from callcenter.auth.middleware import current_identity, require_role
 from callcenter.auth.passwords import HashingBusy
 from callcenter.auth.redirects import safe_next
-from callcenter.auth.scope import scope_code
+from callcenter.auth.scope import in_scope, scope_code
 from callcenter.auth.sessions import SESSION_COOKIE, csrf_ok, session_key
 from callcenter.auth.throttle import TooManyAttempts, client_address
 from callcenter.console.audit import AuditQuery, audit_csv, read_audit, record_access
@@ -40,7 +40,7 @@ from callcenter.console.keys import (
     SESSION_WATCH,
 )
 from callcenter.console.ports import AGENT_STATES, NOT_READY, PAUSE_REASONS, StaffRef
-from callcenter.console.services import person_phone, record_unknown_caller
+from callcenter.console.services import lives_in, person_phone, record_unknown_caller
 from callcenter.directory.masking import present_people, show_number
 from callcenter.directory.models import StaffUser
 from callcenter.directory.phones import try_normalize
@@ -418,15 +418,20 @@ async def call_api(request: web.Request, body: CallIn) -> web.StreamResponse:
     if not me.extension:
         raise InvalidInput("您没有分机号，无法外呼 / you have no extension", field="extension")
     community: str | None = None
+    scope, default = await scope_code(request), request.app[SETTINGS].default_community
     async with request.app[SESSIONMAKER]() as session:
         if body.call_id:
             found = request.app[AGENT_HUB].caller_of_call(body.call_id)
+            if found is not None and not in_scope(scope, found[1], default):
+                found = None  # another community's call: as if there were none
             if found is None or not try_normalize(found[0]):
                 raise NotFound("找不到这通来电的号码 / no number for this call",
                                details={"call_id": body.call_id})
             number, community = try_normalize(found[0]) or "", found[1]
             person_ids: list[int] = []
         elif body.person_id is not None:
+            if scope is not None and not await lives_in(session, body.person_id, scope):
+                raise NotFound("没有这个人 / no such person", details={"field": "person_id"})
             number = await person_phone(session, body.person_id, body.phone)
             person_ids = [body.person_id]
         else:
@@ -461,6 +466,12 @@ async def unknown_caller_api(request: web.Request, body: UnknownCallerIn) -> dic
         number, community = found[0], community or found[1]
     if not number:
         raise InvalidInput("需要来电号码 / number is required", field="number")
+    scope = await scope_code(request)
+    if scope is not None:
+        community = community or scope
+        if not in_scope(scope, community, request.app[SETTINGS].default_community):
+            raise Forbidden("不能为其他小区登记 / not your community",
+                            details={"field": "community"})
     async with request.app[SESSIONMAKER]() as session:
         person_id = await record_unknown_caller(
             session, name=body.name, number=number, room=body.room, role=body.role,
