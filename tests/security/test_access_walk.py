@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from sqlalchemy import select
 
 from callcenter.app import create_app
 from callcenter.appkeys import SESSIONMAKER
 from callcenter.auth.sessions import SESSION_COOKIE
 from callcenter.auth.tokens import create_token
+from callcenter.calls.models import CallLog
 from callcenter.demo import demo_settings
-from tests.console.helpers import PASSWORD, login
+from callcenter.directory import models as dm
+from tests.console.helpers import FAST_HASHER, PASSWORD, hash_password, login
 from tests.security.test_masking_walk import (
     QUERIES,
     SESSION_USERS,
@@ -150,15 +154,19 @@ def test_every_served_route_declares_its_policy(tmp_path: Path) -> None:
     assert len(served) >= 40  # the walk did find the routes
 
 
+async def signed_in(site: Site, username: str, role: str) -> Viewer:
+    """A viewer with the session the login form gave ``username``."""
+    client = site.client
+    csrf = await login(client, username)
+    cookie = next(c.value for c in client.session.cookie_jar if c.key == SESSION_COOKIE)
+    client.session.cookie_jar.clear()
+    return Viewer(role, {"Cookie": f"{SESSION_COOKIE}={cookie}", "X-CSRF-Token": csrf})
+
+
 async def _viewers(site: Site) -> list[Viewer]:
     client = site.client
     viewers = [Viewer(ANON, {})]
-    for role in PERSON_ROLES:
-        csrf = await login(client, SESSION_USERS[role])
-        cookie = next(c.value for c in client.session.cookie_jar if c.key == SESSION_COOKIE)
-        client.session.cookie_jar.clear()
-        viewers.append(Viewer(role, {"Cookie": f"{SESSION_COOKIE}={cookie}",
-                                     "X-CSRF-Token": csrf}))
+    viewers += [await signed_in(site, SESSION_USERS[role], role) for role in PERSON_ROLES]
     async with client.app[SESSIONMAKER]() as s:
         token = await create_token(s, role=SERVICE_ROLE, name="crm")
     viewers.append(Viewer(SERVICE, {"Authorization": f"Bearer {token}"}))
@@ -307,38 +315,23 @@ class CommunityB:
 
 async def _community_b(site: Site) -> CommunityB:
     """滨江苑: its own owner, ticket, incident and a call in the log."""
-    from datetime import UTC, datetime
-
-    from callcenter.calls.models import CallLog
-    from callcenter.directory.models import (
-        Building,
-        Community,
-        Person,
-        PersonPhone,
-        PersonRoom,
-        Room,
-        StaffUser,
-        Unit,
-    )
-    from tests.console.helpers import FAST_HASHER, hash_password
-
     client = site.client
     async with client.app[SESSIONMAKER]() as s:
-        b = Community(code="binjiang", name="滨江苑", hotline_numbers=[B_HOTLINE])
+        b = dm.Community(code="binjiang", name="滨江苑", hotline_numbers=[B_HOTLINE])
         s.add(b)
         await s.flush()
-        bld = Building(community_id=b.id, name="8")
+        bld = dm.Building(community_id=b.id, name="8")
         s.add(bld)
         await s.flush()
-        unit = Unit(building_id=bld.id, name="1")
+        unit = dm.Unit(building_id=bld.id, name="1")
         s.add(unit)
         await s.flush()
-        room = Room(unit_id=unit.id, number="0808")
+        room = dm.Room(unit_id=unit.id, number="0808")
         s.add(room)
         await s.flush()
-        owner = Person(name=B_OWNER)
-        owner.phones.append(PersonPhone(number="+86" + B_MOBILE, raw=B_MOBILE))
-        owner.rooms.append(PersonRoom(room_id=room.id, role="owner"))
+        owner = dm.Person(name=B_OWNER)
+        owner.phones.append(dm.PersonPhone(number="+86" + B_MOBILE, raw=B_MOBILE))
+        owner.rooms.append(dm.PersonRoom(room_id=room.id, role="owner"))
         s.add(owner)
         await s.flush()
         owner_id = owner.id
@@ -346,7 +339,7 @@ async def _community_b(site: Site) -> CommunityB:
                       caller_number="+86" + B_MOBILE, caller_name=B_OWNER, did=B_HOTLINE,
                       started_at=datetime.now(UTC), outcome="abandoned"))
         for username, (role, ext) in SCOPED_USERS.items():
-            s.add(StaffUser(username=username, display_name=username, role=role,
+            s.add(dm.StaffUser(username=username, display_name=username, role=role,
                             community_id=site.seed.community_id, extension=ext,
                             password_hash=hash_password(FAST_HASHER, PASSWORD)))
         await s.commit()
@@ -375,18 +368,10 @@ def _shows_b(body: str) -> list[str]:
 
 async def _scoped_viewers(site: Site) -> list[Viewer]:
     client = site.client
-    viewers = []
-    for username, (role, _ext) in SCOPED_USERS.items():
-        csrf = await login(client, username)
-        cookie = next(c.value for c in client.session.cookie_jar if c.key == SESSION_COOKIE)
-        client.session.cookie_jar.clear()
-        viewers.append(Viewer(role, {"Cookie": f"{SESSION_COOKIE}={cookie}",
-                                     "X-CSRF-Token": csrf}))
+    viewers = [await signed_in(site, name, role) for name, (role, _ext) in SCOPED_USERS.items()]
     async with client.app[SESSIONMAKER]() as s:
-        from sqlalchemy import select
-
-        from callcenter.directory.models import StaffUser
-        uid = (await s.scalars(select(StaffUser.id).where(StaffUser.username == "a_sup"))).one()
+        uid = (await s.scalars(select(dm.StaffUser.id).where(
+            dm.StaffUser.username == "a_sup"))).one()
         token = await create_token(s, role="supervisor", name="a-sup", user_id=uid)
     viewers.append(Viewer("supervisor", {"Authorization": f"Bearer {token}"}))
     return viewers
