@@ -178,7 +178,7 @@ def walk_bodies(site: Site) -> dict[tuple[str, str], dict[str, Any]]:
     staff = site.seed.staff
     return {
         **_bodies(site),
-        ("POST", "/api/console/status"): {"state": "ready"},
+        ("POST", "/api/console/status"): {"state": "paused", "reason": "开会"},
         ("PUT", "/api/oncall/schedules/{community}/{role}"): {"shifts": [{
             "start": "18:00", "end": "08:30", "members": [staff["laowang"]],
             "rotation_start": "2026-12-01"}]},
