@@ -55,13 +55,7 @@ class AmiAgentStatus:
             headers.append(("Reason", reason))
         # The front-desk queue lives on every PBX that has one; pause it everywhere.
         for link in self._all_links():
-            try:
-                await link.send_action(headers)
-            except AmiActionError as exc:
-                # Pausing an agent who is not in the queue (never pressed 就绪): no call
-                # reaches them, which is what pausing asks for.
-                if not (paused and "not found" in exc.response_message.lower()):
-                    raise
+            await link.send_action(headers)
 
     async def _join(self, agent: StaffRef, interface: str) -> None:
         headers = [("Action", "QueueAdd"), ("Queue", self.queue), ("Interface", interface),

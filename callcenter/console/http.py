@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import Field
 
+from callcenter.ami.errors import AmiActionError
 from callcenter.appkeys import SESSIONMAKER, SETTINGS
 from callcenter.auth.identity import Identity
 from callcenter.auth.middleware import current_identity, require_role
@@ -45,7 +46,7 @@ from callcenter.directory.masking import present_people, show_number
 from callcenter.directory.models import StaffUser
 from callcenter.directory.phones import try_normalize
 from callcenter.directory.services import search_people
-from callcenter.errors import Forbidden, InvalidInput, NotFound, Unavailable
+from callcenter.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from callcenter.screenpop.builder import local_time, outcome_label
 from callcenter.web.api import ApiRoutes, Code, Id, Input, OneOf, Output, Text
 from callcenter.web.errors import json_response
@@ -341,7 +342,7 @@ routes = ApiRoutes("console")
 
 
 @routes.post("/api/console/status", body=StatusIn, form=True, response=StatusOut,
-             roles=AGENT_ROLES, errors=(503,), summary="坐席状态 / set the agent's state")
+             roles=AGENT_ROLES, errors=(409, 503), summary="坐席状态 / set the agent's state")
 async def status_api(request: web.Request, body: StatusIn) -> web.StreamResponse:
     """Pauses or unpauses the agent in the front-desk queue. The page's no-JS form posts
     the same fields and is sent back to ``/agent``."""
@@ -360,6 +361,9 @@ async def status_api(request: web.Request, body: StatusIn) -> web.StreamResponse
             await port.set_status(me, state, reason)
         except NotFound:  # no Asterisk link serves the agent
             raise Unavailable("电话系统未连接，无法切换状态 / telephony is not connected") from None
+        except AmiActionError as exc:  # e.g. pausing before 就绪: not in the queue
+            raise Conflict(f"电话系统拒绝切换状态：{exc.response_message} / "
+                           "the PBX refused the change", details={"state": state}) from None
     st = request.app[AGENT_HUB].set_agent_state(me.user_id, state, reason)
     if request.content_type != "application/json":
         raise web.HTTPFound("/agent")
