@@ -14,7 +14,7 @@ Errors are domain errors, turned into JSON by the app's error middleware; a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Protocol
 from zoneinfo import ZoneInfo
@@ -24,7 +24,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from callcenter.auth.identity import Identity
 from callcenter.auth.middleware import current_identity
-from callcenter.errors import InvalidInput, NotFound
+from callcenter.errors import Forbidden, InvalidInput, NotFound
 from callcenter.web.api import (
     MAX_ID,
     ApiRoutes,
@@ -266,6 +266,11 @@ async def parse_new_ticket(body: NewTicketIn, identity: Identity,
         community_id = await service.community_id_for(code)
         if community_id is None:
             raise InvalidInput(f"小区不存在 / unknown community {code!r}", field="community")
+    if identity.community_id is not None:
+        community_id = community_id or identity.community_id
+        if not identity.sees(community_id):
+            raise Forbidden("不能为其他小区建单 / not your community",
+                            details={"field": "community"})
     return NewTicket(
         source=body.source,
         category=body.category,
@@ -307,6 +312,25 @@ def _identity(request: web.Request) -> Identity:
     return ident
 
 
+async def visible_ticket(request: web.Request, ticket_id: int) -> TicketView:
+    """The ticket, if the signed-in person's community scope covers it; else a 404
+    (another community's ticket is not even said to exist)."""
+    view = await request.app[TICKETS].service.get(ticket_id)
+    if not _identity(request).sees(view.community_id):
+        raise NotFound("工单不存在 / no such ticket", details={"field": "ticket_id"})
+    return view
+
+
+def scoped_filter(identity: Identity, filters: TicketFilter) -> TicketFilter:
+    """The filters narrowed to the person's community (asking for another: 403)."""
+    if identity.community_id is None:
+        return filters
+    if not identity.sees(filters.community_id or identity.community_id):
+        raise Forbidden("不能查看其他小区的工单 / not your community",
+                        details={"field": "community"})
+    return replace(filters, community_id=identity.community_id)
+
+
 # -- handlers -----------------------------------------------------------------
 
 routes = ApiRoutes("tickets")
@@ -317,7 +341,8 @@ routes = ApiRoutes("tickets")
 async def list_tickets(request: web.Request, query: TicketQuery) -> dict[str, Any]:
     """Newest first, filtered; ``total`` counts every match, ``limit``/``offset`` page."""
     feature = request.app[TICKETS]
-    filters = await parse_filter(query, feature.service, feature.timezone)
+    filters = scoped_filter(_identity(request), await parse_filter(
+        query, feature.service, feature.timezone))
     page = await feature.service.list(filters, limit=query.limit, offset=query.offset)
     return page.to_json()
 
@@ -340,7 +365,7 @@ async def create_ticket(request: web.Request, body: NewTicketIn) -> web.StreamRe
 async def get_ticket(request: web.Request, path: TicketPath) -> dict[str, Any]:
     """The ticket with its log (``events``) and its recording, if any."""
     feature = request.app[TICKETS]
-    view = await feature.service.get(path.ticket_id)
+    view = await visible_ticket(request, path.ticket_id)
     return await ticket_json(feature, view)
 
 
@@ -351,6 +376,7 @@ async def transition_ticket(request: web.Request, path: TicketPath,
                             body: TransitionIn) -> dict[str, Any]:
     """A transition the lifecycle does not allow from the ticket's state is a 409."""
     feature = request.app[TICKETS]
+    await visible_ticket(request, path.ticket_id)
     view = await feature.service.transition(path.ticket_id, body.to,
                                             actor=_identity(request).username, note=body.note)
     return await ticket_json(feature, view)

@@ -25,7 +25,9 @@ from ticketing.http import (
     TicketsFeature,
     parse_filter,
     parse_int,
+    scoped_filter,
     ticket_id_of,
+    visible_ticket,
 )
 from ticketing.lifecycle import STATES, allowed_next
 from ticketing.services import TicketFilter, TicketView
@@ -68,6 +70,9 @@ async def tickets_page(request: web.Request) -> web.StreamResponse:
     except InvalidInput as exc:
         error = exc.message
         filters, page_no = TicketFilter(), 1
+    ident = current_identity(request)
+    assert ident is not None  # page() ran first
+    filters = scoped_filter(ident, filters)
     result = await feature.service.list(filters, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
     keep = {k: v for k, v in q.items() if k != "page" and v}
     pages = max(1, -(-result.total // PAGE_SIZE))
@@ -96,7 +101,7 @@ def transcript_words(words: Sequence[Mapping[str, Any]],
 async def _detail(request: web.Request, ticket_id: int, *, error: str = "",
                   status: int = 200) -> web.Response:
     feature = request.app[TICKETS]
-    t = await feature.service.get(ticket_id)
+    t = await visible_ticket(request, ticket_id)
     info = None
     if t.recording_id is not None and feature.recordings is not None:
         info = await feature.recordings.info(t.recording_id)
@@ -144,6 +149,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
 async def ticket_transition_form(request: web.Request) -> web.StreamResponse:
     feature = request.app[TICKETS]
     ticket_id = ticket_id_of(request)
+    await visible_ticket(request, ticket_id)
     form = await request.post()
     to_state = str(form.get("to", ""))
     note = str(form.get("note", ""))

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callcenter.auth.identity import Identity
 from callcenter.auth.models import ApiToken
 from callcenter.db.base import utcnow
-from callcenter.directory.models import STAFF_ROLES
+from callcenter.directory.models import STAFF_ROLES, StaffUser
 from callcenter.errors import InvalidInput
 
 TOKEN_PREFIX = "cct_"
@@ -42,8 +42,10 @@ async def verify_token(session: AsyncSession, token: str) -> Identity | None:
         return None
     row.last_used_at = utcnow()
     await session.commit()
+    # A token bound to a person is scoped as that person is; a service token is not.
+    user = await session.get(StaffUser, row.user_id) if row.user_id is not None else None
     return Identity(user_id=row.user_id, username=row.name or f"token-{row.id}", role=row.role,
-                    via="token")
+                    via="token", community_id=user.community_id if user else None)
 
 
 async def revoke_token(session: AsyncSession, token_id: int) -> bool:

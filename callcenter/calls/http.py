@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import Field
 
 from callcenter.appkeys import AMI_LINKS, BUS, CALL_LOG, SESSIONMAKER, SETTINGS
+from callcenter.auth.scope import in_scope, scope_code
 from callcenter.calls.services import CallLogService
 from callcenter.directory.phones import try_normalize
 from callcenter.errors import InvalidInput
@@ -99,12 +100,15 @@ def parse_when(value: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
 routes = ApiRoutes("calls")
 
 
+
 @routes.get("/api/calls/live", response=LiveCallsOut, roles=LIVE_ROLES,
             summary="正在进行的通话 / calls in progress")
 async def live_calls(request: web.Request) -> dict[str, Any]:
     """From the trackers of every AMI link."""
     links = request.app[AMI_LINKS]
-    return {"calls": [c.to_json() for c in links.live_calls()]}
+    scope, default = await scope_code(request), request.app[SETTINGS].default_community
+    return {"calls": [c.to_json() for c in links.live_calls()
+                      if in_scope(scope, c.community, default)]}
 
 
 @routes.get("/api/calls", query=CallLogQuery, response=CallLogOut, roles=LOG_ROLES,
@@ -122,6 +126,8 @@ async def call_log(request: web.Request, query: CallLogQuery) -> dict[str, Any]:
         if number is None:
             raise InvalidInput(f"number: not a phone number: {query.number!r}", field="number")
     rows = await request.app[CALL_LOG].search(start=start, end=end, number=number,
+                                              community=await scope_code(request),
+                                              default_community=request.app[SETTINGS].default_community,
                                               limit=query.limit)
     # Each call carries the on-call router's rings of it (who, number, outcome).
     async with request.app[SESSIONMAKER]() as session:

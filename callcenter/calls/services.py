@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
@@ -172,8 +172,11 @@ class CallLogService:
             row["person_id"] = ids[0] if len(ids) == 1 else None
 
     async def search(self, *, start: datetime | None = None, end: datetime | None = None,
-                     number: str | None = None, limit: int = 200) -> list[CallLog]:
+                     number: str | None = None, community: str | None = None,
+                     default_community: str | None = None, limit: int = 200) -> list[CallLog]:
         stmt = select(CallLog)
+        if community is not None:
+            stmt = stmt.where(of_community(community, default_community))
         if start is not None:
             stmt = stmt.where(CallLog.started_at >= start)
         if end is not None:
@@ -184,6 +187,14 @@ class CallLogService:
         stmt = stmt.order_by(CallLog.started_at.desc(), CallLog.id.desc()).limit(limit)
         async with self._sm() as session:
             return list((await session.scalars(stmt)).all())
+
+
+def of_community(code: str, default: str | None) -> ColumnElement[bool]:
+    """Calls of community ``code``: those a link or hotline gave it, and those given none
+    when it is the site's ``default_community``."""
+    if code and code == default:
+        return or_(CallLog.community == code, CallLog.community.is_(None))
+    return CallLog.community == code
 
 
 _TABLE = cast(Table, CallLog.__table__)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.calls.models import CallLog
+from callcenter.calls.services import of_community
 from callcenter.console.ports import StaffRef
 from callcenter.directory.phones import try_normalize
 
@@ -27,11 +28,15 @@ def rang_user(row: CallLog, me: StaffRef) -> bool:
 
 
 async def recent_history(session: AsyncSession, me: StaffRef | None, *, limit: int = 100,
-                         scan: int = 1000) -> list[dict[str, Any]]:
-    """Finished calls, newest first; only those that rang ``me`` unless ``me`` is None."""
+                         scan: int = 1000, community: str | None = None,
+                         default_community: str | None = None) -> list[dict[str, Any]]:
+    """Finished calls, newest first; only those that rang ``me`` unless ``me`` is None,
+    and only ``community``'s when one is given."""
+    stmt = select(CallLog).where(CallLog.outcome.is_not(None))
+    if community is not None:
+        stmt = stmt.where(of_community(community, default_community))
     rows = (await session.scalars(
-        select(CallLog).where(CallLog.outcome.is_not(None))
-        .order_by(CallLog.started_at.desc()).limit(scan))).all()
+        stmt.order_by(CallLog.started_at.desc()).limit(scan))).all()
     out: list[dict[str, Any]] = []
     for r in rows:
         if me is not None and not rang_user(r, me):

@@ -18,11 +18,13 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import Field
 
+from callcenter.ami.errors import AmiActionError
 from callcenter.appkeys import SESSIONMAKER, SETTINGS
 from callcenter.auth.identity import Identity
 from callcenter.auth.middleware import current_identity, require_role
 from callcenter.auth.passwords import HashingBusy
 from callcenter.auth.redirects import safe_next
+from callcenter.auth.scope import in_scope, scope_code
 from callcenter.auth.sessions import SESSION_COOKIE, csrf_ok, session_key
 from callcenter.auth.throttle import TooManyAttempts, client_address
 from callcenter.console.audit import AuditQuery, audit_csv, read_audit, record_access
@@ -37,12 +39,12 @@ from callcenter.console.keys import (
     SESSION_WATCH,
 )
 from callcenter.console.ports import AGENT_STATES, NOT_READY, PAUSE_REASONS, StaffRef
-from callcenter.console.services import person_phone, record_unknown_caller
+from callcenter.console.services import lives_in, person_phone, record_unknown_caller
 from callcenter.directory.masking import present_people, show_number
 from callcenter.directory.models import StaffUser
 from callcenter.directory.phones import try_normalize
 from callcenter.directory.services import search_people
-from callcenter.errors import InvalidInput, NotFound, Unavailable
+from callcenter.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from callcenter.screenpop.builder import local_time, outcome_label
 from callcenter.web.api import ApiRoutes, Code, Id, Input, OneOf, Output, Text
 from callcenter.web.errors import json_response
@@ -155,7 +157,8 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 async def _staff_ref(request: web.Request, ident: Identity) -> StaffRef:
     if ident.user_id is None:
-        raise InvalidInput("此操作需要以坐席身份登录 / sign in as a person", field="identity")
+        # A service token bound to no person has no extension, queue or state.
+        raise Forbidden("此操作需要以坐席身份登录 / sign in as a person")
     async with request.app[SESSIONMAKER]() as session:
         user = await session.get(StaffUser, ident.user_id)
     if user is None:
@@ -215,9 +218,11 @@ async def history_page(request: web.Request) -> web.StreamResponse:
 async def _history(request: web.Request, me: StaffRef | None) -> list[dict[str, Any]]:
     """The call log when it has rows for this view, else the hub's memory of calls
     since the server started (the call log is written by ``setup_calls``)."""
+    scope = await scope_code(request)
     async with request.app[SESSIONMAKER]() as session:
-        rows = await recent_history(session, me)
-    if rows:
+        rows = await recent_history(session, me, community=scope,
+                                    default_community=request.app[SETTINGS].default_community)
+    if rows or scope is not None:  # the hub's memory is not split by community
         return rows
     return request.app[AGENT_HUB].history_for(me.user_id if me else None)
 
@@ -315,7 +320,7 @@ routes = ApiRoutes("console")
 
 
 @routes.post("/api/console/status", body=StatusIn, form=True, response=StatusOut,
-             roles=AGENT_ROLES, errors=(503,), summary="坐席状态 / set the agent's state")
+             roles=AGENT_ROLES, errors=(409, 503), summary="坐席状态 / set the agent's state")
 async def status_api(request: web.Request, body: StatusIn) -> web.StreamResponse:
     """Pauses or unpauses the agent in the front-desk queue. The page's no-JS form posts
     the same fields and is sent back to ``/agent``."""
@@ -334,6 +339,9 @@ async def status_api(request: web.Request, body: StatusIn) -> web.StreamResponse
             await port.set_status(me, state, reason)
         except NotFound:  # no Asterisk link serves the agent
             raise Unavailable("电话系统未连接，无法切换状态 / telephony is not connected") from None
+        except AmiActionError as exc:  # e.g. pausing before 就绪: not in the queue
+            raise Conflict(f"电话系统拒绝切换状态：{exc.response_message} / "
+                           "the PBX refused the change", details={"state": state}) from None
     st = request.app[AGENT_HUB].set_agent_state(me.user_id, state, reason)
     if request.content_type != "application/json":
         raise web.HTTPFound("/agent")
@@ -346,8 +354,10 @@ async def _search(request: web.Request, query: str) -> list[dict[str, Any]]:
     assert ident is not None
     if len(query) > 50:
         raise InvalidInput("搜索词太长 / query too long", field="q")
+    scope = await scope_code(request)
     async with request.app[SESSIONMAKER]() as session:
-        people = await search_people(session, query, limit=20)
+        people = [p for p in await search_people(session, query, limit=20)
+                  if scope is None or any(u.community_code == scope for u in p.units)]
         await record_access(session, ident, [p.person_id for p in people], reason="search",
                             source=_remote(request), detail=f"q={query}")
     rows = []
@@ -390,15 +400,20 @@ async def call_api(request: web.Request, body: CallIn) -> web.StreamResponse:
     if not me.extension:
         raise InvalidInput("您没有分机号，无法外呼 / you have no extension", field="extension")
     community: str | None = None
+    scope, default = await scope_code(request), request.app[SETTINGS].default_community
     async with request.app[SESSIONMAKER]() as session:
         if body.call_id:
             found = request.app[AGENT_HUB].caller_of_call(body.call_id)
+            if found is not None and not in_scope(scope, found[1], default):
+                found = None  # another community's call: as if there were none
             if found is None or not try_normalize(found[0]):
                 raise NotFound("找不到这通来电的号码 / no number for this call",
                                details={"call_id": body.call_id})
             number, community = try_normalize(found[0]) or "", found[1]
             person_ids: list[int] = []
         elif body.person_id is not None:
+            if scope is not None and not await lives_in(session, body.person_id, scope):
+                raise NotFound("没有这个人 / no such person", details={"field": "person_id"})
             number = await person_phone(session, body.person_id, body.phone)
             person_ids = [body.person_id]
         else:
@@ -433,6 +448,12 @@ async def unknown_caller_api(request: web.Request, body: UnknownCallerIn) -> dic
         number, community = found[0], community or found[1]
     if not number:
         raise InvalidInput("需要来电号码 / number is required", field="number")
+    scope = await scope_code(request)
+    if scope is not None:
+        community = community or scope
+        if not in_scope(scope, community, request.app[SETTINGS].default_community):
+            raise Forbidden("不能为其他小区登记 / not your community",
+                            details={"field": "community"})
     async with request.app[SESSIONMAKER]() as session:
         person_id = await record_unknown_caller(
             session, name=body.name, number=number, room=body.room, role=body.role,

@@ -14,6 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.appkeys import CLOCK, SESSIONMAKER
+from callcenter.auth.identity import Identity
+from callcenter.auth.middleware import current_identity
 from callcenter.directory.models import StaffUser
 from callcenter.errors import InvalidInput
 from callcenter.oncall.models import OnCallSchedule
@@ -23,6 +25,7 @@ from callcenter.oncall.services import (
     ShiftInput,
     add_override,
     calendar,
+    community_in_scope,
     create_schedule,
     find_community,
     who_is_on_call,
@@ -117,12 +120,18 @@ class OverrideOut(Output):
 routes = ApiRoutes("oncall")
 
 
+def _me(request: web.Request) -> Identity:
+    ident = current_identity(request)
+    assert ident is not None  # the role check ran first
+    return ident
+
+
 @routes.get("/api/oncall/now", query=OnCallNowQuery, response=OnCallNowOut, errors=(404,),
             summary="现在谁值班 / who is on call now")
 async def oncall_now(request: web.Request, query: OnCallNowQuery) -> dict[str, Any]:
     """The people to try for ``role``, in chain order, and until when that holds."""
     async with request.app[SESSIONMAKER]() as session:
-        comm = await find_community(session, query.community)
+        comm = await community_in_scope(session, _me(request), query.community)
         answer = await who_is_on_call(session, comm, query.role, request.app[CLOCK].now())
         tz = ZoneInfo(comm.timezone or DEFAULT_TZ)
     return answer.to_json(tz)
@@ -146,7 +155,7 @@ async def oncall_page(request: web.Request) -> web.Response:
     only_role = request.query.get("role") or None
     sections: list[str] = []
     async with request.app[SESSIONMAKER]() as session:
-        comm = await find_community(session, community)
+        comm = await community_in_scope(session, _me(request), community)
         tz = ZoneInfo(comm.timezone or DEFAULT_TZ)
         roles = list((await session.scalars(
             select(OnCallSchedule.role).where(OnCallSchedule.community_id == comm.id)
@@ -222,6 +231,7 @@ async def put_schedule(request: web.Request, path: SchedulePath,
                        body: ScheduleIn) -> dict[str, Any]:
     """Replaces the role's schedule: shifts with their rotation, and the chain to ring."""
     async with request.app[SESSIONMAKER]() as session:
+        await community_in_scope(session, _me(request), path.community)
         await _check_staff(session, {f"chain[{i}].user_id": c.user_id
                                      for i, c in enumerate(body.chain)})
         await create_schedule(
@@ -244,7 +254,7 @@ async def post_override(request: web.Request, body: OverrideIn) -> dict[str, Any
     """``user_id`` is on call from ``starts_at`` to ``ends_at`` (local time without an
     offset), in place of ``replaces_user_id`` or of everyone."""
     async with request.app[SESSIONMAKER]() as session:
-        comm = await find_community(session, body.community)
+        comm = await community_in_scope(session, _me(request), body.community)
         tz = ZoneInfo(comm.timezone or DEFAULT_TZ)
         await _check_staff(session, {"user_id": body.user_id,
                                      "replaces_user_id": body.replaces_user_id})

@@ -18,7 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from callcenter.auth.identity import Identity
 from callcenter.directory.models import Community, StaffUser
+from callcenter.errors import Forbidden
 from callcenter.oncall.errors import InvalidSchedule, NoSchedule, UnknownCommunity
 from callcenter.oncall.models import (
     CHAIN_LABELS,
@@ -250,6 +252,18 @@ def answer_until(occ: Occurrence, overrides: Sequence[OverrideSpec], at: datetim
 
 
 # --------------------------------------------------------------------------- database
+
+
+async def community_in_scope(session: AsyncSession, identity: Identity,
+                             community: str | int | None) -> Community:
+    """``find_community`` for a person: none named is the person's own community; another
+    community than theirs is a 403."""
+    if (community is None or community == "") and identity.community_id is not None:
+        community = identity.community_id
+    comm = await find_community(session, community)
+    if not identity.sees(comm.id):
+        raise Forbidden("不能操作其他小区 / not your community", details={"field": "community"})
+    return comm
 
 
 async def find_community(session: AsyncSession, community: str | int | None) -> Community:

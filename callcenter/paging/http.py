@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -10,8 +11,10 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import ConfigDict, Field
 
+from callcenter.appkeys import SESSIONMAKER
 from callcenter.auth.middleware import current_identity
 from callcenter.errors import NotFound
+from callcenter.oncall.services import community_in_scope
 from callcenter.paging.errors import IncidentClosed
 from callcenter.paging.services import PagingService, incident_request_from_json
 from callcenter.web.api import (
@@ -178,12 +181,27 @@ def _incident_id(request: web.Request) -> int:
 routes = ApiRoutes("incidents")
 
 
+async def _visible(request: web.Request, incident_id: int) -> dict[str, Any]:
+    """The incident's timeline, if the person's community scope covers it; else a 404."""
+    ident = current_identity(request)
+    assert ident is not None  # the role check ran first
+    timeline = await request.app[PAGING_SERVICE].timeline(incident_id)
+    if not ident.sees(timeline["community_id"]):
+        raise NotFound("紧急事件不存在 / no such incident", details={"field": "incident_id"})
+    return timeline
+
+
 @routes.post("/api/incidents", body=IncidentIn, response=OpenedOut, status=201,
              extra_statuses={200: OpenedOut}, errors=(404,), summary="报告紧急事件 / report an emergency")
 async def post_incident(request: web.Request, body: IncidentIn) -> web.Response:
     """201 and paging starts; 200 when it joins an open incident of the same community,
     building and category (the caller is added, nobody is paged again)."""
     req = incident_request_from_json(body.model_dump(exclude_none=True), source=body.source)
+    ident = current_identity(request)
+    if ident is not None and ident.community_id is not None:
+        async with request.app[SESSIONMAKER]() as session:
+            comm = await community_in_scope(session, ident, req.community)
+        req = replace(req, community=comm.id)
     result = await request.app[PAGING_SERVICE].open_incident(req)
     return json_response({"incident_id": result.incident_id, "created": result.created,
                           "report_id": result.report_id},
@@ -194,7 +212,7 @@ async def post_incident(request: web.Request, body: IncidentIn) -> web.Response:
             summary="紧急事件时间线 / an incident's timeline")
 async def get_incident(request: web.Request, path: IncidentPath) -> dict[str, Any]:
     """The incident, its reports and every page attempt, oldest first."""
-    return await request.app[PAGING_SERVICE].timeline(path.incident_id)
+    return await _visible(request, path.incident_id)
 
 
 @routes.post("/api/incidents/{incident_id}/ack", path_model=IncidentPath, response=TimelineOut,
@@ -203,6 +221,7 @@ async def ack_incident(request: web.Request, path: IncidentPath) -> dict[str, An
     """Stops the paging; 409 when the incident is already acknowledged or resolved."""
     ident = current_identity(request)
     assert ident is not None
+    await _visible(request, path.incident_id)
     service = request.app[PAGING_SERVICE]
     await service.acknowledge(path.incident_id, user_id=ident.user_id,
                               name=ident.display_name or ident.username,
@@ -217,6 +236,7 @@ async def resolve_incident(request: web.Request, path: IncidentPath,
                            body: ResolveIn) -> dict[str, Any]:
     ident = current_identity(request)
     assert ident is not None
+    await _visible(request, path.incident_id)
     service = request.app[PAGING_SERVICE]
     await service.resolve(path.incident_id, user_id=ident.user_id, note=body.note)
     return await service.timeline(path.incident_id)
@@ -230,7 +250,7 @@ def _fmt(value: str | None, tz: ZoneInfo) -> str:
 
 @page()
 async def incident_page(request: web.Request) -> web.Response:
-    tl = await request.app[PAGING_SERVICE].timeline(_incident_id(request))
+    tl = await _visible(request, _incident_id(request))
     tz = ZoneInfo("Asia/Shanghai")
     e = html.escape
     place = "".join(x for x in (
@@ -284,6 +304,7 @@ async def incident_page_ack(request: web.Request) -> web.Response:
     ident = current_identity(request)
     assert ident is not None
     incident_id = _incident_id(request)
+    await _visible(request, incident_id)
     try:
         await request.app[PAGING_SERVICE].acknowledge(
             incident_id, user_id=ident.user_id, name=ident.display_name or ident.username,
@@ -298,6 +319,10 @@ async def incident_page_ack(request: web.Request) -> web.Response:
             summary="设置呼叫策略 / set an escalation policy")
 async def put_policy(request: web.Request, path: PolicyPath, body: PolicyIn) -> dict[str, Any]:
     """The steps a page runs through for this community and category, in order."""
+    ident = current_identity(request)
+    assert ident is not None
+    async with request.app[SESSIONMAKER]() as session:
+        await community_in_scope(session, ident, path.community)
     row = await request.app[PAGING_SERVICE].set_policy(
         path.community, path.category,
         [s.model_dump(exclude_none=True) for s in body.steps],

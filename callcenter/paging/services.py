@@ -335,6 +335,7 @@ class PagingService:
 
         return {
             "id": inc.id,
+            "community_id": inc.community_id,
             "community": comm.code if comm else None,
             "community_name": comm.name if comm else None,
             "building": inc.building, "unit": inc.unit, "room": inc.room,

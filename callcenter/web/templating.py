@@ -56,7 +56,8 @@ def static_url(request: web.Request, path: str) -> str:
 def render_string(request: web.Request, name: str, context: dict[str, Any]) -> str:
     env = request.app[TEMPLATES]
     ident = current_identity(request)
-    csrf = ident.csrf_token if ident else context.get("login_csrf", "")
+    # A bearer token has no session token: its login form carries the login pair.
+    csrf = (ident.csrf_token if ident else "") or context.get("login_csrf", "")
 
     def csrf_field() -> Markup:
         return Markup('<input type="hidden" name="csrf_token" value="{}">').format(csrf)
