@@ -66,6 +66,8 @@ class Rule:
 
 POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): Rule(PUBLIC),
+    # Only the scraper's [http] metrics_token, which no person has (tests/core/test_metrics.py).
+    ("GET", "/metrics"): Rule(frozenset()),
     ("GET", "/api/openapi.json"): Rule(PUBLIC),
     ("GET", "/api/docs"): Rule(PUBLIC),
     ("GET", "/login"): Rule(PUBLIC),
