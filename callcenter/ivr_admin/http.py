@@ -83,8 +83,9 @@ async def _render_page(request: web.Request, *, notice: str = "", error: str = "
     today = request.app[CLOCK].now().astimezone(tz).date()
     holidays = request.app.get(IVR_HOLIDAYS)
     warnings = [w for w in (
-        f"节假日文件未重新加载，仍使用原数据 / holiday file not reloaded: "
-        f"{status_json['holidays_error']}" if status_json.get("holidays_error") else "",
+        # the page shows the Chinese half of each warning: the file's error goes in it
+        f"节假日文件未重新加载，仍使用原数据（{status_json['holidays_error']}）"
+        if status_json.get("holidays_error") else "",
         (holidays.warning(today) or "") if holidays else "",
         *(holidays.data_warnings() if holidays else ())) if w]
     last = status_json.get("last_reload") or {}
