@@ -86,6 +86,17 @@ async def test_household_and_search(sessionmaker: async_sessionmaker[AsyncSessio
         assert [p.name for p in await search_people(s, "5678")] == ["王建国"]
 
 
+async def test_like_wildcards_in_a_search_are_literal(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """``q=%`` once listed 20 owners: % and _ (and the escape character) match only
+    themselves, in a name search and beside digits."""
+    await _seed(sessionmaker)
+    async with sessionmaker() as s:
+        for query in ("%", "_", "%%", "王%", "_建国", "\\", "%5678", "1%", "王\\%"):
+            assert await search_people(s, query) == [], query
+        assert [p.name for p in await search_people(s, "建国")] == ["王建国"]
+
+
 async def test_the_ivr_lookup_agrees_with_the_full_record(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
