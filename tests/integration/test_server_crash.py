@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,9 +92,9 @@ def _menu_prompts(commands: list[str]) -> list[str]:
             and c.split()[2].rsplit("/", 1)[-1].startswith("main-")]
 
 
-async def test_a_server_killed_during_the_menu_is_replaced_and_the_caller_hears_the_menu_again(
-        world: tuple[AsteriskStandIn, ServerProcess]) -> None:
-    standin, server = world
+async def _caller_in_the_menu(standin: AsteriskStandIn, server: ServerProcess) -> Any:
+    """Start the server; once its heartbeat is in AstDB, an owner calls and hears the
+    top menu. Returns the stand-in's call."""
     await server.start()
     await _until(lambda: standin.astdb.get(FAMILY, KEY) is not None, 20, "no heartbeat")
     call = standin.place_call(Caller(number="13812345678", name="王建国",
@@ -102,6 +103,14 @@ async def test_a_server_killed_during_the_menu_is_replaced_and_the_caller_hears_
     channel = call.app.name
     await _until(lambda: _menu_prompts(_commands(standin, channel)), 20,
                  lambda: f"the first server never played the menu: {_commands(standin, channel)}")
+    return call
+
+
+async def test_a_server_killed_during_the_menu_is_replaced_and_the_caller_hears_the_menu_again(
+        world: tuple[AsteriskStandIn, ServerProcess]) -> None:
+    standin, server = world
+    call = await _caller_in_the_menu(standin, server)
+    channel = call.app.name
     assert 'SET VARIABLE TIMEOUT(absolute) "0"' in _commands(standin, channel)
     await server.kill()
     before = len(_commands(standin, channel))
@@ -153,13 +162,8 @@ async def test_a_server_stopped_gracefully_leaves_the_menu_caller_for_the_next_o
     hand the call back with ASYNCAGI BREAK (the hotline would hang up) but re-arms
     TIMEOUT(absolute) and leaves it waiting; the next server adopts it."""
     standin, server = world
-    await server.start()
-    await _until(lambda: standin.astdb.get(FAMILY, KEY) is not None, 20, "no heartbeat")
-    call = standin.place_call(Caller(number="13812345678", name="王建国",
-                                     context=standin.pbx.hotline_context, did="4008001234",
-                                     script=[Wait(600)]))
+    call = await _caller_in_the_menu(standin, server)
     channel = call.app.name
-    await _until(lambda: _menu_prompts(_commands(standin, channel)), 20, "no menu")
     await server.stop()
     assert standin.astdb.get(FAMILY, KEY) is None  # new calls go to the fallback at once
     await _until(lambda: call.app.hangup_at is not None, 10, "the timeout was not re-armed")
