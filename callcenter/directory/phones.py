@@ -104,6 +104,7 @@ class PhoneCell:
 # A number a spreadsheet stored as a float: 13812345678.0, 1.3812345678E10.
 _FLOAT_ZERO = re.compile(r"(\d+)\.0+")
 _SCIENTIFIC = re.compile(r"(\d)(?:\.(\d+))?[eE]\+?(\d{1,2})")
+_ONE_TOKEN = re.compile(r"[0-9+()\-.eE]+")
 _HARD_SPLIT = re.compile(r"[/、,;|\n]+")
 _NO_NUMBER = frozenset({"无", "暂无", "没有", "空", "未知", "不详", "none", "n/a", "na"})
 """What offices write in a phone cell for "no number"."""
@@ -112,7 +113,18 @@ _MAX_READINGS = 8
 
 
 def _cell_form(cell: str) -> str:
+    if cell.isascii():
+        return cell.strip()
     return unicodedata.normalize("NFKC", cell).translate(_FULLWIDTH).strip()
+
+
+def _number(text: str) -> str | None:
+    """``try_normalize`` without its cache: an import's 100,000 numbers, each
+    seen once, would only push out the callers the cache is for."""
+    try:
+        return normalize_phone(text)
+    except InvalidPhone:
+        return None
 
 
 def float_digits(token: str) -> tuple[str | None, str]:
@@ -146,7 +158,7 @@ def _readings(tokens: list[str]) -> list[_Reading]:
         options: list[tuple[int, _Reading]] = []
         for j in range(i + 1, min(len(tokens), i + _MAX_GROUP) + 1):
             written = " ".join(tokens[i:j])
-            number = try_normalize(written)
+            number = _number(written)
             if number is not None:
                 cost, rest = best[j]
                 options += [(cost, (((number, written), *groups), left)) for groups, left in rest]
@@ -177,6 +189,10 @@ def read_phone_cell(cell: str) -> PhoneCell:
     shares are kept and the rest is a doubt; a part with no number at all is
     invalid."""
     text = _cell_form(cell)
+    if _ONE_TOKEN.fullmatch(text):  # the common cell, 13812345678: no cutting to do
+        token, _ = float_digits(text)
+        if token is not None and (number := _number(token)) is not None:
+            return PhoneCell((number,), (token,))
     if not any(c.isdigit() for c in text):
         words = text.strip(" -—/.、,;").lower()
         if words and words not in _NO_NUMBER:
