@@ -160,11 +160,25 @@ class Sheet:
     name: str
     header: Header
     _rows: Callable[[], Iterator[tuple[int, list[str]]]]
+    merged_down: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    """Cells merged down over data rows: first line → [(column index, last line)]."""
 
     def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
         mapping = self.header.mapping
+        active: list[tuple[int, int, str]] = []  # (column, last line, value) of open merges
         for line, cells in self._rows():
-            if line <= self.header.line or not any(cells):
+            if line <= self.header.line:
+                continue
+            own = any(cells)
+            if active:
+                active = [m for m in active if m[1] >= line]
+                if own:  # a merged 楼栋 cell names the building of every row it spans
+                    for col, _, value in active:
+                        cells += [""] * (col + 1 - len(cells))
+                        cells[col] = cells[col] or value
+            for col, last in self.merged_down.get(line, ()):
+                active.append((col, last, cells[col] if col < len(cells) else ""))
+            if not own:
                 continue  # empty and formatting-only rows
             yield line, {key: (cells[i] if i < len(cells) else "") for i, key in mapping.items()}
 
@@ -294,7 +308,7 @@ def _open_xlsx(path: Path, wanted: str | None) -> Workbook:
                 skipped.append((ws.title, f"没有可识别的表头（缺少{'、'.join(missing)}列）"))
                 first_unusable = first_unusable or _unusable_header(top[0][1], [r for _, r in top])
                 continue
-            sheets.append(Sheet(ws.title, header, rows))
+            sheets.append(Sheet(ws.title, header, rows, _merged_down(wb, ws, header.line)))
         if not sheets:
             wb.close()
             if first_unusable is not None:
@@ -320,3 +334,36 @@ def _xlsx_rows(ws: Any) -> Callable[[], Iterator[tuple[int, list[str]]]]:
 def canonical_row(row: dict[str, str]) -> dict[str, str]:
     """A row keyed by Chinese headers (as in the sheet) → keyed by canonical column."""
     return {key: v for k, v in row.items() if (key := _column_of(k) or "")}
+
+
+_MERGE = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]{1,3})(\d+):([A-Z]{1,3})(\d+)"')
+
+
+def _col_index(letters: bytes) -> int:
+    idx = 0
+    for ch in letters:
+        idx = idx * 26 + (ch - ord("A") + 1)
+    return idx - 1
+
+
+def _merged_down(wb: Any, ws: Any, header_line: int) -> dict[int, list[tuple[int, int]]]:
+    """The sheet's cells merged over several data rows, from its XML (openpyxl's
+    read-only mode does not read merges); streamed, so a big sheet is not held in
+    memory. Without openpyxl's archive (another version) there are none."""
+    archive, member = getattr(wb, "_archive", None), getattr(ws, "_worksheet_path", None)
+    if archive is None or member is None:
+        return {}
+    found: set[tuple[int, int, int]] = set()
+    tail = b""
+    with archive.open(member) as fh:
+        while chunk := fh.read(1 << 20):
+            data = tail + chunk
+            for m in _MERGE.finditer(data):
+                first, last = int(m.group(2)), int(m.group(4))
+                if last > first and first > header_line:
+                    found.add((first, _col_index(m.group(1)), last))
+            tail = data[-200:]
+    out: dict[int, list[tuple[int, int]]] = {}
+    for first, col, last in sorted(found):
+        out.setdefault(first, []).append((col, last))
+    return out

@@ -255,3 +255,36 @@ def test_cli_lists_warnings_and_sheets(tmp_path: Path, monkeypatch: pytest.Monke
     assert "已读取工作表 / sheets read: 业主信息" in out.out
     assert main(["import-owners", str(path), "--no-progress", "--sheet", "其他"]) == 2
     assert "没有名为「其他」的工作表，现有：业主信息" in capsys.readouterr().err
+
+
+async def test_a_building_cell_merged_down_names_every_row_it_spans(
+        sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
+    """楼栋 and 单元 merged down over their rooms, as offices lay out a building;
+    the formatted rows below the last room inside the merge are still no rows."""
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["湖畔花园 各栋业主"])
+    ws.append(["楼栋", "单元", "房号", "姓名", "手机"])
+    ws.append(["8栋", "1", 101, "甲一", "13900000801"])
+    ws.append([None, None, 102, "甲二", "13900000802"])
+    ws.append([None, "2", 201, "甲三", "13900000803"])
+    ws.append(["9栋", "1", 101, "乙一", "13900000901"])
+    ws.append([None, None, 102, "乙二", "13900000902"])
+    ws.merge_cells("A3:A5")
+    ws.merge_cells("B3:B4")
+    ws.merge_cells("A6:A20")  # merged further down than the rooms go
+    ws.merge_cells("B6:B20")
+    ws.merge_cells("C9:E9")  # a note across columns is not copied into them
+    ws["C9"] = "以下为空房"
+    path = tmp_path / "merged.xlsx"
+    wb.save(path)
+    report = await import_file(sessionmaker, path, default_community="湖畔花园")
+    assert report.imported == 5 and report.rows == 6
+    assert [line for line, _ in report.rejected] == [9]
+    places = {}
+    for number in ("13900000801", "13900000802", "13900000803", "13900000901", "13900000902"):
+        unit = (await _one(sessionmaker, number)).units[0]
+        places[number[-3:]] = (unit.building, unit.unit, unit.room)
+    assert places == {"801": ("8", "1", "101"), "802": ("8", "1", "102"), "803": ("8", "2", "201"),
+                      "901": ("9", "1", "101"), "902": ("9", "1", "102")}
