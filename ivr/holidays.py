@@ -268,11 +268,13 @@ class HolidayCalendar:
             gone = self.missing(year)
             zh = "、".join(z for z, _ in gone)
             en = ", ".join(e for _, e in gone)
-            out.append(f"{year} 年的节假日数据不完整（缺少{zh}），该年不算已覆盖、未列出的日子按普通周末规则；"
+            out.append(f"{year} 年的节假日数据不完整（缺少{zh}），该年不算已覆盖、"
+                       f"未列出的日子按推算的暂定节假日和普通周末规则；"
                        f"导入完整的 {year} 年安排，或确认完整后在文件中加一行 {year},complete / "
                        f"{year}'s holiday data looks incomplete (no {en}), so the year does not "
-                       f"count as covered and days not listed follow the weekday rule; import the "
-                       f"whole {year} notice, or add the line {year},complete if it is complete")
+                       f"count as covered and days not listed follow the provisional holidays "
+                       f"and the weekday rule; import the whole {year} notice, or add the line "
+                       f"{year},complete if it is complete")
         return out
 
     def coverage_end(self) -> date:
