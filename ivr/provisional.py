@@ -42,8 +42,7 @@ def _qingming(year: int) -> date:
 
 
 @lru_cache(maxsize=16)
-def provisional_holidays(year: int) -> dict[date, str]:
-    """The statutory holidays of ``year``, computed: date → Chinese name."""
+def _computed(year: int) -> tuple[tuple[date, str], ...]:
     days: dict[date, str] = {date(year, 1, 1): "元旦"}
     new_year = _lunar(year, 1, 1)  # 正月初一 of the lunar year that starts in ``year``
     for offset in range(-1, 3):  # 除夕, 初一, 初二, 初三
@@ -53,5 +52,10 @@ def provisional_holidays(year: int) -> dict[date, str]:
     days[_lunar(year, 5, 5)] = "端午节"
     days[_lunar(year, 8, 15)] = "中秋节"
     for d in (1, 2, 3):
-        days[date(year, 10, d)] = "国庆节"
-    return dict(sorted(days.items()))
+        days[date(year, 10, d)] = "国庆节"  # wins where 中秋 falls on one of these days
+    return tuple(sorted(days.items()))
+
+
+def provisional_holidays(year: int) -> dict[date, str]:
+    """The statutory holidays of ``year``, computed: date → Chinese name, by date."""
+    return dict(_computed(year))
