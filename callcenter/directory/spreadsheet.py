@@ -310,9 +310,14 @@ def _open_xlsx(path: Path, wanted: str | None) -> Workbook:
                 continue
             sheets.append(Sheet(ws.title, header, rows, _merged_down(wb, ws, header.line)))
         if not sheets:
-            wb.close()
+            hidden = [name for name, why in skipped if why == "隐藏的工作表"]
+            hint = (f"；隐藏的工作表（{'、'.join(hidden)}）未读取，可用 --sheet 指定 / "
+                    f"hidden sheets were not read: name one with --sheet") if hidden else ""
             if first_unusable is not None:
-                raise first_unusable
+                raise FileUnusable(str(first_unusable) + hint,
+                                   details={**first_unusable.details, "hidden": hidden})
+            if hidden:
+                raise FileUnusable("只有隐藏的工作表" + hint, details={"hidden": hidden})
             raise FileUnusable("工作表是空的 / the sheet is empty")
     except BaseException:
         wb.close()

@@ -161,6 +161,13 @@ async def test_a_workbook_without_any_header_is_unusable(
     with pytest.raises(FileUnusable, match="missing required columns: 房号, 姓名"):
         await import_file(sessionmaker, path)
 
+    # The data only in a hidden sheet: the message says how to read it.
+    _building_sheet(wb, "旧表", "9", [[901, "周旧", "业主", 13900000901, None, 90, 0, None]])
+    wb["旧表"].sheet_state = "hidden"
+    wb.save(path)
+    with pytest.raises(FileUnusable, match="隐藏的工作表（旧表）未读取，可用 --sheet 指定"):
+        await import_file(sessionmaker, path)
+
 
 async def test_floats_and_full_width_characters_in_xlsx(
         sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
