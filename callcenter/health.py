@@ -25,8 +25,11 @@ from ivr.holidays import HolidayCalendar
 
 def holiday_health(calendar: HolidayCalendar, clock: Clock, timezone: str) -> HealthExtra:
     """The ``holidays`` section: the last covered date and, from 30 days before
-    it, a warning. "Today" is the site's date (``settings.timezone``), not UTC's:
-    at 01:00 in Shanghai on 1 December it is still 30 November in UTC."""
+    it, a warning; where this year's and next year's days come from (``years``:
+    ``official``, ``imported`` or ``provisional``) and, for each provisional year,
+    what runs until its notice is imported. "Today" is the site's date
+    (``settings.timezone``), not UTC's: at 01:00 in Shanghai on 1 December it is
+    still 30 November in UTC."""
     tz = ZoneInfo(timezone)
 
     async def section() -> dict[str, object]:
@@ -34,7 +37,10 @@ def holiday_health(calendar: HolidayCalendar, clock: Clock, timezone: str) -> He
         return {"holidays": {"covered_until": calendar.coverage_end().isoformat(),
                              "today": today.isoformat(),
                              "warning": calendar.warning(today),
-                             "incomplete": calendar.data_warnings()}}
+                             "incomplete": calendar.data_warnings(),
+                             "years": {str(y): calendar.year_source(y)
+                                       for y in (today.year, today.year + 1)},
+                             "provisional": calendar.provisional_notes(today)}}
 
     return section
 

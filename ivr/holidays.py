@@ -2,9 +2,12 @@
 
 The ``chinesecalendar`` package knows 2004–2026 and raises for later years;
 the State Council publishes a year's holidays late in the year before. So an
-operator may load a file (``callcenter holidays import FILE``), and a date
-nobody covers falls back to the plain weekday/weekend rule — never an error in
-the middle of a call.
+operator may load a file (``callcenter holidays import FILE``). A later year
+without a complete file is *provisional*: its statutory holidays are computed
+(``ivr.provisional``: 元旦, 春节, 清明, 劳动节, 端午, 中秋, 国庆) and run the
+holiday menu, every other day follows the weekday rule, and its 调休 workdays
+are unknown until the official file is imported; a complete file for the year
+replaces the computed days entirely. Never an error in the middle of a call.
 
 File format (CSV, UTF-8, header optional): ``date,kind,name`` where kind is
 ``holiday`` or ``workday``::
@@ -38,6 +41,7 @@ from pathlib import Path
 import chinese_calendar
 
 from ivr.errors import IvrError
+from ivr.provisional import provisional_holidays
 
 WARN_DAYS = 30
 HOLIDAY_FILE = "holidays.csv"
@@ -60,7 +64,21 @@ class DayKind:
     workday: bool
     holiday: bool
     name: str = ""
-    source: str = "weekday"  # chinesecalendar | file | weekday
+    source: str = "weekday"  # chinesecalendar | file | provisional | weekday
+
+
+def _package_end_year() -> int:
+    return max(chinese_calendar.holidays).year
+
+
+PACKAGE_END_YEAR = _package_end_year()
+
+
+def _computed(year: int) -> dict[date, str]:
+    try:
+        return provisional_holidays(year)
+    except Exception:  # a calendar library failure must not fail a call
+        return {}
 
 
 Parsed = tuple[dict[date, tuple[str, str]], set[int]]  # days, years marked complete
@@ -180,6 +198,11 @@ class HolidayCalendar:
             if self.year_complete(d.year):
                 # The year is loaded: a day not listed follows the weekday rule.
                 return DayKind(workday=d.weekday() < 5, holiday=False, source="file")
+            if d.year > PACKAGE_END_YEAR:
+                # No official data yet: the computed statutory days, 调休 unknown.
+                name = _computed(d.year).get(d, "")
+                return DayKind(workday=not name and d.weekday() < 5, holiday=bool(name),
+                               name=name, source="provisional")
             return DayKind(workday=d.weekday() < 5, holiday=False, source="weekday")
         # chinesecalendar marks weekends as holidays without a name; only named days count.
         return DayKind(workday=workday, holiday=bool(on_holiday and name), name=name or "",
@@ -198,7 +221,39 @@ class HolidayCalendar:
 
     @staticmethod
     def package_end() -> date:
-        return date(max(chinese_calendar.holidays).year, 12, 31)
+        return date(PACKAGE_END_YEAR, 12, 31)
+
+    def year_source(self, year: int) -> str:
+        """Where ``year``'s holidays come from: ``official`` (chinesecalendar),
+        ``imported`` (a complete file) or ``provisional`` (computed, 调休 unknown)."""
+        if year <= PACKAGE_END_YEAR:
+            return "official"
+        return "imported" if self.year_complete(year) else "provisional"
+
+    def provisional_years(self, today: date) -> list[int]:
+        """This year and next, and any year with partial file data, that run on
+        computed holidays."""
+        years = {today.year, today.year + 1, *self.incomplete_years()}
+        return sorted(y for y in years if self.year_source(y) == "provisional")
+
+    def provisional_days(self, year: int) -> dict[date, str]:
+        """The computed holidays in force for ``year`` (a file's days win)."""
+        if self.year_source(year) != "provisional":
+            return {}
+        return {d: name for d, name in _computed(year).items() if d not in self.overrides}
+
+    def provisional_notes(self, today: date) -> list[str]:
+        """One message per provisional year: what runs, and what to import."""
+        out = []
+        for year in self.provisional_years(today):
+            days = self.provisional_days(year)
+            names = "、".join(dict.fromkeys(days.values()))
+            out.append(f"{year} 年尚无官方节假日安排，暂按推算的法定假日（{names}，共 {len(days)} 天）"
+                       f"播放节假日菜单，调休上班日未知；导入国务院的 {year} 年安排后以其为准 / "
+                       f"{year} is provisional: no official holiday data, {len(days)} computed "
+                       f"statutory holidays run the holiday menu and swapped workdays are unknown "
+                       f"until {year}'s notice is imported")
+        return out
 
     def incomplete_years(self) -> list[int]:
         """Years after the package's that the file has days of but does not cover."""
@@ -213,11 +268,13 @@ class HolidayCalendar:
             gone = self.missing(year)
             zh = "、".join(z for z, _ in gone)
             en = ", ".join(e for _, e in gone)
-            out.append(f"{year} 年的节假日数据不完整（缺少{zh}），该年不算已覆盖、未列出的日子按普通周末规则；"
+            out.append(f"{year} 年的节假日数据不完整（缺少{zh}），该年不算已覆盖、"
+                       f"未列出的日子按推算的暂定节假日和普通周末规则；"
                        f"导入完整的 {year} 年安排，或确认完整后在文件中加一行 {year},complete / "
                        f"{year}'s holiday data looks incomplete (no {en}), so the year does not "
-                       f"count as covered and days not listed follow the weekday rule; import the "
-                       f"whole {year} notice, or add the line {year},complete if it is complete")
+                       f"count as covered and days not listed follow the provisional holidays "
+                       f"and the weekday rule; import the whole {year} notice, or add the line "
+                       f"{year},complete if it is complete")
         return out
 
     def coverage_end(self) -> date:
@@ -241,11 +298,12 @@ class HolidayCalendar:
     def warning(self, today: date) -> str | None:
         end = self.coverage_end()
         if today > end:
-            return (f"节假日数据已于 {end} 到期，正按普通周末规则路由；请导入 {today.year} 年的节假日 / "
-                    f"holiday data ended {end}: import {today.year}'s holidays")
+            return (f"节假日数据已于 {end} 到期，正按推算的暂定节假日路由（调休未知）；"
+                    f"请导入 {today.year} 年的节假日 / holiday data ended {end}, running on "
+                    f"provisional holidays: import {today.year}'s holidays")
         if end - today <= timedelta(days=WARN_DAYS):
-            return (f"节假日数据将于 {end} 到期，请导入 {end.year + 1} 年的节假日 / "
-                    f"holiday data ends {end}: import {end.year + 1}'s holidays")
+            return (f"节假日数据将于 {end} 到期，之后暂按推算的节假日路由；请导入 {end.year + 1} 年的节假日 / "
+                    f"holiday data ends {end}, then provisional: import {end.year + 1}'s holidays")
         return None
 
 

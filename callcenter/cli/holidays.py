@@ -28,8 +28,11 @@ def register(sub: Any) -> None:
     imp.add_argument("file", type=Path)
     imp.set_defaults(func=cmd_import)
     st = hsub.add_parser("status", help="how far the holiday data reaches",
-                         description="Print the last date whose holidays are known, and a warning "
-                                     "when it is less than 30 days away.")
+                         description="Print the last date whose holidays are known, a warning "
+                                     "when it is less than 30 days away, and, for this year and "
+                                     "next, whether the days are official, imported or provisional "
+                                     "(computed statutory holidays, 调休 unknown) with the "
+                                     "provisional days.")
     st.set_defaults(func=cmd_status)
 
 
@@ -72,8 +75,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     if target.exists():
         cal.load_file(target)
     print(f"节假日数据覆盖到 {cal.coverage_end()} / holidays known until {cal.coverage_end()}")
-    warning = cal.warning(datetime.now(ZoneInfo(settings.timezone)).date())  # the site's today
+    today = datetime.now(ZoneInfo(settings.timezone)).date()  # the site's today
+    warning = cal.warning(today)
     if warning:
         print(warning)
+    labels = {"official": "官方", "imported": "已导入", "provisional": "暂定"}
+    # This year, next year, and the first year the package does not know.
+    for year in sorted({today.year, today.year + 1, cal.package_end().year + 1}):
+        source = cal.year_source(year)
+        print(f"{year}: {labels[source]} / {source}")
+        for day, name in cal.provisional_days(year).items():
+            print(f"  {day.isoformat()} {name}（暂定 / provisional）")
+    for note in cal.provisional_notes(today):
+        print(note)
     _warn(cal)
     return 0

@@ -1,7 +1,11 @@
 """Owner import: spreadsheet rows into communities, rooms, people, phones, fees, tags.
 
 Each row is validated on its own: a bad row is reported as ``line N: reason``
-while the good rows go in. Importing the same file again changes nothing; an
+while the good rows go in; a cell the importer cannot read with certainty (a
+phone cell whose spaces do not cut it into valid numbers) is a warning naming
+the row and column, and the rest of the row goes in. A workbook's sheets are
+imported one after the other (``spreadsheet.open_workbook`` decides which);
+with several, each message names its sheet. Importing the same file again changes nothing; an
 updated file updates people and rooms instead of duplicating them. A person is
 the same person when the name matches and a phone number matches, or when the
 name matches within the same room.
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -35,8 +39,8 @@ from callcenter.directory.models import (
     Unit,
     person_tags,
 )
-from callcenter.directory.phones import InvalidPhone, normalize_phone, phone_kind, split_phone_cell
-from callcenter.directory.spreadsheet import read_rows
+from callcenter.directory.phones import float_digits, phone_kind, read_phone_cell
+from callcenter.directory.spreadsheet import COLUMNS, open_workbook
 
 ROLE_NAMES = {"业主": "owner", "租户": "tenant", "家属": "family", "": "owner",
               "owner": "owner", "tenant": "tenant", "family": "family"}
@@ -59,6 +63,7 @@ class ParsedRow:
     area: Decimal | None
     arrears: Decimal | None
     tags: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -66,9 +71,14 @@ class ImportReport:
     rows: int = 0
     imported: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
+    warnings: list[tuple[int, str]] = field(default_factory=list)
+    """Rows imported with a cell left out or partly read: (line, Chinese message
+    naming the row and column)."""
     people_created: int = 0
     people_updated: int = 0
     rooms_created: int = 0
+    sheets_read: list[str] = field(default_factory=list)
+    sheets_skipped: list[tuple[str, str]] = field(default_factory=list)  # (sheet, reason)
 
     @property
     def exit_code(self) -> int:
@@ -96,15 +106,27 @@ def _decimal(text: str, what: str) -> Decimal | None:
     return value.quantize(Decimal("0.01"))
 
 
+def _whole(text: str) -> str:
+    """``1201.0`` (a number a sheet stored as a float) → ``1201``."""
+    digits, _ = float_digits(text.strip())
+    return digits if digits is not None else text
+
+
 def _norm_place(text: str) -> str:
-    text = text.translate(_FW).strip().upper()
+    text = _whole(text.translate(_FW).strip()).upper()
     for suffix in ("号楼", "栋", "幢", "座", "单元", "室", "号"):
         if text.endswith(suffix) and len(text) > len(suffix):
             text = text[: -len(suffix)]
     return text.strip()
 
 
-def parse_row(line: int, row: dict[str, str], default_community: str | None) -> ParsedRow:
+def _label(columns: Mapping[str, str] | None, column: str) -> str:
+    return (columns or {}).get(column) or f"（{COLUMNS[column][0]}）列"
+
+
+def parse_row(line: int, row: dict[str, str], default_community: str | None,
+              columns: Mapping[str, str] | None = None) -> ParsedRow:
+    """One row, checked; ``columns`` names each column for messages (``G 列（手机）``)."""
     community = row.get("community", "").strip() or (default_community or "")
     if not community:
         raise RowRejected("缺少小区 / no community")
@@ -123,12 +145,15 @@ def parse_row(line: int, row: dict[str, str], default_community: str | None) -> 
     if role_text not in ROLE_NAMES:
         raise RowRejected(f"身份应为 业主/租户/家属 / role must be 业主, 租户 or 家属: {role_text!r}")
     phones: list[str] = []
+    warnings: list[str] = []
     for column in ("phone", "phone2"):
-        for raw in split_phone_cell(row.get(column, "")):
-            try:
-                number = normalize_phone(raw)
-            except InvalidPhone:
-                raise RowRejected(f"电话号码无效 / invalid phone number: {raw!r}") from None
+        cell = read_phone_cell(row.get(column, ""))
+        for raw, reason in cell.invalid:
+            raise RowRejected(f"{_label(columns, column)}的电话号码无效（{reason}）/ "
+                              f"invalid phone number: {raw!r}")
+        for doubt in cell.doubts:
+            warnings.append(f"第 {line} 行 {_label(columns, column)}：{doubt}")
+        for number in cell.numbers:
             if number not in phones:
                 phones.append(number)
     area = _decimal(row.get("area", ""), "建筑面积")
@@ -137,7 +162,7 @@ def parse_row(line: int, row: dict[str, str], default_community: str | None) -> 
     arrears = _decimal(row.get("arrears", ""), "欠费金额")
     tags = tuple(t for t in _TAG_SPLIT.split(row.get("tags", "").strip()) if t)
     return ParsedRow(line, community, building, _norm_place(row.get("unit", "")), room, name,
-                     ROLE_NAMES[role_text], tuple(phones), area, arrears, tags)
+                     ROLE_NAMES[role_text], tuple(phones), area, arrears, tags, tuple(warnings))
 
 
 class _Directory:
@@ -327,6 +352,44 @@ async def _apply_batch(s: AsyncSession, d: _Directory, rows: list[ParsedRow],
     report.imported += len(rows)
 
 
+class _Importer:
+    """Rows in, batches applied: one directory and one report across sheets."""
+
+    def __init__(self, s: AsyncSession, default_community: str | None,
+                 progress: Callable[[int], None] | None) -> None:
+        self.s = s
+        self.default_community = default_community
+        self.progress = progress
+        self.report = ImportReport()
+        self.directory = _Directory()
+        self.batch: list[ParsedRow] = []
+
+    async def feed(self, rows: Iterable[tuple[int, dict[str, str]]], *, sheet: str = "",
+                   columns: Mapping[str, str] | None = None) -> None:
+        where = f"工作表「{sheet}」" if sheet else ""
+        report = self.report
+        for line, raw in rows:
+            report.rows += 1
+            try:
+                parsed = parse_row(line, raw, self.default_community, columns)
+            except RowRejected as exc:
+                report.rejected.append((line, where + str(exc)))
+                continue
+            report.warnings += [(line, where + w) for w in parsed.warnings]
+            self.batch.append(parsed)
+            if len(self.batch) >= BATCH:
+                await self.flush()
+
+    async def flush(self) -> None:
+        if not self.batch:
+            return
+        await _apply_batch(self.s, self.directory, self.batch, self.report)
+        await self.s.commit()
+        if self.progress:
+            self.progress(len(self.batch))
+        self.batch = []
+
+
 async def import_rows(
     sm: async_sessionmaker[AsyncSession],
     rows: Iterable[tuple[int, dict[str, str]]],
@@ -334,29 +397,12 @@ async def import_rows(
     default_community: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    report = ImportReport()
-    directory = _Directory()
     async with sm() as s:
-        await directory.load(s)
-        batch: list[ParsedRow] = []
-        for line, raw in rows:
-            report.rows += 1
-            try:
-                batch.append(parse_row(line, raw, default_community))
-            except RowRejected as exc:
-                report.rejected.append((line, str(exc)))
-            if len(batch) >= BATCH:
-                await _apply_batch(s, directory, batch, report)
-                await s.commit()
-                if progress:
-                    progress(len(batch))
-                batch = []
-        if batch:
-            await _apply_batch(s, directory, batch, report)
-            await s.commit()
-            if progress:
-                progress(len(batch))
-    return report
+        importer = _Importer(s, default_community, progress)
+        await importer.directory.load(s)
+        await importer.feed(rows)
+        await importer.flush()
+    return importer.report
 
 
 async def import_file(
@@ -365,16 +411,24 @@ async def import_file(
     *,
     default_community: str | None = None,
     progress: Callable[[int], None] | None = None,
+    sheet: str | None = None,
 ) -> ImportReport:
-    """Import a spreadsheet. Raises ``FileUnusable`` before touching the database
-    when the file cannot be read at all."""
-    rows = read_rows(path)
-    first = next(rows, None)  # reads the header now: an unusable file fails here
-
-    def chain() -> Iterable[tuple[int, dict[str, str]]]:
-        if first is not None:
-            yield first
-        yield from rows
-
-    return await import_rows(sm, chain(), default_community=default_community, progress=progress)
-
+    """Import a spreadsheet: every sheet with a recognisable header, or only
+    ``sheet``. Raises ``FileUnusable`` before touching the database when the
+    file cannot be used at all (no sheet with a header)."""
+    book = open_workbook(path, sheet)
+    try:
+        async with sm() as s:
+            importer = _Importer(s, default_community, progress)
+            await importer.directory.load(s)
+            named = len(book.sheets) > 1
+            for one in book.sheets:
+                await importer.feed(one.rows(), sheet=one.name if named else "",
+                                    columns=one.header.labels)
+                if one.name:
+                    importer.report.sheets_read.append(one.name)
+            await importer.flush()
+    finally:
+        book.close()
+    importer.report.sheets_skipped = list(book.skipped)
+    return importer.report

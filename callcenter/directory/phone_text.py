@@ -4,7 +4,8 @@ Ticket descriptions, voicemail transcripts, notes, pages, CSV rows and log lines
 carry numbers as people write them: ``13812345678``, ``+8613812345678``,
 ``008613812345678``, ``138 1234 5678``, ``138-1234-5678``, ``0755-26543210``,
 ``(0755)26543210``, ``+86 755 2654 3210``, full-width ``１３８…``, ``tel:`` links,
-``%2B86…`` in a URL, and, in a transcript, Chinese numerals (``幺三八…``).
+``%2B86…`` in a URL, a mobile a spreadsheet exported as a float
+(``1.3812345678E10``) and, in a transcript, Chinese numerals (``幺三八…``).
 
 What counts as a number is decided in two steps, so that ids, timestamps, dates,
 amounts and extensions survive:
@@ -53,6 +54,8 @@ _SHAPE = re.compile(
     rf"|(?:\(0[1-9][0-9]{{1,2}}\)|0[1-9][0-9]{{1,2}}){_S}[0-9]{{3,4}}{_S}[0-9]{{4}}"  # 0 + area
     r")(?![0-9])"
 )
+# A mobile a spreadsheet exported as a float: 1.3812345678E10 (all 11 digits kept).
+_FLOAT_MOBILE = re.compile(r"(?<![0-9.])1\.([3-9][0-9]{9})[eE]\+?10(?![0-9])")
 # A transcript says the digits one word at a time: "幺 三 八 一 二 …".
 _SPOKEN = re.compile(r"(?<![0-9])[0-9](?: ?[0-9]){6,14}(?![0-9])")
 
@@ -80,6 +83,10 @@ def find_phone_numbers(text: str) -> list[PhoneSpan]:
     # str.translate is slow on non-ASCII text (2.6 ms for 50 kB): only when needed.
     mapped = text.translate(_WIDE) if _HAS_WIDE.search(text) else text
     found = list(_spans(mapped, _SHAPE))
+    if "10" in mapped and ("E" in mapped or "e" in mapped):
+        found += [PhoneSpan(m.start(), m.end(), e164) for m in _FLOAT_MOBILE.finditer(mapped)
+                  if (e164 := try_normalize("1" + m.group(1))) is not None]
+        found.sort(key=lambda s: s.start)
     if _CN_RUN.search(text):
         spoken = text.translate(_SPOKEN_ONLY)
         taken = [(s.start, s.end) for s in found]

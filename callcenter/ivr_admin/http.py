@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -96,7 +96,22 @@ async def _render_page(request: web.Request, *, notice: str = "", error: str = "
         "last_reload_at": _local(last.get("at"), tz),
         "holidays_until": holidays.coverage_end().isoformat() if holidays else "",
         "holidays_warning": "；".join(warnings),
+        "holiday_years": _holiday_years(holidays, today) if holidays else [],
     }, status=status)
+
+
+_SOURCE_ZH = {"official": "官方数据", "imported": "已导入官方安排", "provisional": "暂定（推算）"}
+_WEEKDAY_ZH = "一二三四五六日"
+
+
+def _holiday_years(holidays: HolidayCalendar, today: date) -> list[dict[str, Any]]:
+    """This year and next for the page: where the days come from, and the
+    provisional days a year runs on until its notice is imported."""
+    return [{"year": year, "source": holidays.year_source(year),
+             "label": _SOURCE_ZH[holidays.year_source(year)],
+             "days": [{"date": f"{d.month}月{d.day}日（周{_WEEKDAY_ZH[d.weekday()]}）", "name": name}
+                      for d, name in holidays.provisional_days(year).items()]}
+            for year in (today.year, today.year + 1)]
 
 
 def _local(iso: str | None, tz: ZoneInfo) -> str:

@@ -23,6 +23,7 @@ from callcenter.appkeys import CALL_LOG, SESSIONMAKER
 from callcenter.calls.models import CallLog
 from callcenter.demo import demo_settings
 from callcenter.directory.models import PersonPhone
+from callcenter.ivr_admin.http import IVR_HOLIDAYS
 from callcenter.ivr_services import HotlineServices
 from callcenter.oncall.models import OnCallAttempt
 from callcenter.oncall.services import OnCallPerson, who_is_on_call
@@ -147,6 +148,23 @@ async def test_a_repair_call_meets_the_menu_of_its_day(
         assert attempts and {a.role for a in attempts} == {"engineer"}
     else:
         assert row.ivr_path == ["报修", "水电"]
+
+
+@pytest.mark.parametrize(("when", "queued"), [
+    (datetime(2027, 10, 1, 10, 0, tzinfo=SHANGHAI), False),  # 国庆节, computed
+    (datetime(2027, 10, 8, 10, 0, tzinfo=SHANGHAI), True),   # the Friday after
+], ids=["national-day-2027", "friday-after"])
+async def test_2027_runs_on_provisional_holidays_with_no_holiday_file(
+        make_site: Callable[..., Any], when: datetime, queued: bool) -> None:
+    """chinesecalendar does not know 2027 and the site has imported nothing: on
+    1 October the holiday menu's 1 still leaves a message; a week later the
+    office menu queues the call."""
+    site: Site = await make_site(when, "fastagi")
+    assert site.client.app[IVR_HOLIDAYS].year_source(2027) == "provisional"
+    site.standin.place_call(_call(OWNER, Press("1"), Wait(4), Press("1"), Wait(12), HangUp()))
+    row = await _ended_call(site, OWNER)
+    assert bool(site.events("QueueCallerJoin")) is queued
+    assert row.ivr_path == (["报修", "水电"] if queued else ["报修留言"])
 
 
 @TRANSPORTS

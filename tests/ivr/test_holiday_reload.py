@@ -78,6 +78,8 @@ async def test_sighup_applies_a_holiday_import_and_healthz_shows_it(
     try:
         before = await health(client)
         assert before["covered_until"] == "2026-12-31"
+        assert before["years"] == {"2026": "official", "2027": "provisional"}
+        assert "2027 年尚无官方节假日安排" in before["provisional"][0]
         assert before["warning"] and "2027" in before["warning"]
 
         source = tmp_path / "2027.csv"
@@ -93,7 +95,8 @@ async def test_sighup_applies_a_holiday_import_and_healthz_shows_it(
                 break
             await asyncio.sleep(0.01)
         assert after == {"covered_until": "2027-12-31", "today": "2026-12-10", "warning": None,
-                         "incomplete": []}
+                         "incomplete": [], "years": {"2026": "official", "2027": "imported"},
+                         "provisional": []}
         # The calls see it too: 1 October 2027 is a holiday from the file.
         assert client.app[IVR_HOLIDAYS].day(date(2027, 10, 1)).name == "国庆节"
     finally:

@@ -42,10 +42,10 @@ def test_a_closure_and_special_hours_win() -> None:
     assert modes.mode(datetime(2026, 11, 24, 11, 0, tzinfo=SH)) == Mode.OFFICE
 
 
-def test_a_year_the_package_does_not_know_falls_back_and_warns() -> None:
+def test_a_year_the_package_does_not_know_is_provisional_and_warns() -> None:
     cal = HolidayCalendar()
-    day = cal.day(date(2027, 2, 10))  # not covered by chinesecalendar 1.11
-    assert day.source == "weekday" and day.workday and not day.holiday
+    day = cal.day(date(2027, 2, 10))  # not covered by chinesecalendar 1.11; 初五, not statutory
+    assert day.source == "provisional" and day.workday and not day.holiday
     assert TimeModes(cal).mode(datetime(2027, 2, 10, 10, 0, tzinfo=SH)) == Mode.OFFICE
     assert cal.coverage_end() == date(2026, 12, 31)
     assert cal.warning(date(2026, 12, 10)) is not None
@@ -73,7 +73,7 @@ def test_a_partial_year_does_not_count_as_covered(tmp_path: Path) -> None:
     cal = HolidayCalendar()
     cal.load_file(path)
     assert cal.day(date(2027, 1, 1)).holiday  # the days it has still count
-    assert cal.day(date(2027, 3, 1)).source == "weekday"  # the rest is not known
+    assert cal.day(date(2027, 3, 1)).source == "provisional"  # the rest is computed
     assert cal.coverage_end() == date(2026, 12, 31)
     assert cal.warning(date(2026, 12, 10)) is not None  # the 30-day warning stays
     assert cal.missing(2027) == [("春节", "Spring Festival"), ("国庆节", "National Day")]

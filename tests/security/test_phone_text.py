@@ -16,6 +16,7 @@ SPELLINGS = [
     "138 1234 5678", "138-1234-5678", "+86 138 1234 5678", "+86-138-1234-5678",
     "0086 138 1234 5678", "１３８１２３４５６７８", "＋８６ １３８ １２３４ ５６７８",
     "tel:+8613812345678", "%2B8613812345678", "幺三八一二三四五六七八", "幺 三 八 一 二 三 四 五 六 七 八",
+    "1.3812345678E10", "1.3812345678e+10",  # a spreadsheet's float, in an import's CSV line
 ]
 LANDLINE = "+8675526543210"
 LANDLINE_SPELLINGS = ["075526543210", "0755-26543210", "(0755)26543210", "（０７５５）２６５４３２１０",
@@ -43,6 +44,7 @@ def test_every_spelling_of_a_landline_is_found_and_masked(spelling: str) -> None
     "BX20261203-0001",            # a ticket number
     "1764748800000",              # epoch milliseconds
     "1764748800.123",             # an Asterisk uniqueid
+    "1.38123E+10", "2.5E10",      # floats that are no whole number
     "2026-12-03 10:20:30",        # a date
     "2026120300",                 # a date and hour (would parse as Guangzhou without its 0)
     "欠费 1200.50 元", "12345678.90",  # amounts
