@@ -107,6 +107,7 @@ class TicketQuery(Input):
     priority: Annotated[str, OneOf(PRIORITIES)] | None = None
     community: CommunityRef | None = Field(None, description="小区编码或编号 / code or id")
     room_id: PathId | None = None
+    assignee_id: PathId | None = Field(None, description="处理人 / the assignee's user id")
     since: When | None = Field(None, description="含当天 / from this day or time")
     until: When | None = Field(None, description="含当天 / up to this day (inclusive) or time")
     q: Text | None = Field(None, max_length=100, description="搜索 / text search")
@@ -268,7 +269,8 @@ async def parse_filter(query: Mapping[str, str] | TicketQuery, service: TicketSe
         raise InvalidInput("起始时间须早于结束时间 / since must be before until", field="until")
     return TicketFilter(
         states=states, category=query.category, priority=query.priority,
-        community_id=community_id, room_id=query.room_id, since=since, until=until,
+        community_id=community_id, room_id=query.room_id, assignee_id=query.assignee_id,
+        since=since, until=until,
         text=(query.q or "").strip() or None,
     )
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from callcenter.errors import Conflict, Forbidden
 
 STATES: dict[str, str] = {
-    "new": "已受理",
+    "new": "新建",
     "dispatched": "已派单",
     "accepted": "已接单",
     "in_progress": "已到场处理中",
@@ -120,7 +120,7 @@ def check(action_key: str, state: str, role: str, relations: frozenset[str], *,
         details["ticket_id"] = ticket_id
     if state not in action.sources:
         raise ActionNotNow(
-            f"工单{STATES.get(state, '状态未知')}，不能{action.label}", details=details)
+            f"工单当前为「{STATES.get(state, '未知状态')}」，不能{action.label}", details=details)
     if not may(action, role, relations):
         who = "、".join([ROLE_LABELS[r] for r in ROLE_LABELS if r in action.roles]
                        + [RELATIONS[r] for r in RELATIONS if r in action.relations])

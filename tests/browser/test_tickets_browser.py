@@ -68,7 +68,7 @@ async def test_ticket_waiting_for_someone_to_listen(site: Site, size: str,
     page, watch = await visit(ctx, site.url(f"/tickets/{site.tickets['listen']}"))
     try:
         await check_page(page, watch, size, tmp_path / f"ticket-listen-{size}.png",
-                         primary='.actions button[type="submit"]',
+                         primary='.wo-actions button[type="submit"]',
                          labels=("语音留言（未能识别）", "其他", "语音留言", TENANT_MASKED,
                                  "处理记录", "派单", "取消"),
                          hidden=(TENANT_MOBILE,))
@@ -100,7 +100,7 @@ async def test_supervisor_dispatches_an_emergency_ticket(site: Site, size: str,
     page, watch = await visit(ctx, site.url(f"/tickets/{site.tickets['emergency']}"))
     try:
         text = await check_page(page, watch, size, tmp_path / f"ticket-boss-{size}.png",
-                                primary='.actions button[type="submit"]',
+                                primary='.wo-actions button[type="submit"]',
                                 labels=("5栋电梯困人", "紧急", "已派单", "已派工程部陈师傅", "BOSS",
                                         "改派", "接单"))
         assert TENANT_MOBILE in text  # supervisors see full numbers

@@ -58,7 +58,7 @@ async def test_a_work_order_from_the_form_to_the_archive(site: Site, tmp_path: P
     assert match, (page.url, (await page.inner_text("body"))[:600])
     ticket_url = page.url
     text = await page.inner_text("body")
-    assert "湖畔花园地下车库" in text and "已受理" in text and "微信" in text
+    assert "湖畔花园地下车库" in text and "新建" in text and "微信" in text
 
     await page.select_option('.action-dispatch select[name="assignee"]', "engineering:oncall")
     await submit(page, ".action-dispatch")

@@ -113,7 +113,7 @@ async def test_illegal_transition_is_a_409_naming_both_states(api: Api) -> None:
     assert status == 409
     assert body["error"] == "illegal_transition"
     assert body["details"]["from"] == "new" and body["details"]["action"] == "archive"
-    assert body["message"] == "工单已受理，不能归档"
+    assert body["message"] == "工单当前为「新建」，不能归档"
     _, again = await api.call("GET", f"/api/tickets/{t['id']}")
     assert again["state"] == "new"
 

@@ -209,7 +209,7 @@ async def test_transition_form_with_a_session(app: App) -> None:
                                data={"action": "archive", "csrf_token": "csrf-1"},
                                allow_redirects=False) as r:
         assert r.status == 409
-        assert "工单已取消，不能归档" in await r.text()
+        assert "工单当前为「已取消」，不能归档" in await r.text()
 
 
 def test_transcript_marks_only_low_confidence_words() -> None:

@@ -122,9 +122,13 @@ async def test_return_with_a_reason_then_reassign_are_recorded(w: World) -> None
                             note="我自己去")
     assert status == 200 and t["assignee"]["user_id"] == w.users["head"], t
     assert t["events"][-1]["data"]["previous_assignee_id"] == w.users["assignee"]
-    # The one it was taken from no longer moves it.
+    # The one it was taken from no longer moves it, nor finds it among theirs.
     status, _ = await w.act(tid, "assignee", "accept")
     assert status == 403
+    _, mine = await w.call("GET", f"/api/tickets?assignee_id={w.users['head']}")
+    assert [t["id"] for t in mine["items"]] == [tid]
+    _, theirs = await w.call("GET", f"/api/tickets?assignee_id={w.users['assignee']}")
+    assert theirs["total"] == 0
 
 
 async def test_dispatch_to_the_departments_on_call_person_now(w: World) -> None:
