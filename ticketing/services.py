@@ -7,6 +7,7 @@ same transaction; after the commit the service publishes ``ticket.created`` /
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -338,6 +339,11 @@ def validate_new(new: NewTicket) -> NewTicket:
     return replace(new, summary=summary)
 
 
+def idempotency_digest(sender: str, key: str) -> str:
+    """What ``tickets.idempotency_key`` stores: the key as one sender's (SHA-256 hex)."""
+    return hashlib.sha256(f"{sender}\x00{key}".encode()).hexdigest()
+
+
 class TicketService:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], bus: EventBus,
                  clock: Clock, *, timezone: str = "Asia/Shanghai",
@@ -362,12 +368,16 @@ class TicketService:
         """Create the ticket, or, when its ``idempotency_key`` was seen before, return
         the ticket that key made: ``(view, created)``. Two requests racing with one
         key make one ticket (the key is unique in the table; the loser reads the
-        winner's)."""
-        key = new.idempotency_key
-        if key is not None:
-            if not key.strip() or len(key) > 64:
+        winner's). A key is the sender's own (``created_by``): the same key from
+        someone else is another ticket."""
+        key = None
+        if new.idempotency_key is not None:
+            if not new.idempotency_key.strip() or len(new.idempotency_key) > 64:
                 raise InvalidInput("幂等键无效 / idempotency_key: 1-64 characters",
                                    field="idempotency_key")
+            # Scoped to who sends it: someone else's key never finds (or blocks) a ticket.
+            key = idempotency_digest(new.created_by, new.idempotency_key)
+            new = replace(new, idempotency_key=key)
             existing = await self._by_key(key)
             if existing is not None:
                 return existing, False

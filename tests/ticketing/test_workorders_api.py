@@ -228,6 +228,10 @@ async def test_a_double_submitted_new_ticket_makes_one_ticket(w: World) -> None:
     assert status == 200 and again["id"] == results[0][1]["id"]
     status, _ = await w.call("POST", "/api/tickets", json={**body, "idempotency_key": "k2"})
     assert status == 201
+    # Someone else's key is theirs: the same string from the supervisor is a new ticket,
+    # never the agent's ticket handed back.
+    status, other = await w.call("POST", "/api/tickets", json=body, kind="supervisor")
+    assert status == 201 and other["id"] != results[0][1]["id"]
 
 
 async def test_common_area_needs_a_known_area_and_a_community(w: World) -> None:
