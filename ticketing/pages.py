@@ -45,6 +45,10 @@ from ticketing.workorders import ActionInput
 from ticketing.workorders_http import form_photos
 
 PAGE_SIZE = 30
+# The next step first, then the others: the order of the ticket page's action forms.
+ACTION_ORDER = ("dispatch", "accept", "arrive", "complete", "follow_up", "callback_done",
+                "archive", "add_photo", "reassign", "return", "reopen", "cancel")
+assert sorted(ACTION_ORDER) == sorted(ACTIONS)
 LOW_CONFIDENCE = 0.6
 
 
@@ -230,8 +234,8 @@ async def _detail(request: web.Request, ticket_id: int, *, error: str = "",
     actions: list[str] = []
     choices: list[dict[str, str]] = []
     if feature.workorders is not None:
-        actions = await feature.workorders.may_do(
-            t.id, Actor(ident.user_id, ident.username, ident.role))
+        actions = sorted(await feature.workorders.may_do(
+            t.id, Actor(ident.user_id, ident.username, ident.role)), key=ACTION_ORDER.index)
     if {"dispatch", "reassign"} & set(actions) and t.community_id is not None:
         async with feature.service.sessionmaker() as session:
             depts = await list_departments(session, t.community_id)

@@ -188,7 +188,7 @@ def form_photos(form: Mapping[str, Any]) -> list[bytes]:
 
 
 @routes.post("/api/tickets/{ticket_id}/photos", path_model=TicketPath,
-             response=TicketDetailOut, roles=(), errors=(403, 409),
+             response=TicketDetailOut, roles=(), errors=(400, 403, 409, 413),
              summary="上传完工照片 / add photos of the work")
 async def add_photos(request: web.Request, path: TicketPath) -> dict[str, Any]:
     """multipart/form-data, one or more ``photo`` parts (JPEG, PNG, GIF or WebP, each at
@@ -225,7 +225,7 @@ async def _community_id(request: web.Request, ref: str | int | None) -> int:
             raise InvalidInput("请指定小区 / community is required", field="community")
         return ident.community_id
     cid = int(ref) if str(ref).isdigit() else await feature.service.community_id_for(str(ref))
-    if cid is None:
+    if cid is None or not await feature.service.communities(cid):
         raise InvalidInput("小区不存在 / unknown community", field="community")
     if not ident.sees(cid):
         raise Forbidden("不能查看其他小区的部门 / not your community",
@@ -234,7 +234,7 @@ async def _community_id(request: web.Request, ref: str | int | None) -> int:
 
 
 @routes.get("/api/departments", query=DepartmentQuery, response=DepartmentsOut,
-            summary="部门与人员 / a community's departments and their people")
+            errors=(403,), summary="部门与人员 / a community's departments and their people")
 async def get_departments(request: web.Request, query: DepartmentQuery) -> dict[str, Any]:
     """The defaults (工程部, 保洁部, 秩序部, 客服部, 绿化部) are added the first time."""
     cid = await _community_id(request, query.community)

@@ -261,4 +261,7 @@ async def test_departments_are_seeded_and_configurable(w: World) -> None:
     status, err = await w.call("PUT", "/api/departments/binjiang/greening", kind="supervisor",
                                json={"name": "绿化", "members": [{"user_id": 99999}]})
     assert status == 400 and err["details"]["field"] == "members[0].user_id"
+    for query in ("community=0", "community=424242", "community=nowhere", ""):
+        status, err = await w.call("GET", f"/api/departments?{query}", kind="supervisor")
+        assert status == 400 and err["details"]["field"] == "community", (query, err)
 
