@@ -212,6 +212,8 @@ class WorkOrders:
                                 "on_call": params.on_call}
         if action == "reassign":
             data["previous_assignee_id"] = ticket.assignee_id
+        if action == "dispatch":
+            ticket.appointment_at = None  # a new 派单 (after 退单 or 重开) agrees its own
         if params.appointment_at is not None:
             if params.appointment_at.tzinfo is None:
                 raise InvalidInput("预约时间须带时区", field="appointment_at")

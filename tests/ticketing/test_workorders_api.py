@@ -91,6 +91,8 @@ async def test_the_whole_work_order_with_a_low_score_callback_before_archiving(w
 
 async def test_not_resolved_reopens_back_to_dispatch(w: World) -> None:
     tid = (await w.new_ticket())["id"]
+    await w.act(tid, "agent", "dispatch", assignee_id=w.users["assignee"],
+                appointment_at="2026-11-23T15:00")
     await w.force(tid, "resolved")
     status, t = await w.act(tid, "agent", "follow_up", score=5, resolved=False)
     assert status == 200, t
@@ -98,6 +100,7 @@ async def test_not_resolved_reopens_back_to_dispatch(w: World) -> None:
     assert [e["action"] for e in t["events"][-2:]] == ["follow_up", "reopen"]
     status, t = await w.act(tid, "agent", "dispatch", assignee_id=w.users["head"])
     assert status == 200 and t["state"] == "dispatched", t
+    assert t["appointment_at"] is None
 
 
 async def test_a_good_score_needs_no_callback(w: World) -> None:
@@ -117,9 +120,11 @@ async def test_return_with_a_reason_then_reassign_are_recorded(w: World) -> None
     status, t = await w.act(tid, "assignee", "return", reason="不是管道问题，是燃气")
     assert status == 200 and t["state"] == "returned" and t["assignee"] is None
     assert t["events"][-1]["note"] == "不是管道问题，是燃气"
-    status, t = await w.act(tid, "agent", "dispatch", assignee_id=w.users["assignee"])
+    status, t = await w.act(tid, "agent", "dispatch", assignee_id=w.users["assignee"],
+                            appointment_at="2026-11-24T09:00:00+08:00")
     status, t = await w.act(tid, "head", "reassign", assignee_id=w.users["head"],
                             note="我自己去")
+    assert t["appointment_at"] == "2026-11-24T01:00:00+00:00"  # 改派 keeps the agreed visit
     assert status == 200 and t["assignee"]["user_id"] == w.users["head"], t
     assert t["events"][-1]["data"]["previous_assignee_id"] == w.users["assignee"]
     # The one it was taken from no longer moves it, nor finds it among theirs.
