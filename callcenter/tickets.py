@@ -23,7 +23,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -366,4 +366,16 @@ def setup_tickets(app: web.Application, *, transcriber: TranscriberSource = None
                                   clock=app[CLOCK])
 
     ticketing_setup.setup_tickets(app, ingest=make_ingest if ingest else None,
-                                  watchers=(unpaged_emergencies, listen_notices))
+                                  watchers=(unpaged_emergencies, listen_notices),
+                                  on_call=on_call_ids)
+
+
+async def on_call_ids(session: AsyncSession, community_id: int, role: str,
+                      now: datetime) -> list[int] | None:
+    """The ``ticketing.workorders.OnCallLookup`` port: who of ``role`` is on call now in
+    the community (chain order), from the on-call schedules; None without a schedule."""
+    try:
+        answer = await who_is_on_call(session, community_id, role, now)
+    except (NoSchedule, UnknownCommunity):
+        return None
+    return [p.user_id for p in answer.people]

@@ -12,6 +12,7 @@ DEPARTMENTS: dict[str, str] = {
     "cleaning": "保洁部",
     "security": "秩序部",
     "customer_service": "客服部",
+    "greening": "绿化部",
 }
 
 
@@ -43,8 +44,16 @@ CATEGORIES: dict[str, Category] = {
 }
 
 PRIORITIES: dict[str, str] = {"emergency": "紧急", "normal": "普通"}
-SOURCES: dict[str, str] = {"voicemail": "语音留言", "phone": "来电", "agent": "坐席录入", "api": "接口"}
+SOURCES: dict[str, str] = {"voicemail": "语音留言", "phone": "来电", "agent": "坐席录入", "api": "接口",
+                           "walk_in": "来访", "wechat": "微信", "callback": "回电"}
 
 
 def department_for(category: str) -> str:
     return CATEGORIES[category].department
+
+
+COMMON_AREAS: tuple[str, ...] = (
+    "地下车库", "地面停车场", "电梯厅", "电梯轿厢", "单元大堂", "楼道", "楼顶天台", "小区大门",
+    "道路", "绿化带", "儿童游乐区", "垃圾站", "泵房", "配电房", "会所", "围墙",
+)
+"""Places that belong to no one's room. With a building (3栋电梯厅) or without (地下车库)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from callcenter.errors import Conflict
+from ticketing.workflow import STATES
 
 
 class IllegalTransition(Conflict):
@@ -15,7 +16,8 @@ class IllegalTransition(Conflict):
         if ticket_id is not None:
             details["ticket_id"] = ticket_id
         super().__init__(
-            f"工单不能从 {from_state} 变为 {to_state} / illegal transition {from_state} -> {to_state}",
+            f"工单不能从{STATES.get(from_state, '未知状态')}变为{STATES.get(to_state, '未知状态')}"
+            f" / illegal transition {from_state} -> {to_state}",
             details=details,
         )
         self.from_state = from_state

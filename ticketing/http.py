@@ -3,7 +3,9 @@
     GET  /api/tickets                      list (filters, pagination)
     POST /api/tickets                      create
     GET  /api/tickets/{id}                 one ticket with its log and recording
-    POST /api/tickets/{id}/transitions     {"to": state, "note": "..."}
+
+A ticket moves on through ``ticketing.workorders_http`` (``/api/tickets/{id}/actions``),
+checked against the one table of who may do what (``ticketing.workflow``).
 
 Request and response models are declared with each operation
 (``callcenter.web.api``): they validate input and make the OpenAPI document.
@@ -42,7 +44,7 @@ from callcenter.web.api import (
     invalid,
 )
 from callcenter.web.errors import json_response
-from ticketing.categories import CATEGORIES, PRIORITIES, SOURCES
+from ticketing.categories import CATEGORIES, COMMON_AREAS, PRIORITIES, SOURCES
 from ticketing.lifecycle import STATES
 from ticketing.services import (
     MAX_DESCRIPTION,
@@ -52,9 +54,9 @@ from ticketing.services import (
     TicketService,
     TicketView,
 )
+from ticketing.workorders import WorkOrders
 
 CREATE_ROLES = ("agent", "night_duty", "supervisor")
-TRANSITION_ROLES = ("agent", "night_duty", "engineer", "supervisor")
 MAX_LIMIT = 200
 
 
@@ -89,6 +91,7 @@ class TicketsFeature:
     service: TicketService
     recordings: RecordingLookup | None
     timezone: ZoneInfo
+    workorders: WorkOrders | None = None
 
 
 TICKETS = web.AppKey("tickets", TicketsFeature)
@@ -104,6 +107,7 @@ class TicketQuery(Input):
     priority: Annotated[str, OneOf(PRIORITIES)] | None = None
     community: CommunityRef | None = Field(None, description="小区编码或编号 / code or id")
     room_id: PathId | None = None
+    assignee_id: PathId | None = Field(None, description="处理人 / the assignee's user id")
     since: When | None = Field(None, description="含当天 / from this day or time")
     until: When | None = Field(None, description="含当天 / up to this day (inclusive) or time")
     q: Text | None = Field(None, max_length=100, description="搜索 / text search")
@@ -137,11 +141,12 @@ class NewTicketIn(Input):
     building: Text | None = Field(None, max_length=32)
     unit: Text | None = Field(None, max_length=32)
     room: Text | None = Field(None, max_length=32)
-
-
-class TransitionIn(Input):
-    to: Annotated[str, OneOf(STATES)]
-    note: Text = Field("", max_length=1000)
+    common_area: Annotated[str, OneOf(COMMON_AREAS)] | None = Field(
+        None, description="公共区域（与 building 合用：3栋电梯厅） / a common area")
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=64,
+                                          pattern=r"^[A-Za-z0-9_.:-]+$")] | None = Field(
+        None, description="防重复提交：同一个键只建一张工单（也可用 Idempotency-Key 头） / "
+                          "the same key makes one ticket (or the Idempotency-Key header)")
 
 
 class TicketPath(Input):
@@ -154,6 +159,9 @@ class TicketEventOut(Output):
     at: Timestamp
     note: str
     from_: str | None = Field(alias="from")
+    action: str | None = None
+    actor_role: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
 
 
 class SaidLocationOut(Output):
@@ -185,10 +193,19 @@ class TicketOut(Output):
     created_by: str
     created_at: Timestamp
     updated_at: Timestamp
+    common_area: str | None = None
+    assignee: dict[str, Any] | None = Field(None, description="处理人 / user_id, name")
+    appointment_at: Timestamp | None = Field(None, description="预约上门时间")
+    follow_up: dict[str, Any] | None = Field(None, description="回访：score, resolved, comment")
+    materials: str = ""
+    cost: str | None = None
 
 
 class TicketDetailOut(TicketOut):
     events: list[TicketEventOut]
+    photos: list[dict[str, Any]] = Field(default_factory=list, description="完工照片")
+    callbacks: list[dict[str, Any]] = Field(default_factory=list,
+                                            description="主管回访任务 / callback tasks")
     recording: dict[str, Any] | None = Field(description="录音与转写 / recording and transcript")
 
 
@@ -252,7 +269,8 @@ async def parse_filter(query: Mapping[str, str] | TicketQuery, service: TicketSe
         raise InvalidInput("起始时间须早于结束时间 / since must be before until", field="until")
     return TicketFilter(
         states=states, category=query.category, priority=query.priority,
-        community_id=community_id, room_id=query.room_id, since=since, until=until,
+        community_id=community_id, room_id=query.room_id, assignee_id=query.assignee_id,
+        since=since, until=until,
         text=(query.q or "").strip() or None,
     )
 
@@ -287,6 +305,8 @@ async def parse_new_ticket(body: NewTicketIn, identity: Identity,
         said_unit=(body.unit or "").strip() or None,
         said_room=(body.room or "").strip() or None,
         created_by=identity.username,
+        common_area=body.common_area or "",
+        idempotency_key=body.idempotency_key,
     )
 
 
@@ -348,15 +368,25 @@ async def list_tickets(request: web.Request, query: TicketQuery) -> dict[str, An
 
 
 @routes.post("/api/tickets", body=NewTicketIn, response=TicketDetailOut, status=201,
-             roles=CREATE_ROLES, summary="新建工单 / create a ticket")
+             roles=CREATE_ROLES, extra_statuses={200: TicketDetailOut},
+             summary="新建工单 / create a ticket")
 async def create_ticket(request: web.Request, body: NewTicketIn) -> web.StreamResponse:
     """The ticket as created (its number, department from the category); ``Location``
-    is its URL."""
+    is its URL. With an idempotency key (the body's ``idempotency_key`` or the
+    ``Idempotency-Key`` header) seen before: that ticket, 200, nothing new made."""
     feature = request.app[TICKETS]
+    header = request.headers.get("Idempotency-Key")
+    if header is not None and body.idempotency_key is None:
+        try:
+            body = NewTicketIn.model_validate({**body.model_dump(), "idempotency_key": header})
+        except ValidationError as exc:
+            raise invalid(exc) from None
     new = await parse_new_ticket(body, _identity(request), feature.service)
-    view = await feature.service.create(new)
-    resp = json_response(await ticket_json(feature, view), status=201)
+    view, created = await feature.service.create_once(new)
+    resp = json_response(await ticket_json(feature, view), status=201 if created else 200)
     resp.headers["Location"] = f"/api/tickets/{view.id}"
+    if not created:
+        resp.headers["Idempotent-Replayed"] = "true"
     return resp
 
 
@@ -366,19 +396,6 @@ async def get_ticket(request: web.Request, path: TicketPath) -> dict[str, Any]:
     """The ticket with its log (``events``) and its recording, if any."""
     feature = request.app[TICKETS]
     view = await visible_ticket(request, path.ticket_id)
-    return await ticket_json(feature, view)
-
-
-@routes.post("/api/tickets/{ticket_id}/transitions", path_model=TicketPath, body=TransitionIn,
-             response=TicketDetailOut, roles=TRANSITION_ROLES, errors=(409,),
-             summary="变更工单状态 / move a ticket to another state")
-async def transition_ticket(request: web.Request, path: TicketPath,
-                            body: TransitionIn) -> dict[str, Any]:
-    """A transition the lifecycle does not allow from the ticket's state is a 409."""
-    feature = request.app[TICKETS]
-    await visible_ticket(request, path.ticket_id)
-    view = await feature.service.transition(path.ticket_id, body.to,
-                                            actor=_identity(request).username, note=body.note)
     return await ticket_json(feature, view)
 
 

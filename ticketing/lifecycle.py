@@ -1,38 +1,25 @@
 """The life of a ticket: which state may follow which.
 
-    new → dispatched → in_progress → resolved → followed_up → closed
-    resolved / followed_up / closed → reopened → dispatched / in_progress
-    new / dispatched / in_progress → cancelled
+Derived from the one table of actions (``ticketing.workflow.ACTIONS``), which
+also says who may take each step; this module answers only "may this state
+follow that one" for code that moves a ticket on its own (no person's rights).
 """
 
 from __future__ import annotations
 
 from ticketing.errors import IllegalTransition
+from ticketing.workflow import ACTIONS, OPEN_STATES, STATES
 
-STATES: dict[str, str] = {
-    "new": "新建",
-    "dispatched": "已派单",
-    "in_progress": "处理中",
-    "resolved": "已解决",
-    "followed_up": "已回访",
-    "closed": "已关闭",
-    "reopened": "已重开",
-    "cancelled": "已取消",
-}
+__all__ = ["INITIAL_STATE", "OPEN_STATES", "STATES", "TRANSITIONS", "allowed_next",
+           "check_transition"]
+
 INITIAL_STATE = "new"
 
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "new": frozenset({"dispatched", "cancelled"}),
-    "dispatched": frozenset({"in_progress", "cancelled"}),
-    "in_progress": frozenset({"resolved", "cancelled"}),
-    "resolved": frozenset({"followed_up", "reopened"}),
-    "followed_up": frozenset({"closed", "reopened"}),
-    "closed": frozenset({"reopened"}),
-    "reopened": frozenset({"dispatched", "in_progress"}),
-    "cancelled": frozenset(),
+    state: frozenset(a.target for a in ACTIONS.values()
+                     if state in a.sources and a.target is not None and a.target != state)
+    for state in STATES
 }
-
-OPEN_STATES = frozenset({"new", "dispatched", "in_progress", "reopened"})
 
 
 def allowed_next(state: str) -> frozenset[str]:

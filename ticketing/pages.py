@@ -1,43 +1,55 @@
-"""Server-rendered ticket pages (zh-CN): ``/tickets`` and ``/tickets/{id}``.
+"""Server-rendered ticket pages (zh-CN): ``/tickets`` (list, 新建工单 form) and
+``/tickets/{id}`` (facts, timeline, the work-order actions this person may take).
 
 Rendered with the console's Jinja2 layout (autoescaped, same navigation and
-style). Not signed in → the login page, then back here; the transition forms
+style). Not signed in → the login page, then back here; the action forms
 post the session's ``csrf_token``, which the console's CSRF middleware checks.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from callcenter.auth.middleware import current_identity
 from callcenter.errors import DomainError, InvalidInput
+from callcenter.web.api import invalid
 from callcenter.web.pages import page
 from callcenter.web.templating import render
-from ticketing.categories import CATEGORIES, DEPARTMENTS, PRIORITIES, SOURCES
+from ticketing.categories import CATEGORIES, COMMON_AREAS, DEPARTMENTS, PRIORITIES, SOURCES
+from ticketing.departments import list_departments
 from ticketing.http import (
+    CREATE_ROLES,
     TICKETS,
-    TRANSITION_ROLES,
+    NewTicketIn,
     TicketsFeature,
     parse_filter,
     parse_int,
+    parse_new_ticket,
+    parse_when,
     scoped_filter,
     ticket_id_of,
     visible_ticket,
 )
-from ticketing.lifecycle import STATES, allowed_next
-from ticketing.services import TicketFilter, TicketView
+from ticketing.lifecycle import STATES
+from ticketing.services import EventView, TicketFilter, TicketView
+from ticketing.workflow import ACTIONS, ROLE_LABELS, Actor
+from ticketing.workorders import ActionInput
+from ticketing.workorders_http import form_photos
 
 PAGE_SIZE = 30
+# The next step first, then the others: the order of the ticket page's action forms.
+ACTION_ORDER = ("dispatch", "accept", "arrive", "complete", "follow_up", "callback_done",
+                "archive", "add_photo", "reassign", "return", "reopen", "cancel")
+assert sorted(ACTION_ORDER) == sorted(ACTIONS)
 LOW_CONFIDENCE = 0.6
-TRANSITION_LABELS = {
-    "dispatched": "派单", "in_progress": "开始处理", "resolved": "标记已解决",
-    "followed_up": "已回访", "closed": "关闭", "reopened": "重开", "cancelled": "取消",
-}
 
 
 def _fmt(when: datetime | None, feature: TicketsFeature) -> str:
@@ -59,8 +71,14 @@ def _row(t: TicketView, feature: TicketsFeature) -> dict[str, Any]:
             "summary": t.summary}
 
 
-@page()
-async def tickets_page(request: web.Request) -> web.StreamResponse:
+FORM_SOURCES = ("walk_in", "wechat", "callback", "phone", "agent")
+FORM_FIELDS = ("source", "category", "summary", "description", "caller_name", "caller_number",
+               "community", "place", "building", "unit", "room", "common_area", "emergency",
+               "idempotency_key")
+
+
+async def _list(request: web.Request, *, form_error: str = "",
+                form: Mapping[str, str] | None = None, status: int = 200) -> web.Response:
     feature = request.app[TICKETS]
     q = request.query
     error = ""
@@ -73,18 +91,93 @@ async def tickets_page(request: web.Request) -> web.StreamResponse:
     ident = current_identity(request)
     assert ident is not None  # page() ran first
     filters = scoped_filter(ident, filters)
+    mine = q.get("mine") == "1" and ident.user_id is not None
+    if mine:
+        filters = replace(filters, assignee_id=ident.user_id)
     result = await feature.service.list(filters, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
     keep = {k: v for k, v in q.items() if k != "page" and v}
     pages = max(1, -(-result.total // PAGE_SIZE))
+    communities = await feature.service.communities(ident.community_id)
+    values = dict(form or {})
+    if not form_error:
+        values = {"idempotency_key": uuid.uuid4().hex, "place": "room", "source": "walk_in"}
     return render(request, "tickets_list.html", {
         "error": error, "q": q, "states": STATES, "priorities": PRIORITIES,
         "categories": {k: c.label for k, c in CATEGORIES.items()},
         "rows": [_row(t, feature) for t in result.items], "total": result.total,
-        "page_no": page_no, "pages": pages,
+        "page_no": page_no, "pages": pages, "mine": mine,
         "prev_url": f"/tickets?{urlencode({**keep, 'page': page_no - 1})}" if page_no > 1 else "",
         "next_url": f"/tickets?{urlencode({**keep, 'page': page_no + 1})}"
         if page_no < pages else "",
-    })
+        "can_create": ident.has_role(*CREATE_ROLES), "form_error": form_error, "form": values,
+        "form_sources": {k: SOURCES[k] for k in FORM_SOURCES},
+        "common_areas": COMMON_AREAS,
+        "communities": [{"code": c[1], "name": c[2]} for c in communities],
+    }, status=status)
+
+
+@page()
+async def tickets_page(request: web.Request) -> web.StreamResponse:
+    return await _list(request)
+
+
+async def _new_ticket_body(request: web.Request, form: Mapping[str, str]) -> NewTicketIn:
+    """The 新建工单 form as the API's request model: the room from the directory by its
+    address, or a common area; the caller linked when the directory knows the number."""
+    feature = request.app[TICKETS]
+    raw: dict[str, Any] = {k: form[k].strip() for k in FORM_FIELDS
+                           if k in form and form[k].strip()}
+    raw["emergency"] = raw.pop("emergency", "") == "1"
+    place = raw.pop("place", "room")
+    code = raw.get("community")
+    if not code:
+        raise InvalidInput("请选择小区", field="community")
+    community_id = await feature.service.community_id_for(code)
+    if community_id is None:
+        raise InvalidInput("小区不存在", field="community")
+    if place == "area":
+        if "common_area" not in raw:
+            raise InvalidInput("请选择公共区域", field="common_area")
+        raw.pop("unit", None)
+        raw.pop("room", None)
+    else:
+        raw.pop("common_area", None)
+        if not raw.get("building") or not raw.get("room"):
+            raise InvalidInput("请填写业主的楼栋和房号，或改选公共区域", field="room")
+        room_id = await feature.service.room_id_for(community_id, raw["building"],
+                                                    raw.get("unit"), raw["room"])
+        if room_id is None:
+            raise InvalidInput("住户档案里没有这个房号，请核对楼栋、单元和房号", field="room")
+        raw["room_id"] = room_id
+    if raw.get("caller_number"):
+        person = await feature.service.person_for_phone(raw["caller_number"])
+        if person is not None:
+            raw["person_id"] = person
+    try:
+        return NewTicketIn.model_validate(raw)
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+@page(*CREATE_ROLES)
+async def new_ticket_form(request: web.Request) -> web.StreamResponse:
+    """新建工单 from the list page (walk-ins, WeChat, callbacks). The form carries an
+    idempotency key made when it was rendered: a double-click makes one ticket."""
+    feature = request.app[TICKETS]
+    posted = await request.post()
+    form = {k: v for k, v in posted.items() if isinstance(v, str)}
+    ident = current_identity(request)
+    assert ident is not None
+    try:
+        body = await _new_ticket_body(request, form)
+        new = await parse_new_ticket(body, ident, feature.service)
+        view, _created = await feature.service.create_once(new)
+    except DomainError as exc:
+        if exc.http_status >= 500:
+            raise
+        return await _list(request, form_error=exc.message, form=form,
+                           status=exc.http_status)
+    raise web.HTTPSeeOther(f"/tickets/{view.id}")
 
 
 def transcript_words(words: Sequence[Mapping[str, Any]],
@@ -98,10 +191,63 @@ def transcript_words(words: Sequence[Mapping[str, Any]],
     return out
 
 
+def _local(when: datetime | None, tz: Any) -> str:
+    return when.astimezone(tz).strftime("%m-%d %H:%M") if when else ""
+
+
+def event_text(e: EventView, tz: Any) -> str:
+    """What a timeline row says besides its note, in Chinese, times local."""
+    d = e.data or {}
+    if e.action in ("dispatch", "reassign"):
+        text = f"派给{d.get('department_name', '')} {d.get('assignee', '')}"
+        if d.get("on_call"):
+            text += "（部门当前值班）"
+        if d.get("appointment_at"):
+            text += "，预约上门 " + _local(datetime.fromisoformat(d["appointment_at"]), tz)
+        return text
+    if e.action == "complete":
+        parts = []
+        if d.get("materials"):
+            parts.append(f"材料：{d['materials']}")
+        if d.get("cost"):
+            parts.append(f"费用：{d['cost']} 元")
+        if d.get("photo_ids"):
+            parts.append(f"照片 {len(d['photo_ids'])} 张")
+        return "；".join(parts)
+    if e.action == "add_photo":
+        return f"照片 {len(d.get('photo_ids', []))} 张"
+    if e.action == "follow_up":
+        text = f"满意度 {d.get('score')} 分，{'已解决' if d.get('resolved') else '未解决'}"
+        if d.get("callback_id"):
+            text += "；已生成主管回访任务"
+        return text
+    return ""
+
+
 async def _detail(request: web.Request, ticket_id: int, *, error: str = "",
                   status: int = 200) -> web.Response:
     feature = request.app[TICKETS]
     t = await visible_ticket(request, ticket_id)
+    ident = current_identity(request)
+    assert ident is not None
+    tz = feature.timezone
+    actions: list[str] = []
+    choices: list[dict[str, str]] = []
+    if feature.workorders is not None:
+        actions = sorted(await feature.workorders.may_do(
+            t.id, Actor(ident.user_id, ident.username, ident.role)), key=ACTION_ORDER.index)
+    if {"dispatch", "reassign"} & set(actions) and t.community_id is not None:
+        async with feature.service.sessionmaker() as session:
+            depts = await list_departments(session, t.community_id)
+            await session.commit()
+        for d in depts:
+            if not d.active:
+                continue
+            if d.oncall_role:
+                choices.append({"value": f"{d.code}:oncall", "label": f"{d.name} · 当前值班人员"})
+            for m in d.members:
+                head = "（负责人）" if m.head else ""
+                choices.append({"value": f"{d.code}:{m.user_id}", "label": f"{d.name} · {m.name}{head}"})
     info = None
     if t.recording_id is not None and feature.recordings is not None:
         info = await feature.recordings.info(t.recording_id)
@@ -118,7 +264,6 @@ async def _detail(request: web.Request, ticket_id: int, *, error: str = "",
         f"{t.said_building}栋" if t.said_building else "",
         f"{t.said_unit}单元" if t.said_unit else "",
         f"{t.said_room}室" if t.said_room else "") if part)
-    ident = current_identity(request)
     return render(request, "tickets_detail.html", {
         "t": t, "error": error, "state_label": STATES.get(t.state, t.state),
         "category_label": cat.label if cat else t.category,
@@ -130,13 +275,19 @@ async def _detail(request: web.Request, ticket_id: int, *, error: str = "",
         # The "unknown: listen" decision (ticketing.listen), e.g. 转写失败，已通知夜班值班人员收听录音
         "listen_notice": t.listen_notice if t.needs_listen else "",
         "words": transcript_words(info.words) if info else [],
-        "can_transition": ident is not None and ident.has_role(*TRANSITION_ROLES),
-        "transitions": [(s, TRANSITION_LABELS.get(s, s)) for s in STATES
-                        if s in allowed_next(t.state)],
-        "events": [{"at": _fmt(e.at, feature),
+        "actions": actions, "action_labels": {k: a.label for k, a in ACTIONS.items()},
+        "assignee_choices": choices,
+        "appointment_at": _fmt(t.appointment_at, feature),
+        "open_callbacks": t.open_callbacks,
+        "callbacks": [{"reason": c.reason, "created_at": _fmt(c.created_at, feature),
+                       "done_at": _fmt(c.done_at, feature), "done_by": c.done_by,
+                       "note": c.note} for c in t.callbacks],
+        "photos": [p.to_json(t.id) for p in t.photos],
+        "events": [{"at": _fmt(e.at, feature), "label": e.label,
                     "from_label": STATES.get(e.from_state, "") if e.from_state else "—",
                     "to_label": STATES.get(e.to_state, e.to_state), "actor": e.actor,
-                    "note": e.note} for e in t.events],
+                    "role_label": ROLE_LABELS.get(e.actor_role, ""),
+                    "text": event_text(e, tz), "note": e.note} for e in t.events],
     }, status=status)
 
 
@@ -145,20 +296,59 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
     return await _detail(request, ticket_id_of(request))
 
 
-@page(*TRANSITION_ROLES)
-async def ticket_transition_form(request: web.Request) -> web.StreamResponse:
+def _form_input(form: Mapping[str, Any], tz: Any) -> ActionInput:
+    """The action form's fields as the service's input (a 400 naming a bad one)."""
+    def text(name: str) -> str:
+        value = form.get(name, "")
+        return value.strip() if isinstance(value, str) else ""
+
+    department, assignee_id, on_call = None, None, False
+    if text("assignee"):
+        code, _, who = text("assignee").partition(":")
+        department = code or None
+        if who == "oncall":
+            on_call = True
+        elif who.isdigit() and len(who) < 10:
+            assignee_id = int(who)
+        else:
+            raise InvalidInput("处理人无效", field="assignee_id")
+    score: int | None = None
+    if text("score"):
+        if not text("score").isdigit() or len(text("score")) > 1:
+            raise InvalidInput("满意度须是 1 到 5 分", field="score")
+        score = int(text("score"))
+    resolved = {"yes": True, "no": False}.get(text("resolved"))
+    try:
+        appointment = parse_when(text("appointment_at") or None, "appointment_at", tz)
+    except ValueError:
+        raise InvalidInput("预约时间无效", field="appointment_at") from None
+    return ActionInput(note=text("note"), reason=text("reason"), department=department,
+                       assignee_id=assignee_id, on_call=on_call, appointment_at=appointment,
+                       score=score, resolved=resolved, comment=text("comment"),
+                       materials=text("materials"), cost=text("cost") or None,
+                       photos=form_photos(form))
+
+
+@page()
+async def ticket_action_form(request: web.Request) -> web.StreamResponse:
+    """One action from the ticket page's forms (``ticketing.workflow`` decides who may)."""
     feature = request.app[TICKETS]
     ticket_id = ticket_id_of(request)
     await visible_ticket(request, ticket_id)
-    form = await request.post()
-    to_state = str(form.get("to", ""))
-    note = str(form.get("note", ""))
     ident = current_identity(request)
-    actor = ident.username if ident else ""
+    assert ident is not None
+    if feature.workorders is None:
+        raise web.HTTPNotFound()
     try:
-        await feature.service.transition(ticket_id, to_state, actor=actor, note=note)
+        form = await request.post()
+        action = form.get("action")
+        if not isinstance(action, str) or action not in ACTIONS:
+            raise InvalidInput("操作无效", field="action")
+        await feature.workorders.act(ticket_id, action,
+                                     Actor(ident.user_id, ident.username, ident.role),
+                                     _form_input(form, feature.timezone))
     except DomainError as exc:
-        if exc.http_status == 404:
+        if exc.http_status == 404 or exc.http_status >= 500:
             raise
         return await _detail(request, ticket_id, error=exc.message, status=exc.http_status)
     raise web.HTTPSeeOther(f"/tickets/{ticket_id}")
@@ -166,5 +356,6 @@ async def ticket_transition_form(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/tickets", tickets_page)
+    app.router.add_post("/tickets", new_ticket_form)
     app.router.add_get("/tickets/{ticket_id}", ticket_page)
-    app.router.add_post("/tickets/{ticket_id}/transition", ticket_transition_form)
+    app.router.add_post("/tickets/{ticket_id}/action", ticket_action_form)

@@ -7,24 +7,34 @@ same transaction; after the commit the service publishes ``ticket.created`` /
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.clock import Clock
-from callcenter.directory.models import Building, Community, Person, Room, Unit
+from callcenter.directory.models import Building, Community, Person, Room, StaffUser, Unit
 from callcenter.errors import InvalidInput, NotFound
-from ticketing.categories import CATEGORIES, PRIORITIES, SOURCES, department_for
+from ticketing.categories import (
+    CATEGORIES,
+    COMMON_AREAS,
+    PRIORITIES,
+    SOURCES,
+    department_for,
+)
 from ticketing.lifecycle import INITIAL_STATE, STATES, check_transition
 from ticketing.listen import pending_notice
-from ticketing.models import Ticket, TicketCounter, TicketEvent
+from ticketing.models import CallbackTask, Ticket, TicketCounter, TicketEvent, TicketPhoto
+from ticketing.workflow import ACTIONS
 
 NUMBER_PREFIX = "BX"
 UNRECOGNISED_SUMMARY = "留言无法识别，请收听录音"
@@ -56,6 +66,10 @@ class NewTicket:
     listen_reason: str = ""
     """Set (an error id) when a person must listen to the recording: the voicemail's
     transcription or triage never completed (``ticketing.listen``)."""
+    common_area: str = ""
+    """A common-area location (地下车库, 电梯厅 ...): the ticket is about no one's room."""
+    idempotency_key: str | None = None
+    """The form's or client's key: the same key twice makes one ticket."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +79,51 @@ class EventView:
     actor: str
     at: datetime
     note: str
+    action: str = ""
+    actor_role: str = ""
+    data: dict[str, Any] | None = None
+
+    @property
+    def label(self) -> str:
+        if self.action in ACTIONS:
+            return ACTIONS[self.action].label
+        return "受理" if self.from_state is None else STATES.get(self.to_state, "状态变更")
 
     def to_json(self) -> dict[str, Any]:
         return {"from": self.from_state, "to": self.to_state, "actor": self.actor,
-                "at": self.at.isoformat(), "note": self.note}
+                "at": self.at.isoformat(), "note": self.note, "action": self.action or None,
+                "actor_role": self.actor_role or None, "data": self.data or {}}
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoView:
+    id: int
+    content_type: str
+    size_bytes: int
+    uploaded_by: str
+    uploaded_at: datetime
+
+    def to_json(self, ticket_id: int) -> dict[str, Any]:
+        return {"id": self.id, "content_type": self.content_type, "size": self.size_bytes,
+                "uploaded_by": self.uploaded_by, "uploaded_at": self.uploaded_at.isoformat(),
+                "url": f"/tickets/{ticket_id}/photos/{self.id}"}
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackView:
+    id: int
+    reason: str
+    created_at: datetime
+    created_by: str
+    done_at: datetime | None
+    done_by: str
+    note: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "reason": self.reason, "created_at": self.created_at.isoformat(),
+                "created_by": self.created_by,
+                "done_at": self.done_at.isoformat() if self.done_at else None,
+                "done_by": self.done_by or None, "note": self.note}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +158,21 @@ class TicketView:
     listen_reason: str = ""
     listen_notice: str = ""
     listen_notified_at: datetime | None = None
+    common_area: str = ""
+    assignee_id: int | None = None
+    assignee_name: str = ""
+    appointment_at: datetime | None = None
+    followup_score: int | None = None
+    followup_resolved: bool | None = None
+    followup_comment: str = ""
+    materials: str = ""
+    cost: Decimal | None = None
+    photos: tuple[PhotoView, ...] = ()
+    callbacks: tuple[CallbackView, ...] = ()
+
+    @property
+    def open_callbacks(self) -> tuple[CallbackView, ...]:
+        return tuple(c for c in self.callbacks if c.done_at is None)
 
     @property
     def emergency(self) -> bool:
@@ -138,8 +208,21 @@ class TicketView:
                        "notified_at": self.listen_notified_at.isoformat()
                        if self.listen_notified_at else None},
         }
+        data.update({
+            "common_area": self.common_area or None,
+            "assignee": {"user_id": self.assignee_id, "name": self.assignee_name}
+            if self.assignee_id is not None else None,
+            "appointment_at": self.appointment_at.isoformat() if self.appointment_at else None,
+            "follow_up": {"score": self.followup_score, "resolved": self.followup_resolved,
+                          "comment": self.followup_comment}
+            if self.followup_score is not None else None,
+            "materials": self.materials,
+            "cost": str(self.cost) if self.cost is not None else None,
+        })
         if with_events:
             data["events"] = [e.to_json() for e in self.events]
+            data["photos"] = [p.to_json(self.id) for p in self.photos]
+            data["callbacks"] = [c.to_json() for c in self.callbacks]
         return data
 
     def where(self) -> tuple[str | None, str | None, str | None]:
@@ -159,6 +242,7 @@ class TicketFilter:
     since: datetime | None = None
     until: datetime | None = None
     text: str | None = None
+    assignee_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +339,11 @@ def validate_new(new: NewTicket) -> NewTicket:
     return replace(new, summary=summary)
 
 
+def idempotency_digest(sender: str, key: str) -> str:
+    """What ``tickets.idempotency_key`` stores: the key as one sender's (SHA-256 hex)."""
+    return hashlib.sha256(f"{sender}\x00{key}".encode()).hexdigest()
+
+
 class TicketService:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], bus: EventBus,
                  clock: Clock, *, timezone: str = "Asia/Shanghai",
@@ -265,15 +354,52 @@ class TicketService:
         self._tz = ZoneInfo(timezone)
         self._prefix = number_prefix
 
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        return self._sm
+
     # -- creating -----------------------------------------------------------
 
     async def create(self, new: NewTicket) -> TicketView:
+        view, _created = await self.create_once(new)
+        return view
+
+    async def create_once(self, new: NewTicket) -> tuple[TicketView, bool]:
+        """Create the ticket, or, when its ``idempotency_key`` was seen before, return
+        the ticket that key made: ``(view, created)``. Two requests racing with one
+        key make one ticket (the key is unique in the table; the loser reads the
+        winner's). A key is the sender's own (``created_by``): the same key from
+        someone else is another ticket."""
+        key = None
+        if new.idempotency_key is not None:
+            if not new.idempotency_key.strip() or len(new.idempotency_key) > 64:
+                raise InvalidInput("幂等键无效 / idempotency_key: 1-64 characters",
+                                   field="idempotency_key")
+            # Scoped to who sends it: someone else's key never finds (or blocks) a ticket.
+            key = idempotency_digest(new.created_by, new.idempotency_key)
+            new = replace(new, idempotency_key=key)
+            existing = await self._by_key(key)
+            if existing is not None:
+                return existing, False
         async with self._sm() as session:
-            ticket = await self.add(session, new)
-            await session.commit()
+            try:
+                ticket = await self.add(session, new)
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                existing = await self._by_key(key) if key is not None else None
+                if existing is None:
+                    raise
+                return existing, False
             view = await self._view(session, ticket.id)
         self.announce_created(view)
-        return view
+        return view, True
+
+    async def _by_key(self, key: str) -> TicketView | None:
+        async with self._sm() as session:
+            tid = (await session.scalars(select(Ticket.id).where(
+                Ticket.idempotency_key == key))).first()
+            return await self._view(session, tid) if tid is not None else None
 
     async def add(self, session: AsyncSession, new: NewTicket) -> Ticket:
         """Add a ticket inside the caller's transaction (no commit, no events).
@@ -283,6 +409,22 @@ class TicketService:
         new = validate_new(new)
         community_id = new.community_id
         location = new.location.strip()
+        if new.common_area:
+            if new.common_area not in COMMON_AREAS:
+                raise InvalidInput("公共区域无效 / common_area: one of " + "、".join(COMMON_AREAS),
+                                   field="common_area")
+            if new.room_id is not None:
+                raise InvalidInput("公共区域工单不关联房间 / common_area with room_id",
+                                   field="common_area")
+            if community_id is None:
+                raise InvalidInput("公共区域须指定小区 / community is required", field="community")
+            community = await session.get(Community, community_id)
+            if community is None:
+                raise InvalidInput(f"小区不存在 / no community {community_id}",
+                                   field="community_id")
+            if not location:
+                building = f"{new.said_building}栋" if new.said_building else ""
+                location = f"{community.name}{building}{new.common_area}"
         if new.room_id is not None:
             place = await room_place(session, new.room_id)
             if place is None:
@@ -327,12 +469,14 @@ class TicketService:
             needs_listen=bool(new.listen_reason),
             listen_reason=new.listen_reason[:64],
             listen_notice=pending_notice(new.listen_reason) if new.listen_reason else "",
+            common_area=new.common_area[:32],
+            idempotency_key=new.idempotency_key,
         )
         session.add(ticket)
         await session.flush()
         session.add(TicketEvent(ticket_id=ticket.id, from_state=None, to_state=INITIAL_STATE,
                                 actor=new.created_by[:100], at=now,
-                                note=f"来源：{SOURCES[new.source]}"))
+                                note=f"来源：{SOURCES[new.source]}", action="create"))
         await session.flush()
         return ticket
 
@@ -398,8 +542,11 @@ class TicketService:
             now = self._clock.now()
             ticket.state = to_state
             ticket.updated_at = now
+            # A move by the server's own code: the action is the table's for this step.
+            action = next((a.key for a in ACTIONS.values()
+                           if from_state in a.sources and a.target == to_state), "")
             session.add(TicketEvent(ticket_id=ticket.id, from_state=from_state, to_state=to_state,
-                                    actor=actor[:100], at=now, note=note))
+                                    actor=actor[:100], at=now, note=note, action=action))
             await session.commit()
             view = await self._view(session, ticket_id)
         self._bus.publish(DomainEvent("ticket.changed", {
@@ -436,7 +583,24 @@ class TicketService:
         view = _to_view(row[0], row[1], with_events=True)
         if view.room_id is not None:
             view = replace(view, place=await room_place(session, view.room_id))
-        return view
+        photos = (await session.scalars(select(TicketPhoto).where(
+            TicketPhoto.ticket_id == ticket_id).order_by(TicketPhoto.id))).all()
+        callbacks = (await session.scalars(select(CallbackTask).where(
+            CallbackTask.ticket_id == ticket_id).order_by(CallbackTask.id))).all()
+        name = ""
+        if view.assignee_id is not None:
+            user = await session.get(StaffUser, view.assignee_id)
+            name = (user.display_name or user.username) if user else ""
+        return replace(
+            view, assignee_name=name,
+            photos=tuple(PhotoView(p.id, p.content_type, p.size_bytes, p.uploaded_by,
+                                   p.uploaded_at) for p in photos),
+            callbacks=tuple(CallbackView(c.id, c.reason, c.created_at, c.created_by, c.done_at,
+                                         c.done_by, c.note) for c in callbacks))
+
+    async def view_in(self, session: AsyncSession, ticket_id: int) -> TicketView:
+        """The ticket as this session sees it (for a service working in its own)."""
+        return await self._view(session, ticket_id)
 
     async def list(self, filters: TicketFilter | None = None, *, limit: int = 50,
                    offset: int = 0) -> TicketPage:
@@ -455,6 +619,35 @@ class TicketService:
                 )
             ).all()
         return TicketPage(tuple(_to_view(r[0], r[1]) for r in rows), total, limit, offset)
+
+    async def communities(self, only: int | None = None) -> tuple[tuple[int, str, str], ...]:
+        """(id, code, name) of every community, or of ``only``."""
+        stmt = select(Community.id, Community.code, Community.name).order_by(Community.id)
+        if only is not None:
+            stmt = stmt.where(Community.id == only)
+        async with self._sm() as session:
+            return tuple((r[0], r[1], r[2]) for r in (await session.execute(stmt)).all())
+
+    async def room_id_for(self, community_id: int, building: str, unit: str | None,
+                          room: str) -> int | None:
+        """The directory's room at this address, when exactly one matches."""
+        async with self._sm() as session:
+            found = await find_rooms(session, building=building, unit=unit or None, room=room,
+                                     community_ids=(community_id,))
+        return found[0].room_id if len(found) == 1 else None
+
+    async def person_for_phone(self, number: str) -> int | None:
+        """The one directory person with this phone number, if exactly one."""
+        from callcenter.directory.models import PersonPhone
+        from callcenter.directory.phones import try_normalize
+
+        e164 = try_normalize(number)
+        if e164 is None:
+            return None
+        async with self._sm() as session:
+            ids = (await session.scalars(select(PersonPhone.person_id).where(
+                PersonPhone.number == e164).distinct().limit(2))).all()
+        return ids[0] if len(ids) == 1 else None
 
     async def community_id_for(self, code: str) -> int | None:
         async with self._sm() as session:
@@ -475,6 +668,8 @@ def _filtered(stmt: _S, f: TicketFilter) -> _S:
         stmt = stmt.where(Ticket.community_id == f.community_id)
     if f.room_id is not None:
         stmt = stmt.where(Ticket.room_id == f.room_id)
+    if f.assignee_id is not None:
+        stmt = stmt.where(Ticket.assignee_id == f.assignee_id)
     if f.since is not None:
         stmt = stmt.where(Ticket.created_at >= f.since)
     if f.until is not None:
@@ -495,7 +690,8 @@ def _filtered(stmt: _S, f: TicketFilter) -> _S:
 def _to_view(t: Ticket, community_code: str | None, *, with_events: bool = False) -> TicketView:
     events: tuple[EventView, ...] = ()
     if with_events:
-        events = tuple(EventView(e.from_state, e.to_state, e.actor, e.at, e.note)
+        events = tuple(EventView(e.from_state, e.to_state, e.actor, e.at, e.note,
+                                 e.action or "", e.actor_role or "", e.data)
                        for e in t.events)
     return TicketView(
         id=t.id, number=t.number, community_id=t.community_id, community=community_code,
@@ -507,5 +703,8 @@ def _to_view(t: Ticket, community_code: str | None, *, with_events: bool = False
         recording_id=t.recording_id, created_by=t.created_by, created_at=t.created_at,
         updated_at=t.updated_at, events=events, needs_listen=bool(t.needs_listen),
         listen_reason=t.listen_reason or "", listen_notice=t.listen_notice or "",
-        listen_notified_at=t.listen_notified_at,
+        listen_notified_at=t.listen_notified_at, common_area=t.common_area or "",
+        assignee_id=t.assignee_id, appointment_at=t.appointment_at,
+        followup_score=t.followup_score, followup_resolved=t.followup_resolved,
+        followup_comment=t.followup_comment or "", materials=t.materials or "", cost=t.cost,
     )

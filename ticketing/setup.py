@@ -2,7 +2,8 @@
 (through ``callcenter.tickets``, which builds the ports below from the rest of
 the server).
 
-Adds the API, the pages and the recording download, and a ``cleanup_ctx``
+Adds the API (tickets, work-order actions, departments), the pages and the
+recording and photo downloads, and a ``cleanup_ctx``
 that builds the ticket and recording services (``TICKETS``, ``RECORDINGS``)
 and, when an ingest factory is given, runs the voicemail ingest
 (``VOICEMAIL_INGEST``): subscribed to ``voicemail.left`` on the bus and
@@ -36,10 +37,14 @@ from recordings import http as recordings_http
 from recordings.http import RECORDINGS
 from recordings.ingest import VoicemailIngest
 from recordings.services import RecordingService
+from recordings.store import RecordingStore
 from ticketing import http as tickets_http
 from ticketing import pages as tickets_pages
+from ticketing import workorders_http
 from ticketing.http import TICKETS, TicketsFeature
+from ticketing.photos import PhotoStore
 from ticketing.services import TicketService
+from ticketing.workorders import OnCallLookup, WorkOrders
 
 VOICEMAIL_INGEST = web.AppKey("voicemail_ingest", VoicemailIngest)
 
@@ -55,14 +60,17 @@ WatcherFactory = Callable[[web.Application, TicketService], AbstractAsyncContext
 
 
 def setup_tickets(app: web.Application, *, ingest: IngestFactory | None = None,
-                  watchers: Sequence[WatcherFactory] = ()) -> None:
+                  watchers: Sequence[WatcherFactory] = (),
+                  on_call: OnCallLookup | None = None) -> None:
     """Call after ``create_core_app`` (its database context must run first).
 
-    ``ingest`` builds the voicemail ingest (None: tickets and recordings only);
+    ``on_call`` answers "the department's on-call person now" for 派单 (None:
+    dispatch names a person). ``ingest`` builds the voicemail ingest (None: tickets and recordings only);
     each of ``watchers`` is entered in the context and its ``run`` started, in
     order, once the app has started (watchers run only with an ingest)."""
     setup_templates(app)  # the pages use the console's layout (a no-op when it is there)
     tickets_http.add_routes(app)
+    workorders_http.add_routes(app)
     tickets_pages.add_routes(app)
     recordings_http.add_routes(app)
     # on_startup runs after every cleanup_ctx has started, paging's included.
@@ -78,7 +86,10 @@ def setup_tickets(app: web.Application, *, ingest: IngestFactory | None = None,
         sm = app[SESSIONMAKER]
         service = TicketService(sm, app[BUS], app[CLOCK], timezone=settings.timezone)
         recordings = RecordingService(sm, settings.data_dir)
-        app[TICKETS] = TicketsFeature(service, recordings, ZoneInfo(settings.timezone))
+        photos = PhotoStore(RecordingStore(settings.data_dir))
+        workorders = WorkOrders(sm, app[BUS], app[CLOCK], service, photos, on_call=on_call)
+        app[TICKETS] = TicketsFeature(service, recordings, ZoneInfo(settings.timezone),
+                                      workorders)
         app[RECORDINGS] = recordings
 
         async def health() -> dict[str, object]:

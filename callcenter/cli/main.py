@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "callcenter.cli.prompts",
     "callcenter.cli.users",
     "callcenter.cli.tickets",
+    "callcenter.cli.departments",
     "callcenter.cli.vosk",
 )
 

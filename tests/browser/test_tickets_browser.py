@@ -68,9 +68,9 @@ async def test_ticket_waiting_for_someone_to_listen(site: Site, size: str,
     page, watch = await visit(ctx, site.url(f"/tickets/{site.tickets['listen']}"))
     try:
         await check_page(page, watch, size, tmp_path / f"ticket-listen-{size}.png",
-                         primary='.transitions button[type="submit"]',
+                         primary='.wo-actions button[type="submit"]',
                          labels=("语音留言（未能识别）", "其他", "语音留言", TENANT_MASKED,
-                                 "流转记录", "派单"),
+                                 "处理记录", "派单", "取消"),
                          hidden=(TENANT_MOBILE,))
         banner = page.locator(".listen-notice")
         assert await banner.inner_text() == LISTEN_NOTICE
@@ -85,8 +85,9 @@ async def test_ticket_detail_for_an_engineer_masks_the_owner(site: Site, size: s
                                                              tmp_path: Path) -> None:
     text = await check(site, "gong", size, f"/tickets/{site.tickets['agent']}",
                        tmp_path / f"ticket-engineer-{size}.png",
-                       primary='.transitions button[type="submit"]',
-                       labels=("厨房水管漏水", "给排水", "张伟", OWNER_MASKED, "坐席录入"),
+                       primary=None,  # not theirs: nothing to do but read
+                       labels=("厨房水管漏水", "给排水", "张伟", OWNER_MASKED, "坐席录入",
+                               "当前没有您可以做的操作"),
                        hidden=(OWNER_MOBILE,))
     # The number written in the description is masked too.
     assert f"业主来电（{OWNER_MASKED}）" in text
@@ -99,8 +100,9 @@ async def test_supervisor_dispatches_an_emergency_ticket(site: Site, size: str,
     page, watch = await visit(ctx, site.url(f"/tickets/{site.tickets['emergency']}"))
     try:
         text = await check_page(page, watch, size, tmp_path / f"ticket-boss-{size}.png",
-                                primary='.transitions button[type="submit"]',
-                                labels=("5栋电梯困人", "紧急", "已派单", "已派工程部陈师傅", "BOSS"))
+                                primary='.wo-actions button[type="submit"]',
+                                labels=("5栋电梯困人", "紧急", "已派单", "已派工程部陈师傅", "BOSS",
+                                        "改派", "接单"))
         assert TENANT_MOBILE in text  # supervisors see full numbers
     finally:
         await page.close()

@@ -171,7 +171,8 @@ async def _fill(site: Site) -> None:
     site.params = {"ticket_id": str(ticket["id"]),
                    "incident_id": str((await resp.json())["incident_id"]),
                    "recording_id": "1", "community": "hupan", "role": "night_duty",
-                   "category": "plumbing", "ticket_number": ticket["number"]}
+                   "category": "plumbing", "ticket_number": ticket["number"],
+                   "photo_id": "1", "department": "engineering"}
 
 
 async def _viewers(site: Site) -> list[Viewer]:
@@ -198,8 +199,8 @@ def _bodies(site: Site) -> dict[tuple[str, str], dict[str, Any]]:
             "source": "phone", "category": "plumbing", "summary": "回电 138-1234-5678",
             "description": DESCRIPTION, "caller_number": OWNER_MOBILE,
             "room_id": site.seed.rooms["3-1-1201"]},
-        ("POST", "/api/tickets/{ticket_id}/transitions"): {
-            "to": "dispatched", "note": "已联系业主 13812345678"},
+        ("POST", "/api/tickets/{ticket_id}/actions"): {
+            "action": "accept", "note": "已联系业主 13812345678"},
         ("POST", "/api/incidents"): {
             "community": "hupan", "category": "plumbing", "building": "3", "unit": "1",
             "room": "1201", "caller": OWNER_MOBILE, "summary": "又漏了 13700002222"},

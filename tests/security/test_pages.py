@@ -32,7 +32,8 @@ from tests.paging.conftest import ScriptedOriginator
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 API_CLIENT = {"Accept": "application/json"}
 NOT_PAGES = ("/api/", "/static", "/ws/", "/healthz", "/metrics", "/recordings/")
-NOT_HTML = {"/admin/audit.csv"}  # a download, guarded like the pages
+# Downloads, guarded like the pages (a photo is an <img> inside a signed-in page).
+NOT_HTML = {"/admin/audit.csv", "/tickets/{ticket_id}/photos/{photo_id}"}
 PUBLIC = {"/login", "/api/docs"}
 # The pages there are: a page missing here, or one here that is gone, fails the test.
 PAGES = {"/", "/agent", "/history", "/search", "/supervisor", "/admin/audit", "/admin/ivr",

@@ -8,20 +8,27 @@ from callcenter.errors import Conflict, DomainError
 from ticketing.errors import IllegalTransition
 from ticketing.lifecycle import STATES, TRANSITIONS, allowed_next, check_transition
 
+# By hand from the issue: 受理 → 派单 → 接单 → 到场 → 完工 → 回访 → 归档; 退单 back to
+# 派单; 改派 from 接单 is a new 派单; 重开 after 完工 / 回访 / 归档; cancel before work starts.
 LEGAL = [
     ("new", "dispatched"),
-    ("dispatched", "in_progress"),
+    ("dispatched", "accepted"),
+    ("accepted", "in_progress"),
     ("in_progress", "resolved"),
     ("resolved", "followed_up"),
     ("followed_up", "closed"),
+    ("dispatched", "returned"),
+    ("accepted", "returned"),
+    ("returned", "dispatched"),
+    ("accepted", "dispatched"),
     ("resolved", "reopened"),
     ("followed_up", "reopened"),
     ("closed", "reopened"),
     ("reopened", "dispatched"),
-    ("reopened", "in_progress"),
     ("new", "cancelled"),
     ("dispatched", "cancelled"),
-    ("in_progress", "cancelled"),
+    ("returned", "cancelled"),
+    ("reopened", "cancelled"),
 ]
 
 
@@ -58,10 +65,12 @@ def test_every_other_pair_is_illegal(src: str, dst: str) -> None:
 
 def test_cancelled_and_skipping_ahead_are_refused() -> None:
     assert allowed_next("cancelled") == frozenset()
-    for skip in ("in_progress", "resolved", "closed"):
+    for skip in ("accepted", "in_progress", "resolved", "closed"):
         with pytest.raises(IllegalTransition):
             check_transition("new", skip)
     with pytest.raises(IllegalTransition):
         check_transition("resolved", "cancelled")
+    with pytest.raises(IllegalTransition):
+        check_transition("in_progress", "cancelled")  # someone is on site
     with pytest.raises(IllegalTransition):
         check_transition("unknown-state", "new")

@@ -196,18 +196,20 @@ async def test_transition_form_with_a_session(app: App) -> None:
     html = raw.decode()
     assert status == 200 and "张客服" in html
     assert re.search(r'name="csrf_token" value="csrf-1"', html)
-    async with app.client.post(f"/tickets/{t['id']}/transition", cookies=cookies,
-                               data={"to": "dispatched", "note": "派给王师傅",
+    assert 'value="cancel"' in html and 'value="archive"' not in html  # what an agent may do now
+    async with app.client.post(f"/tickets/{t['id']}/action", cookies=cookies,
+                               data={"action": "cancel", "note": "业主已自行修好",
                                      "csrf_token": "csrf-1"}, allow_redirects=False) as r:
         assert r.status == 303 and r.headers["Location"] == f"/tickets/{t['id']}"
     got = await app.json("GET", f"/api/tickets/{t['id']}")
-    assert got["state"] == "dispatched"
-    assert got["events"][-1] == {**got["events"][-1], "actor": "zhang", "note": "派给王师傅"}
-    async with app.client.post(f"/tickets/{t['id']}/transition", cookies=cookies,
-                               data={"to": "closed", "csrf_token": "csrf-1"},
+    assert got["state"] == "cancelled"
+    assert got["events"][-1] == {**got["events"][-1], "actor": "zhang", "note": "业主已自行修好",
+                                 "action": "cancel", "actor_role": "agent"}
+    async with app.client.post(f"/tickets/{t['id']}/action", cookies=cookies,
+                               data={"action": "archive", "csrf_token": "csrf-1"},
                                allow_redirects=False) as r:
         assert r.status == 409
-        assert "不能从 dispatched 变为 closed" in await r.text()
+        assert "工单当前为「已取消」，不能归档" in await r.text()
 
 
 def test_transcript_marks_only_low_confidence_words() -> None:

@@ -123,8 +123,9 @@ async def test_full_lifecycle_with_reopen_is_logged(service: TicketService, seed
                                                     ) -> None:
     t = await service.create(leak())
     rec = Recorder(bus)
-    path = ["dispatched", "in_progress", "resolved", "reopened", "in_progress", "resolved",
-            "followed_up", "closed", "reopened", "dispatched", "cancelled"]
+    path = ["dispatched", "accepted", "in_progress", "resolved", "reopened", "dispatched",
+            "accepted", "in_progress", "resolved", "followed_up", "closed", "reopened",
+            "dispatched", "cancelled"]
     for step in path:
         await clock.advance(60)
         t = await service.transition(t.id, step, actor="eng1", note=f"to {step}")
