@@ -159,6 +159,8 @@ class TicketFilter:
     since: datetime | None = None
     until: datetime | None = None
     text: str | None = None
+    # The communities of the person asking (ids; None: every one): nothing else is listed.
+    scope: frozenset[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,9 +413,14 @@ class TicketService:
 
     # -- reading ------------------------------------------------------------
 
-    async def get(self, ticket_id: int) -> TicketView:
+    async def get(self, ticket_id: int, *, scope: frozenset[int] | None = None) -> TicketView:
+        """The ticket; with a ``scope`` (community ids), one of another community (or of
+        none) is not found, as if it did not exist."""
         async with self._sm() as session:
-            return await self._view(session, ticket_id)
+            view = await self._view(session, ticket_id)
+        if scope is not None and view.community_id not in scope:
+            raise NotFound(f"工单不存在 / no ticket {ticket_id}", details={"ticket_id": ticket_id})
+        return view
 
     async def get_by_number(self, number: str) -> TicketView:
         async with self._sm() as session:
@@ -473,6 +480,8 @@ def _filtered(stmt: _S, f: TicketFilter) -> _S:
         stmt = stmt.where(Ticket.priority == f.priority)
     if f.community_id is not None:
         stmt = stmt.where(Ticket.community_id == f.community_id)
+    if f.scope is not None:
+        stmt = stmt.where(Ticket.community_id.in_(sorted(f.scope)))
     if f.room_id is not None:
         stmt = stmt.where(Ticket.room_id == f.room_id)
     if f.since is not None:

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.clock import Clock
-from callcenter.directory.models import Community, StaffUser
+from callcenter.directory.models import Community, StaffUser, works_for
 from callcenter.logs import bind_task
 from callcenter.notify.base import DeliveryResult, Notification, Notifier, NotifyError
 from callcenter.oncall.errors import NoSchedule
@@ -408,8 +408,8 @@ class EscalationWorker:
         rows = (await session.scalars(
             select(StaffUser).where(
                 StaffUser.role == "supervisor", StaffUser.active.is_(True),
-                or_(StaffUser.community_id == community.id, StaffUser.community_id.is_(None)),
-            ).order_by(StaffUser.community_id.is_(None), StaffUser.id)
+                works_for(community.id),
+            ).order_by(StaffUser.all_communities, StaffUser.id)
         )).all()
         return [OnCallPerson(u.id, u.display_name or u.username, "supervisor", u.extension,
                              u.mobile, dict(u.notify or {})) for u in rows]

@@ -342,7 +342,8 @@ async def _community_b(site: Site) -> CommunityB:
                       started_at=datetime.now(UTC), outcome="abandoned"))
         for username, (role, ext) in SCOPED_USERS.items():
             s.add(dm.StaffUser(username=username, display_name=username, role=role,
-                            community_id=site.seed.community_id, extension=ext,
+                            memberships=[dm.StaffCommunity(community_id=site.seed.community_id)],
+                            extension=ext,
                             password_hash=hash_password(FAST_HASHER, PASSWORD)))
         await s.commit()
         sup = {"Authorization": f"Bearer {await create_token(s, role='supervisor')}"}
