@@ -38,7 +38,8 @@ class StopwatchOriginator:
         self.expected = 0
 
     async def originate(self, channel: str, context: str, exten: str,
-                        variables: Mapping[str, str], timeout: float) -> OriginateOutcome:  # noqa: ASYNC109
+                        variables: Mapping[str, str], timeout: float,  # noqa: ASYNC109
+                        *, community: str | None = None) -> OriginateOutcome:
         incident = int(variables["CC_INCIDENT"])
         self.first.setdefault(incident, time.perf_counter())
         self.arrived.set()

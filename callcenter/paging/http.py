@@ -15,7 +15,7 @@ from callcenter.appkeys import SESSIONMAKER
 from callcenter.auth.middleware import current_identity
 from callcenter.errors import NotFound
 from callcenter.oncall.services import community_in_scope
-from callcenter.paging.errors import IncidentClosed, IncidentNotFound
+from callcenter.paging.errors import IncidentClosed
 from callcenter.paging.services import PagingService, incident_request_from_json
 from callcenter.web.api import (
     MAX_ID,
@@ -185,11 +185,8 @@ async def _visible(request: web.Request, incident_id: int) -> dict[str, Any]:
     """The incident's timeline, if the person's community scope covers it; else a 404."""
     ident = current_identity(request)
     assert ident is not None  # the role check ran first
-    try:
-        return await request.app[PAGING_SERVICE].timeline(incident_id, scope=ident.communities)
-    except IncidentNotFound:
-        raise NotFound("紧急事件不存在 / no such incident",
-                       details={"field": "incident_id"}) from None
+    # Another community's incident is not found, exactly as one that does not exist.
+    return await request.app[PAGING_SERVICE].timeline(incident_id, scope=ident.communities)
 
 
 @routes.post("/api/incidents", body=IncidentIn, response=OpenedOut, status=201,

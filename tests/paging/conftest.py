@@ -105,7 +105,8 @@ class ScriptedOriginator:
         self.entered = asyncio.Event()
 
     async def originate(self, channel: str, context: str, exten: str,
-                        variables: Mapping[str, str], timeout: float) -> OriginateOutcome:  # noqa: ASYNC109
+                        variables: Mapping[str, str], timeout: float,  # noqa: ASYNC109
+                        *, community: str | None = None) -> OriginateOutcome:
         self.dials.append(Dial(channel, dict(variables), timeout))
         self.entered.set()
         if self.block is not None:
