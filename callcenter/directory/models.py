@@ -187,6 +187,11 @@ class StaffUser(Base):
     # head office), else those of ``memberships`` (none: no community's data at all).
     all_communities: Mapped[bool] = mapped_column(Boolean, default=False,
                                                   server_default=false())
+    # Before migration 0009 a person's only community; since then always NULL (moved to
+    # ``memberships``). The column stays: dropping it rebuilds staff_users on SQLite,
+    # and its ON DELETE CASCADE would take sessions, tokens and on-call overrides along.
+    legacy_community_id: Mapped[int | None] = mapped_column(
+        "community_id", ForeignKey("communities.id", ondelete="SET NULL"), nullable=True)
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     notify: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
