@@ -23,12 +23,15 @@ import aiohttp
 from sqlalchemy import select
 
 from callcenter.app import create_app
-from callcenter.appkeys import SESSIONMAKER
+from callcenter.appkeys import SESSIONMAKER, SETTINGS
 from callcenter.auth.sessions import SESSION_COOKIE
 from callcenter.auth.tokens import create_token
 from callcenter.calls.models import CallLog
 from callcenter.demo import demo_settings
 from callcenter.directory import models as dm
+from recordings.models import Recording
+from recordings.store import RecordingStore
+from ticketing.models import Ticket
 from tests.console.helpers import FAST_HASHER, PASSWORD, hash_password, login
 from tests.security.test_masking_walk import (
     QUERIES,
@@ -305,9 +308,7 @@ LISTS = {("GET", "/api/tickets"): ("/api/tickets", "ticket_number"),
          ("GET", "/api/oncall/now"): ("/api/oncall/now?role=night_duty", None),
          ("GET", "/oncall"): ("/oncall", None)}
 # Scoped routes this walk does not yet prove, and why (each one is a known gap).
-NOT_YET_SCOPED = {
-    ("GET", "/recordings/{recording_id}"): "the walk has no recording of B to ask for",
-}
+NOT_YET_SCOPED: dict[tuple[str, str], str] = {}
 
 
 @dataclass
@@ -359,9 +360,34 @@ async def _community_b(site: Site) -> CommunityB:
     resp = await client.post("/api/incidents", headers=sup, json={
         "community": "binjiang", "category": "lift", "building": "8", "summary": B_INCIDENT})
     assert resp.status == 201, await resp.text()
+    # A voicemail of each community, each the recording of its community's ticket.
+    recordings = {}
+    for key, ticket_id in (("a", int(site.params["ticket_id"])), ("b", ticket["id"])):
+        recordings[key] = await _recording(site, key, ticket_id)
     return CommunityB({**site.params, "ticket_id": str(ticket["id"]),
                        "incident_id": str((await resp.json())["incident_id"]),
-                       "ticket_number": ticket["number"], "person_id": str(owner_id)})
+                       "ticket_number": ticket["number"], "person_id": str(owner_id),
+                       "recording_id": str(recordings["b"]),
+                       "a_recording_id": str(recordings["a"])})
+
+
+async def _recording(site: Site, key: str, ticket_id: int) -> int:
+    """A stored voicemail file, registered, and made the recording of ``ticket_id``."""
+    store = RecordingStore(site.client.app[SETTINGS].data_dir)
+    stored = f"2026/12/walk-{key}.wav"
+    path = store.path_for(stored)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"RIFF" + bytes(40))
+    async with site.client.app[SESSIONMAKER]() as s:
+        rec = Recording(context="default", mailbox="8000", msg_id=f"walk-{key}",
+                        sha256=key * 64, stored_path=stored, received_at=datetime.now(UTC))
+        s.add(rec)
+        await s.flush()
+        tk = await s.get(Ticket, ticket_id)
+        assert tk is not None
+        tk.recording_id = rec.id
+        await s.commit()
+        return rec.id
 
 
 def _shows_b(body: str) -> list[str]:
@@ -443,5 +469,51 @@ async def test_a_person_of_one_community_gets_none_of_anothers_data(site: Site) 
         # An unscoped supervisor does see B (so the markers would catch a leak).
         text = await (await site.client.get("/api/tickets", headers=sup)).text()
         assert _shows_b(text), "the markers find B's rows where they belong"
+        # A's own recording plays for A's people; B's is served to the unscoped only.
+        for viewer in viewers:
+            status, _ = await send(viewer, "GET", f"/recordings/{b.params['a_recording_id']}",
+                                   None)
+            if status != 200:
+                failures.append(f"{viewer.role} of A: A's own recording → {status}")
+        rec = await site.client.get(f"/recordings/{b.params['recording_id']}", headers=sup)
+        assert rec.status == 200, "B's recording exists (so the 404s above are the scope)"
     assert not failures, "\n".join(failures)
     assert listed == LISTS.keys()
+
+
+async def test_a_person_of_two_communities_sees_both_and_one_of_none_sees_neither(
+        site: Site) -> None:
+    await _fill(site)
+    b = await _community_b(site)
+    async with site.client.app[SESSIONMAKER]() as s:
+        b_id = (await s.scalars(select(dm.Community.id).where(
+            dm.Community.code == "binjiang"))).one()
+        for username, communities in (("ab_sup", (site.seed.community_id, b_id)),
+                                      ("nobody", ())):
+            s.add(dm.StaffUser(username=username, display_name=username, role="supervisor",
+                               password_hash=hash_password(FAST_HASHER, PASSWORD),
+                               memberships=[dm.StaffCommunity(community_id=c)
+                                            for c in communities]))
+        await s.commit()
+    both = await signed_in(site, "ab_sup", "supervisor")
+    none = await signed_in(site, "nobody", "supervisor")
+    base = str(site.client.make_url("/")).rstrip("/")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+
+        async def get(viewer: Viewer, url: str) -> tuple[int, str]:
+            async with http.get(base + url, headers=viewer.headers) as resp:
+                return resp.status, await resp.text()
+
+        status, tickets = await get(both, "/api/tickets")
+        assert status == 200 and B_SUMMARY in tickets and site.params["ticket_number"] in tickets
+        assert (await get(both, f"/api/incidents/{b.params['incident_id']}"))[0] == 200
+        assert (await get(both, f"/recordings/{b.params['recording_id']}"))[0] == 200
+        assert B_OWNER in (await get(both, "/api/calls"))[1]
+        status, tickets = await get(none, "/api/tickets")
+        assert status == 200 and '"total": 0' in tickets.replace('":0', '": 0')
+        assert B_SUMMARY not in tickets and site.params["ticket_number"] not in tickets
+        assert (await get(none, f"/api/tickets/{b.params['ticket_id']}"))[0] == 404
+        assert (await get(none, f"/api/incidents/{b.params['incident_id']}"))[0] == 404
+        assert (await get(none, f"/recordings/{b.params['a_recording_id']}"))[0] == 404
+        calls = await (await http.get(base + "/api/calls", headers=none.headers)).json()
+        assert calls["calls"] == []
