@@ -31,7 +31,6 @@ from callcenter.demo import demo_settings
 from callcenter.directory import models as dm
 from recordings.models import Recording
 from recordings.store import RecordingStore
-from ticketing.models import Ticket
 from tests.console.helpers import FAST_HASHER, PASSWORD, hash_password, login
 from tests.security.test_masking_walk import (
     QUERIES,
@@ -41,6 +40,7 @@ from tests.security.test_masking_walk import (
     _fill,
     site,
 )
+from ticketing.models import Ticket
 
 __all__ = ["site"]  # the fixture, shared with the masking walk
 
