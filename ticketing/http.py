@@ -268,6 +268,8 @@ async def parse_new_ticket(body: NewTicketIn, identity: Identity,
             raise InvalidInput(f"小区不存在 / unknown community {code!r}", field="community")
     if identity.scoped:
         community_id = community_id or identity.only_community
+        if community_id is None:  # several communities: the person says which
+            raise InvalidInput("请选择小区 / community is required", field="community")
         if not identity.sees(community_id):
             raise Forbidden("不能为其他小区建单 / not your community",
                             details={"field": "community"})
@@ -337,7 +339,7 @@ def scoped_filter(identity: Identity, filters: TicketFilter) -> TicketFilter:
 routes = ApiRoutes("tickets")
 
 
-@routes.get("/api/tickets", query=TicketQuery, response=TicketPageOut,
+@routes.get("/api/tickets", query=TicketQuery, response=TicketPageOut, errors=(403,),
             summary="工单列表 / list tickets")
 async def list_tickets(request: web.Request, query: TicketQuery) -> dict[str, Any]:
     """Newest first, filtered; ``total`` counts every match, ``limit``/``offset`` page."""

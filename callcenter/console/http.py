@@ -499,11 +499,13 @@ def _audit_query(request: web.Request) -> AuditQuery:
         raise InvalidInput("person_id 应为数字 / person_id must be a number", field="person_id")
     until = day("until")
     reason = q.get("reason", "").strip()
+    ident = current_identity(request)
     return AuditQuery(username=q.get("username", "").strip(),
                       person_id=int(person) if person else None,
                       reason=reason, since=day("since"),
                       until=until + timedelta(days=1) if until else None,
-                      limit=200 if "csv" not in request.path else 100000)
+                      limit=200 if "csv" not in request.path else 100000,
+                      scope=ident.communities if ident is not None else frozenset())
 
 
 @page("admin")
