@@ -4,8 +4,6 @@ communities' codes, for rows that carry the code (calls, rooms, pops)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -44,8 +42,3 @@ def in_scope(scope: Scope, community: str | None, default: str | None) -> bool:
         return True
     code = community or default
     return code is not None and code in scope
-
-
-def scope_list(scope: Scope) -> Iterable[str] | None:
-    """The codes to filter a query by (sorted, for stable SQL); None: no filter."""
-    return None if scope is None else sorted(scope)

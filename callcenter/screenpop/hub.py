@@ -650,6 +650,7 @@ class AgentHub:
             "title": pop.get("title", ""), "outcome": "answered" if call.answered_mono else state,
             "agent": call.answered_label, "answered_by": call.answered_by,
             "targets": sorted(call.targets), "ivr_path": list(call.ivr_path),
+            "community": call.community,
             "wait_s": round((call.answered_mono or self._clock.monotonic()) - call.started_mono, 1),
         })
 
@@ -661,7 +662,7 @@ class AgentHub:
             return number, call.community
         for item in self.history:
             if item["call_id"] == call_id:
-                return item["caller"], None
+                return item["caller"], item.get("community")
         return None
 
     def history_for(self, user_id: int | None) -> list[dict[str, Any]]:

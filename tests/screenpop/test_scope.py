@@ -83,6 +83,16 @@ async def test_no_pop_of_another_communitys_call_even_when_it_rings_you(
         await publish(a, "ringing", call_id="a1", caller=OWNER_MOBILE, community="hupan",
                       interface="PJSIP/8001")
         assert (await frame(again, "pop"))["pop"]["title"] == "张伟"
+        # Once over, 滨江苑's call cannot be called back from 湖畔花园 either.
+        await publish(a, "ended", call_id="b1")
+        await publish(a, "ended", call_id="a1")
+        csrf = await login(a, "xiaoli")
+        theirs = await a.post("/api/console/call", json={"call_id": "b1"},
+                              headers={"X-CSRF-Token": csrf})
+        assert theirs.status == 404, await theirs.text()
+        ours = await a.post("/api/console/call", json={"call_id": "a1"},
+                            headers={"X-CSRF-Token": csrf})
+        assert ours.status != 404, await ours.text()  # (no PBX in this test: 503)
         await a.app[AGENT_HUB].settle()
 
 
