@@ -63,17 +63,45 @@ class Fallback:
         raise ValueError(f'expected "wait", "notifiers" or "pbx:NAME", not {text!r}')
 
 
+@dataclass(frozen=True, slots=True)
+class Dialling:
+    """How a link writes a channel: ``trunk`` for a number, ``extension`` for a desk
+    phone (``[[asterisk]] trunk`` / ``extension_channel``)."""
+
+    trunk: str = "PJSIP/{number}@trunk"
+    extension: str = "PJSIP/{extension}"
+
+    def parse(self, channel: str) -> tuple[str, str] | None:
+        """("number" | "extension", value) of a channel written this way, else None."""
+        for kind, pattern in (("number", self.trunk), ("extension", self.extension)):
+            head, sep, tail = pattern.partition("{" + kind + "}")
+            if sep and channel.startswith(head) and channel.endswith(tail) \
+                    and len(channel) > len(head) + len(tail):
+                return kind, channel[len(head):len(channel) - len(tail)]
+        return None
+
+    def write(self, kind: str, value: str) -> str:
+        return (self.trunk if kind == "number" else self.extension).format(**{kind: value})
+
+
 class PbxRoute:
     """An ``Originator`` that dials through the community's own link.
 
     ``links``: an originator per link name (an ``AmiOriginator`` over that link);
     ``communities``: community code → link name (``[[asterisk]] community``);
-    ``label``: what the timeline calls a link (e.g. "滨江苑的线路"; by default its name)."""
+    ``label``: what the timeline calls a link (e.g. "滨江苑的线路"; by default its name);
+    ``dialling``: per link, how it writes channels; a channel the worker wrote the
+    ``source`` way is rewritten for the link that places the call (each PBX may name
+    its trunk its own way)."""
 
     def __init__(self, links: Mapping[str, Originator], communities: Mapping[str, str],
                  fallback: Fallback = Fallback(FALLBACK_WAIT), *,
                  default_community: str | None = None,
-                 label: Callable[[str], Awaitable[str]] | None = None) -> None:
+                 label: Callable[[str], Awaitable[str]] | None = None,
+                 dialling: Mapping[str, Dialling] | None = None,
+                 source: Dialling | None = None) -> None:
+        self._dialling = dict(dialling or {})
+        self._source = source
         self._links = dict(links)
         self._communities = dict(communities)
         self._fallback = fallback
@@ -98,13 +126,20 @@ class PbxRoute:
             return next(iter(self._links))
         return None
 
+    def _channel(self, channel: str, link: str) -> str:
+        """``channel`` as ``link`` writes it."""
+        target = self._dialling.get(link)
+        parsed = self._source.parse(channel) if self._source is not None else None
+        return target.write(*parsed) if target is not None and parsed is not None else channel
+
     async def originate(self, channel: str, context: str, exten: str,
                         variables: Mapping[str, str],
                         timeout: float, *,  # noqa: ASYNC109
                         community: str | None = None) -> OriginateOutcome:
         own = self.link_for(community)
         if own is not None:
-            result = await self._links[own].originate(channel, context, exten, variables,
+            result = await self._links[own].originate(self._channel(channel, own), context,
+                                                      exten, variables,
                                                       timeout, community=community)
             if result.status is not OriginateStatus.UNAVAILABLE or result.reason not in _NOT_SENT:
                 return result
@@ -119,8 +154,9 @@ class PbxRoute:
                                     note=f"{why}，改由消息通知")
         if fb.kind == FALLBACK_PBX and fb.pbx != own and fb.pbx in self._links:
             other = await self._name(fb.pbx)
-            result = await self._links[fb.pbx].originate(channel, context, exten, variables,
-                                                         timeout, community=community)
+            result = await self._links[fb.pbx].originate(
+                self._channel(channel, fb.pbx), context, exten, variables, timeout,
+                community=community)
             if result.status is OriginateStatus.UNAVAILABLE:
                 return replace(result, note=f"{why}，备用的{other}也不可用，稍后重试")
             return replace(result, note=f"{why}，改由{other}呼叫")
@@ -152,5 +188,9 @@ def route_from_settings(asterisk: Sequence[AsteriskSettings], fallback: str,
             title = await session.scalar(select(Community.name).where(Community.code == code))
         return f"{title}的线路" if title else f"{name}线路"
 
+    dialling = {a.name: Dialling(a.trunk, a.extension_channel) for a in asterisk}
+    # The worker writes channels the first link's way (worker_config_from_settings).
+    source = dialling[asterisk[0].name] if asterisk else None
     return PbxRoute(originators, communities, Fallback.parse(fallback),
-                    default_community=default_community, label=label)
+                    default_community=default_community, label=label, dialling=dialling,
+                    source=source)

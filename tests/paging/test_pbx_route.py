@@ -11,7 +11,7 @@ PBX, the person's notifiers, or waiting; the timeline says so in Chinese.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.ami.asyncagi import AsyncAgiChannel, AsyncAgiDispatcher
 from callcenter.ami.client import AmiLink
+from callcenter.ami.errors import ActionNotSent
 from callcenter.bus import EventBus
 from callcenter.directory.models import Community, StaffCommunity, StaffUser
 from callcenter.notify.robots import JsonWebhook
@@ -35,9 +36,14 @@ from callcenter.oncall.services import (
     create_schedule,
     who_is_on_call,
 )
-from callcenter.paging.originate import NOTIFY_INSTEAD, PageCallRegistry
+from callcenter.paging.originate import (
+    NOTIFY_INSTEAD,
+    OriginateOutcome,
+    OriginateStatus,
+    PageCallRegistry,
+)
 from callcenter.paging.page_call import PageCallConfig, PageCallHandler
-from callcenter.paging.pbx_route import route_from_settings
+from callcenter.paging.pbx_route import Dialling, Fallback, PbxRoute, route_from_settings
 from callcenter.paging.services import PagingService
 from callcenter.paging.worker import EscalationWorker, WorkerConfig
 from callcenter.settings import AsteriskSettings
@@ -252,3 +258,34 @@ async def test_a_community_without_a_link_waits_and_says_so(site: Site, sessionm
     assert tl["attempts"][0]["detail"].startswith("本小区没有配置电话线路，等线路恢复后再呼叫")
     assert tl["next_step"], "the step is due again"
     assert s.pbx["pbx-a"].originates() == s.pbx["pbx-b"].originates() == 0
+
+
+class _Recording:
+    """An originator that says the PBX is down, or answers, and notes each channel."""
+
+    def __init__(self, status: OriginateStatus, reason: str = "") -> None:
+        self.status, self.reason = status, reason
+        self.channels: list[str] = []
+
+    async def originate(self, channel: str, context: str, exten: str,
+                        variables: Mapping[str, str], timeout: float,  # noqa: ASYNC109
+                        *, community: str | None = None) -> OriginateOutcome:
+        self.channels.append(channel)
+        return OriginateOutcome(self.status, self.reason)
+
+
+async def test_a_page_through_another_pbx_uses_that_pbxs_trunk() -> None:
+    down = _Recording(OriginateStatus.UNAVAILABLE, ActionNotSent.error_id)
+    up = _Recording(OriginateStatus.ANSWERED, "4")
+    route = PbxRoute({"pbx-a": down, "pbx-b": up}, {"lakeside": "pbx-a", "binjiang": "pbx-b"},
+                     Fallback.parse("pbx:pbx-b"),
+                     dialling={"pbx-a": Dialling("PJSIP/{number}@trunk-a", "PJSIP/{extension}"),
+                               "pbx-b": Dialling("SIP/b-trunk/{number}", "SIP/{extension}")},
+                     source=Dialling("PJSIP/{number}@trunk-a", "PJSIP/{extension}"))
+    for channel in ("PJSIP/13800000001@trunk-a", "PJSIP/8010"):
+        result = await route.originate(channel, "callcenter-page", "1", {}, 30,
+                                       community="lakeside")
+        assert result.status is OriginateStatus.ANSWERED
+    assert down.channels == ["PJSIP/13800000001@trunk-a", "PJSIP/8010"]
+    assert up.channels == ["SIP/b-trunk/13800000001", "SIP/8010"]
+    assert "改由pbx-b线路呼叫" in result.note
