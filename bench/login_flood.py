@@ -63,7 +63,7 @@ async def _seed(data_dir: Path) -> None:
     await migrate(engine)
     hasher = make_hasher()
     async with make_sessionmaker(engine)() as s:
-        s.add_all(StaffUser(username=name, display_name=name, role="agent",
+        s.add_all(StaffUser(username=name, display_name=name, role="agent", all_communities=True,
                             password_hash=hash_password(hasher, PASSWORD)) for name in USERS)
         await s.commit()
     await engine.dispose()

@@ -23,7 +23,7 @@ from datetime import date
 from callcenter.bus import EventBus
 from callcenter.clock import SystemClock
 from callcenter.db.engine import make_engine, make_sessionmaker, migrate
-from callcenter.directory.models import Community, StaffUser
+from callcenter.directory.models import Community, StaffCommunity, StaffUser
 from callcenter.oncall.services import ShiftInput, create_schedule
 from callcenter.paging.originate import OriginateOutcome, OriginateStatus, PageCallRegistry
 from callcenter.paging.services import IncidentRequest, PagingService
@@ -38,7 +38,8 @@ class StopwatchOriginator:
         self.expected = 0
 
     async def originate(self, channel: str, context: str, exten: str,
-                        variables: Mapping[str, str], timeout: float) -> OriginateOutcome:  # noqa: ASYNC109
+                        variables: Mapping[str, str], timeout: float,  # noqa: ASYNC109
+                        *, community: str | None = None) -> OriginateOutcome:
         incident = int(variables["CC_INCIDENT"])
         self.first.setdefault(incident, time.perf_counter())
         self.arrived.set()
@@ -64,7 +65,8 @@ async def run(n: int, db_url: str | None, burst: bool) -> dict[str, object]:
             s.add(comm)
             await s.flush()
             eng = StaffUser(username="bench-eng", display_name="值班工程师", role="engineer",
-                            mobile="13800000001", community_id=comm.id, active=True, notify={})
+                            mobile="13800000001", active=True, notify={},
+                            memberships=[StaffCommunity(community_id=comm.id)])
             s.add(eng)
             await s.commit()
         async with sm() as s:

@@ -42,11 +42,11 @@ from callcenter.metrics.agi import timed_sessions
 from callcenter.metrics.setup import METRICS, setup_metrics
 from callcenter.metrics.transcription import timed_transcriber
 from callcenter.oncall.setup import ONCALL_ROUTER, setup_oncall
-from callcenter.paging.ami_originator import AmiOriginator
 from callcenter.paging.http import PAGING_SERVICE
 from callcenter.paging.originate import Originator
+from callcenter.paging.pbx_route import route_from_settings
 from callcenter.paging.setup import PAGE_CALL_HANDLER, setup_paging
-from callcenter.screenpop.setup import setup_screenpop
+from callcenter.screenpop.setup import STAFF_NOTIFIERS, setup_screenpop
 from callcenter.settings import Settings
 from callcenter.tickets import setup_tickets, transcriber_from_settings
 from callcenter.web.errors import error_middleware
@@ -143,11 +143,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     setup_screenpop(app)
     metrics = setup_metrics(app, links)  # before the links start: it hears their first login
     setup_oncall(app)
-    first = settings.asterisk[0].name if settings.asterisk else None
-    # Paging listens before the voicemail ingest starts: an emergency message found
-    # by the first spool scan at start-up is paged at once.
-    setup_paging(app, originator=originator or AmiOriginator(
-        lambda: links.get(first) if first else links.for_community(None)))
+    # Pages leave through the incident's community's own link ([paging] fallback when
+    # it has none or it is down). Paging listens before the voicemail ingest starts:
+    # an emergency message found by the first spool scan at start-up is paged at once.
+    route = route_from_settings(settings.asterisk, settings.paging.fallback, links.get,
+                                default_community=settings.default_community,
+                                sessionmaker=lambda: app[SESSIONMAKER])
+    setup_paging(app, originator=originator or route,
+                 fallback_notifiers=lambda notify: app[STAFF_NOTIFIERS].channels(notify))
     if transcribe:
         app.cleanup_ctx.append(_transcriber)
     setup_tickets(app, transcriber=_pool)

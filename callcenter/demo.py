@@ -88,7 +88,7 @@ DEMO_STAFF = (
 async def seed_staff(sm: async_sessionmaker[AsyncSession], today: date) -> bool:
     """Demo users (password ``demo1234``) and on-call schedules; once."""
     from callcenter.auth.passwords import hash_password, make_hasher
-    from callcenter.directory.models import Community, StaffUser
+    from callcenter.directory.models import Community, StaffCommunity, StaffUser
     from callcenter.directory.phones import normalize_phone
     from callcenter.oncall.services import ChainSpec, ShiftInput, create_schedule
 
@@ -102,7 +102,7 @@ async def seed_staff(sm: async_sessionmaker[AsyncSession], today: date) -> bool:
         for username, display, role, ext, mobile in DEMO_STAFF:
             user = StaffUser(username=username, display_name=display, role=role, extension=ext,
                              mobile=normalize_phone(mobile) if mobile else None,
-                             community_id=community.id,
+                             memberships=[StaffCommunity(community_id=community.id)],
                              password_hash=hash_password(hasher, DEMO_PASSWORD))
             s.add(user)
             users[username] = user

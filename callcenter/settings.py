@@ -136,6 +136,18 @@ class OnCallSettings:
 
 
 @dataclass(frozen=True)
+class PagingSettings:
+    """``fallback``: where a page goes when its incident's community has no PBX that can
+    take it (no ``[[asterisk]]`` link of that community, or the link is down):
+    ``"wait"`` (the step waits for that PBX), ``"pbx:NAME"`` (through the link named
+    NAME) or ``"notifiers"`` (the person's own WeCom / DingTalk / webhook / email,
+    and the chain goes on). The incident's timeline says which (``callcenter/paging/
+    pbx_route.py``)."""
+
+    fallback: str = "wait"
+
+
+@dataclass(frozen=True)
 class VoskSettings:
     model_path: Path | None = None
     workers: int = 1
@@ -179,6 +191,7 @@ class Settings:
     voicemail: VoicemailSettings = field(default_factory=VoicemailSettings)
     vosk: VoskSettings = field(default_factory=VoskSettings)
     oncall: OnCallSettings = field(default_factory=OnCallSettings)
+    paging: PagingSettings = field(default_factory=PagingSettings)
     triage: TriageSettings = field(default_factory=TriageSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     ivr_menus: tuple[Path, ...] = ()
@@ -220,6 +233,7 @@ _SECTIONS: dict[str, type] = {
     "voicemail": VoicemailSettings,
     "vosk": VoskSettings,
     "oncall": OnCallSettings,
+    "paging": PagingSettings,
     "triage": TriageSettings,
     "logging": LoggingSettings,
 }
@@ -322,9 +336,22 @@ def _validate(s: Settings) -> None:
     if s.vosk.workers < 1:
         raise SettingsError("vosk.workers", "at least one worker", src)
     _validate_oncall(s)
+    _validate_paging(s, names)
     _validate_triage(s)
     _validate_http(s)
     _validate_logging(s.logging, src)
+
+
+def _validate_paging(s: Settings, links: set[str]) -> None:
+    fb = s.paging.fallback.strip()
+    if fb in ("wait", "notifiers"):
+        return
+    if not fb.startswith("pbx:") or not fb[4:].strip():
+        raise SettingsError("paging.fallback", 'expected "wait", "notifiers" or "pbx:NAME" '
+                            f"(NAME an [[asterisk]] link), not {s.paging.fallback!r}", s.source)
+    if fb[4:].strip() not in links:
+        raise SettingsError("paging.fallback", f"no [[asterisk]] link named {fb[4:].strip()!r} "
+                            f"(known: {', '.join(sorted(links)) or 'none'})", s.source)
 
 
 def _validate_logging(lg: LoggingSettings, src: str) -> None:

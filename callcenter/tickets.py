@@ -29,13 +29,13 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import exists, or_, select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.appkeys import BUS, CLOCK, HEALTH_EXTRAS, SESSIONMAKER, SETTINGS
 from callcenter.bus import EventBus
 from callcenter.clock import Clock, SystemClock
-from callcenter.directory.models import StaffUser
+from callcenter.directory.models import StaffUser, works_for
 from callcenter.directory.services import community_by_code, lookup_by_number
 from callcenter.notify.base import Notification
 from callcenter.notify.staff import StaffNotifiers
@@ -275,8 +275,7 @@ class StaffListenNotifier:
             if not people and office:
                 rows = (await session.scalars(select(StaffUser).where(
                     StaffUser.role == "agent", StaffUser.active.is_(True),
-                    or_(StaffUser.community_id == community.id,
-                        StaffUser.community_id.is_(None))).order_by(StaffUser.id))).all()
+                    works_for(community.id)).order_by(StaffUser.id))).all()
                 people = [OnCallPerson(u.id, u.display_name or u.username, "agent", u.extension,
                                        u.mobile, dict(u.notify or {})) for u in rows]
         return audience, people

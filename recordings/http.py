@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from callcenter.auth.middleware import require_role
+from callcenter.auth.middleware import current_identity, require_role
 from callcenter.errors import NotFound
 from recordings.services import RecordingService
 
@@ -24,7 +24,9 @@ def _recording_id(request: web.Request) -> int:
 @require_role()
 async def get_recording(request: web.Request) -> web.StreamResponse:
     rid = _recording_id(request)
-    path = await request.app[RECORDINGS].file_for(rid)
+    ident = current_identity(request)
+    path = await request.app[RECORDINGS].file_for(
+        rid, scope=ident.communities if ident is not None else frozenset())
     suffix = path.suffix.lower()
     if not suffix[1:].isalnum() or not suffix.isascii():
         suffix = ".bin"

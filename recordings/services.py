@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.errors import DomainError, NotFound
 from recordings.models import Recording, TranscriptionJob
 from recordings.store import RecordingStore
+from ticketing.models import Ticket
 
 LOW_CONFIDENCE = 0.6
 
@@ -59,13 +60,18 @@ class RecordingService:
         self._sm = sessionmaker
         self.store = RecordingStore(data_dir)
 
-    async def info(self, recording_id: int) -> RecordingInfo | None:
+    async def info(self, recording_id: int, *,
+                   scope: frozenset[int] | None = None) -> RecordingInfo | None:
+        """The recording and its transcription; None when there is none, or (with a
+        ``scope`` of community ids) when its ticket is of another community or of none."""
         async with self._sm() as session:
             row = (await session.execute(
                 select(Recording, TranscriptionJob)
                 .outerjoin(TranscriptionJob, TranscriptionJob.recording_id == Recording.id)
                 .where(Recording.id == recording_id)
             )).first()
+            if row is not None and not await self._in_scope(session, recording_id, scope):
+                row = None
         if row is None:
             return None
         rec, job = row[0], row[1]
@@ -77,12 +83,25 @@ class RecordingService:
             words=list(job.words or []) if job else [],
         )
 
-    async def file_for(self, recording_id: int) -> Path:
+    @staticmethod
+    async def _in_scope(session: AsyncSession, recording_id: int,
+                        scope: frozenset[int] | None) -> bool:
+        """Is the recording's community (that of the ticket made of it) in ``scope``?"""
+        if scope is None:
+            return True
+        community_id = await session.scalar(
+            select(Ticket.community_id).where(Ticket.recording_id == recording_id).limit(1))
+        return community_id is not None and community_id in scope
+
+    async def file_for(self, recording_id: int, *, scope: frozenset[int] | None = None) -> Path:
         """The stored file of a registered recording: its PCM WAV copy when there
         is one, else the original. Only paths written by the ingest are ever
-        opened; nothing from the request reaches the filesystem."""
+        opened; nothing from the request reaches the filesystem. With a ``scope``
+        (community ids), one of another community is not found, as if it did not exist."""
         async with self._sm() as session:
             rec = await session.get(Recording, recording_id)
+            if rec is not None and not await self._in_scope(session, recording_id, scope):
+                rec = None
         if rec is None:
             raise NotFound(f"录音不存在 / no recording {recording_id}",
                            details={"recording_id": recording_id})

@@ -138,7 +138,8 @@ async def put_department(session: AsyncSession, community_id: int, code: str, *,
         users = await _users(session, [m.user_id for m in members])
         for i, m in enumerate(members):
             user = users.get(m.user_id)
-            if user is None or not user.active or user.community_id not in (None, community_id):
+            if user is None or not user.active or (
+                    user.scope is not None and community_id not in user.scope):
                 raise InvalidInput("人员不存在或不属于本小区 / no such staff user here",
                                    field=f"members[{i}].user_id")
         if len({m.user_id for m in members}) != len(members):

@@ -284,8 +284,10 @@ async def parse_new_ticket(body: NewTicketIn, identity: Identity,
         community_id = await service.community_id_for(code)
         if community_id is None:
             raise InvalidInput(f"小区不存在 / unknown community {code!r}", field="community")
-    if identity.community_id is not None:
-        community_id = community_id or identity.community_id
+    if identity.scoped:
+        community_id = community_id or identity.only_community
+        if community_id is None:  # several communities: the person says which
+            raise InvalidInput("请选择小区 / community is required", field="community")
         if not identity.sees(community_id):
             raise Forbidden("不能为其他小区建单 / not your community",
                             details={"field": "community"})
@@ -335,20 +337,21 @@ def _identity(request: web.Request) -> Identity:
 async def visible_ticket(request: web.Request, ticket_id: int) -> TicketView:
     """The ticket, if the signed-in person's community scope covers it; else a 404
     (another community's ticket is not even said to exist)."""
-    view = await request.app[TICKETS].service.get(ticket_id)
-    if not _identity(request).sees(view.community_id):
-        raise NotFound("工单不存在 / no such ticket", details={"field": "ticket_id"})
-    return view
+    try:
+        return await request.app[TICKETS].service.get(
+            ticket_id, scope=_identity(request).communities)
+    except NotFound:
+        raise NotFound("工单不存在 / no such ticket", details={"field": "ticket_id"}) from None
 
 
 def scoped_filter(identity: Identity, filters: TicketFilter) -> TicketFilter:
-    """The filters narrowed to the person's community (asking for another: 403)."""
-    if identity.community_id is None:
+    """The filters narrowed to the person's communities (asking for another: 403)."""
+    if identity.communities is None:
         return filters
-    if not identity.sees(filters.community_id or identity.community_id):
+    if filters.community_id is not None and not identity.sees(filters.community_id):
         raise Forbidden("不能查看其他小区的工单 / not your community",
                         details={"field": "community"})
-    return replace(filters, community_id=identity.community_id)
+    return replace(filters, scope=identity.communities)
 
 
 # -- handlers -----------------------------------------------------------------
@@ -356,7 +359,7 @@ def scoped_filter(identity: Identity, filters: TicketFilter) -> TicketFilter:
 routes = ApiRoutes("tickets")
 
 
-@routes.get("/api/tickets", query=TicketQuery, response=TicketPageOut,
+@routes.get("/api/tickets", query=TicketQuery, response=TicketPageOut, errors=(403,),
             summary="工单列表 / list tickets")
 async def list_tickets(request: web.Request, query: TicketQuery) -> dict[str, Any]:
     """Newest first, filtered; ``total`` counts every match, ``limit``/``offset`` page."""

@@ -97,7 +97,7 @@ async def _list(request: web.Request, *, form_error: str = "",
     result = await feature.service.list(filters, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
     keep = {k: v for k, v in q.items() if k != "page" and v}
     pages = max(1, -(-result.total // PAGE_SIZE))
-    communities = await feature.service.communities(ident.community_id)
+    communities = await feature.service.communities(ident.communities)
     values = dict(form or {})
     if not form_error:
         values = {"idempotency_key": uuid.uuid4().hex, "place": "room", "source": "walk_in"}

@@ -243,6 +243,8 @@ class TicketFilter:
     until: datetime | None = None
     text: str | None = None
     assignee_id: int | None = None
+    # The communities of the person asking (ids; None: every one): nothing else is listed.
+    scope: frozenset[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -558,9 +560,14 @@ class TicketService:
 
     # -- reading ------------------------------------------------------------
 
-    async def get(self, ticket_id: int) -> TicketView:
+    async def get(self, ticket_id: int, *, scope: frozenset[int] | None = None) -> TicketView:
+        """The ticket; with a ``scope`` (community ids), one of another community (or of
+        none) is not found, as if it did not exist."""
         async with self._sm() as session:
-            return await self._view(session, ticket_id)
+            view = await self._view(session, ticket_id)
+        if scope is not None and view.community_id not in scope:
+            raise NotFound(f"工单不存在 / no ticket {ticket_id}", details={"ticket_id": ticket_id})
+        return view
 
     async def get_by_number(self, number: str) -> TicketView:
         async with self._sm() as session:
@@ -620,11 +627,14 @@ class TicketService:
             ).all()
         return TicketPage(tuple(_to_view(r[0], r[1]) for r in rows), total, limit, offset)
 
-    async def communities(self, only: int | None = None) -> tuple[tuple[int, str, str], ...]:
-        """(id, code, name) of every community, or of ``only``."""
+    async def communities(self, only: int | frozenset[int] | None = None
+                          ) -> tuple[tuple[int, str, str], ...]:
+        """(id, code, name) of every community, or of ``only`` (one id, or a set)."""
         stmt = select(Community.id, Community.code, Community.name).order_by(Community.id)
-        if only is not None:
+        if isinstance(only, int):
             stmt = stmt.where(Community.id == only)
+        elif only is not None:
+            stmt = stmt.where(Community.id.in_(sorted(only)))
         async with self._sm() as session:
             return tuple((r[0], r[1], r[2]) for r in (await session.execute(stmt)).all())
 
@@ -666,6 +676,8 @@ def _filtered(stmt: _S, f: TicketFilter) -> _S:
         stmt = stmt.where(Ticket.priority == f.priority)
     if f.community_id is not None:
         stmt = stmt.where(Ticket.community_id == f.community_id)
+    if f.scope is not None:
+        stmt = stmt.where(Ticket.community_id.in_(sorted(f.scope)))
     if f.room_id is not None:
         stmt = stmt.where(Ticket.room_id == f.room_id)
     if f.assignee_id is not None:

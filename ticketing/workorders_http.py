@@ -221,9 +221,10 @@ async def _community_id(request: web.Request, ref: str | int | None) -> int:
     ident = _identity(request)
     feature = request.app[TICKETS]
     if ref is None:
-        if ident.community_id is None:
+        only = ident.only_community
+        if only is None:
             raise InvalidInput("请指定小区 / community is required", field="community")
-        return ident.community_id
+        return only
     cid = int(ref) if str(ref).isdigit() else await feature.service.community_id_for(str(ref))
     if cid is None or not await feature.service.communities(cid):
         raise InvalidInput("小区不存在 / unknown community", field="community")

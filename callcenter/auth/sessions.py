@@ -186,7 +186,7 @@ def _identity(user: StaffUser, csrf: str, key: str = "",
               expires_at: datetime | None = None) -> Identity:
     return Identity(user_id=user.id, username=user.username, role=user.role, via="session",
                     display_name=user.display_name or user.username, csrf_token=csrf,
-                    session_key=key, expires_at=expires_at, community_id=user.community_id)
+                    session_key=key, expires_at=expires_at, communities=user.scope)
 
 
 def session_key(token: str) -> str:

@@ -45,7 +45,7 @@ async def verify_token(session: AsyncSession, token: str) -> Identity | None:
     # A token bound to a person is scoped as that person is; a service token is not.
     user = await session.get(StaffUser, row.user_id) if row.user_id is not None else None
     return Identity(user_id=row.user_id, username=row.name or f"token-{row.id}", role=row.role,
-                    via="token", community_id=user.community_id if user else None)
+                    via="token", communities=user.scope if user else None)
 
 
 async def revoke_token(session: AsyncSession, token_id: int) -> bool:

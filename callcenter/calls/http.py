@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import Field
 
 from callcenter.appkeys import AMI_LINKS, BUS, CALL_LOG, SESSIONMAKER, SETTINGS
-from callcenter.auth.scope import in_scope, scope_code
+from callcenter.auth.scope import in_scope, scope_codes
 from callcenter.calls.services import CallLogService
 from callcenter.directory.phones import try_normalize
 from callcenter.errors import InvalidInput
@@ -106,7 +106,7 @@ routes = ApiRoutes("calls")
 async def live_calls(request: web.Request) -> dict[str, Any]:
     """From the trackers of every AMI link."""
     links = request.app[AMI_LINKS]
-    scope, default = await scope_code(request), request.app[SETTINGS].default_community
+    scope, default = await scope_codes(request), request.app[SETTINGS].default_community
     return {"calls": [c.to_json() for c in links.live_calls()
                       if in_scope(scope, c.community, default)]}
 
@@ -126,7 +126,7 @@ async def call_log(request: web.Request, query: CallLogQuery) -> dict[str, Any]:
         if number is None:
             raise InvalidInput(f"number: not a phone number: {query.number!r}", field="number")
     rows = await request.app[CALL_LOG].search(start=start, end=end, number=number,
-                                              community=await scope_code(request),
+                                              scope=await scope_codes(request),
                                               default_community=request.app[SETTINGS].default_community,
                                               limit=query.limit)
     # Each call carries the on-call router's rings of it (who, number, outcome).

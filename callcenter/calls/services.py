@@ -172,11 +172,12 @@ class CallLogService:
             row["person_id"] = ids[0] if len(ids) == 1 else None
 
     async def search(self, *, start: datetime | None = None, end: datetime | None = None,
-                     number: str | None = None, community: str | None = None,
+                     number: str | None = None, scope: frozenset[str] | None = None,
                      default_community: str | None = None, limit: int = 200) -> list[CallLog]:
+        """Newest first; only calls of the communities in ``scope`` (codes; None: all)."""
         stmt = select(CallLog)
-        if community is not None:
-            stmt = stmt.where(of_community(community, default_community))
+        if scope is not None:
+            stmt = stmt.where(of_communities(scope, default_community))
         if start is not None:
             stmt = stmt.where(CallLog.started_at >= start)
         if end is not None:
@@ -189,12 +190,13 @@ class CallLogService:
             return list((await session.scalars(stmt)).all())
 
 
-def of_community(code: str, default: str | None) -> ColumnElement[bool]:
-    """Calls of community ``code``: those a link or hotline gave it, and those given none
-    when it is the site's ``default_community``."""
-    if code and code == default:
-        return or_(CallLog.community == code, CallLog.community.is_(None))
-    return CallLog.community == code
+def of_communities(codes: frozenset[str], default: str | None) -> ColumnElement[bool]:
+    """Calls of the communities ``codes``: those a link or hotline gave one of them, and
+    those given none when the site's ``default_community`` is one of them."""
+    wanted = CallLog.community.in_(sorted(codes))
+    if default and default in codes:
+        return or_(wanted, CallLog.community.is_(None))
+    return wanted
 
 
 _TABLE = cast(Table, CallLog.__table__)

@@ -27,7 +27,13 @@ def register(sub: Any) -> None:
                    help="read the password from the first line of standard input")
     a.add_argument("--extension", help="desk phone extension (pops and click-to-call)")
     a.add_argument("--mobile", help="mobile number (night duty called on a mobile)")
-    a.add_argument("--community", help="community code this person works for")
+    a.add_argument("--community", action="append", default=[], metavar="CODE",
+                   help="a community this person works for (repeatable: --community A "
+                        "--community B); they see only these communities' calls, people, "
+                        "tickets, incidents and recordings")
+    a.add_argument("--all-communities", action="store_true",
+                   help="sees every community (an admin, head office); needed, or "
+                        "--community, once the site has more than one community")
     a.add_argument("--notify", action="append", default=[], metavar="CHANNEL=TARGET",
                    help="where summaries go when not signed in: wecom=<webhook>, "
                         "dingtalk=<webhook>, dingtalk_secret=SEC..., webhook=<url>, "
@@ -98,10 +104,10 @@ def _fail(message: str) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     from callcenter.auth.passwords import hash_password, make_hasher
-    from callcenter.directory.models import StaffUser
+    from callcenter.directory.models import Community, StaffCommunity, StaffUser
     from callcenter.directory.phones import normalize_phone
     from callcenter.directory.services import community_by_code
     from callcenter.errors import InvalidInput
@@ -115,29 +121,43 @@ def cmd_add(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if args.extension and not args.extension.isdigit():
         return _fail("分机号只能是数字 / --extension must be digits")
+    if args.community and args.all_communities:
+        return _fail("--community 与 --all-communities 只能选一个 / "
+                     "give --community or --all-communities, not both")
 
     async def go(sm: Any) -> str | None:
         async with sm() as session:
             if (await session.scalars(select(StaffUser).where(
                     StaffUser.username == args.name))).first() is not None:
                 return f"用户 {args.name} 已存在 / user exists"
-            community_id = None
-            if args.community:
-                community = await community_by_code(session, args.community)
+            ids: list[int] = []
+            for code in dict.fromkeys(args.community):
+                community = await community_by_code(session, code)
                 if community is None:
-                    return f"小区 {args.community} 不存在 / unknown community"
-                community_id = community.id
+                    return f"小区 {code} 不存在 / unknown community {code!r}"
+                ids.append(community.id)
+            every = bool(args.all_communities)
+            if not ids and not every:
+                count = await session.scalar(select(func.count()).select_from(Community))
+                if (count or 0) > 1:
+                    return ("本系统有多个小区：请用 --community 指定此人所属小区（可多次），"
+                            "或用 --all-communities / several communities: give --community "
+                            "CODE (repeatable) or --all-communities")
+                every = True  # one community (or none yet): nothing to choose between
             session.add(StaffUser(username=args.name, display_name=args.display_name,
                                   role=args.role, extension=args.extension, mobile=mobile,
-                                  community_id=community_id, password_hash=password_hash,
-                                  notify=notify))
+                                  all_communities=every,
+                                  memberships=[StaffCommunity(community_id=i) for i in ids],
+                                  password_hash=password_hash, notify=notify))
             await session.commit()
         return None
 
     error = run_with_db(settings_from_args(args), go)
     if error:
         return _fail(error)
-    print(f"已添加 / added: {args.name} ({args.role})")
+    seen = ("全部小区 / every community" if args.all_communities or not args.community
+            else "、".join(dict.fromkeys(args.community)))
+    print(f"已添加 / added: {args.name} ({args.role}); 可见 / sees: {seen}")
     return 0
 
 
@@ -163,17 +183,21 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from callcenter.directory.models import StaffUser
+    from callcenter.directory.models import Community, StaffUser
 
-    async def go(sm: Any) -> list[tuple[str, str, str, str, str, bool]]:
+    async def go(sm: Any) -> list[tuple[str, str, str, str, str, bool, str]]:
         async with sm() as session:
             users = (await session.scalars(select(StaffUser).order_by(StaffUser.username))).all()
+            codes = dict((await session.execute(select(Community.id, Community.code))).all())
             return [(u.username, u.display_name, u.role, u.extension or "", u.mobile or "",
-                     u.active) for u in users]
+                     u.active, "全部小区" if u.scope is None else
+                     ",".join(sorted(codes.get(i, "?") for i in u.scope)) or "（无）")
+                    for u in users]
 
-    for name, display, role, ext, mobile, active in run_with_db(settings_from_args(args), go):
+    for name, display, role, ext, mobile, active, seen in run_with_db(
+            settings_from_args(args), go):
         state = "" if active else "  (已停用 / disabled)"
-        print(f"{name:<16} {display:<10} {role:<11} {ext:<8} {mobile}{state}")
+        print(f"{name:<16} {display:<10} {role:<11} {ext:<8} {mobile:<14} {seen}{state}")
     return 0
 
 

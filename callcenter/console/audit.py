@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.auth.identity import Identity
 from callcenter.console.models import AuditEntry
+from callcenter.directory.models import Building, PersonRoom, Room, Unit
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,17 @@ class AuditQuery:
     until: datetime | None = None
     limit: int = 200
     offset: int = 0
+    # The reader's communities (ids; None: every one): only looks at their residents.
+    scope: frozenset[int] | None = None
 
 
 async def read_audit(session: AsyncSession, q: AuditQuery) -> Sequence[AuditEntry]:
     stmt = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    if q.scope is not None:
+        stmt = stmt.where(AuditEntry.person_id.in_(
+            select(PersonRoom.person_id).join(Room, Room.id == PersonRoom.room_id)
+            .join(Unit, Unit.id == Room.unit_id).join(Building, Building.id == Unit.building_id)
+            .where(Building.community_id.in_(sorted(q.scope)))))
     if q.username:
         stmt = stmt.where(AuditEntry.username == q.username)
     if q.person_id is not None:

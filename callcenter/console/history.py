@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.calls.models import CallLog
-from callcenter.calls.services import of_community
+from callcenter.calls.services import of_communities
 from callcenter.console.ports import StaffRef
 from callcenter.directory.phones import try_normalize
 
@@ -28,13 +28,13 @@ def rang_user(row: CallLog, me: StaffRef) -> bool:
 
 
 async def recent_history(session: AsyncSession, me: StaffRef | None, *, limit: int = 100,
-                         scan: int = 1000, community: str | None = None,
+                         scan: int = 1000, scope: frozenset[str] | None = None,
                          default_community: str | None = None) -> list[dict[str, Any]]:
     """Finished calls, newest first; only those that rang ``me`` unless ``me`` is None,
-    and only ``community``'s when one is given."""
+    and only those of the communities in ``scope`` (codes) when one is given."""
     stmt = select(CallLog).where(CallLog.outcome.is_not(None))
-    if community is not None:
-        stmt = stmt.where(of_community(community, default_community))
+    if scope is not None:
+        stmt = stmt.where(of_communities(scope, default_community))
     rows = (await session.scalars(
         stmt.order_by(CallLog.started_at.desc()).limit(scan))).all()
     out: list[dict[str, Any]] = []
@@ -51,12 +51,21 @@ async def recent_history(session: AsyncSession, me: StaffRef | None, *, limit: i
     return out
 
 
-async def today_counts(session: AsyncSession, since: datetime) -> dict[str, float]:
-    """offered / answered / abandoned / total wait of answered calls since ``since``."""
+async def today_counts(session: AsyncSession, since: datetime
+                       ) -> dict[str | None, dict[str, float]]:
+    """Per community code (None: calls given none): offered / answered / abandoned /
+    total wait of answered calls since ``since``."""
     rows = (await session.execute(
-        select(CallLog.outcome, CallLog.wait_s, CallLog.answered_at)
+        select(CallLog.community, CallLog.outcome, CallLog.wait_s, CallLog.answered_at)
         .where(CallLog.started_at >= since))).all()
-    answered = [w for outcome, w, at in rows if at is not None]
-    return {"offered": len(rows), "answered": len(answered),
-            "abandoned": sum(1 for outcome, _w, _at in rows if outcome == "abandoned"),
-            "total_wait_s": float(sum(w or 0.0 for w in answered))}
+    out: dict[str | None, dict[str, float]] = {}
+    for community, outcome, wait, at in rows:
+        c = out.setdefault(community, {"offered": 0, "answered": 0, "abandoned": 0,
+                                       "total_wait_s": 0.0})
+        c["offered"] += 1
+        if at is not None:
+            c["answered"] += 1
+            c["total_wait_s"] += float(wait or 0.0)
+        if outcome == "abandoned":
+            c["abandoned"] += 1
+    return out

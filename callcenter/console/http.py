@@ -24,7 +24,7 @@ from callcenter.auth.identity import Identity
 from callcenter.auth.middleware import current_identity, require_role
 from callcenter.auth.passwords import HashingBusy
 from callcenter.auth.redirects import safe_next
-from callcenter.auth.scope import in_scope, scope_code
+from callcenter.auth.scope import in_scope, scope_codes
 from callcenter.auth.sessions import SESSION_COOKIE, csrf_ok, session_key
 from callcenter.auth.throttle import TooManyAttempts, client_address
 from callcenter.console.audit import AuditQuery, audit_csv, read_audit, record_access
@@ -218,9 +218,9 @@ async def history_page(request: web.Request) -> web.StreamResponse:
 async def _history(request: web.Request, me: StaffRef | None) -> list[dict[str, Any]]:
     """The call log when it has rows for this view, else the hub's memory of calls
     since the server started (the call log is written by ``setup_calls``)."""
-    scope = await scope_code(request)
+    scope = await scope_codes(request)
     async with request.app[SESSIONMAKER]() as session:
-        rows = await recent_history(session, me, community=scope,
+        rows = await recent_history(session, me, scope=scope,
                                     default_community=request.app[SETTINGS].default_community)
     if rows or scope is not None:  # the hub's memory is not split by community
         return rows
@@ -354,10 +354,9 @@ async def _search(request: web.Request, query: str) -> list[dict[str, Any]]:
     assert ident is not None
     if len(query) > 50:
         raise InvalidInput("搜索词太长 / query too long", field="q")
-    scope = await scope_code(request)
+    scope = await scope_codes(request)
     async with request.app[SESSIONMAKER]() as session:
-        people = [p for p in await search_people(session, query, limit=20)
-                  if scope is None or any(u.community_code == scope for u in p.units)]
+        people = await search_people(session, query, limit=20, scope=scope)
         await record_access(session, ident, [p.person_id for p in people], reason="search",
                             source=_remote(request), detail=f"q={query}")
     rows = []
@@ -400,7 +399,7 @@ async def call_api(request: web.Request, body: CallIn) -> web.StreamResponse:
     if not me.extension:
         raise InvalidInput("您没有分机号，无法外呼 / you have no extension", field="extension")
     community: str | None = None
-    scope, default = await scope_code(request), request.app[SETTINGS].default_community
+    scope, default = await scope_codes(request), request.app[SETTINGS].default_community
     async with request.app[SESSIONMAKER]() as session:
         if body.call_id:
             found = request.app[AGENT_HUB].caller_of_call(body.call_id)
@@ -448,9 +447,9 @@ async def unknown_caller_api(request: web.Request, body: UnknownCallerIn) -> dic
         number, community = found[0], community or found[1]
     if not number:
         raise InvalidInput("需要来电号码 / number is required", field="number")
-    scope = await scope_code(request)
+    scope = await scope_codes(request)
     if scope is not None:
-        community = community or scope
+        community = community or (next(iter(scope)) if len(scope) == 1 else None)
         if not in_scope(scope, community, request.app[SETTINGS].default_community):
             raise Forbidden("不能为其他小区登记 / not your community",
                             details={"field": "community"})
@@ -470,7 +469,7 @@ async def unknown_caller_api(request: web.Request, body: UnknownCallerIn) -> dic
 
 @page("supervisor")
 async def supervisor_page(request: web.Request) -> web.StreamResponse:
-    wall = await request.app[AGENT_HUB].wall()
+    wall = await request.app[AGENT_HUB].wall(await scope_codes(request))
     return render(request, "supervisor.html", {"wall": wall, "state_labels": STATE_LABELS})
 
 
@@ -478,7 +477,7 @@ async def supervisor_page(request: web.Request) -> web.StreamResponse:
             summary="主管墙 / the supervisor's wall")
 async def wall_api(request: web.Request) -> dict[str, Any]:
     """Calls waiting and talking, every agent's state, today's figures."""
-    return await request.app[AGENT_HUB].wall()
+    return await request.app[AGENT_HUB].wall(await scope_codes(request))
 
 
 def _audit_query(request: web.Request) -> AuditQuery:
@@ -500,11 +499,13 @@ def _audit_query(request: web.Request) -> AuditQuery:
         raise InvalidInput("person_id 应为数字 / person_id must be a number", field="person_id")
     until = day("until")
     reason = q.get("reason", "").strip()
+    ident = current_identity(request)
     return AuditQuery(username=q.get("username", "").strip(),
                       person_id=int(person) if person else None,
                       reason=reason, since=day("since"),
                       until=until + timedelta(days=1) if until else None,
-                      limit=200 if "csv" not in request.path else 100000)
+                      limit=200 if "csv" not in request.path else 100000,
+                      scope=ident.communities if ident is not None else frozenset())
 
 
 @page("admin")

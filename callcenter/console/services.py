@@ -24,13 +24,13 @@ _ROOM = re.compile(
     r"\s*([0-9A-Za-z]+)\s*(?:栋|号楼|幢|座|-)\s*(?:([0-9A-Za-z]+)\s*(?:单元|-))?\s*([0-9]+)\s*室?\s*")
 
 
-async def lives_in(session: AsyncSession, person_id: int, community_code: str) -> bool:
-    """Has the person a room in the community ``community_code``?"""
+async def lives_in(session: AsyncSession, person_id: int, scope: frozenset[str]) -> bool:
+    """Has the person a room in one of the communities ``scope`` (codes)?"""
     found = await session.scalar(
         select(PersonRoom.person_id).join(Room, Room.id == PersonRoom.room_id)
         .join(Unit, Unit.id == Room.unit_id).join(Building, Building.id == Unit.building_id)
         .join(Community, Community.id == Building.community_id)
-        .where(PersonRoom.person_id == person_id, Community.code == community_code).limit(1))
+        .where(PersonRoom.person_id == person_id, Community.code.in_(sorted(scope))).limit(1))
     return found is not None
 
 

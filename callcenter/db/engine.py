@@ -65,8 +65,28 @@ async def migrate(engine: AsyncEngine, revision: str = "heads") -> None:
     def run(sync_conn: Any) -> None:
         command.upgrade(_alembic_config(sync_conn), revision)
 
-    async with engine.begin() as conn:
-        await conn.run_sync(run)
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as conn:
+            await conn.run_sync(run)
+        return
+    # SQLite: a batch migration rebuilds its table (copy, DROP, rename), and with
+    # foreign keys enforced the DROP runs every ON DELETE CASCADE and SET NULL of the
+    # rows pointing at it (a rebuild of tickets would empty ticket_events). So the
+    # upgrade runs with enforcement off (the pragma is a no-op inside a transaction:
+    # it is set first), then every key is checked before enforcement comes back.
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        await conn.commit()
+        try:
+            async with conn.begin():
+                await conn.run_sync(run)
+            broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
+            await conn.commit()
+            if broken:
+                raise RuntimeError(f"migration left rows with a missing parent: {broken[:5]}")
+        finally:
+            await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            await conn.commit()
 
 
 async def current_revisions(engine: AsyncEngine) -> set[str]:

@@ -16,8 +16,12 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    false,
+    or_,
+    select,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from callcenter.db.base import Base, UtcDateTime, utcnow
 
@@ -179,10 +183,43 @@ class StaffUser(Base):
     role: Mapped[str] = mapped_column(String(16), index=True)
     extension: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     mobile: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
-    community_id: Mapped[int | None] = mapped_column(
-        ForeignKey("communities.id", ondelete="SET NULL"), nullable=True
-    )
+    # The communities the person works for: every one when ``all_communities`` (an admin,
+    # head office), else those of ``memberships`` (none: no community's data at all).
+    all_communities: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                  server_default=false())
+    # Before migration 0009 a person's only community; since then always NULL (moved to
+    # ``memberships``). The column stays: dropping it rebuilds staff_users on SQLite,
+    # and its ON DELETE CASCADE would take sessions, tokens and on-call overrides along.
+    legacy_community_id: Mapped[int | None] = mapped_column(
+        "community_id", ForeignKey("communities.id", ondelete="SET NULL"), nullable=True)
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     notify: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    memberships: Mapped[list[StaffCommunity]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True)
+
+    @property
+    def scope(self) -> frozenset[int] | None:
+        """The ids of the communities whose data this person sees; None: every one."""
+        if self.all_communities:
+            return None
+        return frozenset(m.community_id for m in self.memberships)
+
+
+class StaffCommunity(Base):
+    """One community a member of staff works for (see ``StaffUser.all_communities``)."""
+
+    __tablename__ = "staff_communities"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE"), primary_key=True)
+    community_id: Mapped[int] = mapped_column(
+        ForeignKey("communities.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+def works_for(community_id: int) -> ColumnElement[bool]:
+    """Staff who work for ``community_id``: its members and those who see every community."""
+    return or_(StaffUser.all_communities.is_(True), StaffUser.id.in_(
+        select(StaffCommunity.user_id).where(StaffCommunity.community_id == community_id)))

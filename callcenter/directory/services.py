@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -236,15 +236,24 @@ async def household(session: AsyncSession, room_ids: list[int], *, exclude: int 
     return [person_view(p) for p in people if p.id != exclude]
 
 
-async def search_people(session: AsyncSession, query: str, *, limit: int = 20) -> list[PersonView]:
-    """Search by name (prefix/contains), phone (any form) or room (``3-2-1201``, ``3栋1201``)."""
+async def search_people(session: AsyncSession, query: str, *, limit: int = 20,
+                        scope: frozenset[str] | None = None) -> list[PersonView]:
+    """Search by name (prefix/contains), phone (any form) or room (``3-2-1201``, ``3栋1201``).
+    With a ``scope`` (community codes), only people with a room in one of them, shown
+    with those rooms only."""
     query = query.strip()
     if not query:
         return []
     e164 = try_normalize(query)
     if e164 is not None:
-        return await lookup_by_number(session, e164)
+        return in_communities(await lookup_by_number(session, e164), scope)
     stmt = select(Person).options(*_PERSON_LOAD).limit(limit).order_by(Person.id)
+    if scope is not None:
+        stmt = stmt.where(Person.id.in_(
+            select(PersonRoom.person_id).join(Room, Room.id == PersonRoom.room_id)
+            .join(Unit, Unit.id == Room.unit_id).join(Building, Building.id == Unit.building_id)
+            .join(Community, Community.id == Building.community_id)
+            .where(Community.code.in_(sorted(scope)))))
     room_parts = _parse_room_query(query)
     if room_parts is not None:
         building, unit, number = room_parts
@@ -265,7 +274,21 @@ async def search_people(session: AsyncSession, query: str, *, limit: int = 20) -
         # A name with % or _ in it is searched for literally: they are no wildcards here.
         stmt = stmt.where(Person.name.contains(query, autoescape=True))
     people = (await session.scalars(stmt)).unique().all()
-    return [person_view(p) for p in people]
+    return in_communities([person_view(p) for p in people], scope)
+
+
+def in_communities(people: Sequence[PersonView], scope: frozenset[str] | None
+                   ) -> list[PersonView]:
+    """Those of ``people`` with a room in ``scope`` (codes; None: all), with only those
+    rooms."""
+    if scope is None:
+        return list(people)
+    out = []
+    for p in people:
+        units = tuple(u for u in p.units if u.community_code in scope)
+        if units:
+            out.append(replace(p, units=units))
+    return out
 
 
 def _parse_room_query(query: str) -> tuple[str, str | None, str] | None:

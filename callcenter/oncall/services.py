@@ -256,10 +256,10 @@ def answer_until(occ: Occurrence, overrides: Sequence[OverrideSpec], at: datetim
 
 async def community_in_scope(session: AsyncSession, identity: Identity,
                              community: str | int | None) -> Community:
-    """``find_community`` for a person: none named is the person's own community; another
-    community than theirs is a 403."""
-    if (community is None or community == "") and identity.community_id is not None:
-        community = identity.community_id
+    """``find_community`` for a person: none named is the person's own community (when
+    they work for one only); a community not theirs is a 403."""
+    if (community is None or community == "") and identity.only_community is not None:
+        community = identity.only_community
     comm = await find_community(session, community)
     if not identity.sees(comm.id):
         raise Forbidden("不能操作其他小区 / not your community", details={"field": "community"})

@@ -61,7 +61,9 @@ class AmiOriginator:
 
     async def originate(self, channel: str, context: str, exten: str,
                         variables: Mapping[str, str],
-                        timeout: float) -> OriginateOutcome:  # noqa: ASYNC109
+                        timeout: float, *,  # noqa: ASYNC109
+                        community: str | None = None) -> OriginateOutcome:
+        """Through the one link given (``PbxRoute`` picks a community's)."""
         link = self._resolve()
         generation = getattr(link, "pbx_generation", None)
 

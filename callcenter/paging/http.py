@@ -185,10 +185,8 @@ async def _visible(request: web.Request, incident_id: int) -> dict[str, Any]:
     """The incident's timeline, if the person's community scope covers it; else a 404."""
     ident = current_identity(request)
     assert ident is not None  # the role check ran first
-    timeline = await request.app[PAGING_SERVICE].timeline(incident_id)
-    if not ident.sees(timeline["community_id"]):
-        raise NotFound("紧急事件不存在 / no such incident", details={"field": "incident_id"})
-    return timeline
+    # Another community's incident is not found, exactly as one that does not exist.
+    return await request.app[PAGING_SERVICE].timeline(incident_id, scope=ident.communities)
 
 
 @routes.post("/api/incidents", body=IncidentIn, response=OpenedOut, status=201,
@@ -198,7 +196,7 @@ async def post_incident(request: web.Request, body: IncidentIn) -> web.Response:
     building and category (the caller is added, nobody is paged again)."""
     req = incident_request_from_json(body.model_dump(exclude_none=True), source=body.source)
     ident = current_identity(request)
-    if ident is not None and ident.community_id is not None:
+    if ident is not None and ident.scoped:
         async with request.app[SESSIONMAKER]() as session:
             comm = await community_in_scope(session, ident, req.community)
         req = replace(req, community=comm.id)

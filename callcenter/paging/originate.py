@@ -31,11 +31,18 @@ class OriginateStatus(enum.StrEnum):
 PBX_RESTARTED = "pbx_restarted"
 """``OriginateOutcome.reason`` of a ring that the PBX ended by restarting."""
 
+NOTIFY_INSTEAD = "no_pbx_notify"
+"""``OriginateOutcome.reason`` when no PBX can take the page and the site says to send
+it through the person's notifiers instead (``[paging] fallback = "notifiers"``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class OriginateOutcome:
     status: OriginateStatus
     reason: str = ""  # Asterisk's Reason code (0, 1, 3, 5, 8) or an error id
+    # For the incident's timeline (Chinese): how the page left when not as usual, e.g.
+    # "本小区线路不可用，改由「pbx2」线路呼叫".
+    note: str = ""
 
     @classmethod
     def from_reason(cls, response: str, reason: str | int) -> OriginateOutcome:
@@ -57,12 +64,14 @@ class Originator(Protocol):
     """Place a call to ``channel`` (``PJSIP/13812345678@trunk``); when it is
     answered, send it to ``context``/``exten`` with ``variables`` set.
 
-    ``timeout`` is the ring time in seconds. Returns when the call is answered
+    ``timeout`` is the ring time in seconds; ``community`` the code of the incident's
+    community (whose PBX should place the call). Returns when the call is answered
     or has failed; it must not raise for an ordinary failure."""
 
     async def originate(self, channel: str, context: str, exten: str,
                         variables: Mapping[str, str],
-                        timeout: float) -> OriginateOutcome: ...  # noqa: ASYNC109
+                        timeout: float, *,  # noqa: ASYNC109
+                        community: str | None = None) -> OriginateOutcome: ...
 
 
 class PageResponse(enum.StrEnum):

@@ -315,11 +315,13 @@ class PagingService:
                                        details={"incident_id": incident_id})
             return row
 
-    async def timeline(self, incident_id: int) -> dict[str, Any]:
-        """The incident, its reports and every attempt, oldest first."""
+    async def timeline(self, incident_id: int, *,
+                       scope: frozenset[int] | None = None) -> dict[str, Any]:
+        """The incident, its reports and every attempt, oldest first. With a ``scope``
+        (community ids), another community's incident is not found."""
         async with self._sm() as session:
             inc = await session.get(Incident, incident_id)
-            if inc is None:
+            if inc is None or (scope is not None and inc.community_id not in scope):
                 raise IncidentNotFound(f"no incident {incident_id}",
                                        details={"incident_id": incident_id})
             comm = await session.get(Community, inc.community_id)

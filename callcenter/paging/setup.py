@@ -45,6 +45,7 @@ def worker_config_from_settings(app: web.Application) -> WorkerConfig:
 def setup_paging(app: web.Application, *, originator: OriginatorSource,
                  notifiers: Sequence[Notifier] | Callable[[web.Application], Sequence[Notifier]] = (),
                  user_notifiers: UserNotifiers | None = None,
+                 fallback_notifiers: UserNotifiers | None = None,
                  config: PagingConfig | None = None, worker_config: WorkerConfig | None = None,
                  page_call_config: PageCallConfig | None = None,
                  start_worker: bool = True) -> None:
@@ -57,7 +58,8 @@ def setup_paging(app: web.Application, *, originator: OriginatorSource,
         service = PagingService(app[SESSIONMAKER], app[CLOCK], app[BUS], config)
         worker = EscalationWorker(app[SESSIONMAKER], orig, app[CLOCK], app[BUS],
                                   registry, config=worker_config or worker_config_from_settings(app),
-                                  notifiers=notes, user_notifiers=user_notifiers)
+                                  notifiers=notes, user_notifiers=user_notifiers,
+                                  fallback_notifiers=fallback_notifiers)
         service.set_wakeup(worker.wake)
         app[PAGING_SERVICE] = service
         app[ESCALATION_WORKER] = worker

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.clock import Clock
-from callcenter.directory.models import Community, StaffUser
+from callcenter.directory.models import Community, StaffUser, works_for
 from callcenter.logs import bind_task
 from callcenter.notify.base import DeliveryResult, Notification, Notifier, NotifyError
 from callcenter.oncall.errors import NoSchedule
@@ -51,6 +51,7 @@ from callcenter.paging.escalation import (
 )
 from callcenter.paging.models import Incident, IncidentReport, PageAttempt, PagingTimer
 from callcenter.paging.originate import (
+    NOTIFY_INSTEAD,
     PBX_RESTARTED,
     OriginateOutcome,
     OriginateStatus,
@@ -131,7 +132,10 @@ class EscalationWorker:
                  clock: Clock, bus: EventBus, registry: PageCallRegistry, *,
                  config: WorkerConfig | None = None, notifiers: Sequence[Notifier] = (),
                  user_notifiers: UserNotifiers | None = None,
+                 fallback_notifiers: UserNotifiers | None = None,
                  worker_id: str | None = None) -> None:
+        """``fallback_notifiers``: a person's channels when no PBX can take their page
+        (``NOTIFY_INSTEAD``; by default ``user_notifiers``)."""
         self._sm = sessionmaker
         self._originator = originator
         self._clock = clock
@@ -140,6 +144,7 @@ class EscalationWorker:
         self.config = config or WorkerConfig()
         self._notifiers = tuple(notifiers)
         self._user_notifiers = user_notifiers
+        self._fallback_notifiers = fallback_notifiers or user_notifiers
         self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -367,7 +372,8 @@ class EscalationWorker:
                     msg = self._message(incident, community, person, "紧急事件，请立即处理")
                     self._spawn_notifications(incident.id, timer, person, secondary, msg)
             if "phone" in step.channels:
-                outcome = await self._phone(timer, incident, person, step, deferrals=deferrals)
+                outcome = await self._phone(timer, incident, community, person, step,
+                                            deferrals=deferrals)
             else:
                 outcome = "sent"
         if outcome == DEFERRED:
@@ -408,8 +414,8 @@ class EscalationWorker:
         rows = (await session.scalars(
             select(StaffUser).where(
                 StaffUser.role == "supervisor", StaffUser.active.is_(True),
-                or_(StaffUser.community_id == community.id, StaffUser.community_id.is_(None)),
-            ).order_by(StaffUser.community_id.is_(None), StaffUser.id)
+                works_for(community.id),
+            ).order_by(StaffUser.all_communities, StaffUser.id)
         )).all()
         return [OnCallPerson(u.id, u.display_name or u.username, "supervisor", u.extension,
                              u.mobile, dict(u.notify or {})) for u in rows]
@@ -439,7 +445,7 @@ class EscalationWorker:
         return min(cfg.unavailable_retry_max_s, cfg.unavailable_retry_s * 2 ** min(deferrals, 20))
 
     async def _defer(self, timer: ClaimedTimer, attempt_id: int, reason: str,
-                     deferrals: int) -> None:
+                     deferrals: int, note: str = "") -> None:
         """Write the attempt ``deferred`` and hand the timer back, due after a backoff."""
         delay = self.unavailable_delay(deferrals)
         now = self._clock.now()
@@ -452,6 +458,8 @@ class EscalationWorker:
                     else "nothing rang")
             row.detail = (f"PBX unavailable ({reason}): {what}; the step is tried again "
                           f"in {delay:g}s, when the link is back")[:500]
+            if note:
+                row.detail = f"{note}（{delay:g} 秒后再试）"[:500]
             row.ended_at = now
             await session.execute(
                 update(PagingTimer).where(PagingTimer.id == timer.id,
@@ -465,8 +473,8 @@ class EscalationWorker:
             "incident_id": timer.incident_id, "attempt_id": attempt_id, "reason": reason,
             "retry_in_s": delay}, at=now))
 
-    async def _phone(self, timer: ClaimedTimer, incident: Incident, person: OnCallPerson | None,
-                     step: Step, *, deferrals: int = 0) -> str:
+    async def _phone(self, timer: ClaimedTimer, incident: Incident, community: Community,
+                     person: OnCallPerson | None, step: Step, *, deferrals: int = 0) -> str:
         if person is None:
             await self._record(timer, person=None, channel="phone", target="",
                                outcome="failed", error_code="no_target", ended=True,
@@ -487,7 +495,7 @@ class EscalationWorker:
                 self._originator.originate(
                     target, self.config.context,
                     self.config.exten.format(incident_id=incident.id, attempt_id=attempt_id),
-                    variables, float(step.ring_timeout_s)),
+                    variables, float(step.ring_timeout_s), community=community.code),
                 step.ring_timeout_s + self.config.originate_grace_s,
             )
             if result is None:
@@ -500,9 +508,15 @@ class EscalationWorker:
                                       type(exc).__name__)
         outcome: str
         error_code = ""
-        if result.status is OriginateStatus.UNAVAILABLE:
+        if result.note and result.status is not OriginateStatus.UNAVAILABLE:
+            # The page left otherwise than through the community's own PBX: say so.
+            await self._note(attempt_id, result.note)
+        if result.reason == NOTIFY_INSTEAD:  # a failed call; the chain goes on
+            self._notify_instead(timer, incident, community, person, result.note)
+        elif result.status is OriginateStatus.UNAVAILABLE:
             self._registry.discard(attempt_id)
-            await self._defer(timer, attempt_id, result.reason or "pbx_unavailable", deferrals)
+            await self._defer(timer, attempt_id, result.reason or "pbx_unavailable", deferrals,
+                              result.note)
             return DEFERRED
         if result.status is OriginateStatus.ANSWERED:
             response = await self._await_verdict(attempt_id, verdict)
@@ -529,6 +543,25 @@ class EscalationWorker:
             "person": person.name, "target": target, "outcome": outcome,
             "error_code": error_code}, at=self._clock.now()))
         return outcome
+
+    async def _note(self, attempt_id: int, note: str) -> None:
+        async with self._sm() as session:
+            row = await session.get(PageAttempt, attempt_id)
+            if row is not None:
+                row.detail = note[:500]
+                await session.commit()
+
+    def _notify_instead(self, timer: ClaimedTimer, incident: Incident, community: Community,
+                        person: OnCallPerson, note: str) -> None:
+        """No PBX to call ``person`` through: their own channels carry the page."""
+        channels = list(self._fallback_notifiers(person.notify)) if self._fallback_notifiers \
+            else []
+        if not channels:
+            log.warning("paging: no PBX for incident %s and %s has no channel", incident.id,
+                        person.name)
+            return
+        msg = self._message(incident, community, person, f"紧急事件，请立即处理（{note}）")
+        self._spawn_notifications(incident.id, timer, person, channels, msg, step=timer.step)
 
     async def _await_verdict(self, attempt_id: int,
                              fut: asyncio.Future[PageResponse]) -> PageResponse | None:

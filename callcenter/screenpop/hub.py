@@ -29,6 +29,7 @@ from aiohttp import WSMsgType, web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.auth.identity import Identity
+from callcenter.auth.scope import Scope, codes_of, in_scope
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.clock import Clock
 from callcenter.console.audit import AuditWriter
@@ -111,9 +112,11 @@ class Connection:
     client never holds up a pop to the others."""
 
     def __init__(self, ws: web.WebSocketResponse, identity: Identity, *,
-                 outbox_size: int, send_timeout_s: float, remote: str = "") -> None:
+                 outbox_size: int, send_timeout_s: float, remote: str = "",
+                 scope: Scope = None) -> None:
         self.ws = ws
         self.identity = identity
+        self.scope = scope  # the codes of the communities it is shown; None: all
         self.remote = remote
         self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=outbox_size)
         self._send_timeout = send_timeout_s
@@ -147,12 +150,15 @@ class AgentHub:
                  outbox_size: int = 256, send_timeout_s: float = 10.0,
                  wall_debounce_s: float = 0.2, ended_linger: int = 200,
                  prefetch: bool = True, pop_fresh_s: float = 20.0,
-                 degraded_retry_s: float = 1.0) -> None:
+                 degraded_retry_s: float = 1.0, default_community: str | None = None) -> None:
         """``prefetch``: build the pop as soon as a call with a caller number comes in
         (it then waits in the IVR or the queue), so ringing an agent costs no database
         work. ``pop_fresh_s``: a pop older than this when it is shown is shown at once
-        and rebuilt behind it; the card updates if anything changed."""
+        and rebuilt behind it; the card updates if anything changed.
+        ``default_community``: the community of a call no link or hotline gave one (a
+        person sees a call's pop, and the wall its row, only if it is in their scope)."""
         self._sm = sessionmaker
+        self._default_community = default_community
         self._prefetch = prefetch
         self._pop_fresh_s = pop_fresh_s
         # Builds that block the loop (SQLite) go one at a time; others (PostgreSQL)
@@ -173,7 +179,7 @@ class AgentHub:
         self.connections: dict[int, set[Connection]] = {}
         self._wall_viewers = 0  # open connections of supervisors and admins
         self.agent_states: dict[int, AgentState] = {}
-        self.stats = DailyStats()
+        self.stats: dict[str | None, DailyStats] = {}  # per community code
         self.history: deque[dict[str, Any]] = deque(maxlen=ended_linger)
         self._ended_ids: set[str] = set()
         self._ended_order: deque[str] = deque()
@@ -250,7 +256,8 @@ class AgentHub:
         """Serve one WebSocket until it closes. ``remote``: the browser's address (audit)."""
         assert identity.user_id is not None
         conn = Connection(ws, identity, outbox_size=self._outbox_size,
-                          send_timeout_s=self._send_timeout, remote=remote)
+                          send_timeout_s=self._send_timeout, remote=remote,
+                          scope=await codes_of(self._sm, identity))
         conn.writer = self._spawn(conn.write_loop(), work=False)
         self.connections.setdefault(identity.user_id, set()).add(conn)
         if identity.role in WALL_ROLES:
@@ -266,11 +273,13 @@ class AgentHub:
                 if identity.user_id in call.targets and call.state in LIVE_STATES and call.pop:
                     if call.answered_by not in (None, identity.user_id):
                         continue
+                    if not self._sees(conn.scope, call):
+                        continue
                     if conn.push(self._pop_frame(call, identity)):
                         # Shown again on this tab: another opening of the record.
                         self._audit_pop(call.pop, _ref_of(identity), "ws-reconnect:" + remote)
             if identity.role in WALL_ROLES:
-                conn.push(_dumps({"type": "wall", "wall": await self.wall()}))
+                conn.push(_dumps({"type": "wall", "wall": await self.wall(conn.scope)}))
             self._wall_changed()
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -328,9 +337,15 @@ class AgentHub:
     def online(self, user_id: int) -> bool:
         return bool(self.connections.get(user_id))
 
-    def _send_to_user(self, user_id: int, make: Callable[[Identity], str]) -> int:
+    def _sees(self, scope: Scope, call: LiveCall) -> bool:
+        return in_scope(scope, call.community, self._default_community)
+
+    def _send_to_user(self, user_id: int, make: Callable[[Identity], str],
+                      call: LiveCall | None = None) -> int:
         sent = 0
         for conn in list(self.connections.get(user_id, ())):
+            if call is not None and not self._sees(conn.scope, call):
+                continue  # another community's call: not a frame of it
             if self._expired(conn):
                 # Its session ran out since the last sweep: not one more frame.
                 self._detach(conn)
@@ -371,7 +386,7 @@ class AgentHub:
         if call.pop is None:
             return
         for uid in list(call.targets if only is None else call.targets & only):
-            sent = self._send_to_user(uid, lambda ident: self._pop_frame(call, ident))
+            sent = self._send_to_user(uid, lambda ident: self._pop_frame(call, ident), call)
             if sent and self.on_frame_sent is not None:
                 self.on_frame_sent(call.call_id, sent)
 
@@ -419,17 +434,35 @@ class AgentHub:
         local = self._clock.now().astimezone(self._tz)
         since = datetime.combine(local.date(), time(0), tzinfo=self._tz)
         async with self._sm() as session:
-            counts = await today_counts(session, since)
-        self.stats = DailyStats(day=local.date(), offered=int(counts["offered"]),
-                                answered=int(counts["answered"]),
-                                abandoned=int(counts["abandoned"]),
-                                total_wait_s=counts["total_wait_s"])
+            by_community = await today_counts(session, since)
+        self.stats = {
+            code: DailyStats(day=local.date(), offered=int(counts["offered"]),
+                             answered=int(counts["answered"]),
+                             abandoned=int(counts["abandoned"]),
+                             total_wait_s=counts["total_wait_s"])
+            for code, counts in by_community.items()}
 
-    def _today(self) -> DailyStats:
+    def _today(self, call: LiveCall) -> DailyStats:
+        """Today's numbers of the call's community."""
         today = self._clock.now().astimezone(self._tz).date()
-        if self.stats.day != today:
-            self.stats = DailyStats(day=today)
-        return self.stats
+        key = call.community  # None: the default community's (see ``_today_in``)
+        stats = self.stats.get(key)
+        if stats is None or stats.day != today:
+            stats = self.stats[key] = DailyStats(day=today)
+        return stats
+
+    def _today_in(self, scope: Scope) -> DailyStats:
+        """Today's numbers of the communities in ``scope`` (None: all of them)."""
+        today = self._clock.now().astimezone(self._tz).date()
+        out = DailyStats(day=today)
+        for code, st in self.stats.items():
+            if st.day != today or not in_scope(scope, code, self._default_community):
+                continue
+            out.offered += st.offered
+            out.answered += st.answered
+            out.abandoned += st.abandoned
+            out.total_wait_s += st.total_wait_s
+        return out
 
     def _call(self, call_id: str, data: dict[str, Any]) -> LiveCall:
         call = self.calls.get(call_id)
@@ -438,7 +471,7 @@ class AgentHub:
                             started_mono=self._clock.monotonic(), started_at=self._clock.now(),
                             community=data.get("community"), queue=data.get("queue"))
             self.calls[call_id] = call
-            self._today().offered += 1
+            self._today(call).offered += 1
         if not call.caller:
             call.caller = caller_of(data)
         if data.get("community") and not call.community:
@@ -529,6 +562,12 @@ class AgentHub:
             pop = call.pop = degraded_pop(self._context(call))
             call.pop_built_mono = None
             self._spawn(self._rebuild_degraded(call), work=False)
+        theirs = [e for e in entries if self._sees(e.scope, call)]
+        if len(theirs) < len(entries):
+            log.warning("call %s of community %s rings %s, who work for other communities: "
+                        "no pop for them", call.call_id, call.community,
+                        [e.ref.username for e in entries if e not in theirs])
+        entries = theirs
         new = [e for e in entries if e.ref.user_id not in call.targets]
         call.targets.update(e.ref.user_id for e in entries)
         if everyone:
@@ -571,7 +610,7 @@ class AgentHub:
                     break
         if call.answered_mono is None:
             call.answered_mono = self._clock.monotonic()
-            stats = self._today()
+            stats = self._today(call)
             stats.answered += 1
             stats.total_wait_s += call.answered_mono - call.started_mono
         call.state = "answered"
@@ -596,7 +635,7 @@ class AgentHub:
 
     def _finish(self, call: LiveCall, state: str) -> None:
         if state == "abandoned" and call.answered_mono is None:
-            self._today().abandoned += 1
+            self._today(call).abandoned += 1
         call.state = state
         self._push_call(call)
         self.calls.pop(call.call_id, None)
@@ -611,6 +650,7 @@ class AgentHub:
             "title": pop.get("title", ""), "outcome": "answered" if call.answered_mono else state,
             "agent": call.answered_label, "answered_by": call.answered_by,
             "targets": sorted(call.targets), "ivr_path": list(call.ivr_path),
+            "community": call.community,
             "wait_s": round((call.answered_mono or self._clock.monotonic()) - call.started_mono, 1),
         })
 
@@ -622,7 +662,7 @@ class AgentHub:
             return number, call.community
         for item in self.history:
             if item["call_id"] == call_id:
-                return item["caller"], None
+                return item["caller"], item.get("community")
         return None
 
     def history_for(self, user_id: int | None) -> list[dict[str, Any]]:
@@ -712,7 +752,7 @@ class AgentHub:
             await asyncio.sleep(self._wall_debounce)
         else:
             await asyncio.sleep(0)
-        frame = _dumps({"type": "wall", "wall": await self.wall()})
+        frames: dict[Scope, str] = {}  # one wall per scope among the viewers
         for cs in list(self.connections.values()):
             for conn in list(cs):
                 if conn.identity.role not in WALL_ROLES:
@@ -721,14 +761,21 @@ class AgentHub:
                     self._detach(conn)
                     self._spawn(_close_ended(conn), work=False)
                     continue
-                conn.push(frame)
+                if conn.scope not in frames:
+                    frames[conn.scope] = _dumps(
+                        {"type": "wall", "wall": await self.wall(conn.scope)})
+                conn.push(frames[conn.scope])
 
-    async def wall(self) -> dict[str, Any]:
-        """The supervisor's live view (full numbers: supervisors may see them)."""
+    async def wall(self, scope: Scope = None) -> dict[str, Any]:
+        """The supervisor's live view (full numbers: supervisors may see them) of the
+        communities in ``scope`` (codes; None: all): their calls, the agents who work
+        for one of them, their numbers today."""
         now = self._clock.monotonic()
         waiting: list[dict[str, Any]] = []
         talking: list[dict[str, Any]] = []
         for call in self.calls.values():
+            if not self._sees(scope, call):
+                continue
             title = call.pop["title"] if call.pop else show_number(call.caller, True)
             number = (call.pop or {}).get("caller", {}).get("e164") or call.caller
             item = {"call_id": call.call_id, "caller": show_number(number, True) if number
@@ -748,6 +795,8 @@ class AgentHub:
             ref = entry.ref
             if ref.role not in ("agent", "night_duty", "supervisor"):
                 continue
+            if scope is not None and (entry.scope is None or not entry.scope & scope):
+                continue  # head office's, or another community's
             st = self.agent_states.get(ref.user_id)
             agents.append({
                 "user_id": ref.user_id, "name": ref.display_name, "extension": ref.extension,
@@ -756,7 +805,7 @@ class AgentHub:
                                                      "since_s": 0}),
             })
         return {"waiting": waiting, "talking": talking, "agents": agents,
-                "today": self._today().as_json()}
+                "today": self._today_in(scope).as_json()}
 
 
 def _ref_of(identity: Identity) -> StaffRef:

@@ -52,7 +52,8 @@ def setup_screenpop(app: web.Application, *, tickets: OpenTicketsSource | None =
                        staff=StaffDirectory(sm, clock), clock=clock,
                        timezone=app[SETTINGS].timezone, notifiers=notifiers,
                        audit=AuditWriter(sm, flush_every_s=audit_flush_s),
-                       wall_debounce_s=wall_debounce_s, pop_fresh_s=pop_fresh_s)
+                       wall_debounce_s=wall_debounce_s, pop_fresh_s=pop_fresh_s,
+                       default_community=app[SETTINGS].default_community)
         await hub.load_today()
         hub.subscribe(app[BUS])
         app[AGENT_HUB] = hub

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.clock import Clock
 from callcenter.console.ports import StaffRef
-from callcenter.directory.models import StaffUser
+from callcenter.directory.models import Community, StaffCommunity, StaffUser
 from callcenter.directory.phones import try_normalize
 from callcenter.snapshot import Snapshot
 
@@ -19,6 +19,8 @@ from callcenter.snapshot import Snapshot
 class StaffEntry:
     ref: StaffRef
     notify: dict[str, str]
+    # The codes of the communities the person works for; None: every one.
+    scope: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,11 @@ class StaffDirectory:
         async with self._sm() as session:
             users = (await session.scalars(
                 select(StaffUser).where(StaffUser.active.is_(True)))).all()
+            codes: dict[int, set[str]] = {}
+            for uid, code in (await session.execute(
+                    select(StaffCommunity.user_id, Community.code)
+                    .join(Community, Community.id == StaffCommunity.community_id))).all():
+                codes.setdefault(uid, set()).add(code)
         staff = _Staff({}, {}, {}, {})
         for u in users:
             staff.by_name[u.username] = u.id
@@ -55,7 +62,8 @@ class StaffDirectory:
                 staff.by_name.setdefault(u.display_name, u.id)
             ref = StaffRef(u.id, u.username, u.display_name or u.username, u.role,
                            u.extension, u.mobile)
-            staff.by_id[u.id] = StaffEntry(ref, dict(u.notify or {}))
+            scope = None if u.all_communities else frozenset(codes.get(u.id, ()))
+            staff.by_id[u.id] = StaffEntry(ref, dict(u.notify or {}), scope)
             if u.extension:
                 staff.by_ext[u.extension] = u.id
             if u.mobile:

@@ -98,7 +98,7 @@ async def seed_directory(sm: async_sessionmaker[AsyncSession]) -> Seed:
             ("gong", "engineer", None, "13633334444", {}),
         ):
             u = StaffUser(username=username, display_name=username.upper(), role=role,
-                          extension=ext, mobile=mobile, notify=notify,
+                          extension=ext, mobile=mobile, notify=notify, all_communities=True,
                           password_hash=hash_password(FAST_HASHER, PASSWORD))
             s.add(u)
             await s.flush()

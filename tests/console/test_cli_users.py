@@ -76,3 +76,41 @@ async def test_add_list_passwd_disable(env: str, sessionmaker: Any,
     assert await run(["user", "disable", "xiaoli"]) == 0
     user = await _user(sessionmaker, "xiaoli")
     assert user is not None and not user.active
+
+
+async def test_add_with_several_communities_or_all(env: str, sessionmaker: Any,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    from callcenter.directory.models import Community
+
+    def run(argv: list[str]) -> int:
+        return asyncio.get_running_loop().run_in_executor(None, main, argv)  # type: ignore[return-value]
+
+    async with sessionmaker() as s:
+        s.add_all([Community(code="hupan", name="湖畔花园"), Community(code="binjiang", name="滨江苑"),
+                   Community(code="lake", name="湖景")])
+        await s.commit()
+        ids = {c.code: c.id for c in (await s.scalars(select(Community))).all()}
+    pw = ["--password", "long-enough-1"]
+    assert await run(["user", "add", "ab", "--role", "supervisor", *pw,
+                      "--community", "hupan", "--community", "binjiang"]) == 0
+    assert "hupan、binjiang" in capsys.readouterr().out
+    assert await run(["user", "add", "hq", "--role", "supervisor", *pw, "--all-communities"]) == 0
+    # With several communities on the site, the choice is not left to a default.
+    assert await run(["user", "add", "who", "--role", "agent", *pw]) == 1
+    assert "--all-communities" in capsys.readouterr().err
+    assert await run(["user", "add", "both", "--role", "agent", *pw, "--community", "hupan",
+                      "--all-communities"]) == 1
+    assert await run(["user", "add", "typo", "--role", "agent", *pw, "--community", "hupan",
+                      "--community", "nowhere"]) == 1
+    assert "nowhere" in capsys.readouterr().err
+    ab, hq = await _user(sessionmaker, "ab"), await _user(sessionmaker, "hq")
+    assert ab is not None and ab.scope == frozenset({ids["hupan"], ids["binjiang"]})
+    assert hq is not None and hq.scope is None
+    for name in ("who", "both", "typo"):
+        assert await _user(sessionmaker, name) is None
+    assert await run(["user", "list"]) == 0
+    listing = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert listing["ab"].rstrip().endswith("binjiang,hupan")
+    assert "全部小区" in listing["hq"]

@@ -44,6 +44,8 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ("[[asterisk]]\nname = \"a\"\ncommunity = \"x\"\n[[asterisk]]\nname = \"a\"\ncommunity = \"y\"\n", "asterisk[1].name"),
         ("[[asterisk]]\nname = \"a\"\n[[asterisk]]\nname = \"b\"\n", "asterisk[0].community"),
         ("[[asterisk]]\nname = \"a\"\nping_interval = 0\n", "asterisk[0].ping_interval"),
+        ("[paging]\nfallback = \"sms\"\n", "paging.fallback"),
+        ("[[asterisk]]\nname = \"a\"\n[paging]\nfallback = \"pbx:b\"\n", "paging.fallback"),
     ],
 )
 def test_invalid_values_name_the_key_and_the_file(tmp_path: Path, text: str, key: str) -> None:

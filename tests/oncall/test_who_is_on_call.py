@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callcenter.directory.models import Community, StaffUser
+from callcenter.directory.models import Community, StaffCommunity, StaffUser
 from callcenter.oncall.errors import InvalidSchedule, NoSchedule, UnknownCommunity
 from callcenter.oncall.services import (
     ChainSpec,
@@ -36,7 +36,8 @@ async def seed(sm: SM) -> dict[str, int]:
         await session.flush()
         ids = {}
         for name in ("day1", "day2", "zhang", "li", "wang", "boss", "sub"):
-            u = StaffUser(username=name, display_name=name, role="night_duty", community_id=comm.id,
+            u = StaffUser(username=name, display_name=name, role="night_duty",
+                          memberships=[StaffCommunity(community_id=comm.id)],
                           extension=f"80{len(ids)}", mobile=f"1380000000{len(ids)}", active=True,
                           notify={})
             session.add(u)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.clock import ManualClock
-from callcenter.directory.models import Community, StaffUser
+from callcenter.directory.models import Community, StaffCommunity, StaffUser
 from callcenter.oncall.services import ChainSpec, ShiftInput, create_schedule
 from callcenter.paging.originate import (
     OriginateOutcome,
@@ -105,7 +105,8 @@ class ScriptedOriginator:
         self.entered = asyncio.Event()
 
     async def originate(self, channel: str, context: str, exten: str,
-                        variables: Mapping[str, str], timeout: float) -> OriginateOutcome:  # noqa: ASYNC109
+                        variables: Mapping[str, str], timeout: float,  # noqa: ASYNC109
+                        *, community: str | None = None) -> OriginateOutcome:
         self.dials.append(Dial(channel, dict(variables), timeout))
         self.entered.set()
         if self.block is not None:
@@ -170,7 +171,8 @@ async def seed_staff(sm: async_sessionmaker[AsyncSession]) -> Staff:
         for name, role in (("e1", "engineer"), ("e2", "engineer"), ("e3", "engineer"),
                            ("sup", "supervisor"), ("mgr", "admin")):
             u = StaffUser(username=name, display_name=f"工程师{name}", role=role,
-                          extension=None, mobile=MOBILES[name], community_id=comm.id,
+                          extension=None, mobile=MOBILES[name],
+                          memberships=[StaffCommunity(community_id=comm.id)],
                           active=True, notify={})
             session.add(u)
             await session.flush()

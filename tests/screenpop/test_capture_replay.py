@@ -28,7 +28,7 @@ async def test_recorded_queue_call_pops_on_the_rung_agent(sessionmaker: Any, db_
         caller.rooms.append(PersonRoom(room_id=seed.rooms["5-2-0301"], role="owner"))
         s.add(caller)
         s.add(StaffUser(username="agent1001", display_name="一号坐席", role="agent",
-                        extension="1001", password_hash=hash_password(FAST_HASHER, PASSWORD)))
+                        extension="1001", all_communities=True, password_hash=hash_password(FAST_HASHER, PASSWORD)))
         await s.commit()
     frames = [f for f in FrameParser().feed(server_bytes(CAPTURE.read_bytes()))
               if isinstance(f, Frame)]

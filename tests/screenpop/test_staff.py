@@ -13,7 +13,7 @@ from callcenter.screenpop.staff import StaffDirectory
 async def add_agent(sessionmaker: Any, username: str, extension: str) -> None:
     async with sessionmaker() as s:
         s.add(StaffUser(username=username, display_name=username, role="agent",
-                        extension=extension, active=True, notify={}))
+                        extension=extension, active=True, notify={}, all_communities=True))
         await s.commit()
 
 

@@ -23,12 +23,15 @@ import aiohttp
 from sqlalchemy import select
 
 from callcenter.app import create_app
-from callcenter.appkeys import SESSIONMAKER
+from callcenter.appkeys import SESSIONMAKER, SETTINGS
 from callcenter.auth.sessions import SESSION_COOKIE
 from callcenter.auth.tokens import create_token
 from callcenter.calls.models import CallLog
+from callcenter.console.audit import record_access
 from callcenter.demo import demo_settings
 from callcenter.directory import models as dm
+from recordings.models import Recording
+from recordings.store import RecordingStore
 from tests.console.helpers import FAST_HASHER, PASSWORD, hash_password, login
 from tests.security.test_masking_walk import (
     QUERIES,
@@ -38,6 +41,7 @@ from tests.security.test_masking_walk import (
     _fill,
     site,
 )
+from ticketing.models import Ticket
 
 __all__ = ["site"]  # the fixture, shared with the masking walk
 
@@ -88,8 +92,8 @@ POLICY: dict[tuple[str, str], Rule] = {
                                                   True),
     ("GET", "/supervisor"): Rule(only("supervisor"), True),
     ("GET", "/api/console/wall"): Rule(only("supervisor"), True),
-    ("GET", "/admin/audit"): Rule(only("admin")),
-    ("GET", "/admin/audit.csv"): Rule(only("admin")),
+    ("GET", "/admin/audit"): Rule(only("admin"), True),
+    ("GET", "/admin/audit.csv"): Rule(only("admin"), True),
     ("GET", "/ws/agent"): Rule(PERSONS),
     # Calls.
     ("GET", "/api/calls/live"): Rule(only("agent", "night_duty", "supervisor"), True),
@@ -274,7 +278,7 @@ B_OWNER, B_MOBILE, B_HOTLINE = "钱多多", "13755559087", "075577775555"
 B_SUMMARY, B_INCIDENT = "滨江苑厨房漏水", "滨江苑电梯困人"
 # People of 湖畔花园 (A) only, signed in and by a token bound to one of them.
 SCOPED_USERS = {"a_agent": ("agent", "8101"), "a_eng": ("engineer", None),
-                "a_sup": ("supervisor", "8109")}
+                "a_sup": ("supervisor", "8109"), "a_admin": ("admin", "8108")}
 # Routes that take a community other than by an id in the path, and what asks for B's.
 ASKS_FOR_B: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("GET", "/api/tickets"): ("/api/tickets?community=binjiang", None),
@@ -310,10 +314,11 @@ LISTS = {("GET", "/api/tickets"): ("/api/tickets", "ticket_number"),
          ("GET", "/supervisor"): ("/supervisor", None),
          ("GET", "/api/console/wall"): ("/api/console/wall", None),
          ("GET", "/api/oncall/now"): ("/api/oncall/now?role=night_duty", None),
-         ("GET", "/oncall"): ("/oncall", None)}
+         ("GET", "/oncall"): ("/oncall", None),
+         ("GET", "/admin/audit"): ("/admin/audit", None),
+         ("GET", "/admin/audit.csv"): ("/admin/audit.csv", None)}
 # Scoped routes this walk does not yet prove, and why (each one is a known gap).
 NOT_YET_SCOPED = {
-    ("GET", "/recordings/{recording_id}"): "the walk has no recording of B to ask for",
     ("POST", "/tickets"): "the walk posts JSON, the 新建工单 form is urlencoded: "
                           "tests/ticketing/test_workorder_pages.py asks for B's there",
 }
@@ -351,7 +356,8 @@ async def _community_b(site: Site) -> CommunityB:
                       started_at=datetime.now(UTC), outcome="abandoned"))
         for username, (role, ext) in SCOPED_USERS.items():
             s.add(dm.StaffUser(username=username, display_name=username, role=role,
-                            community_id=site.seed.community_id, extension=ext,
+                            memberships=[dm.StaffCommunity(community_id=site.seed.community_id)],
+                            extension=ext,
                             password_hash=hash_password(FAST_HASHER, PASSWORD)))
         await s.commit()
         sup = {"Authorization": f"Bearer {await create_token(s, role='supervisor')}"}
@@ -367,9 +373,38 @@ async def _community_b(site: Site) -> CommunityB:
     resp = await client.post("/api/incidents", headers=sup, json={
         "community": "binjiang", "category": "lift", "building": "8", "summary": B_INCIDENT})
     assert resp.status == 201, await resp.text()
+    # Someone looked at B's owner: the audit row names them in its detail.
+    async with client.app[SESSIONMAKER]() as s:
+        await record_access(s, None, [owner_id], reason="view", source="walk",
+                            detail=f"查看 {B_OWNER}")
+    # A voicemail of each community, each the recording of its community's ticket.
+    recordings = {}
+    for key, ticket_id in (("a", int(site.params["ticket_id"])), ("b", ticket["id"])):
+        recordings[key] = await _recording(site, key, ticket_id)
     return CommunityB({**site.params, "ticket_id": str(ticket["id"]),
                        "incident_id": str((await resp.json())["incident_id"]),
-                       "ticket_number": ticket["number"], "person_id": str(owner_id)})
+                       "ticket_number": ticket["number"], "person_id": str(owner_id),
+                       "recording_id": str(recordings["b"]),
+                       "a_recording_id": str(recordings["a"])})
+
+
+async def _recording(site: Site, key: str, ticket_id: int) -> int:
+    """A stored voicemail file, registered, and made the recording of ``ticket_id``."""
+    store = RecordingStore(site.client.app[SETTINGS].data_dir)
+    stored = f"2026/12/walk-{key}.wav"
+    path = store.path_for(stored)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"RIFF" + bytes(40))
+    async with site.client.app[SESSIONMAKER]() as s:
+        rec = Recording(context="default", mailbox="8000", msg_id=f"walk-{key}",
+                        sha256=key * 64, stored_path=stored, received_at=datetime.now(UTC))
+        s.add(rec)
+        await s.flush()
+        tk = await s.get(Ticket, ticket_id)
+        assert tk is not None
+        tk.recording_id = rec.id
+        await s.commit()
+        return rec.id
 
 
 def _shows_b(body: str) -> list[str]:
@@ -451,5 +486,58 @@ async def test_a_person_of_one_community_gets_none_of_anothers_data(site: Site) 
         # An unscoped supervisor does see B (so the markers would catch a leak).
         text = await (await site.client.get("/api/tickets", headers=sup)).text()
         assert _shows_b(text), "the markers find B's rows where they belong"
+        # A's own recording plays for A's people; B's is served to the unscoped only.
+        for viewer in viewers:
+            status, _ = await send(viewer, "GET", f"/recordings/{b.params['a_recording_id']}",
+                                   None)
+            if status != 200:
+                failures.append(f"{viewer.role} of A: A's own recording → {status}")
+        rec = await site.client.get(f"/recordings/{b.params['recording_id']}", headers=sup)
+        assert rec.status == 200, "B's recording exists (so the 404s above are the scope)"
     assert not failures, "\n".join(failures)
     assert listed == LISTS.keys()
+
+
+async def test_a_person_of_two_communities_sees_both_and_one_of_none_sees_neither(
+        site: Site) -> None:
+    await _fill(site)
+    b = await _community_b(site)
+    async with site.client.app[SESSIONMAKER]() as s:
+        b_id = (await s.scalars(select(dm.Community.id).where(
+            dm.Community.code == "binjiang"))).one()
+        for username, communities in (("ab_sup", (site.seed.community_id, b_id)),
+                                      ("nobody", ())):
+            s.add(dm.StaffUser(username=username, display_name=username, role="supervisor",
+                               password_hash=hash_password(FAST_HASHER, PASSWORD),
+                               memberships=[dm.StaffCommunity(community_id=c)
+                                            for c in communities]))
+        await s.commit()
+    both = await signed_in(site, "ab_sup", "supervisor")
+    none = await signed_in(site, "nobody", "supervisor")
+    base = str(site.client.make_url("/")).rstrip("/")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+
+        async def get(viewer: Viewer, url: str) -> tuple[int, str]:
+            async with http.get(base + url, headers=viewer.headers) as resp:
+                return resp.status, await resp.text()
+
+        status, tickets = await get(both, "/api/tickets")
+        assert status == 200 and B_SUMMARY in tickets and site.params["ticket_number"] in tickets
+        assert (await get(both, f"/api/incidents/{b.params['incident_id']}"))[0] == 200
+        assert (await get(both, f"/recordings/{b.params['recording_id']}"))[0] == 200
+        assert B_OWNER in (await get(both, "/api/calls"))[1]
+        # Someone of two communities says which one a ticket is for.
+        new = {"source": "phone", "category": "plumbing", "summary": "又漏了"}
+        async with http.post(base + "/api/tickets", headers=both.headers, json=new) as resp:
+            assert resp.status == 400 and (await resp.json())["details"]["field"] == "community"
+        async with http.post(base + "/api/tickets", headers=both.headers,
+                             json={**new, "community": "binjiang"}) as resp:
+            assert resp.status == 201, await resp.text()
+        status, tickets = await get(none, "/api/tickets")
+        assert status == 200 and '"total": 0' in tickets.replace('":0', '": 0')
+        assert B_SUMMARY not in tickets and site.params["ticket_number"] not in tickets
+        assert (await get(none, f"/api/tickets/{b.params['ticket_id']}"))[0] == 404
+        assert (await get(none, f"/api/incidents/{b.params['incident_id']}"))[0] == 404
+        assert (await get(none, f"/recordings/{b.params['a_recording_id']}"))[0] == 404
+        calls = await (await http.get(base + "/api/calls", headers=none.headers)).json()
+        assert calls["calls"] == []

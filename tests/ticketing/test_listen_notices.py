@@ -76,7 +76,8 @@ async def seed_staff(sm: async_sessionmaker[AsyncSession], base: str) -> None:
         for name, role in (("night1", "night_duty"), ("night2", "night_duty"),
                            ("desk1", "agent")):
             u = StaffUser(username=name, display_name=f"值班{name}", role=role,
-                          active=True, notify={"webhook": f"{base}/{name}"})
+                          active=True, notify={"webhook": f"{base}/{name}"},
+                          all_communities=True)
             s.add(u)
             await s.flush()
             users[name] = u.id

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from callcenter.auth.tokens import create_token
-from callcenter.directory.models import StaffUser
+from callcenter.directory.models import StaffCommunity, StaffUser
 from tests.ticketing.workorder_world import World, world
 from ticketing.models import Ticket
 
@@ -76,7 +76,8 @@ async def test_the_form_says_what_is_wrong_in_chinese_and_keeps_what_was_typed(w
 async def test_a_person_of_one_community_cannot_file_for_another(w: World) -> None:
     async with w.sm() as s:
         u = StaffUser(username="a_agent", display_name="甲坐席", role="agent",
-                      community_id=w.seeded.community_id, active=True)
+                      memberships=[StaffCommunity(community_id=w.seeded.community_id)],
+                      active=True)
         s.add(u)
         await s.commit()
         token = await create_token(s, role="agent", name="a_agent", user_id=u.id)

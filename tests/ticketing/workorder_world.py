@@ -107,7 +107,7 @@ async def world(db_url: str, sessionmaker: async_sessionmaker[AsyncSession],
     async with sessionmaker() as s:
         for kind, (username, role) in PEOPLE.items():
             u = StaffUser(username=username, display_name=DISPLAY[username], role=role,
-                          community_id=None, active=True)
+                          all_communities=True, active=True)
             s.add(u)
             await s.flush()
             users[kind] = u.id

@@ -16,15 +16,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('tickets') as batch:
-        batch.add_column(sa.Column('needs_listen', sa.Boolean(), nullable=False,
-                                   server_default=sa.false()))
-        batch.add_column(sa.Column('listen_reason', sa.String(length=64), nullable=False,
-                                   server_default=''))
-        batch.add_column(sa.Column('listen_notice', sa.String(length=300), nullable=False,
-                                   server_default=''))
-        batch.add_column(sa.Column('listen_notified_at', sa.DateTime(timezone=True),
-                                   nullable=True))
+    # Plain ADD COLUMNs: on SQLite a batch would rebuild tickets, and the rebuild's DROP
+    # TABLE runs ON DELETE CASCADE on ticket_events (every ticket's history was lost).
+    op.add_column('tickets', sa.Column('needs_listen', sa.Boolean(), nullable=False,
+                                       server_default=sa.false()))
+    op.add_column('tickets', sa.Column('listen_reason', sa.String(length=64), nullable=False,
+                                       server_default=''))
+    op.add_column('tickets', sa.Column('listen_notice', sa.String(length=300), nullable=False,
+                                       server_default=''))
+    op.add_column('tickets', sa.Column('listen_notified_at', sa.DateTime(timezone=True),
+                                       nullable=True))
     op.create_index('ix_tickets_needs_listen', 'tickets', ['needs_listen', 'listen_notified_at'])
 
 
