@@ -50,10 +50,14 @@ async def receiver(dsn: str) -> None:
         sys.stdout.write(f"{event.data['seq']} {time.monotonic()}\n")
 
     bus.subscribe("call.ivr_choice", heard, remote=True)
+    listening = asyncio.Event()
+
+    async def on_connected() -> None:
+        listening.set()
+
+    bridge.on_connected(on_connected)
     await bridge.start()
-    await bridge.connected.wait()
-    while bridge.resynced < 1:
-        await asyncio.sleep(0.01)
+    await listening.wait()  # LISTEN is in place
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until closed
@@ -99,7 +103,9 @@ async def run(rate: float, seconds: float) -> dict[str, Any]:
                 "caller_name": "王建国", "did": "4008001234", "state": "ivr", "queue": None,
                 "started_at": now, "step": "水电", "ivr_path": ["报修", "水电", "湖畔花园1栋1单元101室"],
             }, at=now))
-        while bridge.sent < total:
+        for _ in range(600):  # the bridge's own counter, at most 30 s
+            if bridge.sent >= total:
+                break
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)  # the last ones cross
         await bridge.stop()
