@@ -26,6 +26,7 @@ from callcenter.auth.passwords import PasswordsFactory, PasswordWorkers
 from callcenter.bus import EventBus
 from callcenter.calls.http import setup_calls
 from callcenter.clock import Clock, SystemClock
+from callcenter.cluster.setup import setup_cluster
 from callcenter.console.ami_ports import AmiAgentStatus, AmiOriginate
 from callcenter.console.keys import AGENT_HUB
 from callcenter.console.queue_sync import QueueMembersSync
@@ -141,6 +142,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     for pbx in settings.asterisk:
         links.get(pbx.name).on_connected(queue_sync.on_connected)
     setup_screenpop(app)
+    setup_cluster(app)  # PostgreSQL: the bus between servers (after the hub it feeds)
     metrics = setup_metrics(app, links)  # before the links start: it hears their first login
     setup_oncall(app)
     # Pages leave through the incident's community's own link ([paging] fallback when

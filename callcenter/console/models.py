@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callcenter.db.base import Base, UtcDateTime, utcnow
@@ -45,3 +45,21 @@ class AuditEntry(Base):
     reason: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[str] = mapped_column(String(500), default="")
+
+
+class AgentStateRow(Base):
+    """An agent's state (就绪 / 小休 / 话后 / 未就绪) and whether a console is open, as
+    the server that last changed it wrote it: with two servers, the other re-reads
+    these after its bus connection comes back (``callcenter.cluster``)."""
+
+    __tablename__ = "agent_states"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    """``ready``, ``paused``, ``wrap_up``, ``not_ready``; ``offline`` once signed out."""
+    reason: Mapped[str] = mapped_column(String(40), default="")
+    since: Mapped[datetime] = mapped_column(UtcDateTime)
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    server: Mapped[str] = mapped_column(String(100), default="")
+    """The server that wrote the row (where the agent's console is open)."""

@@ -57,3 +57,21 @@ class CallLogHistory:
                             duration_s=int(talk_s) if talk_s is not None else None,
                             ivr_path=tuple(ivr_path or ()))
                 for linkedid, at, outcome, agent, talk_s, ivr_path in rows]
+
+
+_LIVE_PATHS = (
+    select(CallLog.linkedid, CallLog.ivr_path)
+    .where(CallLog.linkedid.in_(bindparam("ids", expanding=True)))
+)
+
+
+def ivr_paths(conn: Connection, linkedids: Sequence[str]) -> dict[str, list[str]]:
+    """The IVR path the call log has for each of these calls (the server that ran the
+    IVR wrote it): what another server re-reads after its bus connection was down."""
+    if not linkedids:
+        return {}
+    found: dict[str, list[str]] = {}
+    for linkedid, path in conn.execute(_LIVE_PATHS, {"ids": list(linkedids)}).all():
+        if isinstance(path, list) and len(path) > len(found.get(linkedid, [])):
+            found[linkedid] = [str(p) for p in path]
+    return found

@@ -32,12 +32,15 @@ from callcenter.auth.identity import Identity
 from callcenter.auth.scope import Scope, codes_of, in_scope
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.clock import Clock
+from callcenter.cluster.codec import REREAD
+from callcenter.console.agent_states import OFFLINE, AgentStateStore, SharedState
 from callcenter.console.audit import AuditWriter
 from callcenter.console.history import today_counts
 from callcenter.console.ports import StaffRef
 from callcenter.directory.masking import mask_text, masked_number, present_pop, show_number
 from callcenter.notify.base import Notification
 from callcenter.notify.staff import StaffNotifiers
+from callcenter.screenpop.adapters import ivr_paths
 from callcenter.screenpop.builder import (
     CallContext,
     PopBuilder,
@@ -90,6 +93,7 @@ class AgentState:
     state: str = "not_ready"
     reason: str = ""
     since_mono: float = 0.0
+    since_at: datetime | None = None  # wall clock, for the other servers
 
 
 @dataclass
@@ -188,12 +192,31 @@ class AgentHub:
         self._wall_task: asyncio.Task[None] | None = None
         self._unsubscribe: list[Callable[[], None]] = []
         self.on_frame_sent: Callable[[str, int], None] | None = None  # metrics, benchmarks
+        # With several servers (``join_cluster``): this server's id, where agents'
+        # states are written, and who has a console open on another server.
+        self._bus: EventBus | None = None
+        self._server_id: str | None = None
+        self._shared: AgentStateStore | None = None
+        self._share_lock = asyncio.Lock()
+        self.remote_online: dict[int, str] = {}  # user id → server
 
     # ------------------------------------------------------------------ lifecycle
 
     def subscribe(self, bus: EventBus) -> None:
-        self._unsubscribe.append(bus.subscribe("call.*", self.on_event))
-        self._unsubscribe.append(bus.subscribe("ticket.created", self.on_ticket_created))
+        """``call.*`` and ``ticket.created``; from other servers (``remote``) only the IVR
+        path of the calls they ran, their tickets and their agents' states arrive."""
+        self._bus = bus
+        self._unsubscribe.append(bus.subscribe("call.*", self.on_event, remote=True))
+        self._unsubscribe.append(bus.subscribe("ticket.created", self.on_ticket_created,
+                                               remote=True))
+        self._unsubscribe.append(bus.subscribe("agent.state", self.on_agent_state, remote=True))
+
+    def join_cluster(self, server_id: str, store: AgentStateStore) -> None:
+        """Share agents' states and presence with the other servers: each change is
+        written to ``store`` and then published as ``agent.state`` (forwarded by the
+        bus between servers)."""
+        self._server_id = server_id
+        self._shared = store
 
     async def on_ticket_created(self, event: DomainEvent) -> None:
         """A ticket about a person is a look at their record: audit it (reason ``ticket``).
@@ -207,6 +230,8 @@ class AgentHub:
                         and any(r["room_id"] == room_id for r in call.pop.get("rooms", ())))):
                 self._spawn(self._refresh(call, push_only_if_changed=True))
         creator = str(event.data.get("created_by") or "")
+        if event.origin:
+            return  # the server where it was created audited it
         if self._audit is None or not isinstance(person_id, int):
             return
         found = await self.staff.find((), (), (creator,)) if creator else []
@@ -259,12 +284,15 @@ class AgentHub:
                           send_timeout_s=self._send_timeout, remote=remote,
                           scope=await codes_of(self._sm, identity))
         conn.writer = self._spawn(conn.write_loop(), work=False)
+        first = not self.connections.get(identity.user_id)
         self.connections.setdefault(identity.user_id, set()).add(conn)
         if identity.role in WALL_ROLES:
             self._wall_viewers += 1
         try:
-            state = self.agent_states.setdefault(identity.user_id,
-                                                 AgentState(since_mono=self._clock.monotonic()))
+            state = self.agent_states.setdefault(identity.user_id, AgentState(
+                since_mono=self._clock.monotonic(), since_at=self._clock.now()))
+            if first:
+                self._share(identity.user_id)
             conn.push(_dumps({"type": "hello", "user": {"id": identity.user_id,
                                                         "name": identity.display_name,
                                                         "role": identity.role},
@@ -300,6 +328,7 @@ class AgentHub:
             conns.discard(conn)
             if not conns:
                 del self.connections[conn.identity.user_id]
+                self._share(conn.identity.user_id)
         if conn.identity.role in WALL_ROLES:
             self._wall_viewers -= 1
         if conn.writer is not None:
@@ -400,6 +429,13 @@ class AgentHub:
         kind = event.name.removeprefix("call.")
         if call_id in self._ended_ids and call_id not in self.calls:
             return  # a late event of a call already over: do not bring it back
+        if event.origin and kind != "ivr_choice":
+            return  # every server hears the calls from AMI itself
+        if kind == "ivr_choice" and data.get(REREAD):
+            # Too big for the bus: the server that ran the IVR wrote it to the call log.
+            self._call(call_id, data)
+            self._spawn(self._reread_paths([call_id]))
+            return
         if kind == "started":
             call = self._call(call_id, data)
             if self._prefetch and call.caller and call.pop is None and call.pop_future is None:
@@ -579,7 +615,8 @@ class AgentHub:
             if self.online(uid):
                 addresses = sorted({c.remote for c in self.connections.get(uid, ()) if c.remote})
                 self._audit_pop(pop, entry.ref, "ws:" + ",".join(addresses))
-            elif self.notifiers is not None and uid not in call.notified:
+            elif self.notifiers is not None and uid not in call.notified \
+                    and uid not in self.remote_online:  # their console is on another server
                 call.notified.add(uid)
                 self._spawn(self._notify(call, pop, entry))
 
@@ -728,7 +765,13 @@ class AgentHub:
                 "since_s": round(self._clock.monotonic() - st.since_mono, 1)}
 
     def set_agent_state(self, user_id: int, state: str, reason: str) -> AgentState:
-        st = AgentState(state=state, reason=reason, since_mono=self._clock.monotonic())
+        st = self._apply_state(user_id, AgentState(state=state, reason=reason,
+                                                   since_mono=self._clock.monotonic(),
+                                                   since_at=self._clock.now()))
+        self._share(user_id)
+        return st
+
+    def _apply_state(self, user_id: int, st: AgentState) -> AgentState:
         self.agent_states[user_id] = st
         frame = _dumps({"type": "status", "status": self._status_json(st)})
         self._send_to_user(user_id, lambda _ident: frame)
@@ -739,6 +782,94 @@ class AgentHub:
         """The user is gone (signed out, session over, disabled): no state any more."""
         if self.agent_states.pop(user_id, None) is not None:
             self._wall_changed()
+            self._share(user_id)
+
+    # ------------------------------------------------------------------ other servers
+
+    def _share(self, user_id: int) -> None:
+        if self._shared is not None:
+            self._spawn(self._write_shared(user_id))
+
+    async def _write_shared(self, user_id: int) -> None:
+        """Write the agent's state as it is now, then tell the other servers: one that
+        missed the event finds it in the table when it re-reads."""
+        assert self._shared is not None and self._server_id is not None
+        async with self._share_lock:
+            st = self.agent_states.get(user_id)
+            shared = SharedState(
+                user_id, st.state if st else OFFLINE, st.reason if st else "",
+                (st.since_at if st and st.since_at else self._clock.now()),
+                self.online(user_id), self._server_id)
+            try:
+                await self._shared.save(shared)
+            except Exception:
+                log.exception("agent %s: state not written for the other servers", user_id)
+            if self._bus is not None:
+                self._bus.publish(DomainEvent("agent.state", {
+                    "user_id": user_id, "state": shared.state, "reason": shared.reason,
+                    "since": shared.since, "online": shared.online}, at=self._clock.now()))
+
+    async def on_agent_state(self, event: DomainEvent) -> None:
+        """Another server changed an agent's state or console (ours publish it only)."""
+        if not event.origin:
+            return
+        data = event.data
+        user_id = data.get("user_id")
+        if not isinstance(user_id, int):
+            return
+        if data.get(REREAD) or not isinstance(data.get("since"), datetime):
+            await self.reread_shared()
+            return
+        self._take_shared(SharedState(user_id, str(data.get("state") or OFFLINE),
+                                      str(data.get("reason") or ""), data["since"],
+                                      bool(data.get("online")), event.origin))
+
+    def _take_shared(self, sh: SharedState) -> None:
+        if sh.online:
+            self.remote_online[sh.user_id] = sh.server
+        elif self.remote_online.get(sh.user_id) == sh.server:
+            del self.remote_online[sh.user_id]
+        if sh.state == OFFLINE:
+            if self.agent_states.pop(sh.user_id, None) is not None:
+                self._wall_changed()
+            return
+        current = self.agent_states.get(sh.user_id)
+        if current is not None and (current.state, current.reason, current.since_at) == (
+                sh.state, sh.reason, sh.since):
+            self._wall_changed()  # presence only
+            return
+        ago = max(0.0, (self._clock.now() - sh.since).total_seconds())
+        self._apply_state(sh.user_id, AgentState(state=sh.state, reason=sh.reason,
+                                                 since_mono=self._clock.monotonic() - ago,
+                                                 since_at=sh.since))
+
+    async def reread_shared(self) -> None:
+        """After the bus between servers was down: what the others may have changed
+        meanwhile comes from the database, not the bus. Agents' states and presence
+        (``agent_states``), the IVR paths of live calls (the call log), and every live
+        pop is rebuilt (tickets created meanwhile)."""
+        if self._shared is not None:
+            for sh in await self._shared.load():
+                if sh.server != self._server_id:
+                    self._take_shared(sh)
+        await self._reread_paths(list(self.calls))
+        for call in list(self.calls.values()):
+            if call.pop is not None and not call.refreshing:
+                call.refreshing = True
+                await self._refresh(call, push_only_if_changed=True)
+
+    async def _reread_paths(self, call_ids: list[str]) -> None:
+        if not call_ids:
+            return
+        async with self._sm() as session:
+            paths = await session.run_sync(lambda s: ivr_paths(s.connection(), call_ids))
+        for call_id, path in paths.items():
+            call = self.calls.get(call_id)
+            if call is not None and len(path) > len(call.ivr_path):
+                call.ivr_path = path
+                if call.state == "new":
+                    call.state = "ivr"
+                self._push_call(call)
 
     def _wall_changed(self) -> None:
         if not self._wall_viewers:
@@ -800,7 +931,8 @@ class AgentHub:
             st = self.agent_states.get(ref.user_id)
             agents.append({
                 "user_id": ref.user_id, "name": ref.display_name, "extension": ref.extension,
-                "online": self.online(ref.user_id), "on_call": ref.user_id in talking_ids,
+                "online": self.online(ref.user_id) or ref.user_id in self.remote_online,
+                "on_call": ref.user_id in talking_ids,
                 **(self._status_json(st) if st else {"state": "offline", "reason": "",
                                                      "since_s": 0}),
             })
