@@ -375,7 +375,8 @@ class PagingService:
             if event.data.get("incident_id") == incident_id and not fut.done():
                 fut.set_result(str(event.data.get("acked_by") or ""))
 
-        unsubscribe = self._bus.subscribe("incident.acknowledged", on_ack)
+        # remote: the engineer may press 1 on a page call the other server placed.
+        unsubscribe = self._bus.subscribe("incident.acknowledged", on_ack, remote=True)
         sleeper: asyncio.Future[None] = asyncio.ensure_future(self._clock.sleep(timeout_s))
         try:
             row = await self.get(incident_id)

@@ -1,7 +1,7 @@
 """console: agents' states in the database, shared by the servers of a cluster
 
-Revision ID: 0009_agent_states
-Revises: 0008_ticket_listen
+Revision ID: 0011_agent_states
+Revises: 0010_staff_communities
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 import callcenter.db.base
 
-revision = "0009_agent_states"
-down_revision = "0008_ticket_listen"
+revision = "0011_agent_states"
+down_revision = "0010_staff_communities"
 branch_labels = None
 depends_on = None
 
