@@ -18,6 +18,9 @@ from typing import Any
 LEXICON_DIR = Path(__file__).parent / "lexicon"
 _CLASS_REF = re.compile(r"\{([a-z_]+)\}")
 _TAIL = 16  # characters before a match in which a negation is looked for
+_AFTER = 40  # characters after a match in which a retraction is looked for
+# "不是 电梯 的 问题 是 ..." / "不是 我 家 漏水 是 ...": what is ruled out does not count.
+_RULED_OUT = re.compile(r"不是.{1,10}?(?:的问题|问题|是)")
 
 
 @dataclass(frozen=True)
@@ -39,10 +42,13 @@ class Negation:
     before: re.Pattern[str]
     question: re.Pattern[str]
     inside: tuple[re.Pattern[str], ...]
+    after: tuple[re.Pattern[str], ...] = ()
 
     def negates(self, text: str, start: int, end: int) -> bool:
         tail = text[max(0, start - _TAIL):start]
         if self.before.search(tail) and not self.question.search(tail):
+            return True
+        if any(p.search(text, end, end + _AFTER) for p in self.after):
             return True
         return any(p.search(text, start, end) for p in self.inside)
 
@@ -89,7 +95,7 @@ def load_lexicon(directory: Path | None = None) -> Lexicon:
         with open(LEXICON_DIR / "emergencies.toml", "rb") as fh:
             builtin = tomllib.load(fh)
         for key in ("negations", "negation_bridges", "questions", "negated_inside",
-                    "classes", "old_problem"):
+                    "retractions", "classes", "old_problem"):
             emergencies.setdefault(key, builtin[key])
     where = str(base / "emergencies.toml")
     classes = {name: _alternation([str(w) for w in words])
@@ -101,6 +107,7 @@ def load_lexicon(directory: Path | None = None) -> Lexicon:
         before=re.compile(rf"{_alternation(list(negations))}{bridges}{{0,2}}$"),
         question=re.compile(rf"{questions}{bridges}{{0,2}}$"),
         inside=tuple(_expand(p, classes, where) for p in emergencies.pop("negated_inside")),
+        after=tuple(_expand(p, classes, where) for p in emergencies.pop("retractions", ())),
     )
     old_problem = _old_problem(emergencies.pop("old_problem"), classes)
     rules = tuple(
@@ -140,6 +147,7 @@ def find_emergency(text: str, lex: Lexicon, after: int = 0) -> EmergencyRule | N
 
 def score_categories(text: str, lex: Lexicon) -> dict[str, float]:
     """Longest keywords first; a shorter keyword inside a longer match does not count again."""
+    text = _RULED_OUT.sub(lambda m: "_" * len(m.group(0)), text)
     found: list[tuple[int, int, str, float]] = []
     for cat, words in lex.keywords.items():
         for word, weight in words.items():
