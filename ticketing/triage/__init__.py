@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ticketing.triage.location import extract_location
+from ticketing.triage.pinyin import by_sound
 from ticketing.triage.rules import (
     Lexicon,
     find_emergency,
@@ -27,6 +28,11 @@ CATEGORIES = ("plumbing", "electrical", "elevator", "gas", "fire", "door_access"
               "complaint", "other")
 
 
+CATEGORY_LABELS = {"plumbing": "漏水", "electrical": "整栋停电", "elevator": "电梯困人",
+                   "gas": "燃气泄漏", "fire": "火情"}
+SOUND_PAGES = False
+
+
 @dataclass(frozen=True, slots=True)
 class TriageResult:
     category: str
@@ -34,9 +40,15 @@ class TriageResult:
     building: str | None
     unit: str | None
     room: str | None
+    unsure: bool = False
+    """Maybe an emergency: a person should listen (see ``unsure_reason``)."""
+    unsure_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if not self.unsure:
+            del d["unsure"], d["unsure_reason"]
+        return d
 
 
 @lru_cache(maxsize=4)
@@ -51,8 +63,40 @@ def normalize(text: str) -> str:
 
 
 def triage(text: str, lexicon: Lexicon | None = None) -> TriageResult:
+    """Category and emergency from the transcript as heard, then by sound.
+
+    Lexicon words heard as sound-alikes are respelled first (楼水 → 漏水: same
+    toneless pinyin, a character in common). When that finds no emergency, the
+    rules are read over sounds (``pinyin.by_sound``: every character stands for
+    its syllable), then with merged sounds (zh/z, n/l, an/ang …); an emergency
+    found only that way is ``unsure``: not paged, but someone listens (night
+    duty at night). The location is read from the transcript as heard.
+    """
     lex = lexicon or _lexicon(None)
     joined = normalize(text)
+    where = extract_location(joined)
+    heard = lex.sounds.repair(joined) if lex.sounds is not None else None
+    category, emergency = _classify(heard.text if heard else joined, lex)
+    unsure, reason = False, ""
+    if not emergency:
+        for twin, how in ((lex.by_sound, "读音相同"), (lex.by_near_sound, "读音相近")):
+            if twin is None:
+                continue
+            sound_category, sound_emergency = _classify(by_sound(joined, twin is lex.by_near_sound), twin)
+            if sound_emergency:
+                unsure = True
+                reason = (f"留言中有与“{CATEGORY_LABELS.get(sound_category, sound_category)}”"
+                          f"紧急情况{how}的说法，可能是识别错误")
+                if category == "other" or SOUND_PAGES:
+                    category = sound_category
+                break
+    if unsure and SOUND_PAGES:
+        return TriageResult(category, True, where.building, where.unit, where.room)
+    return TriageResult(category, emergency, where.building, where.unit, where.room,
+                        unsure, reason)
+
+
+def _classify(joined: str, lex: Lexicon) -> tuple[str, bool]:
     cut = old_problem_end(joined, lex)
     problem = joined[cut:]
     emergency = find_emergency(joined, lex, after=cut)
@@ -62,8 +106,7 @@ def triage(text: str, lexicon: Lexicon | None = None) -> TriageResult:
         # "昨天 停电 了 现在 来电 了 想 问 原因": no new problem, so the old one decides.
         scores = score_categories(problem, lex) or score_categories(joined, lex)
         category = max(scores, key=lambda c: (scores[c], -CATEGORIES.index(c))) if scores else "other"
-    where = extract_location(joined)
-    return TriageResult(category, emergency is not None, where.building, where.unit, where.room)
+    return category, emergency is not None
 
 
 __all__ = ["CATEGORIES", "TriageResult", "load_lexicon", "normalize", "triage"]

@@ -69,7 +69,7 @@ def score(rows: Iterable[dict[str, Any]], rate: float = 0.0, seed: int = 0,
         result = fn(text)
         got, want = result.to_dict(), row["expect"]
         s.n += 1
-        unsure = bool(got.get("unsure"))
+        unsure = result.unsure
         s.unsure += unsure
         if got["emergency"] and want["emergency"]:
             s.tp += 1

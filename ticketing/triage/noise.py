@@ -11,36 +11,15 @@ that a score on a noisy set can be reproduced.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
-from functools import lru_cache
 
 from pypinyin import Style, lazy_pinyin
-from pypinyin.constants import PHRASES_DICT
+
+from ticketing.triage.pinyin import homophones, is_han
 
 # (initial, initial) and (final, final) pairs speakers and small models merge.
 _INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("n", "l"))
 _FINALS = (("ang", "an"), ("eng", "en"), ("ing", "in"), ("iang", "ian"), ("uang", "uan"))
 NEAR_SHARE = 0.3  # of substitutions, the rest being exact (toneless) homophones
-MIN_PHRASES = 8  # a character in fewer phrases of the dictionary is too rare to be ASR output
-
-
-def is_han(c: str) -> bool:
-    return "\u4e00" <= c <= "\u9fff"
-
-
-@lru_cache(maxsize=1)
-def homophones() -> dict[str, tuple[str, ...]]:
-    """Toneless syllable → the common characters read that way (most common first)."""
-    counts: dict[str, int] = defaultdict(int)
-    for phrase in PHRASES_DICT:
-        for c in phrase:
-            if is_han(c):
-                counts[c] += 1
-    by_sound: dict[str, list[str]] = defaultdict(list)
-    for c, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        if n >= MIN_PHRASES:
-            by_sound[lazy_pinyin(c, style=Style.NORMAL)[0]].append(c)
-    return {s: tuple(cs) for s, cs in by_sound.items()}
 
 
 def near_syllables(syllable: str) -> list[str]:

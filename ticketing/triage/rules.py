@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from ticketing.triage.pinyin import SoundIndex, by_sound, pattern_words
 
 LEXICON_DIR = Path(__file__).parent / "lexicon"
 _CLASS_REF = re.compile(r"\{([a-z_]+)\}")
 _TAIL = 16  # characters before a match in which a negation is looked for
 _AFTER = 40  # characters after a match in which a retraction is looked for
 # "不是 电梯 的 问题 是 ..." / "不是 我 家 漏水 是 ...": what is ruled out does not count.
-_RULED_OUT = re.compile(r"不是.{1,10}?(?:的问题|问题|是)")
+_RULED_OUT = r"不是.{1,10}?(?:的问题|问题|是)"
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,12 @@ class Lexicon:
     negations: tuple[str, ...]
     negation: Negation
     old_problem: re.Pattern[str]
+    ruled_out: re.Pattern[str] = re.compile(_RULED_OUT)
+    sounds: SoundIndex | None = None
+    # The same rules over sounds instead of characters (``pinyin.by_sound``):
+    # exact toneless syllables, and with merged sounds (zh/z, n/l, an/ang …).
+    by_sound: Lexicon | None = None
+    by_near_sound: Lexicon | None = None
 
 
 def _alternation(words: list[str]) -> str:
@@ -86,6 +95,24 @@ def _old_problem(spec: dict[str, Any], classes: dict[str, str]) -> re.Pattern[st
 
 def load_lexicon(directory: Path | None = None) -> Lexicon:
     """The built-in lexicon, or a company's extended copy of the same two files."""
+    return replace(
+        _load(directory, str),
+        by_sound=_load(directory, by_sound),
+        by_near_sound=_load(directory, lambda s: by_sound(s, near=True)),
+    )
+
+
+def _respell(spec: Any, spell: Callable[[str], str]) -> Any:
+    if isinstance(spec, str):
+        return spell(spec)
+    if isinstance(spec, dict):
+        return {spell(k): _respell(v, spell) for k, v in spec.items()}
+    if isinstance(spec, list):
+        return [_respell(v, spell) for v in spec]
+    return spec
+
+
+def _load(directory: Path | None, spell: Callable[[str], str]) -> Lexicon:
     base = directory or LEXICON_DIR
     with open(base / "categories.toml", "rb") as fh:
         categories = tomllib.load(fh)
@@ -97,6 +124,10 @@ def load_lexicon(directory: Path | None = None) -> Lexicon:
         for key in ("negations", "negation_bridges", "questions", "negated_inside",
                     "retractions", "classes", "old_problem"):
             emergencies.setdefault(key, builtin[key])
+    if spell is not str:  # only Chinese characters change: keys and categories stay
+        categories, emergencies = _respell(categories, spell), _respell(emergencies, spell)
+    sounds = SoundIndex([*(w for words in categories.values() for w in words),
+                         *_words(emergencies)])
     where = str(base / "emergencies.toml")
     classes = {name: _alternation([str(w) for w in words])
                for name, words in emergencies.pop("classes").items()}
@@ -116,7 +147,19 @@ def load_lexicon(directory: Path | None = None) -> Lexicon:
         for name, spec in emergencies.items()
     )
     keywords = {cat: {str(k): float(v) for k, v in words.items()} for cat, words in categories.items()}
-    return Lexicon(keywords, rules, negations, negation, old_problem)
+    return Lexicon(keywords, rules, negations, negation, old_problem,
+                   re.compile(spell(_RULED_OUT)), sounds)
+
+
+def _words(spec: Any) -> list[str]:
+    """Every literal word of the emergency file (patterns, classes, negation, old problems)."""
+    if isinstance(spec, str):
+        return pattern_words(spec)
+    if isinstance(spec, dict):
+        return [w for v in spec.values() for w in _words(v)]
+    if isinstance(spec, list):
+        return [w for v in spec for w in _words(v)]
+    return []
 
 
 def old_problem_end(text: str, lex: Lexicon) -> int:
@@ -147,7 +190,7 @@ def find_emergency(text: str, lex: Lexicon, after: int = 0) -> EmergencyRule | N
 
 def score_categories(text: str, lex: Lexicon) -> dict[str, float]:
     """Longest keywords first; a shorter keyword inside a longer match does not count again."""
-    text = _RULED_OUT.sub(lambda m: "_" * len(m.group(0)), text)
+    text = lex.ruled_out.sub(lambda m: "_" * len(m.group(0)), text)
     found: list[tuple[int, int, str, float]] = []
     for cat, words in lex.keywords.items():
         for word, weight in words.items():
