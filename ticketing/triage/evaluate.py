@@ -20,6 +20,9 @@ from ticketing.triage import CATEGORIES, TriageResult, triage
 from ticketing.triage.noise import add_noise
 
 LOCATION = ("building", "unit", "room")
+SHORT = {"plumbing": "plu", "electrical": "ele", "elevator": "lift", "gas": "gas", "fire": "fire",
+         "door_access": "door", "public_facility": "pub", "sanitation": "san", "noise": "noi",
+         "security": "sec", "parking": "park", "fees": "fee", "complaint": "cpl", "other": "oth"}
 
 
 @dataclass
@@ -97,9 +100,12 @@ def report(s: Scores, title: str, misses: bool = False) -> str:
     for cat in CATEGORIES:
         p, r, n = s.category_pr(cat)
         lines.append(f"| {cat} | {n} | {p:.2f} | {r:.2f} |")
-    lines += ["", "confusion (label → triage, off-diagonal only):", ""]
-    off = sorted(((v, w, g) for (w, g), v in s.confusion.items() if w != g), reverse=True)
-    lines += [f"- {w} → {g}: {v}" for v, w, g in off] or ["- none"]
+    lines += ["", "confusion (rows: label, columns: triage; a dot is 0):", "",
+              "| label \\ triage | " + " | ".join(SHORT[c] for c in CATEGORIES) + " |",
+              "|---" * (len(CATEGORIES) + 1) + "|"]
+    for want in CATEGORIES:
+        cells = [str(s.confusion.get((want, got), 0) or ".") for got in CATEGORIES]
+        lines.append(f"| {want} | " + " | ".join(cells) + " |")
     if misses:
         lines += ["", "misses:"]
         lines += [f"- {i} {t}\n    want {w}\n    got  {g}" for i, t, w, g in s.misses]
