@@ -249,21 +249,21 @@ async def test_a_notice_nobody_received_is_retried_and_a_good_message_sends_none
 async def test_a_night_message_that_sounds_like_an_emergency_only_through_asr_errors_is_listened_to(
         db_url: str, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
         hooks: Hooks) -> None:
-    """The real triage: "有 任 在 里面" is "有 人 在 里面" only by sound (任/人, ren),
+    """The real triage: "冒 出 好 多 言" is "冒 出 好 多 烟" only by sound (言/烟, yan),
     so it is not paged, but night duty is told to listen and the ticket says why."""
     await seed_directory(sessionmaker)
     await seed_staff(sessionmaker, hooks.base)
     wav = Spool(tmp_path / "spool").add(msg_id="500-unsure")
     transcriber = FakeTranscriber()
-    transcriber.say(wav, "电梯 停 了 有 任 在 里面 喊 救命 三 栋")
+    transcriber.say(wav, "楼 上 冒 出 好 多 言 三 栋")
     async with running(db_url, tmp_path, ManualClock(NIGHT), transcriber, triage) as client:
         await until(lambda: _has(listened(sessionmaker)))
         [ticket] = await listened(sessionmaker)
-        assert ticket.category == "elevator" and ticket.priority == "normal"  # not a page
+        assert ticket.category == "fire" and ticket.priority == "normal"  # not a page
         assert ticket.needs_listen and ticket.listen_reason == "triage_unsure"
         assert ticket.listen_notice == "需值班人员收听确认，已通知夜班值班人员收听录音"
         assert "需值班人员收听确认：" in ticket.description
-        assert "电梯困人" in ticket.description and "识别错误" in ticket.description
+        assert "火情" in ticket.description and "识别错误" in ticket.description
         assert [who for who, _ in hooks.got] == ["night1"]
         body = hooks.got[0][1]
         assert "可能是紧急情况" in body["text"] and "类别未知" not in body["text"]

@@ -32,9 +32,14 @@ def test_at_20_percent_noise_emergencies_reach_a_person(seed: int) -> None:
     by sound) sent to night duty to listen; what is paged stays mostly real."""
     s = score(ROWS, rate=0.2, seed=seed)
     assert s.recall_with_listen >= 0.95, s.recall_with_listen
-    assert s.emergency_recall >= 0.75, s.emergency_recall  # paged alone (0.78–0.90 measured)
+    assert s.emergency_recall >= 0.8, s.emergency_recall  # paged alone (0.83–0.95 measured)
     assert s.emergency_precision >= 0.9, s.emergency_precision
     assert s.accuracy("category") >= 0.85
+
+
+def test_at_20_percent_noise_paged_recall_averaged_over_seeds() -> None:
+    recalls = [score(ROWS, rate=0.2, seed=seed).emergency_recall for seed in (1, 2, 3)]
+    assert sum(recalls) / len(recalls) >= 0.9, recalls
 
 
 @pytest.mark.parametrize(("text", "category"), [
@@ -77,10 +82,16 @@ def test_merged_sounds_fold_together() -> None:
 
 
 def test_an_emergency_matched_only_by_sound_is_unsure_not_paged() -> None:
-    result = triage("电梯 停 了 有 任 在 里面 喊 救命")  # 任 for 人 (ren)
-    assert result.category == "elevator" and result.emergency is False
-    assert result.unsure and "电梯困人" in result.unsure_reason
-    assert not triage("电梯 停 了 有 人 在 里面 喊 救命").unsure  # paged, not unsure
+    result = triage("楼 上 冒 出 好 多 言")  # 言 for 烟 (yan): no word of the rule as written
+    assert result.category == "fire" and result.emergency is False
+    assert result.unsure and "火情" in result.unsure_reason
+    assert not triage("楼 上 冒 出 好 多 烟").unsure  # paged, not unsure
+
+
+def test_a_sound_match_anchored_by_a_word_heard_as_written_is_paged() -> None:
+    """"电梯 … 有 任 在 里面": 电梯 is heard as written, only 任 (人, ren) by sound."""
+    result = triage("电梯 停 了 有 任 在 里面 喊 救命")
+    assert (result.emergency, result.category, result.unsure) == (True, "elevator", False)
 
 
 def test_noise_is_seeded() -> None:

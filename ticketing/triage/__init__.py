@@ -18,6 +18,7 @@ from ticketing.triage.pinyin import by_sound
 from ticketing.triage.rules import (
     Lexicon,
     find_emergency,
+    find_emergency_match,
     load_lexicon,
     old_problem_end,
     score_categories,
@@ -30,7 +31,6 @@ CATEGORIES = ("plumbing", "electrical", "elevator", "gas", "fire", "door_access"
 
 CATEGORY_LABELS = {"plumbing": "漏水", "electrical": "整栋停电", "elevator": "电梯困人",
                    "gas": "燃气泄漏", "fire": "火情"}
-SOUND_PAGES = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,21 +79,32 @@ def triage(text: str, lexicon: Lexicon | None = None) -> TriageResult:
     category, emergency = _classify(heard.text if heard else joined, lex)
     unsure, reason = False, ""
     if not emergency:
+        text = heard.text if heard else joined
         for twin, how in ((lex.by_sound, "读音相同"), (lex.by_near_sound, "读音相近")):
             if twin is None:
                 continue
-            sound_category, sound_emergency = _classify(by_sound(joined, twin is lex.by_near_sound), twin)
-            if sound_emergency:
-                unsure = True
-                reason = (f"留言中有与“{CATEGORY_LABELS.get(sound_category, sound_category)}”"
-                          f"紧急情况{how}的说法，可能是识别错误")
-                if category == "other" or SOUND_PAGES:
-                    category = sound_category
-                break
-    if unsure and SOUND_PAGES:
-        return TriageResult(category, True, where.building, where.unit, where.room)
+            spelled = by_sound(text, twin is lex.by_near_sound)
+            found = find_emergency_match(spelled, twin, after=old_problem_end(spelled, twin))
+            if found is None:
+                continue
+            rule, m = found
+            if category == "other":
+                category = rule.category
+            if twin is lex.by_sound and _anchored(text[m.start():m.end()], lex):
+                # Same sounds, and a word of the rule heard as written: "燃气 违" is 燃气味.
+                return TriageResult(rule.category, True, where.building, where.unit, where.room)
+            unsure = True
+            reason = (f"留言中有与“{CATEGORY_LABELS.get(rule.category, rule.category)}”"
+                      f"紧急情况{how}的说法，可能是识别错误")
+            break
     return TriageResult(category, emergency, where.building, where.unit, where.room,
                         unsure, reason)
+
+
+def _anchored(span: str, lex: Lexicon) -> bool:
+    """Whether an emergency word of two or more characters is spelled out in ``span``."""
+    return any(span[i:j] in lex.emergency_words
+               for i in range(len(span)) for j in range(i + 2, min(len(span), i + 6) + 1))
 
 
 def _classify(joined: str, lex: Lexicon) -> tuple[str, bool]:

@@ -65,6 +65,7 @@ class Lexicon:
     old_problem: re.Pattern[str]
     ruled_out: re.Pattern[str] = re.compile(_RULED_OUT)
     sounds: SoundIndex | None = None
+    emergency_words: frozenset[str] = frozenset()
     # The same rules over sounds instead of characters (``pinyin.by_sound``):
     # exact toneless syllables, and with merged sounds (zh/z, n/l, an/ang …).
     by_sound: Lexicon | None = None
@@ -148,7 +149,8 @@ def _load(directory: Path | None, spell: Callable[[str], str]) -> Lexicon:
     )
     keywords = {cat: {str(k): float(v) for k, v in words.items()} for cat, words in categories.items()}
     return Lexicon(keywords, rules, negations, negation, old_problem,
-                   re.compile(spell(_RULED_OUT)), sounds)
+                   re.compile(spell(_RULED_OUT)), sounds,
+                   frozenset(w for w in _words(emergencies) if len(w) >= 2))
 
 
 def _words(spec: Any) -> list[str]:
@@ -180,11 +182,18 @@ def find_emergency(text: str, lex: Lexicon, after: int = 0) -> EmergencyRule | N
     is history, but one that only starts there ("之前 电梯 修好 了 今天 又 困 人")
     is not.
     """
+    found = find_emergency_match(text, lex, after)
+    return found[0] if found else None
+
+
+def find_emergency_match(text: str, lex: Lexicon, after: int = 0
+                         ) -> tuple[EmergencyRule, re.Match[str]] | None:
+    """:func:`find_emergency`, with the match."""
     for rule in lex.emergencies:
         for pattern in rule.patterns:
             for m in pattern.finditer(text):
                 if m.end() > after and not lex.negation.negates(text, m.start(), m.end()):
-                    return rule
+                    return rule, m
     return None
 
 
