@@ -47,7 +47,7 @@ from recordings.safefs import REFUSALS, RefusedFile, open_beneath
 from recordings.spool import SpoolMessage, scan_spool
 from recordings.store import RecordingStore, sha256_fileobj
 from ticketing.categories import CATEGORIES
-from ticketing.listen import needs_listen
+from ticketing.listen import UNSURE_DECISION, needs_listen
 from ticketing.location import SaidLocation, decide_location
 from ticketing.models import Ticket
 from ticketing.services import MAX_DESCRIPTION, UNRECOGNISED_SUMMARY, NewTicket, TicketService
@@ -499,6 +499,7 @@ class VoicemailIngest:
     async def _ticket_for(self, rec: Recording, text: str, error_id: str | None) -> NewTicket:
         category, emergency = "other", False
         said = SaidLocation()
+        unsure_note = ""
         hint = parse_hint(rec.ivr_hint or "")
         # Transcription or triage that never completed: someone must listen.
         listen = error_id if error_id and needs_listen(error_id) else ""
@@ -512,6 +513,8 @@ class VoicemailIngest:
                 said = SaidLocation(result.building, result.unit, result.room)
                 if getattr(result, "unsure", False) and not emergency:
                     listen = "triage_unsure"  # maybe an emergency: a person decides
+                    why = str(getattr(result, "unsure_reason", "") or "")
+                    unsure_note = f"{UNSURE_DECISION}：{why}" if why else UNSURE_DECISION
         if category == "other" and hint is not None and hint.path:
             # Nothing (or nothing useful) said: the menu the caller went through
             # (报修 → 水电) still tells what it is about.
@@ -539,6 +542,8 @@ class VoicemailIngest:
             caller_name = next(p.name for p in people if p.person_id == person_id) or caller_name
         summary = summary_for(text, category) if text and error_id is None else UNRECOGNISED_SUMMARY
         description = text[:MAX_DESCRIPTION]
+        if unsure_note:
+            description = f"{description}\n\n{unsure_note}"
         if hint is not None and hint.path:
             description = (f"{description}\n\n" if description else "") + \
                 f"语音导航：{hint.path_text}"

@@ -56,11 +56,14 @@ LISTEN_REASONS: dict[str, str] = {
     "audio_unsupported_format": "录音格式无法解码",
     "recording_missing": "录音文件缺失",
     "triage_failed": "自动分拣失败",
-    "triage_unsure": "无法判断是否紧急",
+    "triage_unsure": "可能是紧急情况，自动分拣无法确定",
 }
 NOT_A_LISTEN_REASON = frozenset({"no_speech"})
 """A silent message (a hang-up after the beep) is a ticket, not a notice to anyone."""
 ACTOR = "listen-notice"
+UNSURE_DECISION = "需值班人员收听确认"
+"""What a ticket says when triage could not tell whether the message is an emergency
+(e.g. it sounds like one only through a likely recognition error)."""
 
 
 def needs_listen(error_id: str | None) -> bool:
@@ -74,7 +77,7 @@ def reason_label(reason: str) -> str:
 
 def _what(reason: str) -> str:
     """The first words of the decision: what did not complete."""
-    return "无法判断是否紧急" if reason == "triage_unsure" else (
+    return UNSURE_DECISION if reason == "triage_unsure" else (
         "自动分拣失败" if reason == "triage_failed" else "转写失败")
 
 
@@ -105,6 +108,9 @@ class ListenNotice:
 
     @property
     def text(self) -> str:
+        if self.reason == "triage_unsure":
+            return ("留言可能是紧急情况，但识别结果不确定（可能是语音识别错误）。"
+                    "请收听录音，判断是否紧急并处理。")
         return (f"{reason_label(self.reason)}，系统无法判断留言内容（类别未知）。"
                 "请收听录音，判断是否紧急并处理。")
 

@@ -34,6 +34,7 @@ from tests.ticketing.directory_data import seed_directory
 from ticketing.listen import ACTOR
 from ticketing.models import Ticket, TicketEvent
 from ticketing.services import UNRECOGNISED_SUMMARY
+from ticketing.triage import triage
 
 NIGHT = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)  # Sunday 23:00 in Shanghai
 OFFICE = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 in Shanghai
@@ -101,7 +102,8 @@ async def until(cond: Callable[[], Awaitable[bool]]) -> None:
 
 @asynccontextmanager
 async def running(db_url: str, tmp: Path, clock: ManualClock,
-                  transcriber: FakeTranscriber | None) -> AsyncIterator[
+                  transcriber: FakeTranscriber | None,
+                  triage_fn: Any = simple_triage) -> AsyncIterator[
                       TestClient[web.Request, web.Application]]:
     settings = settings_from_mapping({
         "data_dir": str(tmp / "data"), "database": {"url": db_url},
@@ -110,7 +112,7 @@ async def running(db_url: str, tmp: Path, clock: ManualClock,
                       "mailboxes": ["8000"]},
     })
     app = create_core_app(settings, clock=clock)
-    setup_tickets(app, transcriber=lambda _app: transcriber, triage_fn=simple_triage)
+    setup_tickets(app, transcriber=lambda _app: transcriber, triage_fn=triage_fn)
 
     async def resolver(request: web.Request) -> Identity | None:
         return Identity(user_id=None, username="zhang", role="agent", via="session",
@@ -243,3 +245,48 @@ async def test_a_notice_nobody_received_is_retried_and_a_good_message_sends_none
         [ticket] = await listened(sessionmaker)
         assert ticket.id == bad.id
     assert [who for who, _ in hooks.got] == ["night1"]
+
+
+async def test_a_night_message_that_sounds_like_an_emergency_only_through_asr_errors_is_listened_to(
+        db_url: str, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        hooks: Hooks) -> None:
+    """The real triage: "冒 出 好 多 言" is "冒 出 好 多 烟" only by sound (言/烟, yan),
+    so it is not paged, but night duty is told to listen and the ticket says why."""
+    await seed_directory(sessionmaker)
+    await seed_staff(sessionmaker, hooks.base)
+    wav = Spool(tmp_path / "spool").add(msg_id="500-unsure")
+    transcriber = FakeTranscriber()
+    transcriber.say(wav, "楼 上 冒 出 好 多 言 三 栋")
+    async with running(db_url, tmp_path, ManualClock(NIGHT), transcriber, triage) as client:
+        await until(lambda: _has(listened(sessionmaker)))
+        [ticket] = await listened(sessionmaker)
+        assert ticket.category == "fire" and ticket.priority == "normal"  # not a page
+        assert ticket.needs_listen and ticket.listen_reason == "triage_unsure"
+        assert ticket.listen_notice == "需值班人员收听确认，已通知夜班值班人员收听录音"
+        assert "需值班人员收听确认：" in ticket.description
+        assert "火情" in ticket.description and "识别错误" in ticket.description
+        assert [who for who, _ in hooks.got] == ["night1"]
+        body = hooks.got[0][1]
+        assert "可能是紧急情况" in body["text"] and "类别未知" not in body["text"]
+        async with client.get(f"/tickets/{ticket.id}") as r:
+            page = await r.text()
+        assert "需值班人员收听确认，已通知夜班值班人员收听录音" in page
+
+
+async def test_a_clear_emergency_at_night_is_not_a_listen_notice(
+        db_url: str, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path,
+        hooks: Hooks) -> None:
+    await seed_directory(sessionmaker)
+    await seed_staff(sessionmaker, hooks.base)
+    wav = Spool(tmp_path / "spool").add(msg_id="501-sure")
+    transcriber = FakeTranscriber()
+    transcriber.say(wav, "电梯 停 了 有 人 在 里面 喊 救命 三 栋")
+    async with running(db_url, tmp_path, ManualClock(NIGHT), transcriber, triage):
+        async def filed() -> bool:
+            async with sessionmaker() as s:
+                return bool((await s.scalars(select(Ticket))).all())
+        await until(filed)
+        async with sessionmaker() as s:
+            [ticket] = (await s.scalars(select(Ticket))).all()
+    assert ticket.priority == "emergency" and not ticket.needs_listen
+    assert hooks.got == []

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from ticketing.triage.location import extract_location
+from ticketing.triage.pinyin import by_sound
 from ticketing.triage.rules import (
     Lexicon,
     find_emergency,
+    find_emergency_match,
     load_lexicon,
     old_problem_end,
     score_categories,
@@ -27,6 +29,10 @@ CATEGORIES = ("plumbing", "electrical", "elevator", "gas", "fire", "door_access"
               "complaint", "other")
 
 
+CATEGORY_LABELS = {"plumbing": "漏水", "electrical": "整栋停电", "elevator": "电梯困人",
+                   "gas": "燃气泄漏", "fire": "火情"}
+
+
 @dataclass(frozen=True, slots=True)
 class TriageResult:
     category: str
@@ -34,9 +40,15 @@ class TriageResult:
     building: str | None
     unit: str | None
     room: str | None
+    unsure: bool = False
+    """Maybe an emergency: a person should listen (see ``unsure_reason``)."""
+    unsure_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if not self.unsure:
+            del d["unsure"], d["unsure_reason"]
+        return d
 
 
 @lru_cache(maxsize=4)
@@ -51,8 +63,51 @@ def normalize(text: str) -> str:
 
 
 def triage(text: str, lexicon: Lexicon | None = None) -> TriageResult:
+    """Category and emergency from the transcript as heard, then by sound.
+
+    Lexicon words heard as sound-alikes are respelled first (楼水 → 漏水: same
+    toneless pinyin, a character in common). When that finds no emergency, the
+    rules are read over sounds (``pinyin.by_sound``: every character stands for
+    its syllable), then with merged sounds (zh/z, n/l, an/ang …); an emergency
+    found only that way is ``unsure``: not paged, but someone listens (night
+    duty at night). The location is read from the transcript as heard.
+    """
     lex = lexicon or _lexicon(None)
     joined = normalize(text)
+    where = extract_location(joined)
+    heard = lex.sounds.repair(joined) if lex.sounds is not None else None
+    category, emergency = _classify(heard.text if heard else joined, lex)
+    unsure, reason = False, ""
+    if not emergency:
+        text = heard.text if heard else joined
+        for twin, how in ((lex.by_sound, "读音相同"), (lex.by_near_sound, "读音相近")):
+            if twin is None:
+                continue
+            spelled = by_sound(text, twin is lex.by_near_sound)
+            found = find_emergency_match(spelled, twin, after=old_problem_end(spelled, twin))
+            if found is None:
+                continue
+            rule, m = found
+            if category == "other":
+                category = rule.category
+            if twin is lex.by_sound and _anchored(text[m.start():m.end()], lex):
+                # Same sounds, and a word of the rule heard as written: "燃气 违" is 燃气味.
+                return TriageResult(rule.category, True, where.building, where.unit, where.room)
+            unsure = True
+            reason = (f"留言中有与“{CATEGORY_LABELS.get(rule.category, rule.category)}”"
+                      f"紧急情况{how}的说法，可能是识别错误")
+            break
+    return TriageResult(category, emergency, where.building, where.unit, where.room,
+                        unsure, reason)
+
+
+def _anchored(span: str, lex: Lexicon) -> bool:
+    """Whether an emergency word of two or more characters is spelled out in ``span``."""
+    return any(span[i:j] in lex.emergency_words
+               for i in range(len(span)) for j in range(i + 2, min(len(span), i + 6) + 1))
+
+
+def _classify(joined: str, lex: Lexicon) -> tuple[str, bool]:
     cut = old_problem_end(joined, lex)
     problem = joined[cut:]
     emergency = find_emergency(joined, lex, after=cut)
@@ -62,8 +117,7 @@ def triage(text: str, lexicon: Lexicon | None = None) -> TriageResult:
         # "昨天 停电 了 现在 来电 了 想 问 原因": no new problem, so the old one decides.
         scores = score_categories(problem, lex) or score_categories(joined, lex)
         category = max(scores, key=lambda c: (scores[c], -CATEGORIES.index(c))) if scores else "other"
-    where = extract_location(joined)
-    return TriageResult(category, emergency is not None, where.building, where.unit, where.room)
+    return category, emergency is not None
 
 
 __all__ = ["CATEGORIES", "TriageResult", "load_lexicon", "normalize", "triage"]

@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from ticketing.triage.pinyin import SoundIndex, by_sound, pattern_words
 
 LEXICON_DIR = Path(__file__).parent / "lexicon"
 _CLASS_REF = re.compile(r"\{([a-z_]+)\}")
 _TAIL = 16  # characters before a match in which a negation is looked for
+_AFTER = 40  # characters after a match in which a retraction is looked for
+# "不是 电梯 的 问题 是 ..." / "不是 我 家 漏水 是 ...": what is ruled out does not count.
+_RULED_OUT = r"不是.{1,10}?(?:的问题|问题|是)"
 
 
 @dataclass(frozen=True)
@@ -39,10 +45,13 @@ class Negation:
     before: re.Pattern[str]
     question: re.Pattern[str]
     inside: tuple[re.Pattern[str], ...]
+    after: tuple[re.Pattern[str], ...] = ()
 
     def negates(self, text: str, start: int, end: int) -> bool:
         tail = text[max(0, start - _TAIL):start]
         if self.before.search(tail) and not self.question.search(tail):
+            return True
+        if any(p.search(text, end, end + _AFTER) for p in self.after):
             return True
         return any(p.search(text, start, end) for p in self.inside)
 
@@ -54,6 +63,13 @@ class Lexicon:
     negations: tuple[str, ...]
     negation: Negation
     old_problem: re.Pattern[str]
+    ruled_out: re.Pattern[str] = re.compile(_RULED_OUT)
+    sounds: SoundIndex | None = None
+    emergency_words: frozenset[str] = frozenset()
+    # The same rules over sounds instead of characters (``pinyin.by_sound``):
+    # exact toneless syllables, and with merged sounds (zh/z, n/l, an/ang …).
+    by_sound: Lexicon | None = None
+    by_near_sound: Lexicon | None = None
 
 
 def _alternation(words: list[str]) -> str:
@@ -80,6 +96,24 @@ def _old_problem(spec: dict[str, Any], classes: dict[str, str]) -> re.Pattern[st
 
 def load_lexicon(directory: Path | None = None) -> Lexicon:
     """The built-in lexicon, or a company's extended copy of the same two files."""
+    return replace(
+        _load(directory, str),
+        by_sound=_load(directory, by_sound),
+        by_near_sound=_load(directory, lambda s: by_sound(s, near=True)),
+    )
+
+
+def _respell(spec: Any, spell: Callable[[str], str]) -> Any:
+    if isinstance(spec, str):
+        return spell(spec)
+    if isinstance(spec, dict):
+        return {spell(k): _respell(v, spell) for k, v in spec.items()}
+    if isinstance(spec, list):
+        return [_respell(v, spell) for v in spec]
+    return spec
+
+
+def _load(directory: Path | None, spell: Callable[[str], str]) -> Lexicon:
     base = directory or LEXICON_DIR
     with open(base / "categories.toml", "rb") as fh:
         categories = tomllib.load(fh)
@@ -89,8 +123,12 @@ def load_lexicon(directory: Path | None = None) -> Lexicon:
         with open(LEXICON_DIR / "emergencies.toml", "rb") as fh:
             builtin = tomllib.load(fh)
         for key in ("negations", "negation_bridges", "questions", "negated_inside",
-                    "classes", "old_problem"):
+                    "retractions", "classes", "old_problem"):
             emergencies.setdefault(key, builtin[key])
+    if spell is not str:  # only Chinese characters change: keys and categories stay
+        categories, emergencies = _respell(categories, spell), _respell(emergencies, spell)
+    sounds = SoundIndex([*(w for words in categories.values() for w in words),
+                         *_words(emergencies)])
     where = str(base / "emergencies.toml")
     classes = {name: _alternation([str(w) for w in words])
                for name, words in emergencies.pop("classes").items()}
@@ -101,6 +139,7 @@ def load_lexicon(directory: Path | None = None) -> Lexicon:
         before=re.compile(rf"{_alternation(list(negations))}{bridges}{{0,2}}$"),
         question=re.compile(rf"{questions}{bridges}{{0,2}}$"),
         inside=tuple(_expand(p, classes, where) for p in emergencies.pop("negated_inside")),
+        after=tuple(_expand(p, classes, where) for p in emergencies.pop("retractions", ())),
     )
     old_problem = _old_problem(emergencies.pop("old_problem"), classes)
     rules = tuple(
@@ -109,7 +148,20 @@ def load_lexicon(directory: Path | None = None) -> Lexicon:
         for name, spec in emergencies.items()
     )
     keywords = {cat: {str(k): float(v) for k, v in words.items()} for cat, words in categories.items()}
-    return Lexicon(keywords, rules, negations, negation, old_problem)
+    return Lexicon(keywords, rules, negations, negation, old_problem,
+                   re.compile(spell(_RULED_OUT)), sounds,
+                   frozenset(w for w in _words(emergencies) if len(w) >= 2))
+
+
+def _words(spec: Any) -> list[str]:
+    """Every literal word of the emergency file (patterns, classes, negation, old problems)."""
+    if isinstance(spec, str):
+        return pattern_words(spec)
+    if isinstance(spec, dict):
+        return [w for v in spec.values() for w in _words(v)]
+    if isinstance(spec, list):
+        return [w for v in spec for w in _words(v)]
+    return []
 
 
 def old_problem_end(text: str, lex: Lexicon) -> int:
@@ -130,16 +182,24 @@ def find_emergency(text: str, lex: Lexicon, after: int = 0) -> EmergencyRule | N
     is history, but one that only starts there ("之前 电梯 修好 了 今天 又 困 人")
     is not.
     """
+    found = find_emergency_match(text, lex, after)
+    return found[0] if found else None
+
+
+def find_emergency_match(text: str, lex: Lexicon, after: int = 0
+                         ) -> tuple[EmergencyRule, re.Match[str]] | None:
+    """:func:`find_emergency`, with the match."""
     for rule in lex.emergencies:
         for pattern in rule.patterns:
             for m in pattern.finditer(text):
                 if m.end() > after and not lex.negation.negates(text, m.start(), m.end()):
-                    return rule
+                    return rule, m
     return None
 
 
 def score_categories(text: str, lex: Lexicon) -> dict[str, float]:
     """Longest keywords first; a shorter keyword inside a longer match does not count again."""
+    text = lex.ruled_out.sub(lambda m: "_" * len(m.group(0)), text)
     found: list[tuple[int, int, str, float]] = []
     for cat, words in lex.keywords.items():
         for word, weight in words.items():
