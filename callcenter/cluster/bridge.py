@@ -159,8 +159,7 @@ class PgBus:
         while True:
             try:
                 conn = await self._connect(self._dsn)
-            except (OSError, TimeoutError, asyncpg.PostgresError,
-                    asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # keep trying, whatever the failure
                 log.warning("bus: cannot connect to the database (%s); again in %.1f s",
                             exc, delay)
                 await asyncio.sleep(delay)
@@ -184,9 +183,11 @@ class PgBus:
                 self.connected.set()
                 self._spawn_hooks()
                 await self._pump(conn, lost)
-            except (OSError, TimeoutError, ConnectionError, asyncpg.PostgresError,
-                    asyncpg.InterfaceError) as exc:
-                log.warning("bus: LISTEN connection lost (%s); reconnecting in %.1f s",
+            except Exception as exc:  # the bus outlives any connection error
+                # Not only OSError/PostgresError: a connection killed mid-query can also
+                # leave asyncpg's protocol in a state it reports as InternalClientError
+                # ("cannot switch to state ..."). Whatever it is, this connection is done.
+                log.warning("bus: LISTEN connection lost (%r); reconnecting in %.1f s",
                             exc, delay)
             finally:
                 self.connected.clear()

@@ -143,3 +143,54 @@ async def test_what_a_server_publishes_while_its_connection_is_down_goes_out_aft
     got = await b.next(15)
     assert got.data == {"incident_id": 4} and got.origin == "server-a"
     assert a.bridge.connects == 2
+
+
+class _FailsOnce:
+    """A real connection whose first NOTIFY fails the way asyncpg does when a
+    connection dies in the middle of a query (seen under load in CI)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self.failed = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+    async def execute(self, *args: object, **kwargs: object) -> str:
+        if not self.failed:
+            self.failed = True
+            raise asyncpg.InternalClientError(
+                "cannot switch to state 11; another operation (2) is in progress")
+        return await self._conn.execute(*args, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_an_unexpected_client_error_on_send_is_a_lost_connection_not_a_dead_bus(
+        db_url: str) -> None:
+    dsn = listen_dsn(db_url)
+    assert dsn is not None
+    wrapped: list[_FailsOnce] = []
+
+    async def connect(dsn: str) -> object:
+        conn = await asyncpg.connect(dsn, timeout=5)
+        if wrapped:  # the reconnect gets a plain connection
+            return conn
+        wrapped.append(_FailsOnce(conn))
+        return wrapped[0]
+
+    a = Node(dsn, "server-a")
+    a.bridge = PgBus(dsn, a.bus, server_id="server-a", connect=connect, retry_base_s=0.05,
+                     keepalive_s=1.0)
+    b = Node(dsn, "server-b")
+    await a.bridge.start()
+    await b.bridge.start()
+    try:
+        await asyncio.wait_for(b.resyncs.get(), 10)
+        await asyncio.wait_for(a.bridge.connected.wait(), 10)
+        a.bus.publish(DomainEvent("incident.resolved", {"incident_id": 9}))
+        got = await b.next(15)
+        # The event that met the error was kept and went out on the new connection.
+        assert got.data == {"incident_id": 9} and got.origin == "server-a"
+        assert wrapped[0].failed and a.bridge.connects == 2
+    finally:
+        await a.bridge.stop()
+        await b.bridge.stop()
