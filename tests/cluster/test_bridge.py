@@ -161,7 +161,7 @@ class _FailsOnce:
             self.failed = True
             raise asyncpg.InternalClientError(
                 "cannot switch to state 11; another operation (2) is in progress")
-        return await self._conn.execute(*args, **kwargs)  # type: ignore[arg-type]
+        return await self._conn.execute(*args, **kwargs)
 
 
 async def test_an_unexpected_client_error_on_send_is_a_lost_connection_not_a_dead_bus(
