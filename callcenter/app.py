@@ -47,6 +47,7 @@ from callcenter.paging.http import PAGING_SERVICE
 from callcenter.paging.originate import Originator
 from callcenter.paging.pbx_route import route_from_settings
 from callcenter.paging.setup import PAGE_CALL_HANDLER, setup_paging
+from callcenter.reports.http import setup_reports
 from callcenter.screenpop.setup import STAFF_NOTIFIERS, setup_screenpop
 from callcenter.settings import Settings
 from callcenter.tickets import setup_tickets, transcriber_from_settings
@@ -156,6 +157,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     if transcribe:
         app.cleanup_ctx.append(_transcriber)
     setup_tickets(app, transcriber=_pool)
+    setup_reports(app)
 
     entry = AgiEntry()
     app[AGI_ENTRY] = entry

@@ -127,6 +127,11 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/tickets/{ticket_id}"): Rule(SIGNED_IN, True),
     ("POST", "/tickets/{ticket_id}/action"): Rule(SIGNED_IN, True),
     ("GET", "/recordings/{recording_id}"): Rule(SIGNED_IN, True),
+    # Reports (figures of the person's communities; community= narrows them).
+    ("GET", "/api/reports/calls"): Rule(only("supervisor"), True),
+    ("GET", "/reports"): Rule(only("supervisor"), True),
+    ("GET", "/reports/calls.csv"): Rule(only("supervisor"), True),
+    ("GET", "/reports/calls.xlsx"): Rule(only("supervisor"), True),
     # IVR administration.
     ("GET", "/admin/ivr"): Rule(only("admin")),
     ("POST", "/admin/ivr/reload"): Rule(only("admin")),
@@ -300,6 +305,10 @@ ASKS_FOR_B: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
         "number": "13511112222", "name": "新住户", "community": "binjiang"}),
     ("POST", "/api/console/call"): ("/api/console/call", {"person_id": "B's owner", "phone": 0}),
     ("GET", "/api/departments"): ("/api/departments?community=binjiang", None),
+    ("GET", "/api/reports/calls"): ("/api/reports/calls?community=binjiang", None),
+    ("GET", "/reports"): ("/reports?community=binjiang", None),
+    ("GET", "/reports/calls.csv"): ("/reports/calls.csv?community=binjiang", None),
+    ("GET", "/reports/calls.xlsx"): ("/reports/calls.xlsx?community=binjiang", None),
     ("PUT", "/api/departments/{community}/{department}"): (
         "/api/departments/binjiang/engineering", {"name": "工程部"}),
 }
@@ -316,7 +325,9 @@ LISTS = {("GET", "/api/tickets"): ("/api/tickets", "ticket_number"),
          ("GET", "/api/oncall/now"): ("/api/oncall/now?role=night_duty", None),
          ("GET", "/oncall"): ("/oncall", None),
          ("GET", "/admin/audit"): ("/admin/audit", None),
-         ("GET", "/admin/audit.csv"): ("/admin/audit.csv", None)}
+         ("GET", "/admin/audit.csv"): ("/admin/audit.csv", None),
+         ("GET", "/reports"): ("/reports", None),
+         ("GET", "/reports/calls.csv"): ("/reports/calls.csv", None)}
 # Scoped routes this walk does not yet prove, and why (each one is a known gap).
 NOT_YET_SCOPED = {
     ("POST", "/tickets"): "the walk posts JSON, the 新建工单 form is urlencoded: "

@@ -33,11 +33,12 @@ BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;
 API_CLIENT = {"Accept": "application/json"}
 NOT_PAGES = ("/api/", "/static", "/ws/", "/healthz", "/metrics", "/recordings/")
 # Downloads, guarded like the pages (a photo is an <img> inside a signed-in page).
-NOT_HTML = {"/admin/audit.csv", "/tickets/{ticket_id}/photos/{photo_id}"}
+NOT_HTML = {"/admin/audit.csv", "/tickets/{ticket_id}/photos/{photo_id}", "/reports/calls.csv",
+            "/reports/calls.xlsx"}
 PUBLIC = {"/login", "/api/docs"}
 # The pages there are: a page missing here, or one here that is gone, fails the test.
 PAGES = {"/", "/agent", "/history", "/search", "/supervisor", "/admin/audit", "/admin/ivr",
-         "/tickets", "/tickets/{ticket_id}", "/incidents/{incident_id}", "/oncall"}
+         "/tickets", "/tickets/{ticket_id}", "/incidents/{incident_id}", "/oncall", "/reports"}
 
 
 @dataclass
