@@ -43,7 +43,7 @@ from callcenter.oncall.errors import NoSchedule, UnknownCommunity
 from callcenter.oncall.services import OnCallPerson, find_community, who_is_on_call
 from callcenter.paging.models import IncidentReport
 from callcenter.screenpop.setup import STAFF_NOTIFIERS
-from callcenter.settings import Settings
+from callcenter.settings import Settings, SettingsError
 from ivr.holidays import HOLIDAY_FILE, HolidayCalendar, HolidayFile
 from ivr.timeconditions import (
     HOURS_FILE,
@@ -55,9 +55,11 @@ from ivr.timeconditions import (
 from recordings.ingest import Transcriber, TriageFn, TriageLike, VoicemailIngest
 from ticketing import setup as ticketing_setup
 from ticketing.listen import ListenDelivery, ListenNotice, ListenNotices
-from ticketing.models import Ticket
+from ticketing.models import Department, DepartmentMember, Ticket
 from ticketing.services import TicketService
-from ticketing.setup import VOICEMAIL_INGEST
+from ticketing.setup import VOICEMAIL_INGEST, SlaSetup
+from ticketing.sla_policy import SLA_FILE, SlaPolicyError, load_policy
+from ticketing.sla_worker import NOBODY, SlaBreach, SlaDelivery
 
 __all__ = ["VOICEMAIL_INGEST", "UnpagedEmergencies", "build_ingest", "default_triage",
            "setup_tickets", "transcriber_from_settings"]
@@ -260,25 +262,8 @@ class StaffListenNotifier:
         self._default = default_community
 
     async def _people(self, notice: ListenNotice) -> tuple[str, list[OnCallPerson]]:
-        now = self._clock.now()
-        async with self._sm() as session:
-            try:
-                community = await find_community(session, notice.community_id or self._default)
-            except UnknownCommunity:
-                return "夜班值班人员", []
-            office = self._modes.mode_for(community.code, now) == Mode.OFFICE
-            role, audience = ("agent", "前台") if office else ("night_duty", "夜班值班人员")
-            try:
-                people = list((await who_is_on_call(session, community, role, now)).people)
-            except NoSchedule:
-                people = []
-            if not people and office:
-                rows = (await session.scalars(select(StaffUser).where(
-                    StaffUser.role == "agent", StaffUser.active.is_(True),
-                    works_for(community.id)).order_by(StaffUser.id))).all()
-                people = [OnCallPerson(u.id, u.display_name or u.username, "agent", u.extension,
-                                       u.mobile, dict(u.notify or {})) for u in rows]
-        return audience, people
+        return await front_desk_now(self._sm, self._modes, self._clock.now(),
+                                    notice.community_id or self._default)
 
     async def notify(self, notice: ListenNotice) -> ListenDelivery:
         audience, people = await self._people(notice)
@@ -300,6 +285,140 @@ class StaffListenNotifier:
                 errors.append(f"{person.name}: {result.error}")
         return ListenDelivery(audience, tuple(reached),
                               "; ".join(errors) if errors else ("" if reached else "nobody on duty"))
+
+
+async def front_desk_now(sm: async_sessionmaker[AsyncSession],
+                         modes: TimeModes | TimeConditions, now: datetime,
+                         community_ref: int | str | None) -> tuple[str, list[OnCallPerson]]:
+    """Who of the front desk is on duty now, and what to call them: in office hours
+    the ``agent`` on call, else every active agent of the community (``前台``);
+    otherwise the ``night_duty`` on call (``夜班值班人员``, chain order)."""
+    async with sm() as session:
+        try:
+            community = await find_community(session, community_ref)
+        except UnknownCommunity:
+            return "夜班值班人员", []
+        office = modes.mode_for(community.code, now) == Mode.OFFICE
+        role, audience = ("agent", "前台") if office else ("night_duty", "夜班值班人员")
+        try:
+            people = list((await who_is_on_call(session, community, role, now)).people)
+        except NoSchedule:
+            people = []
+        if not people and office:
+            rows = (await session.scalars(select(StaffUser).where(
+                StaffUser.role == "agent", StaffUser.active.is_(True),
+                works_for(community.id)).order_by(StaffUser.id))).all()
+            people = [_person(u, "agent") for u in rows]
+    return audience, people
+
+
+def _person(u: StaffUser, label: str) -> OnCallPerson:
+    return OnCallPerson(u.id, u.display_name or u.username, label, u.extension, u.mobile,
+                        dict(u.notify or {}))
+
+
+class OfficeHours:
+    """The ``ticketing.sla_policy.WorkingHours`` port: office time is the IVR's office
+    mode (weekday hours, 调休 and holidays, per community)."""
+
+    def __init__(self, modes: TimeModes | TimeConditions) -> None:
+        self._modes = modes
+
+    def is_working(self, community: str | None, at: datetime) -> bool:
+        return self._modes.mode_for(community, at) == Mode.OFFICE
+
+
+class StaffSlaNotifier:
+    """The ``ticketing.sla_worker.SlaNotifier`` port: a response breach goes to the
+    front desk on duty (``front_desk_now``: every agent reached in office hours, the
+    first night duty reached otherwise), a red light to the assignee and the heads of
+    the ticket's department, an escalation to the community's supervisors; each
+    through their own channels (``StaffNotifiers``). A notice, never a phone page."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], staff: StaffNotifiers,
+                 clock: Clock, modes: TimeModes | TimeConditions, *,
+                 default_community: str | None = None) -> None:
+        self._sm = sessionmaker
+        self._staff = staff
+        self._clock = clock
+        self._modes = modes
+        self._default = default_community
+
+    async def _people(self, breach: SlaBreach) -> tuple[str, list[OnCallPerson], bool]:
+        """``(audience, people, stop at the first reached)``."""
+        if breach.kind == "response":
+            audience, people = await front_desk_now(
+                self._sm, self._modes, self._clock.now(), breach.community_id or self._default)
+            return audience, people, audience != "前台"
+        async with self._sm() as session:
+            if breach.kind == "red_light":
+                ids: list[int] = [breach.assignee_id] if breach.assignee_id else []
+                if breach.community_id is not None:
+                    ids += list((await session.scalars(
+                        select(DepartmentMember.user_id).join(Department).where(
+                            Department.community_id == breach.community_id,
+                            Department.code == breach.department,
+                            DepartmentMember.head.is_(True)).order_by(DepartmentMember.id)
+                    )).all())
+                ids = list(dict.fromkeys(ids))
+                users = {u.id: u for u in (await session.scalars(select(StaffUser).where(
+                    StaffUser.id.in_(ids), StaffUser.active.is_(True)))).all()} if ids else {}
+                return "处理人和部门负责人", [_person(users[i], "assignee") for i in ids
+                                         if i in users], False
+            if breach.community_id is None:
+                return "主管", [], False
+            rows = (await session.scalars(select(StaffUser).where(
+                StaffUser.role == "supervisor", StaffUser.active.is_(True),
+                works_for(breach.community_id)).order_by(StaffUser.id))).all()
+            return "主管", [_person(u, "supervisor") for u in rows], False
+
+    async def notify(self, breach: SlaBreach) -> SlaDelivery:
+        audience, people, first_only = await self._people(breach)
+        message = Notification(breach.title, breach.body, breach.fields,
+                               key=f"sla:{breach.number}:{breach.kind}")
+        errors: list[str] = []
+        reached: list[str] = []
+        for person in people:
+            notifier = self._staff.for_staff(person.notify)
+            if notifier is None:
+                continue
+            result = await notifier.send(message)
+            if result.ok:
+                reached.append(person.name)
+                if first_only:
+                    break
+            else:
+                errors.append(f"{person.name}: {result.error}")
+        error = "; ".join(errors) if errors else ("" if reached else NOBODY)
+        return SlaDelivery(audience, tuple(reached), error)
+
+
+@asynccontextmanager
+async def sla_notices(app: web.Application) -> AsyncIterator[StaffSlaNotifier]:
+    """``StaffSlaNotifier`` with the staff notifiers the screen-pop built (or its own)."""
+    settings = app[SETTINGS]
+    http: aiohttp.ClientSession | None = None
+    staff = app.get(STAFF_NOTIFIERS)
+    if staff is None:
+        http = aiohttp.ClientSession()
+        staff = StaffNotifiers(http, app[CLOCK])
+    try:
+        yield StaffSlaNotifier(app[SESSIONMAKER], staff, app[CLOCK], office_hours(settings),
+                               default_community=settings.default_community)
+    finally:
+        if http is not None:
+            await http.close()
+
+
+def sla_setup(settings: Settings) -> SlaSetup:
+    """The SLA clock's ports: ``<data_dir>/sla.toml`` (defaults without it), the
+    IVR's office hours, the staff notifiers."""
+    try:
+        policy = load_policy(settings.data_dir / SLA_FILE)
+    except SlaPolicyError as exc:
+        raise SettingsError("sla", str(exc), settings.source) from None
+    return SlaSetup(policy=policy, hours=OfficeHours(office_hours(settings)),
+                    notifier=sla_notices)
 
 
 def office_hours(settings: Settings) -> TimeModes | TimeConditions:
@@ -366,7 +485,7 @@ def setup_tickets(app: web.Application, *, transcriber: TranscriberSource = None
 
     ticketing_setup.setup_tickets(app, ingest=make_ingest if ingest else None,
                                   watchers=(unpaged_emergencies, listen_notices),
-                                  on_call=on_call_ids)
+                                  on_call=on_call_ids, sla=sla_setup(app[SETTINGS]))
 
 
 async def on_call_ids(session: AsyncSession, community_id: int, role: str,

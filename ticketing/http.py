@@ -207,6 +207,9 @@ class TicketDetailOut(TicketOut):
     callbacks: list[dict[str, Any]] = Field(default_factory=list,
                                             description="主管回访任务 / callback tasks")
     recording: dict[str, Any] | None = Field(description="录音与转写 / recording and transcript")
+    sla: dict[str, Any] = Field(default_factory=dict,
+                                description="SLA 超时 / standing breaches: red, breaches[kind, "
+                                            "due_at, fired_at, text]")
 
 
 class TicketPageOut(Output):

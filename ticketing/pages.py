@@ -216,6 +216,9 @@ def event_text(e: EventView, tz: Any) -> str:
         return "；".join(parts)
     if e.action == "add_photo":
         return f"照片 {len(d.get('photo_ids', []))} 张"
+    if e.action == "sla_breach":
+        due = d.get("due_at")
+        return f"时限 {_local(datetime.fromisoformat(due), tz)}" if due else ""
     if e.action == "follow_up":
         text = f"满意度 {d.get('score')} 分，{'已解决' if d.get('resolved') else '未解决'}"
         if d.get("callback_id"):
@@ -279,6 +282,9 @@ async def _detail(request: web.Request, ticket_id: int, *, error: str = "",
         "assignee_choices": choices,
         "appointment_at": _fmt(t.appointment_at, feature),
         "open_callbacks": t.open_callbacks,
+        # SLA clocks that ran out and still stand (ticketing.sla_timers): the 超时 badge
+        "breaches": [{"kind": b.kind, "text": b.text, "due_at": _fmt(b.due_at, feature)}
+                     for b in t.breaches],
         "callbacks": [{"reason": c.reason, "created_at": _fmt(c.created_at, feature),
                        "done_at": _fmt(c.done_at, feature), "done_by": c.done_by,
                        "note": c.note} for c in t.callbacks],

@@ -34,6 +34,7 @@ from ticketing.categories import (
 from ticketing.lifecycle import INITIAL_STATE, STATES, check_transition
 from ticketing.listen import pending_notice
 from ticketing.models import CallbackTask, Ticket, TicketCounter, TicketEvent, TicketPhoto
+from ticketing.sla_timers import BREACH_ACTION, Breach, Move, SlaClock, breaches_for
 from ticketing.workflow import ACTIONS
 
 NUMBER_PREFIX = "BX"
@@ -87,6 +88,8 @@ class EventView:
     def label(self) -> str:
         if self.action in ACTIONS:
             return ACTIONS[self.action].label
+        if self.action == BREACH_ACTION:
+            return "超时"
         return "受理" if self.from_state is None else STATES.get(self.to_state, "状态变更")
 
     def to_json(self) -> dict[str, Any]:
@@ -169,6 +172,7 @@ class TicketView:
     cost: Decimal | None = None
     photos: tuple[PhotoView, ...] = ()
     callbacks: tuple[CallbackView, ...] = ()
+    breaches: tuple[Breach, ...] = ()  # SLA clocks that ran out and still stand
 
     @property
     def open_callbacks(self) -> tuple[CallbackView, ...]:
@@ -223,6 +227,8 @@ class TicketView:
             data["events"] = [e.to_json() for e in self.events]
             data["photos"] = [p.to_json(self.id) for p in self.photos]
             data["callbacks"] = [c.to_json() for c in self.callbacks]
+            data["sla"] = {"red": bool(self.breaches),
+                           "breaches": [b.to_json() for b in self.breaches]}
         return data
 
     def where(self) -> tuple[str | None, str | None, str | None]:
@@ -349,8 +355,11 @@ def idempotency_digest(sender: str, key: str) -> str:
 class TicketService:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], bus: EventBus,
                  clock: Clock, *, timezone: str = "Asia/Shanghai",
-                 number_prefix: str = NUMBER_PREFIX) -> None:
+                 number_prefix: str = NUMBER_PREFIX, sla: SlaClock | None = None) -> None:
+        """``sla``: the SLA clock, armed in the transaction of each new ticket and
+        moved with each state change (None: no SLA timers)."""
         self._sm = sessionmaker
+        self.sla = sla
         self._bus = bus
         self._clock = clock
         self._tz = ZoneInfo(timezone)
@@ -480,6 +489,8 @@ class TicketService:
                                 actor=new.created_by[:100], at=now,
                                 note=f"来源：{SOURCES[new.source]}", action="create"))
         await session.flush()
+        if self.sla is not None:
+            await self.sla.ticket_added(session, ticket)
         return ticket
 
     async def _next_number(self, session: AsyncSession, now: datetime) -> str:
@@ -549,6 +560,9 @@ class TicketService:
                            if from_state in a.sources and a.target == to_state), "")
             session.add(TicketEvent(ticket_id=ticket.id, from_state=from_state, to_state=to_state,
                                     actor=actor[:100], at=now, note=note, action=action))
+            if self.sla is not None:
+                await self.sla.ticket_moved(session, ticket, [Move(action, from_state, to_state)],
+                                            now)
             await session.commit()
             view = await self._view(session, ticket_id)
         self._bus.publish(DomainEvent("ticket.changed", {
@@ -599,7 +613,7 @@ class TicketService:
             user = await session.get(StaffUser, view.assignee_id)
             name = (user.display_name or user.username) if user else ""
         return replace(
-            view, assignee_name=name,
+            view, assignee_name=name, breaches=tuple(await breaches_for(session, ticket_id)),
             photos=tuple(PhotoView(p.id, p.content_type, p.size_bytes, p.uploaded_by,
                                    p.uploaded_at) for p in photos),
             callbacks=tuple(CallbackView(c.id, c.reason, c.created_at, c.created_by, c.done_at,

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -44,9 +45,28 @@ from ticketing import workorders_http
 from ticketing.http import TICKETS, TicketsFeature
 from ticketing.photos import PhotoStore
 from ticketing.services import TicketService
+from ticketing.sla_policy import SlaPolicy, WorkingHours
+from ticketing.sla_timers import SlaClock
+from ticketing.sla_worker import SlaNotifier, SlaWorker, SlaWorkerConfig
 from ticketing.workorders import OnCallLookup, WorkOrders
 
 VOICEMAIL_INGEST = web.AppKey("voicemail_ingest", VoicemailIngest)
+SLA_WORKER = web.AppKey("sla_worker", SlaWorker)
+SLA_CLOCK = web.AppKey("sla_clock", SlaClock)
+
+SlaNotifierFactory = Callable[[web.Application], AbstractAsyncContextManager[SlaNotifier | None]]
+
+
+@dataclass(frozen=True)
+class SlaSetup:
+    """The SLA clock's ports: the policy (``ticketing.sla_policy``), office hours for
+    categories that count working time only, and the notifier of breaches (entered
+    when the worker starts)."""
+
+    policy: SlaPolicy = field(default_factory=SlaPolicy)
+    hours: WorkingHours | None = None
+    notifier: SlaNotifierFactory | None = None
+    config: SlaWorkerConfig = field(default_factory=SlaWorkerConfig)
 
 
 class Watcher(Protocol):
@@ -61,13 +81,16 @@ WatcherFactory = Callable[[web.Application, TicketService], AbstractAsyncContext
 
 def setup_tickets(app: web.Application, *, ingest: IngestFactory | None = None,
                   watchers: Sequence[WatcherFactory] = (),
-                  on_call: OnCallLookup | None = None) -> None:
+                  on_call: OnCallLookup | None = None, sla: SlaSetup | None = None) -> None:
     """Call after ``create_core_app`` (its database context must run first).
 
     ``on_call`` answers "the department's on-call person now" for 派单 (None:
     dispatch names a person). ``ingest`` builds the voicemail ingest (None: tickets and recordings only);
     each of ``watchers`` is entered in the context and its ``run`` started, in
-    order, once the app has started (watchers run only with an ingest)."""
+    order, once the app has started (watchers run only with an ingest).
+
+    ``sla``: the SLA clock; its timers are armed and moved with every ticket and
+    its worker (``SLA_WORKER``) runs from start to shutdown (None: no SLA clock)."""
     setup_templates(app)  # the pages use the console's layout (a no-op when it is there)
     tickets_http.add_routes(app)
     workorders_http.add_routes(app)
@@ -84,10 +107,15 @@ def setup_tickets(app: web.Application, *, ingest: IngestFactory | None = None,
     async def tickets_ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         sm = app[SESSIONMAKER]
-        service = TicketService(sm, app[BUS], app[CLOCK], timezone=settings.timezone)
+        sla_clock = SlaClock(sla.policy, sla.hours) if sla is not None else None
+        if sla_clock is not None:
+            app[SLA_CLOCK] = sla_clock
+        service = TicketService(sm, app[BUS], app[CLOCK], timezone=settings.timezone,
+                                sla=sla_clock)
         recordings = RecordingService(sm, settings.data_dir)
         photos = PhotoStore(RecordingStore(settings.data_dir))
-        workorders = WorkOrders(sm, app[BUS], app[CLOCK], service, photos, on_call=on_call)
+        workorders = WorkOrders(sm, app[BUS], app[CLOCK], service, photos, on_call=on_call,
+                                sla=sla_clock)
         app[TICKETS] = TicketsFeature(service, recordings, ZoneInfo(settings.timezone),
                                       workorders)
         app[RECORDINGS] = recordings
@@ -123,3 +151,22 @@ def setup_tickets(app: web.Application, *, ingest: IngestFactory | None = None,
                 await running.stop()
 
     app.cleanup_ctx.append(tickets_ctx)
+    if sla is not None:
+        app.cleanup_ctx.append(_sla_ctx(sla))
+
+
+def _sla_ctx(sla: SlaSetup) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def sla_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            notifier = (await stack.enter_async_context(sla.notifier(app))
+                        if sla.notifier is not None else None)
+            worker = SlaWorker(app[SESSIONMAKER], app[CLOCK], app[BUS], notifier,
+                               config=sla.config)
+            app[SLA_WORKER] = worker
+            await worker.start()
+            try:
+                yield
+            finally:
+                await worker.stop()
+
+    return sla_ctx

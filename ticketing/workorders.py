@@ -41,6 +41,7 @@ from ticketing.models import (
 )
 from ticketing.photos import MAX_PHOTOS_PER_TICKET, PhotoStore
 from ticketing.services import TicketService, TicketView
+from ticketing.sla_timers import Move, SlaClock
 from ticketing.workflow import ACTIONS, ASSIGNEE, DEPARTMENT_HEAD, Actor, check
 
 LOW_SCORE = 3
@@ -90,8 +91,9 @@ class _Step:
 class WorkOrders:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], bus: EventBus,
                  clock: Clock, tickets: TicketService, photos: PhotoStore | None = None,
-                 on_call: OnCallLookup | None = None) -> None:
+                 on_call: OnCallLookup | None = None, sla: SlaClock | None = None) -> None:
         self._sm = sessionmaker
+        self._sla = sla
         self._on_call = on_call
         self._bus = bus
         self._clock = clock
@@ -153,6 +155,10 @@ class WorkOrders:
                     data=step.data or None))
             ticket.state = steps[-1].to_state
             ticket.updated_at = now
+            if self._sla is not None:  # the SLA clock moves in the same transaction
+                await self._sla.ticket_moved(
+                    session, ticket, [Move(s.action, s.from_state, s.to_state) for s in steps],
+                    now)
             await session.commit()
             view = await self._tickets.view_in(session, ticket_id)
         for step in steps:

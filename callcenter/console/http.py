@@ -51,6 +51,7 @@ from callcenter.web.errors import json_response
 from callcenter.web.pages import page
 from callcenter.web.templating import render
 from ticketing.categories import CATEGORIES
+from ticketing.sla_timers import red_tickets
 
 LOGIN_CSRF_COOKIE = "cc_login_csrf"
 AGENT_ROLES = ("agent", "night_duty", "supervisor")
@@ -309,11 +310,27 @@ class WallAgentOut(Output):
     reason: str
 
 
+class WallRedTicketOut(Output):
+    ticket_id: int
+    number: str
+    summary: str
+    location: str
+    breaches: list[str] = Field(description="超时说明，如「2小时未接单」")
+    since: str = Field(description="最早超时的本地时间 / local time of the first breach")
+    url: str
+
+
+class WallSlaOut(Output):
+    red: int = Field(description="超时未处理完的工单数 / open tickets with a standing breach")
+    tickets: list[WallRedTicketOut]
+
+
 class WallOut(Output):
     waiting: list[WallCallOut]
     talking: list[WallCallOut]
     agents: list[WallAgentOut]
     today: dict[str, Any]
+    sla: WallSlaOut
 
 
 routes = ApiRoutes("console")
@@ -467,17 +484,37 @@ async def unknown_caller_api(request: web.Request, body: UnknownCallerIn) -> dic
 # ---------------------------------------------------------------------------- supervisor
 
 
+WALL_RED_TICKETS = 20
+
+
+async def sla_wall(request: web.Request) -> dict[str, Any]:
+    """The red tickets of the signed-in person's communities (``ticketing.sla_timers``)."""
+    ident = current_identity(request)
+    scope = ident.communities if ident is not None else frozenset()
+    tz = ZoneInfo(request.app[SETTINGS].timezone)
+    async with request.app[SESSIONMAKER]() as session:
+        count, rows = await red_tickets(session, scope, limit=WALL_RED_TICKETS)
+    return {"red": count, "tickets": [{
+        "ticket_id": r.ticket_id, "number": r.number, "summary": r.summary,
+        "location": r.location, "breaches": [b.text for b in r.breaches],
+        "since": min(b.fired_at for b in r.breaches).astimezone(tz).strftime("%m-%d %H:%M")
+        if r.breaches else "", "url": f"/tickets/{r.ticket_id}"} for r in rows]}
+
+
 @page("supervisor")
 async def supervisor_page(request: web.Request) -> web.StreamResponse:
     wall = await request.app[AGENT_HUB].wall(await scope_codes(request))
+    wall = {**wall, "sla": await sla_wall(request)}
     return render(request, "supervisor.html", {"wall": wall, "state_labels": STATE_LABELS})
 
 
 @routes.get("/api/console/wall", response=WallOut, roles=("supervisor",),
             summary="主管墙 / the supervisor's wall")
 async def wall_api(request: web.Request) -> dict[str, Any]:
-    """Calls waiting and talking, every agent's state, today's figures."""
-    return await request.app[AGENT_HUB].wall(await scope_codes(request))
+    """Calls waiting and talking, every agent's state, today's figures, the red tickets
+    (SLA breaches still standing)."""
+    wall = await request.app[AGENT_HUB].wall(await scope_codes(request))
+    return {**wall, "sla": await sla_wall(request)}
 
 
 def _audit_query(request: web.Request) -> AuditQuery:

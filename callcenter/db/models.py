@@ -16,6 +16,7 @@ MODEL_MODULES = (
     "callcenter.oncall.models",
     "callcenter.paging.models",
     "ticketing.models",
+    "ticketing.sla_models",
     "recordings.models",
 )
 

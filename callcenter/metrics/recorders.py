@@ -106,7 +106,8 @@ class BusRecorder:
                               ("page.attempt", self.on_page_attempt),
                               ("page.deferred", self.on_page_deferred),
                               ("incident.opened", self.on_incident_opened),
-                              ("incident.acknowledged", self.on_acknowledged)):
+                              ("incident.acknowledged", self.on_acknowledged),
+                              ("ticket.sla_breach", self.on_sla_breach)):
             self._unsubscribe.append(bus.subscribe(name, handler))
 
     def close(self) -> None:
@@ -135,6 +136,9 @@ class BusRecorder:
 
     async def on_acknowledged(self, event: DomainEvent) -> None:
         self.m.paging_acks.labels(_label(event.data.get("via"))).inc()
+
+    async def on_sla_breach(self, event: DomainEvent) -> None:
+        self.m.sla_breaches.labels(_label(event.data.get("kind"))).inc()
 
     def on_pop_sent(self, call_id: str, connections: int) -> None:
         """The hub's ``on_frame_sent``: a pop frame went to ``connections`` tabs."""

@@ -79,6 +79,11 @@ class Metrics:
             "callcenter_tickets_overdue",
             "Tickets still new past their response deadline (ticketing.sla), by priority; "
             "read at scrape time.", ["priority"], registry=r)
+        self.sla_breaches = Counter(
+            "callcenter_sla_breaches",
+            "SLA clocks of work orders that ran out (ticketing.sla_worker), by kind "
+            "(response, red_light, escalation); each fires once across the servers.",
+            ["kind"], registry=r)
         self.scrape_refresh_errors = Counter(
             "callcenter_metrics_refresh_errors",
             "Scrapes whose database figures could not be read (the last ones are shown).",

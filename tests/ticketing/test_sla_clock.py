@@ -1,0 +1,47 @@
+"""The SLA clock: timers armed with the ticket, fired once on an injected clock,
+shown on the ticket page and the wall."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from tests.ticketing.workorder_world import World, world  # noqa: F401
+from ticketing.setup import SLA_WORKER
+from ticketing.sla_models import SlaTimer
+
+
+async def _timers(w: World, ticket_id: int) -> dict[str, str]:
+    async with w.sm() as s:
+        rows = (await s.scalars(select(SlaTimer).where(SlaTimer.ticket_id == ticket_id))).all()
+        return {r.kind: r.state for r in rows}
+
+
+async def test_response_breach_fires_once_and_shows_on_page_and_wall(world: World) -> None:  # noqa: F811
+    w = world
+    t = await w.new_ticket()
+    assert await _timers(w, t["id"]) == {"response": "pending", "red_light": "pending",
+                                         "escalation": "pending"}
+    worker = w.client.app[SLA_WORKER]
+    await worker.stop()  # driven by hand below
+    w.clock.set(w.clock.now() + timedelta(minutes=16))
+    assert await worker.run_due() == 1
+    assert await worker.run_due() == 0  # once
+    status, body = await w.call("GET", f"/api/tickets/{t['id']}", kind="supervisor")
+    assert status == 200
+    assert [b["kind"] for b in body["sla"]["breaches"]] == ["response"]
+    assert [e["action"] for e in body["events"]].count("sla_breach") == 1
+    status, page = await w.call("GET", f"/tickets/{t['id']}", kind="supervisor")
+    assert "超过15分钟未响应" in page.decode()
+    status, wall = await w.call("GET", "/api/console/wall", kind="supervisor")
+    if status == 200:
+        assert wall["sla"]["red"] == 1
+    # 派单 clears the response breach and cancels nothing else
+    status, _ = await w.act(t["id"], "agent", "dispatch", department="engineering",
+                            assignee_id=w.users["assignee"])
+    assert status == 200
+    assert await _timers(w, t["id"]) == {"response": "cancelled", "red_light": "pending",
+                                         "escalation": "pending"}
+    status, _ = await w.act(t["id"], "assignee", "accept")
+    assert (await _timers(w, t["id"]))["red_light"] == "cancelled"

@@ -1,0 +1,357 @@
+"""The SLA worker: claims due timers from the database and fires each once.
+
+Claiming follows paging's escalation worker: on PostgreSQL ``SELECT ... FOR
+UPDATE SKIP LOCKED`` then an ``UPDATE`` of ``claimed_by``/``claimed_at``; on
+SQLite (one server) a compare-and-set ``UPDATE ... WHERE state = 'pending' AND
+claimed_by IS NULL`` per row. Firing is a second transaction that locks the
+ticket (the same lock ``WorkOrders.act`` takes, so a 接单 and its red light
+never cross), moves the timer ``pending → fired`` with a guarded ``UPDATE``
+(only one worker ever succeeds) and writes the breach into the ticket's log
+(``sla_breach``, with the kind and due time). After the commit it publishes
+``ticket.sla_breach`` on the bus (the metric ``callcenter_sla_breaches_total``)
+and sends the notice through the :class:`SlaNotifier` port; ``notified_at``
+records that it went out.
+
+Nothing is kept in memory: a timer due while every server was down is due when
+one starts, and fires then. A claim not finished within ``lease_s`` (the worker
+died) is taken over by another worker; a breach fired but not notified (the
+worker died in between, or nobody could be reached) is notified again after
+the lease, for up to ``notify_for_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.bus import DomainEvent, EventBus
+from callcenter.clock import Clock
+from ticketing.categories import CATEGORIES
+from ticketing.models import Ticket
+from ticketing.sla_models import SlaTimer
+from ticketing.sla_policy import breach_text
+from ticketing.sla_timers import breach_event
+from ticketing.workflow import OPEN_STATES
+
+log = logging.getLogger(__name__)
+
+SLA_IDLE_TASK_NAME = "sla-worker:idle"
+
+RUNS_IN: dict[str, frozenset[str]] = {
+    "response": frozenset({"new", "returned", "reopened"}),
+    "red_light": frozenset({"new", "dispatched", "returned", "reopened"}),
+    "escalation": OPEN_STATES,
+}
+"""The states in which each clock may run out (a guard: the workflow's hook
+already cancels a clock when its ticket leaves them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SlaBreach:
+    """A clock that ran out, as the notifier sees it."""
+
+    ticket_id: int
+    number: str
+    kind: str
+    due_at: datetime
+    text: str
+    community_id: int | None
+    category: str
+    priority: str
+    location: str
+    summary: str
+    department: str
+    assignee_id: int | None
+
+    @property
+    def title(self) -> str:
+        return f"工单超时：{self.number}"
+
+    @property
+    def body(self) -> str:
+        urgent = "【紧急】" if self.priority == "emergency" else ""
+        return f"{urgent}{self.text}：{self.summary}"
+
+    @property
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        cat = CATEGORIES.get(self.category)
+        return (("工单", self.number), ("位置", self.location or "未知"),
+                ("类别", cat.label if cat else "其他"), ("超时", self.text))
+
+
+NOBODY = "nobody"
+"""``SlaDelivery.error`` when there is nobody to tell (no such people, or none with a
+channel): not retried; any other error is retried after the lease."""
+
+
+@dataclass(frozen=True, slots=True)
+class SlaDelivery:
+    """Who was told: ``audience`` (前台 / 处理人和部门负责人 / 主管) and the names reached."""
+
+    audience: str
+    delivered_to: tuple[str, ...] = ()
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.delivered_to)
+
+
+class SlaNotifier(Protocol):
+    """Tells the right people: a response breach the front desk on duty, a red light
+    the assignee and the department head, an escalation the community's supervisors."""
+
+    async def notify(self, breach: SlaBreach) -> SlaDelivery: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SlaWorkerConfig:
+    poll_interval_s: float = 1.0
+    lease_s: float = 60.0
+    batch: int = 500
+    notify_for_s: float = 24 * 3600.0  # a breach not notified after this is given up
+    max_notifying: int = 100  # notices being sent at once
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedTimer:
+    id: int
+    ticket_id: int
+    kind: str
+
+
+class SlaWorker:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock,
+                 bus: EventBus, notifier: SlaNotifier | None = None, *,
+                 config: SlaWorkerConfig | None = None, worker_id: str | None = None,
+                 on_fired: Callable[[SlaBreach], None] | None = None) -> None:
+        self._sm = sessionmaker
+        self._clock = clock
+        self._bus = bus
+        self._notifier = notifier
+        self.config = config or SlaWorkerConfig()
+        self.worker_id = worker_id or f"sla-{uuid.uuid4().hex[:12]}"
+        self._on_fired = on_fired
+        self._loop_task: asyncio.Task[None] | None = None
+        self._notifying: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+        self.fired = 0  # breaches this worker fired (tests, bench)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @property
+    def running(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(
+                self._loop(), name=f"sla-worker:{self.worker_id}")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._loop_task, *self._notifying) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loop_task = None
+        self._notifying.clear()
+
+    async def drain(self) -> None:
+        """Wait for the notices being sent (tests)."""
+        while self._notifying:
+            await asyncio.gather(*list(self._notifying), return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                while True:
+                    claimed = await self.claim_due()
+                    for timer in claimed:
+                        await self._fire_and_notify(timer, wait=False)
+                    if len(claimed) < self.config.batch:
+                        break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sla worker %s: claiming or firing timers failed", self.worker_id)
+            sleeper = asyncio.ensure_future(self._clock.sleep(self.config.poll_interval_s))
+            waker = asyncio.ensure_future(self._wake.wait())
+            for fut, what in ((sleeper, "sleep"), (waker, "wake")):
+                fut.set_name(f"{SLA_IDLE_TASK_NAME}:{what}")
+            try:
+                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for fut in (sleeper, waker):
+                    fut.cancel()
+
+    async def run_due(self) -> int:
+        """Claim and fire every due timer, notices sent before returning (tests, CLI,
+        bench); the number fired."""
+        before = self.fired
+        while True:
+            claimed = await self.claim_due()
+            if not claimed:
+                break
+            for timer in claimed:
+                await self._fire_and_notify(timer, wait=True)
+        await self.drain()
+        return self.fired - before
+
+    # ----------------------------------------------------------------- claiming
+
+    def _claimable(self, now: datetime) -> Any:
+        stale = now - timedelta(seconds=self.config.lease_s)
+        unclaimed = or_(SlaTimer.claimed_by.is_(None), SlaTimer.claimed_at < stale)
+        due = and_(SlaTimer.state == "pending", SlaTimer.due_at <= now, unclaimed)
+        unnotified = and_(SlaTimer.state == "fired", SlaTimer.notified_at.is_(None),
+                          SlaTimer.claimed_at < stale,
+                          SlaTimer.fired_at >= now - timedelta(seconds=self.config.notify_for_s))
+        return or_(due, unnotified) if self._notifier is not None else due
+
+    async def claim_due(self, limit: int | None = None) -> list[ClaimedTimer]:
+        now = self._clock.now()
+        batch = min(self.config.batch, limit) if limit is not None else self.config.batch
+        claimable = self._claimable(now)
+        async with self._sm() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                ids = list((await session.scalars(
+                    select(SlaTimer.id).where(claimable).order_by(SlaTimer.due_at)
+                    .limit(batch).with_for_update(skip_locked=True))).all())
+                if ids:
+                    await session.execute(
+                        update(SlaTimer).where(SlaTimer.id.in_(ids))
+                        .values(claimed_by=self.worker_id, claimed_at=now))
+                await session.commit()
+            else:
+                candidates = list((await session.scalars(
+                    select(SlaTimer.id).where(claimable).order_by(SlaTimer.due_at)
+                    .limit(batch))).all())
+                await session.commit()
+                ids = []
+                for tid in candidates:
+                    res = await session.execute(
+                        update(SlaTimer).where(SlaTimer.id == tid, claimable)
+                        .values(claimed_by=self.worker_id, claimed_at=now))
+                    if res.rowcount == 1:  # type: ignore[attr-defined]
+                        ids.append(tid)
+                await session.commit()
+            if not ids:
+                return []
+            rows = (await session.execute(
+                select(SlaTimer.id, SlaTimer.ticket_id, SlaTimer.kind)
+                .where(SlaTimer.id.in_(ids)).order_by(SlaTimer.due_at))).all()
+            return [ClaimedTimer(r[0], r[1], r[2]) for r in rows]
+
+    # ----------------------------------------------------------------- firing
+
+    async def _fire_and_notify(self, timer: ClaimedTimer, *, wait: bool) -> None:
+        try:
+            breach, notify = await self.fire(timer)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sla: timer %s of ticket %s failed", timer.id, timer.ticket_id)
+            return
+        if breach is None or not notify or self._notifier is None:
+            return
+        if wait:
+            await self._notify(timer, breach)
+            return
+        while len(self._notifying) >= self.config.max_notifying:
+            await asyncio.wait(set(self._notifying), return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.get_running_loop().create_task(self._notify(timer, breach),
+                                                      name=f"sla-notify:{timer.id}")
+        self._notifying.add(task)
+        task.add_done_callback(self._notifying.discard)
+
+    async def fire(self, timer: ClaimedTimer) -> tuple[SlaBreach | None, bool]:
+        """Fire a claimed timer: ``(the breach, whether to notify)``; ``(None, False)``
+        when it is no longer this worker's or no longer pending."""
+        now = self._clock.now()
+        async with self._sm() as session:
+            ticket = (await session.scalars(
+                select(Ticket).where(Ticket.id == timer.ticket_id).with_for_update())).first()
+            row = (await session.scalars(
+                select(SlaTimer).where(SlaTimer.id == timer.id)
+                .execution_options(populate_existing=True))).first()
+            if ticket is None or row is None or row.claimed_by != self.worker_id:
+                await session.commit()
+                return None, False
+            if row.state == "fired":  # fired before, its notice did not go out
+                breach = self._breach(ticket, row)
+                await session.commit()
+                return breach, row.notified_at is None
+            if row.state != "pending":
+                await session.commit()
+                return None, False
+            if ticket.state not in RUNS_IN.get(row.kind, frozenset()):
+                await session.execute(update(SlaTimer).where(
+                    SlaTimer.id == row.id, SlaTimer.state == "pending")
+                    .values(state="cancelled"))
+                await session.commit()
+                return None, False
+            done = await session.execute(
+                update(SlaTimer).where(SlaTimer.id == row.id, SlaTimer.state == "pending",
+                                       SlaTimer.claimed_by == self.worker_id)
+                .values(state="fired", fired_at=now, claimed_at=now))
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                await session.rollback()
+                return None, False
+            await session.refresh(row)
+            session.add(breach_event(ticket, row, now))
+            breach = self._breach(ticket, row)
+            await session.commit()
+        self.fired += 1
+        self._bus.publish(DomainEvent("ticket.sla_breach", {
+            "ticket_id": breach.ticket_id, "number": breach.number, "kind": breach.kind,
+            "due_at": breach.due_at.isoformat(), "text": breach.text,
+            "community_id": breach.community_id, "priority": breach.priority,
+        }, at=now))
+        if self._on_fired is not None:
+            self._on_fired(breach)
+        log.warning("ticket %s: %s (due %s)", breach.number, breach.text,
+                    breach.due_at.isoformat())
+        return breach, True
+
+    @staticmethod
+    def _breach(ticket: Ticket, row: SlaTimer) -> SlaBreach:
+        text = breach_text(row.kind, timedelta(minutes=row.limit_min),
+                           working_time=row.working_time)
+        return SlaBreach(ticket.id, ticket.number, row.kind, row.due_at, text,
+                         ticket.community_id, ticket.category, ticket.priority,
+                         ticket.location, ticket.summary, ticket.department, ticket.assignee_id)
+
+    async def _notify(self, timer: ClaimedTimer, breach: SlaBreach) -> None:
+        assert self._notifier is not None
+        try:
+            result = await self._notifier.notify(breach)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the port must not stop the worker
+            log.exception("sla notice for ticket %s failed", breach.number)
+            result = SlaDelivery("", (), f"{type(exc).__name__}: {exc}")
+        if not result.ok and result.error != NOBODY:
+            log.error("sla notice for ticket %s (%s) not delivered to %s: %s; retrying after "
+                      "%.0f s", breach.number, breach.kind, result.audience or "anyone",
+                      result.error, self.config.lease_s)
+            return
+        if not result.ok:
+            log.error("sla notice for ticket %s (%s): nobody to tell (%s)", breach.number,
+                      breach.kind, result.audience)
+        async with self._sm() as session:
+            await session.execute(update(SlaTimer).where(
+                SlaTimer.id == timer.id, SlaTimer.notified_at.is_(None))
+                .values(notified_at=self._clock.now()))
+            await session.commit()
