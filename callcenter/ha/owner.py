@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from callcenter.ha.lease import LeaseStore
+from callcenter.ha.lease import Grant, LeaseStore
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class LeaseKeeper:
         self.failures = 0
         self.last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stray: set[asyncio.Future[Grant | None]] = set()
 
     def owns(self) -> bool:
         """Whether this server may drive the link now (its own clock, no I/O)."""
@@ -61,11 +62,11 @@ class LeaseKeeper:
         """One take-or-renew; True if the lease is ours now."""
         started = self._mono()
         try:
-            async with asyncio.timeout(self.renew_s):
-                grant = await self.store.take(self.link, self.me, self.ttl_s)
+            grant = await self._take(started + self.renew_s)
         except Exception as exc:  # the database is gone or slow: keep the old deadline
             self.failures += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+            self.last_error = f"{type(exc).__name__}: {exc}"[:200] if str(exc) \
+                else type(exc).__name__
             log.warning("%s: lease not renewed: %s", self.link, self.last_error)
             await self._settle()
             return False
@@ -82,6 +83,29 @@ class LeaseKeeper:
         self._deadline = started + self.ttl_s - self.safety_margin_s
         await self._settle()
         return True
+
+    async def _take(self, give_up_at: float) -> Grant | None:
+        """``store.take`` with a timeout; while it hangs, the deadline still ends
+        ownership on time (the sessions are dropped then, not when the query fails)."""
+        task = asyncio.ensure_future(self.store.take(self.link, self.me, self.ttl_s))
+        try:
+            while not task.done():
+                wake = give_up_at
+                if self._owned:
+                    wake = min(wake, self._deadline + 0.001)
+                await asyncio.wait({task}, timeout=max(wake - self._mono(), 0.0))
+                if self._owned and not self.owns():
+                    await self._settle()
+                if not task.done() and self._mono() >= give_up_at:
+                    raise TimeoutError(f"no answer within {self.renew_s:g}s")
+            return task.result()
+        finally:
+            if not task.done():
+                # not awaited: cancelling a query on a dead connection can hang in the
+                # driver's clean-up, and this loop must go on keeping time
+                task.cancel()
+                self._stray.add(task)
+                task.add_done_callback(self._stray.discard)
 
     async def _settle(self) -> None:
         owned = self.owns()
