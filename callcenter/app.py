@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -47,7 +47,7 @@ from callcenter.oncall.setup import ONCALL_ROUTER, setup_oncall
 from callcenter.paging.http import PAGING_SERVICE
 from callcenter.paging.originate import Originator
 from callcenter.paging.pbx_route import PbxRoute, route_from_settings
-from callcenter.paging.setup import PAGE_CALL_HANDLER, setup_paging
+from callcenter.paging.setup import ESCALATION_WORKER, PAGE_CALL_HANDLER, setup_paging
 from callcenter.screenpop.setup import STAFF_NOTIFIERS, setup_screenpop
 from callcenter.settings import Settings
 from callcenter.tickets import setup_tickets, transcriber_from_settings
@@ -113,6 +113,19 @@ def _drives(route: PbxRoute, links: AmiLinks) -> Callable[[str | None], bool]:
     return can_dial
 
 
+def _free_page_steps(app: web.Application, settings: Settings
+                     ) -> Callable[[str, bool], Awaitable[None]]:
+    """On taking a link over: paging frees the steps its previous owner left claimed."""
+    community = {a.name: a.community for a in settings.asterisk}
+
+    async def on_change(link: str, owned: bool) -> None:
+        worker = app.get(ESCALATION_WORKER)
+        if owned and worker is not None:
+            code = community.get(link)
+            await worker.take_over_claims([code] if code else None)
+    return on_change
+
+
 def create_core_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     """The skeleton every feature plugs into: settings, clock, bus, database,
     error and auth middleware, /healthz. Tests of one feature start here."""
@@ -167,6 +180,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     setup_paging(app, originator=originator or route,
                  fallback_notifiers=lambda notify: app[STAFF_NOTIFIERS].channels(notify),
                  can_dial=_drives(route, links))
+    links.on_owner_change(_free_page_steps(app, settings))
     if transcribe:
         app.cleanup_ctx.append(_transcriber)
     setup_tickets(app, transcriber=_pool)

@@ -14,7 +14,7 @@ an IVR handler is set, each link keeps the server's heartbeat in AstDB
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -80,6 +80,7 @@ class AmiLinks:
             link.on_connected(self._resyncer(bundle))
             self._bundles[cfg.name] = bundle
         self._started = False
+        self._owner_listeners: list[Callable[[str, bool], Awaitable[None]]] = []
 
     def _beats(self, link: AmiLink) -> Callable[[], bool]:
         def enabled() -> bool:
@@ -133,6 +134,16 @@ class AmiLinks:
             dropped = await b.dispatcher.abandon()
             if dropped:
                 log.warning("%s: %d AsyncAGI sessions left to the new owner", name, dropped)
+        for listener in list(self._owner_listeners):
+            try:
+                await listener(name, owned)
+            except Exception:
+                log.exception("%s: owner change listener failed", name)
+
+    def on_owner_change(self, listener: Callable[[str, bool], Awaitable[None]]) -> None:
+        """``await listener(link name, owned)`` after this server takes a link over or
+        loses it (paging frees the steps the previous owner left claimed)."""
+        self._owner_listeners.append(listener)
 
     def start(self) -> None:
         self._started = True

@@ -398,6 +398,34 @@ class EscalationWorker:
             return  # the same step is due again once the PBX may be back
         await self._advance(timer, policy, pos, outcome, incident, community)
 
+    async def take_over_claims(self, communities: Sequence[str] | None) -> int:
+        """This server just took over the PBX of ``communities`` (None: every one): the
+        steps of their open incidents still claimed by another worker were the previous
+        owner's (only a link's owner dials its steps), which died or lost the database.
+        Free them now instead of after ``lease_s``: a step whose attempt row was written
+        becomes ``interrupted`` here (never dialled again), the others are dialled."""
+        async with self._sm() as session:
+            query = (select(PagingTimer.id)
+                     .join(Incident, Incident.id == PagingTimer.incident_id)
+                     .join(Community, Community.id == Incident.community_id)
+                     .where(PagingTimer.done.is_(False), PagingTimer.claimed_by.is_not(None),
+                            PagingTimer.claimed_by != self.worker_id))
+            if communities is not None:
+                query = query.where(Community.code.in_(list(communities)))
+            ids = list((await session.scalars(query)).all())
+            if ids:
+                await session.execute(
+                    update(PagingTimer).where(PagingTimer.id.in_(ids),
+                                              PagingTimer.claimed_by != self.worker_id,
+                                              PagingTimer.done.is_(False))
+                    .values(claimed_by=None, claimed_at=None))
+            await session.commit()
+        if ids:
+            log.warning("paging: %d steps left claimed by the previous owner taken over",
+                        len(ids))
+            self.wake()
+        return len(ids)
+
     async def _hand_back(self, session: AsyncSession, timer: ClaimedTimer) -> None:
         """Another server drives this step's PBX: release the claim as it was (due now,
         nothing written) and leave it alone for a while, so that server claims it."""

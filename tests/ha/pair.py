@@ -64,6 +64,33 @@ class AgiSpy:
         return dup
 
 
+@dataclass
+class OriginateSpy:
+    """Every ``Originate`` the stand-in got: (monotonic time, AMI session, channel,
+    the ``CC_PAGE_ATTEMPT`` variable)."""
+
+    sent: list[tuple[float, str, str, str]] = field(default_factory=list)
+    _orig: Any = None
+
+    def install(self) -> OriginateSpy:
+        self._orig = AmiSession.act_originate
+        spy = self
+
+        def act_originate(session: AmiSession, f: Any, aid: str | None) -> None:
+            attempt = next((v.split("=", 1)[1] for k, v in f.headers
+                            if k.lower() == "variable" and v.startswith("CC_PAGE_ATTEMPT=")), "")
+            spy.sent.append((time.monotonic(), session.session_id, f.get("Channel") or "",
+                             attempt))
+            spy._orig(session, f, aid)
+
+        AmiSession.act_originate = act_originate  # type: ignore[method-assign]
+        return self
+
+    def restore(self) -> None:
+        if self._orig is not None:
+            AmiSession.act_originate = self._orig  # type: ignore[method-assign]
+
+
 class Node:
     """``python -m tests.cluster.serve_node`` in its own process."""
 
