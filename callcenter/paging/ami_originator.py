@@ -30,7 +30,6 @@ from callcenter.ami.errors import (
     ActionTimeout,
     AmiError,
     LinkLost,
-    NotOwner,
     OriginateFailed,
     PbxUnavailable,
 )
@@ -84,7 +83,7 @@ class AmiOriginator:
                 log.warning("paging originate to %s: %s", channel, exc)
                 return OriginateOutcome(OriginateStatus.FAILED, exc.error_id)
             return OriginateOutcome.from_reason("Failure", str(exc.details.get("reason", "")))
-        except (ActionNotSent, PbxUnavailable, NotOwner) as exc:  # nothing was dialled
+        except (ActionNotSent, PbxUnavailable) as exc:
             log.warning("paging originate to %s: PBX unavailable: %s", channel, exc)
             return OriginateOutcome(OriginateStatus.UNAVAILABLE, exc.error_id)
         except ActionTimeout as exc:
