@@ -269,22 +269,35 @@ class StaffListenNotifier:
         audience, people = await self._people(notice)
         message = Notification(notice.title, notice.text, notice.fields,
                                key=f"listen:{notice.number}")
-        errors = []
-        reached: list[str] = []
-        for person in people:
-            notifier = self._staff.for_staff(person.notify)
-            if notifier is None:
-                errors.append(f"{person.name}: no channel")
-                continue
-            result = await notifier.send(message)
-            if result.ok:
-                reached.append(person.name)
-                if audience != "前台":
-                    break  # night duty: the first who gets it; the front desk: all of them
-            else:
-                errors.append(f"{person.name}: {result.error}")
-        return ListenDelivery(audience, tuple(reached),
+        # Night duty: the first who gets it; the front desk: all of them.
+        reached, errors = await send_each(self._staff, people, message,
+                                          first_only=audience != "前台", no_channel=True)
+        return ListenDelivery(audience, reached,
                               "; ".join(errors) if errors else ("" if reached else "nobody on duty"))
+
+
+async def send_each(staff: StaffNotifiers, people: list[OnCallPerson], message: Notification,
+                    *, first_only: bool, no_channel: bool = False
+                    ) -> tuple[tuple[str, ...], list[str]]:
+    """Send ``message`` to each person through their own channels, in order (stopping at
+    the first reached when ``first_only``): ``(names reached, errors)``; a person with no
+    channel is an error only when ``no_channel``."""
+    reached: list[str] = []
+    errors: list[str] = []
+    for person in people:
+        notifier = staff.for_staff(person.notify)
+        if notifier is None:
+            if no_channel:
+                errors.append(f"{person.name}: no channel")
+            continue
+        result = await notifier.send(message)
+        if result.ok:
+            reached.append(person.name)
+            if first_only:
+                break
+        else:
+            errors.append(f"{person.name}: {result.error}")
+    return tuple(reached), errors
 
 
 async def front_desk_now(sm: async_sessionmaker[AsyncSession],
@@ -376,21 +389,9 @@ class StaffSlaNotifier:
         audience, people, first_only = await self._people(breach)
         message = Notification(breach.title, breach.body, breach.fields,
                                key=f"sla:{breach.number}:{breach.kind}")
-        errors: list[str] = []
-        reached: list[str] = []
-        for person in people:
-            notifier = self._staff.for_staff(person.notify)
-            if notifier is None:
-                continue
-            result = await notifier.send(message)
-            if result.ok:
-                reached.append(person.name)
-                if first_only:
-                    break
-            else:
-                errors.append(f"{person.name}: {result.error}")
+        reached, errors = await send_each(self._staff, people, message, first_only=first_only)
         error = "; ".join(errors) if errors else ("" if reached else NOBODY)
-        return SlaDelivery(audience, tuple(reached), error)
+        return SlaDelivery(audience, reached, error)
 
 
 @asynccontextmanager

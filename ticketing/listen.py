@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bus import DomainEvent
 from callcenter.clock import Clock
+from ticketing.delivery import Delivery
 from ticketing.models import Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
@@ -120,17 +121,8 @@ class ListenNotice:
                 ("原因", reason_label(self.reason)))
 
 
-@dataclass(frozen=True, slots=True)
-class ListenDelivery:
-    """Who was told: ``audience`` (夜班值班人员 / 前台) and the names reached."""
-
-    audience: str
-    delivered_to: tuple[str, ...] = ()
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.delivered_to)
+ListenDelivery = Delivery
+"""Who was told of a listen notice (夜班值班人员 / 前台)."""
 
 
 class ListenNotifier(Protocol):

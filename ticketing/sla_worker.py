@@ -35,10 +35,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.clock import Clock
 from ticketing.categories import CATEGORIES
+from ticketing.delivery import Delivery
 from ticketing.models import Ticket
 from ticketing.sla_models import SlaTimer
-from ticketing.sla_policy import breach_text
-from ticketing.sla_timers import breach_event
+from ticketing.sla_timers import breach_event, breach_of
 from ticketing.workflow import OPEN_STATES
 
 log = logging.getLogger(__name__)
@@ -92,17 +92,8 @@ NOBODY = "nobody"
 channel): not retried; any other error is retried after the lease."""
 
 
-@dataclass(frozen=True, slots=True)
-class SlaDelivery:
-    """Who was told: ``audience`` (前台 / 处理人和部门负责人 / 主管) and the names reached."""
-
-    audience: str
-    delivered_to: tuple[str, ...] = ()
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.delivered_to)
+SlaDelivery = Delivery
+"""Who was told of a breach (前台 / 处理人和部门负责人 / 主管)."""
 
 
 class SlaNotifier(Protocol):
@@ -327,9 +318,7 @@ class SlaWorker:
 
     @staticmethod
     def _breach(ticket: Ticket, row: SlaTimer) -> SlaBreach:
-        text = breach_text(row.kind, timedelta(minutes=row.limit_min),
-                           working_time=row.working_time)
-        return SlaBreach(ticket.id, ticket.number, row.kind, row.due_at, text,
+        return SlaBreach(ticket.id, ticket.number, row.kind, row.due_at, breach_of(row).text,
                          ticket.community_id, ticket.category, ticket.priority,
                          ticket.location, ticket.summary, ticket.department, ticket.assignee_id)
 

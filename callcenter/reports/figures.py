@@ -41,12 +41,14 @@ class TicketRow:
     created_at: datetime
     first_response_at: datetime | None
     closed_at: datetime | None
+    community: str | None = None
 
 
 @dataclass(frozen=True)
 class IncidentRow:
     opened_at: datetime
     acked_at: datetime | None
+    community: str | None = None
 
 
 @dataclass
@@ -150,30 +152,28 @@ def build(*, start: datetime, end: datetime, granularity: Granularity, tz: ZoneI
     total = Bucket(starts[0] if starts else start.astimezone(tz))
     per_community: dict[str, Bucket] = {}
 
-    def into(at: datetime) -> list[Bucket]:
+    def into(at: datetime, community: str | None) -> list[Bucket]:
+        """The bucket of ``at``, the total and the community's row (none outside the range)."""
         if not start <= at < end:
             return []
         b = buckets.get(_key(at, granularity, tz))
-        return [b, total] if b is not None else [total]
+        own = per_community.setdefault(community or "", Bucket(total.start))
+        return [b, total, own] if b is not None else [total, own]
 
     for c in calls:
-        targets = into(c.started_at)
-        if not targets:
-            continue
-        targets.append(per_community.setdefault(c.community or "", Bucket(total.start)))
-        for b in targets:
+        for b in into(c.started_at, c.community):
             _add_call(b, c, service_level_s)
     for t in tickets:
-        for b in into(t.created_at):
+        for b in into(t.created_at, t.community):
             b.tickets_opened += 1
             if t.first_response_at is not None and \
                     (t.first_response_at - t.created_at).total_seconds() <= response_s:
                 b.tickets_in_time += 1
         if t.closed_at is not None:
-            for b in into(t.closed_at):
+            for b in into(t.closed_at, t.community):
                 b.tickets_closed += 1
     for i in incidents:
-        for b in into(i.opened_at):
+        for b in into(i.opened_at, i.community):
             b.incidents += 1
             if i.acked_at is not None:
                 ack = max(0.0, (i.acked_at - i.opened_at).total_seconds())

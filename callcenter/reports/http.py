@@ -78,7 +78,10 @@ class CallsReportOut(Output):
 
 
 @dataclass(frozen=True)
-class Request:
+class Resolved:
+    """A report query made concrete: its days, granularity and the communities it covers
+    (``codes``/``ids`` None: every one, no filter)."""
+
     first: date
     last: date
     by: Literal["hour", "day"]
@@ -89,7 +92,7 @@ class Request:
     community: str | None
 
 
-async def _resolve(request: web.Request, query: ReportQuery) -> Request:
+async def _resolve(request: web.Request, query: ReportQuery) -> Resolved:
     tz = ZoneInfo(request.app[SETTINGS].timezone)
     today = request.app[CLOCK].now().astimezone(tz).date()
     last = query.to or today
@@ -119,13 +122,13 @@ async def _resolve(request: web.Request, query: ReportQuery) -> Request:
         chosen = visible[match[0]][0]
     everything = ident.communities is None and chosen is None
     by = query.by or ("hour" if (last - first).days < 2 else "day")
-    return Request(first, last, by,
+    return Resolved(first, last, by,
                    None if everything else frozenset(code for code, _ in visible.values()),
                    None if everything else frozenset(visible), names,
                    query.service_level_s, chosen)
 
 
-async def _report(request: web.Request, req: Request) -> Report:
+async def _report(request: web.Request, req: Resolved) -> Report:
     settings = request.app[SETTINGS]
     tz = ZoneInfo(settings.timezone)
     start = datetime.combine(req.first, time(0), tzinfo=tz)

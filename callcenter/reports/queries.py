@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.calls.models import CallLog
 from callcenter.calls.services import of_communities
+from callcenter.directory.models import Community
 from callcenter.paging.models import Incident
 from callcenter.reports.figures import CallRow, IncidentRow, TicketRow
 from ticketing.lifecycle import INITIAL_STATE
@@ -43,7 +44,8 @@ async def ticket_rows(session: AsyncSession, start: datetime, end: datetime, *,
               .where(TicketEvent.to_state == "closed")
               .group_by(TicketEvent.ticket_id).subquery())
     stmt = (select(Ticket.created_at, first.c.at.label("first_at"),
-                   closed.c.at.label("closed_at"))
+                   closed.c.at.label("closed_at"), Community.code)
+            .outerjoin(Community, Community.id == Ticket.community_id)
             .outerjoin(first, first.c.ticket_id == Ticket.id)
             .outerjoin(closed, closed.c.ticket_id == Ticket.id)
             .where(((Ticket.created_at >= start) & (Ticket.created_at < end))
@@ -51,14 +53,15 @@ async def ticket_rows(session: AsyncSession, start: datetime, end: datetime, *,
     if ids is not None:
         stmt = stmt.where(Ticket.community_id.in_(sorted(ids)))
     rows = await session.execute(stmt)
-    return [TicketRow(r.created_at, r.first_at, r.closed_at) for r in rows]
+    return [TicketRow(r.created_at, r.first_at, r.closed_at, r.code) for r in rows]
 
 
 async def incident_rows(session: AsyncSession, start: datetime, end: datetime, *,
                         ids: frozenset[int] | None) -> list[IncidentRow]:
-    stmt = select(Incident.opened_at, Incident.acked_at).where(
-        Incident.opened_at >= start, Incident.opened_at < end)
+    stmt = (select(Incident.opened_at, Incident.acked_at, Community.code)
+            .join(Community, Community.id == Incident.community_id)
+            .where(Incident.opened_at >= start, Incident.opened_at < end))
     if ids is not None:
         stmt = stmt.where(Incident.community_id.in_(sorted(ids)))
     rows = await session.execute(stmt)
-    return [IncidentRow(r.opened_at, r.acked_at) for r in rows]
+    return [IncidentRow(r.opened_at, r.acked_at, r.code) for r in rows]

@@ -15,8 +15,11 @@ from math import ceil, log10
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT, TOP, BOTTOM = 44, 12, 28, 44
+# A small canvas, so text stays readable when a phone scales it to 360 px.
+WIDTH, HEIGHT = 480, 270
+LEFT, RIGHT, TOP, BOTTOM = 40, 10, 32, 52
+TITLE_PX, TICK_PX, LEGEND_PX = 16, 12, 13
+MAX_LABELS = 7
 PALETTE = ("#2f7d32", "#c62828", "#1565c0", "#ef6c00", "#6a1b9a", "#00838f")
 
 
@@ -27,14 +30,16 @@ class Series:
     colour: str | None = None
 
 
-def _nice_max(value: float) -> float:
-    if value <= 0:
-        return 1.0
-    magnitude = 10 ** int(log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return float(step * magnitude)
-    return float(ceil(value))
+def _nice_top(value: float) -> float:
+    """The axis top for counts: four equal whole steps (1, 1.5, 2 … 8 × 10ⁿ) reaching
+    ``value``."""
+    step = max(value, 1.0) / 4
+    magnitude = 10 ** int(log10(step)) if step >= 1 else 1
+    for nice in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        size = nice * magnitude
+        if step <= size and float(size).is_integer():
+            return float(4 * size)
+    return float(4 * ceil(step))
 
 
 def _fmt(v: float) -> str:
@@ -43,35 +48,35 @@ def _fmt(v: float) -> str:
 
 def _frame(title: str, labels: Sequence[str], top: float, tick: str) -> list[str]:
     plot_h = HEIGHT - TOP - BOTTOM
-    parts = [f'<text x="{LEFT}" y="16" font-size="13" fill="#222">{escape(title)}</text>']
+    parts = [f'<text x="4" y="18" font-size="{TITLE_PX}" fill="#222">{escape(title)}</text>']
     for i in range(5):
         value = top * i / 4
         y = TOP + plot_h - plot_h * i / 4
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
                      f'stroke="#ddd" stroke-width="1"/>')
-        parts.append(f'<text x="{LEFT - 4}" y="{y + 4:.1f}" font-size="10" fill="#555" '
-                     f'text-anchor="end">{escape(tick.format(_fmt(value)))}</text>')
+        parts.append(f'<text x="{LEFT - 4}" y="{y + 4:.1f}" font-size="{TICK_PX}" '
+                     f'fill="#555" text-anchor="end">{escape(tick.format(_fmt(value)))}</text>')
     n = max(len(labels), 1)
-    every = max(1, ceil(n / 12))  # at most a dozen labels under the axis
+    every = max(1, ceil(n / MAX_LABELS))
     slot = (WIDTH - LEFT - RIGHT) / n
     for i, text in enumerate(labels):
         if i % every:
             continue
         x = LEFT + slot * (i + 0.5)
-        parts.append(f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 14}" font-size="10" '
+        parts.append(f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" font-size="{TICK_PX}" '
                      f'fill="#555" text-anchor="middle">{escape(text)}</text>')
     return parts
 
 
 def _legend(series: Sequence[Series]) -> list[str]:
-    parts, x = [], LEFT
+    parts, x = [], 4
     for i, s in enumerate(series):
         colour = s.colour or PALETTE[i % len(PALETTE)]
-        parts.append(f'<rect x="{x}" y="{HEIGHT - 16}" width="10" height="10" '
+        parts.append(f'<rect x="{x}" y="{HEIGHT - 17}" width="12" height="12" '
                      f'fill="{colour}"/>')
-        parts.append(f'<text x="{x + 14}" y="{HEIGHT - 7}" font-size="11" '
+        parts.append(f'<text x="{x + 16}" y="{HEIGHT - 6}" font-size="{LEGEND_PX}" '
                      f'fill="#222">{escape(s.name)}</text>')
-        x += 24 + 13 * len(s.name)
+        x += 28 + LEGEND_PX * len(s.name)
     return parts
 
 
@@ -87,7 +92,7 @@ def bars(title: str, labels: Sequence[str], series: Sequence[Series], *,
     """Stacked bars, one per label; ``unit`` follows each value in the tooltips."""
     n = len(labels)
     totals = [sum((s.values[i] or 0) for s in series) for i in range(n)]
-    top = _nice_max(max(totals, default=0))
+    top = _nice_top(max(totals, default=0))
     parts = _frame(title, labels, top, "{}")
     plot_h = HEIGHT - TOP - BOTTOM
     slot = (WIDTH - LEFT - RIGHT) / max(n, 1)

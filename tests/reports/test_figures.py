@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,7 +16,7 @@ from callcenter.reports.figures import (
     mm_ss,
     percent,
 )
-from callcenter.reports.svg import Series, bars, lines
+from callcenter.reports.svg import Series, _nice_top, bars, lines
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = datetime(2026, 12, 1, tzinfo=TZ)
@@ -81,6 +82,7 @@ def test_ticket_response_in_time_closures_and_emergency_acknowledgement() -> Non
     assert t.response_rate == 1 / 3
     assert r.buckets[15].tickets_closed == 1 and r.buckets[11].tickets_closed == 1
     assert (t.incidents, t.incidents_acked, t.avg_ack_s, t.ack_max_s) == (3, 2, 360, 600)
+    assert {c: (b.tickets_opened, b.incidents) for c, b in r.by_community.items()} == {"": (3, 3)}
     assert r.buckets[8].avg_ack_s == 120 and r.buckets[12].incidents_acked == 0
 
 
@@ -108,6 +110,10 @@ def test_charts_are_svg_with_a_tooltip_per_mark_and_escaped_text() -> None:
     # Three bars (a zero draws nothing), each saying what it is.
     assert svg.count("<rect") == 3 + 2  # and two legend swatches
     assert "<title>8时 放弃 2 通</title>" in svg
+    # The count axis goes up in whole steps: 4 calls → 0, 1, 2, 3, 4.
+    ticks = re.findall(r'text-anchor="end">([^<]+)<', svg)
+    assert ticks == ["0", "1", "2", "3", "4"]
+    assert _nice_top(9) == 12 and _nice_top(41) == 60 and _nice_top(0) == 4
     line = str(lines("接通率", ["8时", "9时", "10时"], [Series("接通率", [0.5, None, 1.0])]))
     # A gap (None) breaks the line: two single points, no polyline across it.
     assert line.count("<circle") == 2 and "<polyline" not in line

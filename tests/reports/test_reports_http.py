@@ -138,6 +138,9 @@ async def test_head_office_sees_every_communitys_figures_by_hour(site: Site) -> 
     # The call with no community is the site's default community's.
     assert {c: b["calls"] for c, b in r["communities"].items()} == {"binjiang": 1, "hupan": 5}
     assert r["communities"]["hupan"]["label"] == "湖畔花园"
+    # Each community's row counts its own tickets and emergencies too.
+    assert {c: (b["tickets_opened"], b["incidents"]) for c, b in r["communities"].items()} == \
+        {"binjiang": (1, 1), "hupan": (2, 2)}
 
 
 async def test_a_communitys_supervisor_sees_only_theirs_and_cannot_ask_for_another(
