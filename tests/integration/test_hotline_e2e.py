@@ -28,6 +28,7 @@ from tests.health_access import HEALTH_HEADERS, with_health_token
 from tests.integration.demo_db import heartbeat_seen, seed_demo_db
 from ticketing.listen import LISTEN_IDLE_TASK_NAME
 from ticketing.models import Ticket
+from ticketing.sla_worker import SLA_IDLE_TASK_NAME
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -169,9 +170,10 @@ async def test_a_caller_who_hangs_up_leaves_nothing_behind(
     pool = client.app[ENGINE].sync_engine.pool
     for _ in range(100):
         # Tasks of this call: not the stand-in's (Asterisk's side, on the same loop)
-        # nor the paging worker's idle poll, which makes new ones every 2 s.
+        # nor the idle polls of the paging, listen and SLA workers, which make new ones.
+        idle = ("standin:", IDLE_TASK_NAME, LISTEN_IDLE_TASK_NAME, SLA_IDLE_TASK_NAME)
         left = {t for t in asyncio.all_tasks() - before - {asyncio.current_task()}
-                if not t.get_name().startswith(("standin:", IDLE_TASK_NAME, LISTEN_IDLE_TASK_NAME))}
+                if not t.get_name().startswith(idle)}
         if pool.checkedout() == 0 and not left and not standin.pbx.channels:
             break
         await asyncio.sleep(0.05)
