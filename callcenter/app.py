@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -34,6 +34,7 @@ from callcenter.console.setup import setup_console
 from callcenter.db.engine import make_engine, make_sessionmaker, migrate
 from callcenter.db.reader import sqlite_reader
 from callcenter.directory.hotlines import CommunityChoice, CommunityResolver, HotlineDirectory
+from callcenter.ha.setup import setup_ha
 from callcenter.health import healthz, holiday_health
 from callcenter.ivr_admin.http import IVR_HOLIDAYS, IVR_RELOADER
 from callcenter.ivr_admin.http import add_routes as add_ivr_admin_routes
@@ -45,8 +46,8 @@ from callcenter.metrics.transcription import timed_transcriber
 from callcenter.oncall.setup import ONCALL_ROUTER, setup_oncall
 from callcenter.paging.http import PAGING_SERVICE
 from callcenter.paging.originate import Originator
-from callcenter.paging.pbx_route import route_from_settings
-from callcenter.paging.setup import PAGE_CALL_HANDLER, setup_paging
+from callcenter.paging.pbx_route import PbxRoute, route_from_settings
+from callcenter.paging.setup import ESCALATION_WORKER, PAGE_CALL_HANDLER, setup_paging
 from callcenter.reports.http import setup_reports
 from callcenter.screenpop.setup import STAFF_NOTIFIERS, setup_screenpop
 from callcenter.settings import Settings
@@ -102,6 +103,30 @@ def _reload(reloader: MenuReloader) -> None:
         reloader.reload("SIGHUP")
 
 
+def _drives(route: PbxRoute, links: AmiLinks) -> Callable[[str | None], bool]:
+    """Whether this server dials a community's pages now: it owns the community's
+    link (``callcenter.ha``); a community with no link is anyone's (its fallback)."""
+    def can_dial(community: str | None) -> bool:
+        name = route.link_for(community)
+        if name is None or name not in links.names():
+            return True
+        return links.get(name).owner
+    return can_dial
+
+
+def _free_page_steps(app: web.Application, settings: Settings
+                     ) -> Callable[[str, bool], Awaitable[None]]:
+    """On taking a link over: paging frees the steps its previous owner left claimed."""
+    community = {a.name: a.community for a in settings.asterisk}
+
+    async def on_change(link: str, owned: bool) -> None:
+        worker = app.get(ESCALATION_WORKER)
+        if owned and worker is not None:
+            code = community.get(link)
+            await worker.take_over_claims([code] if code else None)
+    return on_change
+
+
 def create_core_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     """The skeleton every feature plugs into: settings, clock, bus, database,
     error and auth middleware, /healthz. Tests of one feature start here."""
@@ -145,6 +170,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     setup_screenpop(app)
     setup_cluster(app)  # PostgreSQL: the bus between servers (after the hub it feeds)
     metrics = setup_metrics(app, links)  # before the links start: it hears their first login
+    setup_ha(app, links, metrics.ha_link_owned)  # PostgreSQL: one owner per link (leases)
     setup_oncall(app)
     # Pages leave through the incident's community's own link ([paging] fallback when
     # it has none or it is down). Paging listens before the voicemail ingest starts:
@@ -153,7 +179,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                                 default_community=settings.default_community,
                                 sessionmaker=lambda: app[SESSIONMAKER])
     setup_paging(app, originator=originator or route,
-                 fallback_notifiers=lambda notify: app[STAFF_NOTIFIERS].channels(notify))
+                 fallback_notifiers=lambda notify: app[STAFF_NOTIFIERS].channels(notify),
+                 can_dial=_drives(route, links))
+    links.on_owner_change(_free_page_steps(app, settings))
     if transcribe:
         app.cleanup_ctx.append(_transcriber)
     setup_tickets(app, transcriber=_pool)

@@ -165,6 +165,18 @@ class TriageSettings:
     lexicon: Path | None = None
 
 
+@dataclass(frozen=True)
+class HaSettings:
+    """Two servers on one PostgreSQL: one owner per ``[[asterisk]]`` link
+    (``callcenter/ha``). The owner renews its lease every ``renew_s``; the lease
+    lasts ``lease_ttl_s`` by the database's clock; the owner stops sending on the
+    link ``safety_margin_s`` before its lease could run out by its own clock."""
+
+    lease_ttl_s: float = 3.0
+    renew_s: float = 1.0
+    safety_margin_s: float = 0.5
+
+
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -193,6 +205,7 @@ class Settings:
     oncall: OnCallSettings = field(default_factory=OnCallSettings)
     paging: PagingSettings = field(default_factory=PagingSettings)
     triage: TriageSettings = field(default_factory=TriageSettings)
+    ha: HaSettings = field(default_factory=HaSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     ivr_menus: tuple[Path, ...] = ()
     source: str = "<defaults>"
@@ -235,6 +248,7 @@ _SECTIONS: dict[str, type] = {
     "oncall": OnCallSettings,
     "paging": PagingSettings,
     "triage": TriageSettings,
+    "ha": HaSettings,
     "logging": LoggingSettings,
 }
 
@@ -338,8 +352,19 @@ def _validate(s: Settings) -> None:
     _validate_oncall(s)
     _validate_paging(s, names)
     _validate_triage(s)
+    _validate_ha(s.ha, src)
     _validate_http(s)
     _validate_logging(s.logging, src)
+
+
+def _validate_ha(ha: HaSettings, src: str) -> None:
+    if ha.renew_s <= 0:
+        raise SettingsError("ha.renew_s", "must be positive", src)
+    if ha.safety_margin_s < 0:
+        raise SettingsError("ha.safety_margin_s", "must not be negative", src)
+    if ha.lease_ttl_s <= ha.renew_s + ha.safety_margin_s:
+        raise SettingsError("ha.lease_ttl_s", "must be longer than renew_s + safety_margin_s "
+                            f"({ha.renew_s:g} + {ha.safety_margin_s:g})", src)
 
 
 def _validate_paging(s: Settings, links: set[str]) -> None:

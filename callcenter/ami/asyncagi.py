@@ -32,7 +32,7 @@ from typing import Protocol
 from urllib.parse import unquote
 
 from callcenter.ami.client import ActionResponse, LinkState, LinkStatus
-from callcenter.ami.errors import ActionNotSent, AmiActionError, AmiError, LinkLost
+from callcenter.ami.errors import ActionNotSent, AmiActionError, AmiError, LinkLost, NotOwner
 from callcenter.ami.parser import Frame
 from callcenter.logs import bind_call
 from ivr.agi import AgiChannel, AgiResult, parse_agi_result, parse_asyncagi_env
@@ -82,6 +82,8 @@ class AsyncAgiChannel(AgiChannel):
         self.ended = False
         self._closed = False
         self.commands_sent: list[str] = []
+        self.abandoned = False
+        """The server lost the link's lease: nothing more is sent for this call."""
         self.handoff_s: float | None = None
         """Set when the server stops: ``close`` leaves the call in ``AGI(agi:async)`` for
         the next server to adopt, re-arming ``TIMEOUT(absolute)`` to this many seconds
@@ -145,7 +147,7 @@ class AsyncAgiChannel(AgiChannel):
         if self._closed:
             return
         self._closed = True
-        if not self.active:
+        if not self.active or self.abandoned:
             return
         saved, self.command_timeout_s = self.command_timeout_s, min(self.command_timeout_s,
                                                                     self.break_timeout_s)
@@ -212,6 +214,8 @@ class AsyncAgiDispatcher:
         self._finished: deque[str] = deque(maxlen=1000)
         self.adopted: list[str] = []
         """Uniqueids of the channels adopted so far (observability, tests)."""
+        self.ignored_not_owner = 0
+        """``AsyncAGIStart`` left to the server owning the link (``callcenter.ha``)."""
 
     def attach(self) -> None:
         if self._unsubscribe is None:
@@ -227,7 +231,10 @@ class AsyncAgiDispatcher:
         event = frame.event
         uniqueid = frame.get("Uniqueid") or ""
         if event == "AsyncAGIStart":
-            self._start(frame, uniqueid)
+            if getattr(self.link, "owner", True):
+                self._start(frame, uniqueid)
+            else:
+                self.ignored_not_owner += 1  # the owning server takes it
             return
         chan = self.sessions.get(uniqueid)
         if chan is None:
@@ -300,7 +307,7 @@ class AsyncAgiDispatcher:
             await self.handler(chan)
         except CallerHungUp:
             log.info("%s: caller hung up during AsyncAGI session", chan.channel)
-        except (ActionNotSent, LinkLost) as exc:
+        except (ActionNotSent, LinkLost, NotOwner) as exc:
             log.warning("%s: AsyncAGI session ended by the AMI link: %s", chan.channel, exc)
         except Exception:
             log.exception("%s: AsyncAGI session handler failed", chan.channel)
@@ -310,6 +317,24 @@ class AsyncAgiDispatcher:
             finally:
                 self.sessions.pop(uniqueid, None)
                 self._finished.append(uniqueid)
+
+    async def abandon(self) -> int:
+        """The link's lease is lost: stop every session at once without a word to
+        Asterisk (the link refuses them anyway, ``NotOwner``); the channels stay in
+        ``AGI(agi:async)`` for the new owner to adopt. Returns how many."""
+        tasks = list(self._tasks)
+        uids = list(self.sessions)
+        for chan in self.sessions.values():
+            chan.abandoned = True
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # not "finished": the new owner drives them, and should this server own the
+        # link again while they still wait, it adopts them back
+        for uid in uids:
+            while uid in self._finished:
+                self._finished.remove(uid)
+        return len(tasks)
 
     async def close(self, *, handoff_s: float | None = None,
                     handoff: Callable[[AsyncAgiChannel], bool] = lambda chan: False) -> None:

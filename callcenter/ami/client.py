@@ -48,6 +48,7 @@ from callcenter.ami.errors import (
     AmiActionError,
     LinkLost,
     LoginFailed,
+    NotOwner,
     OriginateFailed,
     PbxUnavailable,
 )
@@ -59,6 +60,14 @@ log = logging.getLogger(__name__)
 SHUTTING_DOWN = "asterisk is shutting down"
 RESTART_SKEW_S = 5.0
 """Two ``FullyBooted`` whose boot times (now - Uptime) differ by more are two Asterisks."""
+
+READ_ONLY_ACTIONS = frozenset({
+    "login", "logoff", "challenge", "ping", "events", "coresettings", "corestatus",
+    "coreshowchannels", "queuestatus", "queuesummary", "mailboxcount", "mailboxstatus",
+    "voicemailuserslist", "getvar", "dbget", "status", "listcommands",
+})
+"""What a standby sends without owning the link: it stays logged in and listening,
+re-reads state for its console, and changes nothing in Asterisk."""
 
 ActionHeaders = Mapping[str, str] | Sequence[tuple[str, str]]
 EventCallback = Callable[[Frame], None]
@@ -209,6 +218,9 @@ class AmiLink:
         self._booted = asyncio.Event()
         self._shutting_down = False
         self._boot_at: float | None = None
+        self._owner_gate: Callable[[], bool] | None = None
+        self.refused_not_owner = 0
+        """Actions refused with ``NotOwner`` so far (observability, tests)."""
         self.pbx_generation = 0
         """How many Asterisk restarts this link has seen (``Shutdown``, or a new boot time)."""
         self.retry_delays: list[float] = []
@@ -268,6 +280,23 @@ class AmiLink:
 
     def on_status(self, callback: Callable[[LinkStatus], None]) -> None:
         self._status_listeners.append(callback)
+
+    def set_owner_gate(self, owns: Callable[[], bool] | None) -> None:
+        """``owns()``: whether this server drives the link now (``callcenter.ha``).
+        While it is false every action but ``READ_ONLY_ACTIONS`` raises ``NotOwner``
+        before anything is written. None (the default, one server): always owner."""
+        self._owner_gate = owns
+
+    @property
+    def owner(self) -> bool:
+        return self._owner_gate is None or self._owner_gate()
+
+    def resync(self, reason: str) -> None:
+        """Run the ``on_connected`` hooks now if logged in (this server just took
+        the link over: beat, re-read, adopt the calls waiting in AsyncAGI)."""
+        if self._logged_in and self.connected:
+            self._last_resync_at = None
+            self._request_resync(reason)
 
     def start(self) -> None:
         if self._runner is None or self._runner.done():
@@ -394,6 +423,10 @@ class AmiLink:
     async def _send(self, headers: list[tuple[str, str]], *, timeout_s: float | None,
                     originate: bool = False, login: bool = False) -> ActionResponse:
         name = next(v for k, v in headers if k.lower() == "action")
+        if not login and name.lower() not in READ_ONLY_ACTIONS and not self.owner:
+            self.refused_not_owner += 1
+            raise NotOwner(f"AMI {name} not sent: this server does not own {self.name} now",
+                           details={"asterisk": self.name, "action": name})
         proto = self._proto
         if proto is None or proto.closed.done() or not (self._logged_in or login):
             raise ActionNotSent(

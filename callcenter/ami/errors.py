@@ -69,3 +69,12 @@ class LoginFailed(AmiError):
 
     error_id = "ami_auth_failed"
     http_status = 503
+
+
+class NotOwner(AmiError):
+    """This server does not own the link now (another server holds its lease,
+    ``callcenter.ha``): the action was not sent. Only the login and the read-only
+    actions that keep a standby listening go out without the lease."""
+
+    error_id = "ami_not_owner"
+    http_status = 503

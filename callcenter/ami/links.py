@@ -14,7 +14,7 @@ an IVR handler is set, each link keeps the server's heartbeat in AstDB
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -73,13 +73,19 @@ class AmiLinks:
             link = factory(cfg)
             tracker = CallTracker(cfg.name, publish, community=getattr(cfg, "community", None))
             heartbeat = Heartbeat(link, float(getattr(cfg, "heartbeat_interval_s", 5.0)),
-                                  enabled=lambda: self._agi_handler is not None)
+                                  enabled=self._beats(link))
             bundle = LinkBundle(link, tracker, heartbeat)
             link.subscribe(self._feeder(tracker))
             link.on_connected(heartbeat.on_connected)  # first: calls may be waiting for it
             link.on_connected(self._resyncer(bundle))
             self._bundles[cfg.name] = bundle
         self._started = False
+        self._owner_listeners: list[Callable[[str, bool], Awaitable[None]]] = []
+
+    def _beats(self, link: AmiLink) -> Callable[[], bool]:
+        def enabled() -> bool:
+            return self._agi_handler is not None and link.owner
+        return enabled
 
     def _feeder(self, tracker: CallTracker) -> Callable[[Frame], None]:
         def feed(frame: Frame) -> None:
@@ -89,7 +95,8 @@ class AmiLinks:
     def _resyncer(self, bundle: LinkBundle) -> Callable[[AmiLink], Any]:
         def apply(snap: Snapshot) -> None:
             bundle.tracker.apply_snapshot(snap, self._now())
-            if bundle.dispatcher is not None and self._agi_handler is not None:
+            if bundle.dispatcher is not None and self._agi_handler is not None \
+                    and bundle.link.owner:
                 bundle.dispatcher.adopt(snap.channels)
 
         async def resync(link: AmiLink) -> None:
@@ -111,6 +118,32 @@ class AmiLinks:
     async def _dispatch_agi(self, channel: Any) -> None:
         if self._agi_handler is not None:
             await self._agi_handler(channel)
+
+    def set_owner_gate(self, name: str, owns: Callable[[], bool] | None) -> None:
+        """``owns()``: whether this server drives link ``name`` now (``callcenter.ha``)."""
+        self._bundle(name).link.set_owner_gate(owns)
+
+    async def owner_changed(self, name: str, owned: bool) -> None:
+        """This server took link ``name`` over (re-read, adopt the calls waiting in
+        AsyncAGI, beat, sync the queue) or lost it (drop its AsyncAGI sessions at
+        once: the channels stay in AsyncAGI for the new owner)."""
+        b = self._bundle(name)
+        if owned:
+            b.link.resync("takeover")
+        elif b.dispatcher is not None:
+            dropped = await b.dispatcher.abandon()
+            if dropped:
+                log.warning("%s: %d AsyncAGI sessions left to the new owner", name, dropped)
+        for listener in list(self._owner_listeners):
+            try:
+                await listener(name, owned)
+            except Exception:
+                log.exception("%s: owner change listener failed", name)
+
+    def on_owner_change(self, listener: Callable[[str, bool], Awaitable[None]]) -> None:
+        """``await listener(link name, owned)`` after this server takes a link over or
+        loses it (paging frees the steps the previous owner left claimed)."""
+        self._owner_listeners.append(listener)
 
     def start(self) -> None:
         self._started = True

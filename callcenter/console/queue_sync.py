@@ -59,7 +59,11 @@ class QueueMembersSync:
         """Interfaces added back after a PBX restart (observability, tests)."""
 
     async def on_connected(self, link: AmiLink) -> None:
-        """An ``AmiLink.on_connected`` hook: sync, retried until QueueStatus answers."""
+        """An ``AmiLink.on_connected`` hook: sync, retried until QueueStatus answers.
+        Only on the server that owns the link (``callcenter.ha``); the standby's agents'
+        states come from the database, and it syncs when it takes the link over."""
+        if not link.owner:
+            return
         # FullyBooted first: app_queue is loaded then, and a crash-restart shows as a new
         # boot time (pbx_generation) only once it has arrived.
         await link.wait_booted(BOOT_WAIT_S)

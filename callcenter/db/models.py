@@ -15,6 +15,7 @@ MODEL_MODULES = (
     "callcenter.calls.models",
     "callcenter.oncall.models",
     "callcenter.paging.models",
+    "callcenter.ha.models",
     "ticketing.models",
     "ticketing.sla_models",
     "recordings.models",

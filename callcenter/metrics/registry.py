@@ -28,6 +28,10 @@ class Metrics:
         self.ami_link_up = Gauge(
             "callcenter_ami_link_up", "1 while the AMI link is logged in, else 0.",
             ["link"], registry=r)
+        self.ha_link_owned = Gauge(
+            "callcenter_ha_link_owned",
+            "1 while this server holds the link's lease and drives it, else 0 (standby). "
+            "On SQLite the single server owns every link.", ["link"], registry=r)
         self.ami_reconnects = Counter(
             "callcenter_ami_reconnects", "Logins to Asterisk after the first, per link.",
             ["link"], registry=r)

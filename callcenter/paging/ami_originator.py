@@ -30,6 +30,7 @@ from callcenter.ami.errors import (
     ActionTimeout,
     AmiError,
     LinkLost,
+    NotOwner,
     OriginateFailed,
     PbxUnavailable,
 )
@@ -83,7 +84,7 @@ class AmiOriginator:
                 log.warning("paging originate to %s: %s", channel, exc)
                 return OriginateOutcome(OriginateStatus.FAILED, exc.error_id)
             return OriginateOutcome.from_reason("Failure", str(exc.details.get("reason", "")))
-        except (ActionNotSent, PbxUnavailable) as exc:
+        except (ActionNotSent, PbxUnavailable, NotOwner) as exc:  # nothing was dialled
             log.warning("paging originate to %s: PBX unavailable: %s", channel, exc)
             return OriginateOutcome(OriginateStatus.UNAVAILABLE, exc.error_id)
         except ActionTimeout as exc:

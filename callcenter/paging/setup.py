@@ -48,7 +48,10 @@ def setup_paging(app: web.Application, *, originator: OriginatorSource,
                  fallback_notifiers: UserNotifiers | None = None,
                  config: PagingConfig | None = None, worker_config: WorkerConfig | None = None,
                  page_call_config: PageCallConfig | None = None,
-                 start_worker: bool = True) -> None:
+                 start_worker: bool = True,
+                 can_dial: Callable[[str | None], bool] | None = None) -> None:
+    """``can_dial(community)``: whether this server drives that community's PBX link
+    (two servers, ``callcenter.ha``); the worker hands other steps back."""
     add_paging_routes(app)
 
     async def _paging(app: web.Application) -> AsyncIterator[None]:
@@ -59,7 +62,7 @@ def setup_paging(app: web.Application, *, originator: OriginatorSource,
         worker = EscalationWorker(app[SESSIONMAKER], orig, app[CLOCK], app[BUS],
                                   registry, config=worker_config or worker_config_from_settings(app),
                                   notifiers=notes, user_notifiers=user_notifiers,
-                                  fallback_notifiers=fallback_notifiers)
+                                  fallback_notifiers=fallback_notifiers, can_dial=can_dial)
         service.set_wakeup(worker.wake)
         app[PAGING_SERVICE] = service
         app[ESCALATION_WORKER] = worker

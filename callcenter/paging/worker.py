@@ -95,6 +95,11 @@ class WorkerConfig:
     unavailable_retry_max_s: float = 15.0
 
 
+HAND_BACK_PAUSE_S = 2.0
+"""How long a worker leaves a step alone after handing it back (its PBX is another
+server's): the owner's worker claims it meanwhile; if none does (the owner died),
+this server may own the link by then (``callcenter.ha``: within the lease's TTL)."""
+
 DEFERRED = "deferred"
 """The outcome of an attempt the PBX could not take (nothing rang)."""
 
@@ -133,9 +138,12 @@ class EscalationWorker:
                  config: WorkerConfig | None = None, notifiers: Sequence[Notifier] = (),
                  user_notifiers: UserNotifiers | None = None,
                  fallback_notifiers: UserNotifiers | None = None,
-                 worker_id: str | None = None) -> None:
+                 worker_id: str | None = None,
+                 can_dial: Callable[[str | None], bool] | None = None) -> None:
         """``fallback_notifiers``: a person's channels when no PBX can take their page
-        (``NOTIFY_INSTEAD``; by default ``user_notifiers``)."""
+        (``NOTIFY_INSTEAD``; by default ``user_notifiers``). ``can_dial(community)``:
+        whether this server drives the community's PBX link now (``callcenter.ha``);
+        a step it cannot dial is handed back untouched for the server that can."""
         self._sm = sessionmaker
         self._originator = originator
         self._clock = clock
@@ -151,6 +159,10 @@ class EscalationWorker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._side_tasks: set[asyncio.Task[Any]] = set()
         self._inflight: set[int] = set()  # timer ids being run by this worker
+        self._can_dial = can_dial
+        self._passed: dict[int, float] = {}  # timer id → monotonic time to look again
+        self.handed_back = 0
+        """Steps handed back because another server drives their PBX (tests)."""
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -273,10 +285,13 @@ class EscalationWorker:
         now = self._clock.now()
         batch = min(self.config.batch, limit) if limit is not None else self.config.batch
         stale = now - timedelta(seconds=self.config.lease_s)
+        mono = self._clock.monotonic()
+        self._passed = {t: until for t, until in self._passed.items() if until > mono}
         claimable = and_(
             PagingTimer.done.is_(False),
             PagingTimer.due_at <= now,
             or_(PagingTimer.claimed_by.is_(None), PagingTimer.claimed_at < stale),
+            *([PagingTimer.id.notin_(list(self._passed))] if self._passed else []),
         )
         async with self._sm() as session:
             if session.get_bind().dialect.name == "postgresql":
@@ -340,6 +355,9 @@ class EscalationWorker:
                 .order_by(IncidentReport.id).limit(1)))
             community = await session.get(Community, incident.community_id)
             assert community is not None
+            if self._can_dial is not None and not self._can_dial(community.code):
+                await self._hand_back(session, timer)
+                return
             policy = PolicySnapshot.from_json(incident.policy_snapshot)
             phone_rows = (await session.scalars(
                 select(PageAttempt).where(PageAttempt.timer_id == timer.id,
@@ -379,6 +397,48 @@ class EscalationWorker:
         if outcome == DEFERRED:
             return  # the same step is due again once the PBX may be back
         await self._advance(timer, policy, pos, outcome, incident, community)
+
+    async def take_over_claims(self, communities: Sequence[str] | None) -> int:
+        """This server just took over the PBX of ``communities`` (None: every one): the
+        steps of their open incidents still claimed by another worker were the previous
+        owner's (only a link's owner dials its steps), which died or lost the database.
+        Free them now instead of after ``lease_s``: a step whose attempt row was written
+        becomes ``interrupted`` here (never dialled again), the others are dialled."""
+        async with self._sm() as session:
+            query = (select(PagingTimer.id)
+                     .join(Incident, Incident.id == PagingTimer.incident_id)
+                     .join(Community, Community.id == Incident.community_id)
+                     .where(PagingTimer.done.is_(False), PagingTimer.claimed_by.is_not(None),
+                            PagingTimer.claimed_by != self.worker_id))
+            if communities is not None:
+                query = query.where(Community.code.in_(list(communities)))
+            ids = list((await session.scalars(query)).all())
+            if ids:
+                await session.execute(
+                    update(PagingTimer).where(PagingTimer.id.in_(ids),
+                                              PagingTimer.claimed_by != self.worker_id,
+                                              PagingTimer.done.is_(False))
+                    .values(claimed_by=None, claimed_at=None))
+            await session.commit()
+        if ids:
+            log.warning("paging: %d steps left claimed by the previous owner taken over",
+                        len(ids))
+            self.wake()
+        return len(ids)
+
+    async def _hand_back(self, session: AsyncSession, timer: ClaimedTimer) -> None:
+        """Another server drives this step's PBX: release the claim as it was (due now,
+        nothing written) and leave it alone for a while, so that server claims it."""
+        await session.execute(
+            update(PagingTimer).where(PagingTimer.id == timer.id,
+                                      PagingTimer.claimed_by == self.worker_id,
+                                      PagingTimer.done.is_(False))
+            .values(claimed_by=None, claimed_at=None))
+        await session.commit()
+        self._passed[timer.id] = self._clock.monotonic() + HAND_BACK_PAUSE_S
+        self.handed_back += 1
+        log.info("paging: timer %s of incident %s handed back: another server drives "
+                 "its PBX", timer.id, timer.incident_id)
 
     async def _close_timer(self, session: AsyncSession, timer: ClaimedTimer) -> None:
         await session.execute(update(PagingTimer).where(PagingTimer.id == timer.id)
