@@ -67,7 +67,8 @@ READ_ONLY_ACTIONS = frozenset({
     "voicemailuserslist", "getvar", "dbget", "status", "listcommands",
 })
 """What a standby sends without owning the link: it stays logged in and listening,
-re-reads state for its console, and changes nothing in Asterisk."""
+re-reads state for its console, and changes nothing in Asterisk on its own (what a
+person asks of it is sent with ``on_request``)."""
 
 ActionHeaders = Mapping[str, str] | Sequence[tuple[str, str]]
 EventCallback = Callable[[Frame], None]
@@ -332,9 +333,14 @@ class AmiLink:
     def next_action_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"
 
-    async def send_action(self, action: ActionHeaders, *, timeout_s: float | None = None
-                          ) -> ActionResponse:
+    async def send_action(self, action: ActionHeaders, *, timeout_s: float | None = None,
+                          on_request: bool = False) -> ActionResponse:
         """Send one action and wait for its typed answer.
+
+        ``on_request``: sent for a person's request to this server (an agent's queue
+        state, a click-to-call), so a standby sends it too: only one server received
+        the request, so the action goes out once. Without it a standby refuses every
+        action but ``READ_ONLY_ACTIONS`` (``NotOwner``).
 
         Raises ``ActionNotSent`` (link down: nothing left this process),
         ``LinkLost`` (sent, link dropped, outcome unknown), ``ActionTimeout``,
@@ -345,7 +351,7 @@ class AmiLink:
             raise ValueError("an AMI action needs an Action header")
         if name.lower() == "originate":
             raise ValueError("use AmiLink.originate() for Originate (Async + OriginateResponse)")
-        return await self._send(headers, timeout_s=timeout_s)
+        return await self._send(headers, timeout_s=timeout_s, on_request=on_request)
 
     async def originate(
         self,
@@ -363,6 +369,7 @@ class AmiLink:
         other_channel_id: str | None = None,
         account: str | None = None,
         timeout_s: float | None = None,
+        on_request: bool = False,
     ) -> ActionResponse:
         """Originate, always ``Async: true``; return when ``OriginateResponse``
         says Success (its frame is ``events[0]``), raise ``OriginateFailed``
@@ -394,7 +401,8 @@ class AmiLink:
             raise PbxUnavailable(f"AMI Originate not sent: {self.name} is {why}", action="Originate",
                                  response_message=why, details={"asterisk": self.name})
         total = timeout_s if timeout_s is not None else dial_timeout_s + self.config.action_timeout
-        return await self._send(headers, timeout_s=total, originate=True)
+        return await self._send(headers, timeout_s=total, originate=True,
+                                on_request=on_request)
 
     async def agi(self, channel: str, command: str, command_id: str, *,
                   timeout_s: float | None = None) -> ActionResponse:
@@ -421,9 +429,11 @@ class AmiLink:
                 log.exception("%s: status listener failed", self.name)
 
     async def _send(self, headers: list[tuple[str, str]], *, timeout_s: float | None,
-                    originate: bool = False, login: bool = False) -> ActionResponse:
+                    originate: bool = False, login: bool = False,
+                    on_request: bool = False) -> ActionResponse:
         name = next(v for k, v in headers if k.lower() == "action")
-        if not login and name.lower() not in READ_ONLY_ACTIONS and not self.owner:
+        if not (login or on_request) and name.lower() not in READ_ONLY_ACTIONS \
+                and not self.owner:
             self.refused_not_owner += 1
             raise NotOwner(f"AMI {name} not sent: this server does not own {self.name} now",
                            details={"asterisk": self.name, "action": name})

@@ -56,7 +56,7 @@ class AmiAgentStatus:
         # The front-desk queue lives on every PBX that has one; pause it everywhere.
         for link in self._all_links():
             try:
-                await link.send_action(headers)
+                await link.send_action(headers, on_request=True)
             except AmiActionError as exc:
                 # Pausing an agent who is not in the queue there (never said 就绪, or the
                 # PBX restarted without its members): no call can reach them, nothing to do.
@@ -76,7 +76,7 @@ class AmiAgentStatus:
         headers = [("Action", "QueueAdd"), ("Queue", self.queue), ("Interface", interface),
                    ("MemberName", agent.display_name or agent.username)]
         try:
-            await link.send_action(headers)
+            await link.send_action(headers, on_request=True)
         except AmiActionError as exc:
             if "already" not in exc.response_message.lower():
                 raise
@@ -88,7 +88,7 @@ class AmiAgentStatus:
                    ("Interface", self.member_interface.format(extension=agent.extension))]
         for link in self._all_links():
             try:
-                await link.send_action(headers)
+                await link.send_action(headers, on_request=True)
             except AmiActionError as exc:
                 # "Not there": never joined or already out. "Not dynamic": a member from
                 # queues.conf, which only the PBX's own configuration can take out.
@@ -132,5 +132,5 @@ class AmiOriginate:
             channel=settings.extension_channel.format(extension=agent.extension),
             application="Dial", data=settings.trunk.format(number=dial_number),
             caller_id=f"外呼 <{dial_number}>", dial_timeout_s=self._timeout,
-            variables={"CALLCENTER_AGENT": agent.username})
+            variables={"CALLCENTER_AGENT": agent.username}, on_request=True)
         return response.action_id

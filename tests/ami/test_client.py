@@ -19,6 +19,7 @@ from callcenter.ami.errors import (
     ActionTimeout,
     AmiActionError,
     LinkLost,
+    NotOwner,
     OriginateFailed,
 )
 from callcenter.ami.parser import Frame, encode_frame
@@ -224,6 +225,47 @@ async def test_originate_failure_is_typed(link: AmiLink, ami: FakeAmi) -> None:
 async def test_plain_send_action_refuses_originate(link: AmiLink) -> None:
     with pytest.raises(ValueError):
         await link.send_action({"Action": "Originate", "Channel": "x"})
+
+
+async def test_a_standby_sends_only_what_reads_or_what_a_person_asked_of_it(
+        link: AmiLink, ami: FakeAmi) -> None:
+    """Without the lease (``callcenter.ha``) the server refuses the actions it would
+    take on its own (AGI, a page's Originate, the heartbeat), before a byte is
+    written; an agent's queue state and click-to-call go out (one server got that
+    request, so it is sent once)."""
+    def ok(f: Frame) -> list[bytes]:
+        return [encode_frame([("Response", "Success"), ("ActionID", f["ActionID"])])]
+    ami.handlers["queuepause"] = ok
+    ami.handlers["dbput"] = ok
+    ami.handlers["originate"] = lambda f: [encode_frame(
+        [("Response", "Success"), ("ActionID", f["ActionID"]), ("Message", "Queued")]),
+        encode_frame([("Event", "OriginateResponse"), ("ActionID", f["ActionID"]),
+                      ("Response", "Success"), ("Uniqueid", "1.1")])]
+    owner = False
+    link.set_owner_gate(lambda: owner)
+    pause = {"Action": "QueuePause", "Queue": "frontdesk", "Interface": "Local/8001@agents/n",
+             "Paused": "true"}
+    with pytest.raises(NotOwner) as info:
+        await link.send_action({"Action": "DBPut", "Family": "callcenter", "Key": "k",
+                                "Val": "1"})
+    assert info.value.http_status == 503 and info.value.details["action"] == "DBPut"
+    with pytest.raises(NotOwner):
+        await link.agi("PJSIP/8001-1", "ANSWER", "c1")
+    with pytest.raises(NotOwner):
+        await link.originate(channel="PJSIP/13800138000@trunk", context="page", exten="s")
+    with pytest.raises(NotOwner):
+        await link.send_action(pause)
+    assert link.refused_not_owner == 4
+    assert ami.actions("DBPut") == ami.actions("AGI") == ami.actions("Originate") == []
+    await link.send_action({"Action": "Ping"})  # read-only: a standby stays listening
+    await link.send_action(pause, on_request=True)
+    await link.originate(channel="PJSIP/8001", application="Dial", data="PJSIP/1@trunk",
+                         on_request=True)
+    assert len(ami.actions("QueuePause")) == len(ami.actions("Originate")) == 1
+    owner = True
+    await link.send_action({"Action": "DBPut", "Family": "callcenter", "Key": "k",
+                            "Val": "1"})
+    assert len(ami.actions("DBPut")) == 1 and link.refused_not_owner == 4
 
 
 async def test_no_originate_resent_after_reconnect(link: AmiLink, ami: FakeAmi) -> None:

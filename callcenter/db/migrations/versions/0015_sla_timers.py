@@ -1,7 +1,7 @@
 """ticketing: the SLA clock's timers (one per ticket and kind)
 
 Revision ID: 0015_sla_timers
-Revises: 0012_ha_leases
+Revises: 0011_agent_states
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import callcenter.db.base
 
 revision = "0015_sla_timers"
-down_revision = "0012_ha_leases"
+down_revision = "0011_agent_states"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """ha: one lease row per Asterisk link (one owner per link across servers)
 
-Revision ID: 0012_ha_leases
-Revises: 0011_agent_states
+Revision ID: 0016_ha_leases
+Revises: 0015_sla_timers
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 import callcenter.db.base
 
-revision = "0012_ha_leases"
-down_revision = "0011_agent_states"
+revision = "0016_ha_leases"
+down_revision = "0015_sla_timers"
 branch_labels = None
 depends_on = None
 
