@@ -5,12 +5,15 @@
 Like ``tests.integration.serve_server`` but with its own FastAGI port (the stand-in
 sends the IVR to one server only) and "now" fixed at 10:00 Shanghai today (office
 hours: the menu leads to the front-desk queue), sleeps real. Prints ``ready``.
+With ``CALLCENTER_TEST_CLOCK=system`` "now" is the real time instead (paging's
+timers are due by it: a fixed "now" never reaches the next step).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from dataclasses import replace
@@ -44,7 +47,9 @@ def settings_for(db_url: str, data_dir: Path, http_port: int, ami_port: int,
 
 
 async def serve(settings: Settings) -> None:
-    app = create_app(settings, clock=OfficeHoursClock(), transcribe=False)
+    clock = SystemClock() if os.environ.get("CALLCENTER_TEST_CLOCK") == "system" \
+        else OfficeHoursClock()
+    app = create_app(settings, clock=clock, transcribe=False)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.http.host, settings.http.port).start()
