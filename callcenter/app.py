@@ -158,7 +158,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         mailboxes=mailboxes_of(settings.voicemail.mailboxes, settings.voicemail.context),
         now=app[CLOCK].now,
     )
-    setup_calls(app)
+    setup_calls(app, links)
     agent_status = AmiAgentStatus(links, settings.asterisk)
     setup_console(app, agent_status=agent_status,
                   originate=AmiOriginate(links, settings.asterisk), passwords=passwords)

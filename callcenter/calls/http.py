@@ -8,7 +8,7 @@ A bad parameter is a 400 naming the field.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import Field
 
+from callcenter.ami.links import AmiLinks
 from callcenter.appkeys import AMI_LINKS, BUS, CALL_LOG, SESSIONMAKER, SETTINGS
 from callcenter.auth.scope import in_scope, scope_codes
 from callcenter.calls.services import CallLogService
@@ -136,23 +137,41 @@ async def call_log(request: web.Request, query: CallLogQuery) -> dict[str, Any]:
             "count": len(rows)}
 
 
+CALL_LOG_SETUP: web.AppKey[bool] = web.AppKey("call_log_setup")
 CALL_LOG_BATCH_S = 0.05  # events this close together are written in one transaction
 
 
-async def _call_log_service(app: web.Application) -> AsyncIterator[None]:
-    service = CallLogService(app[SESSIONMAKER], batch_delay_s=CALL_LOG_BATCH_S)
-    app[CALL_LOG] = service
-    unsubscribe = service.subscribe(app[BUS])
-    yield
-    unsubscribe()
-    await service.close()
+def _call_log_service(links: AmiLinks | None
+                      ) -> Callable[[web.Application], AsyncIterator[None]]:
+    def writes(name: str) -> bool:
+        # a link this server owns (callcenter.ha), or one it does not know (anyone's)
+        assert links is not None
+        return name not in links.names() or links.get(name).owner
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        service = CallLogService(app[SESSIONMAKER], batch_delay_s=CALL_LOG_BATCH_S,
+                                 writes=writes if links is not None else None)
+        app[CALL_LOG] = service
+        unsubscribe = service.subscribe(app[BUS])
+        if links is not None:
+            async def on_owner_change(name: str, owned: bool) -> None:
+                if owned:
+                    await service.take_over(name)
+            links.on_owner_change(on_owner_change)
+        yield
+        unsubscribe()
+        await service.close()
+    return ctx
 
 
-def setup_calls(app: web.Application) -> None:
+def setup_calls(app: web.Application, links: AmiLinks | None = None) -> None:
     """Routes and the call-log writer. Add after the database cleanup context
     (it needs ``SESSIONMAKER``) and after ``setup_ami`` (live view). Once per
-    app: two writers of the same events race each other for every row."""
-    if _call_log_service in app.cleanup_ctx:
+    app: two writers of the same events race each other for every row. With
+    ``links`` only the calls of the links this server owns are written."""
+    if CALL_LOG_SETUP in app:
         raise RuntimeError("setup_calls: the call log is already set up on this app")
-    app.cleanup_ctx.append(_call_log_service)
+    app[CALL_LOG_SETUP] = True
+    app.cleanup_ctx.append(_call_log_service(links))
     routes.add_to(app)
+

@@ -4,6 +4,13 @@ Bus handlers run concurrently, so events of one call may be handled out of
 order (``call.ended`` before ``call.answered``). Each event therefore carries
 the call's whole picture and every write is a merge that only adds knowledge:
 applying any event twice, or in any order, gives the same row.
+
+With two servers on one Asterisk (``callcenter.ha``) both derive every call's
+events from AMI, but only the server owning the link writes them: two writers of
+the same new call collided on its row at every insert and doubled the database's
+work. The other holds the last ``hold_s`` of events, and writes them when it
+takes the link over, so the seconds between the owner's crash and the takeover
+are not lost (writing an event the old owner had written changes nothing).
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -48,8 +57,19 @@ class CallLogService:
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *,
                  lookup: Lookup | None = person_ids_by_numbers,
-                 batch_delay_s: float = 0.0) -> None:
+                 batch_delay_s: float = 0.0,
+                 writes: Callable[[str], bool] | None = None,
+                 hold_s: float = 30.0, hold_max: int = 50_000,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        """``writes(asterisk link)``: whether this server writes that link's calls now
+        (it owns the link); None: every link (one server)."""
         self._sm = sessionmaker
+        self._writes = writes
+        self._hold_s = hold_s
+        self._held: deque[tuple[float, DomainEvent]] = deque(maxlen=hold_max)
+        self._mono = monotonic
+        self.held_written = 0
+        """Held events written on a takeover so far (observability, tests)."""
         self._lookup = lookup
         self._delay = batch_delay_s
         self._pending: list[DomainEvent] = []
@@ -65,6 +85,34 @@ class CallLogService:
         asterisk, linkedid = data.get("asterisk"), data.get("linkedid")
         if not asterisk or not linkedid or not isinstance(data.get("started_at"), datetime):
             return
+        if self._writes is not None and not self._writes(str(asterisk)):
+            self._hold(event)
+            return
+        await self._enqueue(event)
+
+    def _hold(self, event: DomainEvent) -> None:
+        now = self._mono()
+        self._held.append((now, event))
+        while self._held and self._held[0][0] < now - self._hold_s:
+            self._held.popleft()
+
+    async def take_over(self, asterisk: str) -> int:
+        """This server now owns link ``asterisk``: write its held events (the last
+        ``hold_s``: what the old owner may not have written before it died).
+        Returns how many."""
+        now = self._mono()
+        mine = [e for t, e in self._held
+                if e.data.get("asterisk") == asterisk and t >= now - self._hold_s]
+        self._held = deque(((t, e) for t, e in self._held
+                            if e.data.get("asterisk") != asterisk), maxlen=self._held.maxlen)
+        if mine:
+            await asyncio.gather(*(self._enqueue(e) for e in mine), return_exceptions=True)
+            self.held_written += len(mine)
+            log.info("call log: %d events of %s held as standby written on takeover",
+                     len(mine), asterisk)
+        return len(mine)
+
+    async def _enqueue(self, event: DomainEvent) -> None:
         batch = self._batch
         if batch is None:
             batch = self._batch = asyncio.get_running_loop().create_future()

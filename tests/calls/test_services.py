@@ -175,3 +175,33 @@ async def test_close_writes_what_is_pending(
     await service.close()
     assert pending.done()
     assert [r.linkedid for r in await rows(sessionmaker)] == ["late"]
+
+
+async def test_a_standby_writes_no_call_until_it_takes_the_link_over_then_what_it_held(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Two servers hear the same Asterisk; only the link's owner writes its calls.
+    The standby holds the last ``hold_s`` of events and writes them on a takeover,
+    so a call that ended between the owner's crash and the takeover is complete."""
+    owned = {"pbx1": False, "pbx2": True}
+    clock = [100.0]
+    service = CallLogService(sessionmaker, lookup=None, writes=owned.__getitem__,
+                             hold_s=30.0, monotonic=lambda: clock[0])
+    stale = replayed("04_voicemail.txt", "pbx1")
+    for e in stale:
+        await service.handle(e)
+    clock[0] += 31.0  # older than hold_s by the takeover: the old owner wrote those
+    queue_call = replayed("05_queue.txt", "pbx1")
+    for e in queue_call:
+        await service.handle(e)
+    for e in replayed("04_voicemail.txt", "pbx2"):  # a link it owns: written at once
+        await service.handle(e)
+    assert [(r.asterisk, r.outcome) for r in await rows(sessionmaker)] == [("pbx2", "voicemail")]
+    owned["pbx1"] = True
+    assert await service.take_over("pbx1") == len(queue_call)
+    assert await service.take_over("pbx1") == 0  # nothing held twice
+    got = {(r.asterisk, r.linkedid): r for r in await rows(sessionmaker)}
+    assert set(got) == {("pbx2", stale[0].data["linkedid"]), ("pbx1", "probe-q-1")}
+    row = got[("pbx1", "probe-q-1")]
+    assert row.outcome == "answered" and row.ended_at is not None and row.talk_s is not None
+    await service.handle(replayed("04_voicemail.txt", "pbx1")[-1])  # now the owner
+    assert len(await rows(sessionmaker)) == 3
