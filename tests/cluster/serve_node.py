@@ -6,7 +6,9 @@ Like ``tests.integration.serve_server`` but with its own FastAGI port (the stand
 sends the IVR to one server only) and "now" fixed at 10:00 Shanghai today (office
 hours: the menu leads to the front-desk queue), sleeps real. Prints ``ready``.
 With ``CALLCENTER_TEST_CLOCK=system`` "now" is the real time instead (paging's
-timers are due by it: a fixed "now" never reaches the next step).
+timers are due by it: a fixed "now" never reaches the next step), and with
+``CALLCENTER_TEST_CLOCK_OFFSET_S`` the real time shifted by that many seconds (the
+same shift on both servers and in the test: office hours whose time runs).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import signal
 import sys
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -39,6 +41,22 @@ class OfficeHoursClock(SystemClock):
         return self.when
 
 
+class ShiftedClock(SystemClock):
+    """The real time shifted by ``offset_s`` (it runs, unlike ``OfficeHoursClock``)."""
+
+    def __init__(self, offset_s: float) -> None:
+        self.offset = timedelta(seconds=offset_s)
+
+    def now(self) -> datetime:
+        return super().now() + self.offset
+
+
+def office_hours_offset_s() -> float:
+    """The shift that makes now 10:00 in Shanghai today."""
+    now = datetime.now(SHANGHAI)
+    return (now.replace(hour=10, minute=0, second=0, microsecond=0) - now).total_seconds()
+
+
 def settings_for(db_url: str, data_dir: Path, http_port: int, ami_port: int,
                  fastagi_port: int) -> Settings:
     return replace(demo_settings(data_dir, http_port, ami_port=ami_port,
@@ -47,8 +65,14 @@ def settings_for(db_url: str, data_dir: Path, http_port: int, ami_port: int,
 
 
 async def serve(settings: Settings) -> None:
-    clock = SystemClock() if os.environ.get("CALLCENTER_TEST_CLOCK") == "system" \
-        else OfficeHoursClock()
+    offset = os.environ.get("CALLCENTER_TEST_CLOCK_OFFSET_S")
+    clock: SystemClock
+    if offset is not None:
+        clock = ShiftedClock(float(offset))
+    elif os.environ.get("CALLCENTER_TEST_CLOCK") == "system":
+        clock = SystemClock()
+    else:
+        clock = OfficeHoursClock()
     app = create_app(settings, clock=clock, transcribe=False)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
