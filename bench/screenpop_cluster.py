@@ -272,6 +272,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await s.stop()
             await standin.stop()
             standin = None
+        if not single["all"]["received"] or not pair["all"]["received"]:
+            # a figure of nothing is no figure (agents outside the call's community get none)
+            raise SystemExit("screenpop_cluster: no pop reached an agent")
         return {"bench": "screenpop_cluster", "backend": "postgresql", "owners": args.owners,
                 "agents": args.agents, "rate_per_s": args.rate, "ivr_seconds": args.ivr_seconds,
                 "single_server": single, "two_servers": pair,

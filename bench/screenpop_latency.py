@@ -60,6 +60,7 @@ from callcenter.directory.models import (
     PersonPhone,
     PersonRoom,
     Room,
+    StaffCommunity,
     StaffUser,
     Unit,
 )
@@ -115,6 +116,9 @@ async def seed(url: str, owners: int, agents: int) -> None:
              "extension": str(7000 + a), "mobile": None, "community_id": None,
              "password_hash": None, "active": True, "notify": {}, "created_at": now}
             for a in range(agents)])
+        # agents work for the bench community (a pop reaches only its own community's)
+        await conn.execute(insert(StaffCommunity), [
+            {"user_id": a + 1, "community_id": 1} for a in range(agents)])
     if engine.dialect.name == "postgresql":
         async with engine.begin() as conn:
             for table in ("rooms", "fee_accounts", "people", "person_phones", "person_rooms",
