@@ -9,8 +9,10 @@ step                           timers
 =============================  =================================================
 受理 (created)                 arm response, red_light, escalation
 派单 (dispatch)                cancel response; red_light/escalation moved to
-                               the 预约 window when an appointment is given
-改派 (reassign)                from 已接单: re-arm red_light (nobody has taken it)
+                               the 预约 window when an appointment is given,
+                               back to their own start when none is
+改派 (reassign)                from 已接单: re-arm red_light (nobody has taken it);
+                               red_light/escalation fitted to the new 预约 as 派单
 接单 (accept)                  cancel red_light
 完工 (complete)                cancel all (escalation counts "not 完工")
 退单 (return)                  re-arm response and red_light from now
@@ -104,8 +106,8 @@ class SlaClock:
                 arm.append("red_light")
             if arm:
                 await self._arm(session, ticket, arm, now)
-            if move.action in ("dispatch", "reassign") and ticket.appointment_at is not None:
-                await self._defer_to_appointment(session, ticket)
+            if move.action in ("dispatch", "reassign"):
+                await self._fit_to_appointment(session, ticket)
 
     async def cancel(self, session: AsyncSession, ticket_id: int, kinds: Iterable[str]) -> None:
         """Stop the clocks: a pending one will not fire, a fired one's red light is
@@ -143,10 +145,14 @@ class SlaClock:
                     setattr(row, key, value)
         await session.flush()
 
-    async def _defer_to_appointment(self, session: AsyncSession, ticket: Ticket) -> None:
-        """Pending red-light/escalation clocks do not run before the 预约 window."""
-        assert ticket.appointment_at is not None
-        window = ticket.appointment_at - APPOINTMENT_LEAD
+    async def _fit_to_appointment(self, session: AsyncSession, ticket: Ticket) -> None:
+        """Pending red-light/escalation clocks do not run before the 预约 window: each
+        is due from ``max(armed_at, window)``, or from ``armed_at`` when the ticket has
+        no appointment (any more: a new 派单 after 退单 agrees its own, or none).
+        Recomputed from the clock's start, so a later, an earlier or a dropped
+        appointment each moves it."""
+        window = (ticket.appointment_at - APPOINTMENT_LEAD
+                  if ticket.appointment_at is not None else None)
         rows = (await session.scalars(select(SlaTimer).where(
             SlaTimer.ticket_id == ticket.id, SlaTimer.kind.in_(PAUSED_BY_APPOINTMENT),
             SlaTimer.state == "pending"))).all()
@@ -154,11 +160,10 @@ class SlaClock:
             return
         code = await self._community_code(session, ticket)
         for row in rows:
-            if row.armed_at >= window:
-                continue
-            limit = timedelta(minutes=row.limit_min)
-            row.due_at = due_after(window, limit, working_time=row.working_time,
-                                   hours=self._hours, community=code)
+            began = row.armed_at if window is None else max(row.armed_at, window)
+            row.due_at = due_after(began, timedelta(minutes=row.limit_min),
+                                   working_time=row.working_time, hours=self._hours,
+                                   community=code)
         await session.flush()
 
 
