@@ -72,7 +72,8 @@ class Recorder:
         self.actions: list[dict[str, str]] = []
         self.originates: list[dict[str, Any]] = []
 
-    async def send_action(self, headers: list[tuple[str, str]]) -> None:
+    async def send_action(self, headers: list[tuple[str, str]], *,
+                          on_request: bool = False) -> None:
         self.actions.append(dict(headers))
 
     async def originate(self, **kwargs: Any) -> None:
