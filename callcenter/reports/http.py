@@ -17,21 +17,18 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import Field, ValidationError
-from sqlalchemy import select
 
-from callcenter.appkeys import CLOCK, SESSIONMAKER, SETTINGS
-from callcenter.auth.middleware import current_identity
-from callcenter.directory.models import Community
-from callcenter.errors import Forbidden, InvalidInput
+from callcenter.appkeys import SESSIONMAKER, SETTINGS
 from callcenter.reports import export, svg
 from callcenter.reports.figures import Bucket, Report, build, label, mm_ss, percent
+from callcenter.reports.kpi_http import setup_kpi
 from callcenter.reports.queries import call_rows, incident_rows, ticket_rows
+from callcenter.reports.scope import resolve_scope
 from callcenter.web.api import ApiRoutes, CommunityRef, Day, Input, Output, invalid
 from callcenter.web.pages import page
 from callcenter.web.templating import render
 
 ROLES = ("supervisor",)
-MAX_DAYS = 92
 
 
 class ReportQuery(Input):
@@ -93,39 +90,11 @@ class Resolved:
 
 
 async def _resolve(request: web.Request, query: ReportQuery) -> Resolved:
-    tz = ZoneInfo(request.app[SETTINGS].timezone)
-    today = request.app[CLOCK].now().astimezone(tz).date()
-    last = query.to or today
-    first = query.from_ or (last - timedelta(days=6))
-    if first > last:
-        raise InvalidInput("to: 结束日期不能早于开始日期 / must not be before from", field="to")
-    if (last - first).days + 1 > MAX_DAYS:
-        raise InvalidInput(f"to: 最多 {MAX_DAYS} 天 / at most {MAX_DAYS} days", field="to")
-    ident = current_identity(request)
-    assert ident is not None
-    async with request.app[SESSIONMAKER]() as session:
-        rows = (await session.execute(select(Community.id, Community.code, Community.name)))
-        communities = {r.id: (r.code, r.name) for r in rows}
-    visible = {cid: v for cid, v in communities.items() if ident.sees(cid)}
-    names = {code: name for code, name in visible.values()}
-    chosen: str | None = None
-    if query.community is not None:
-        ref = str(query.community)
-        match = [cid for cid, (code, _) in communities.items()
-                 if code == ref or (ref.isdigit() and cid == int(ref))]
-        if not match:
-            raise InvalidInput("community: 小区不存在 / unknown community", field="community")
-        if match[0] not in visible:
-            raise Forbidden("不能查看其他小区的报表 / not your community",
-                            details={"field": "community"})
-        visible = {match[0]: visible[match[0]]}
-        chosen = visible[match[0]][0]
-    everything = ident.communities is None and chosen is None
+    scope = await resolve_scope(request, query.from_, query.to, query.community)
+    first, last = scope.first, scope.last
     by = query.by or ("hour" if (last - first).days < 2 else "day")
-    return Resolved(first, last, by,
-                   None if everything else frozenset(code for code, _ in visible.values()),
-                   None if everything else frozenset(visible), names,
-                   query.service_level_s, chosen)
+    return Resolved(first, last, by, scope.codes, scope.ids, scope.names,
+                    query.service_level_s, scope.community)
 
 
 async def _report(request: web.Request, req: Resolved) -> Report:
@@ -236,6 +205,7 @@ async def report_xlsx(request: web.Request) -> web.StreamResponse:
 
 def setup_reports(app: web.Application) -> None:
     routes.add_to(app)
+    setup_kpi(app)
     app.router.add_get("/reports", reports_page)
     app.router.add_get("/reports/calls.csv", report_csv)
     app.router.add_get("/reports/calls.xlsx", report_xlsx)

@@ -132,6 +132,9 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/reports"): Rule(only("supervisor"), True),
     ("GET", "/reports/calls.csv"): Rule(only("supervisor"), True),
     ("GET", "/reports/calls.xlsx"): Rule(only("supervisor"), True),
+    ("GET", "/api/reports/kpi"): Rule(only("supervisor"), True),
+    ("GET", "/reports/kpi"): Rule(only("supervisor"), True),
+    ("GET", "/reports/kpi.csv"): Rule(only("supervisor"), True),
     # IVR administration.
     ("GET", "/admin/ivr"): Rule(only("admin")),
     ("POST", "/admin/ivr/reload"): Rule(only("admin")),
@@ -309,6 +312,9 @@ ASKS_FOR_B: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("GET", "/reports"): ("/reports?community=binjiang", None),
     ("GET", "/reports/calls.csv"): ("/reports/calls.csv?community=binjiang", None),
     ("GET", "/reports/calls.xlsx"): ("/reports/calls.xlsx?community=binjiang", None),
+    ("GET", "/api/reports/kpi"): ("/api/reports/kpi?community=binjiang", None),
+    ("GET", "/reports/kpi"): ("/reports/kpi?community=binjiang", None),
+    ("GET", "/reports/kpi.csv"): ("/reports/kpi.csv?community=binjiang", None),
     ("PUT", "/api/departments/{community}/{department}"): (
         "/api/departments/binjiang/engineering", {"name": "工程部"}),
 }
@@ -327,7 +333,9 @@ LISTS = {("GET", "/api/tickets"): ("/api/tickets", "ticket_number"),
          ("GET", "/admin/audit"): ("/admin/audit", None),
          ("GET", "/admin/audit.csv"): ("/admin/audit.csv", None),
          ("GET", "/reports"): ("/reports", None),
-         ("GET", "/reports/calls.csv"): ("/reports/calls.csv", None)}
+         ("GET", "/reports/calls.csv"): ("/reports/calls.csv", None),
+         ("GET", "/reports/kpi"): ("/reports/kpi", None),
+         ("GET", "/api/reports/kpi"): ("/api/reports/kpi", None)}
 # Scoped routes this walk does not yet prove, and why (each one is a known gap).
 NOT_YET_SCOPED = {
     ("POST", "/tickets"): "the walk posts JSON, the 新建工单 form is urlencoded: "

@@ -34,11 +34,12 @@ API_CLIENT = {"Accept": "application/json"}
 NOT_PAGES = ("/api/", "/static", "/ws/", "/healthz", "/metrics", "/recordings/")
 # Downloads, guarded like the pages (a photo is an <img> inside a signed-in page).
 NOT_HTML = {"/admin/audit.csv", "/tickets/{ticket_id}/photos/{photo_id}", "/reports/calls.csv",
-            "/reports/calls.xlsx"}
+            "/reports/calls.xlsx", "/reports/kpi.csv"}
 PUBLIC = {"/login", "/api/docs"}
 # The pages there are: a page missing here, or one here that is gone, fails the test.
 PAGES = {"/", "/agent", "/history", "/search", "/supervisor", "/admin/audit", "/admin/ivr",
-         "/tickets", "/tickets/{ticket_id}", "/incidents/{incident_id}", "/oncall", "/reports"}
+         "/tickets", "/tickets/{ticket_id}", "/incidents/{incident_id}", "/oncall", "/reports",
+         "/reports/kpi"}
 
 
 @dataclass

@@ -22,6 +22,7 @@ from callcenter.auth.tokens import create_token
 from callcenter.bus import DomainEvent
 from callcenter.clock import ManualClock
 from callcenter.directory.models import StaffUser
+from callcenter.reports.http import setup_reports
 from callcenter.settings import settings_from_mapping
 from callcenter.tickets import setup_tickets
 from tests.ticketing.directory_data import Seeded, seed_directory
@@ -126,6 +127,7 @@ async def world(db_url: str, sessionmaker: async_sessionmaker[AsyncSession],
     clock = ManualClock()
     app = create_core_app(settings, clock=clock)
     setup_tickets(app, ingest=False)
+    setup_reports(app)  # the KPI reads what the work orders log
     events: list[DomainEvent] = []
 
     async def grab(app: web.Application) -> AsyncIterator[None]:
