@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.clock import Clock
@@ -109,7 +110,7 @@ class SlaWorkerConfig:
     lease_s: float = 60.0
     batch: int = 500
     notify_for_s: float = 24 * 3600.0  # a breach not notified after this is given up
-    max_notifying: int = 100  # notices being sent at once
+    max_notifying: int = 100  # notices being sent at once (more wait their turn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,7 @@ class SlaWorker:
         self._loop_task: asyncio.Task[None] | None = None
         self._notifying: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
+        self._gate: asyncio.Semaphore | None = None
         self.fired = 0  # breaches this worker fired (tests, bench)
 
     # ----------------------------------------------------------------- lifecycle
@@ -169,8 +171,7 @@ class SlaWorker:
             try:
                 while True:
                     claimed = await self.claim_due()
-                    for timer in claimed:
-                        await self._fire_and_notify(timer, wait=False)
+                    await self._fire_batch(claimed, wait=False)
                     if len(claimed) < self.config.batch:
                         break
             except asyncio.CancelledError:
@@ -195,8 +196,7 @@ class SlaWorker:
             claimed = await self.claim_due()
             if not claimed:
                 break
-            for timer in claimed:
-                await self._fire_and_notify(timer, wait=True)
+            await self._fire_batch(claimed, wait=True)
         await self.drain()
         return self.fired - before
 
@@ -247,6 +247,102 @@ class SlaWorker:
 
     # ----------------------------------------------------------------- firing
 
+    async def _fire_batch(self, claimed: list[ClaimedTimer], *, wait: bool) -> None:
+        """Fire a claim's timers in one transaction (``fire_many``), then send their
+        notices; if that transaction fails, each timer on its own (``fire``)."""
+        if not claimed:
+            return
+        try:
+            fired, one_by_one = await self.fire_many(claimed)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sla: firing %d timers at once failed; one by one", len(claimed))
+            fired, one_by_one = [], claimed
+        for timer, breach in fired:
+            await self._send(timer, breach, wait=wait)
+        for timer in one_by_one:
+            await self._fire_and_notify(timer, wait=wait)
+
+    async def fire_many(self, timers: list[ClaimedTimer]
+                        ) -> tuple[list[tuple[ClaimedTimer, SlaBreach]], list[ClaimedTimer]]:
+        """Fire claimed pending timers together: one transaction locks their tickets
+        (in id order), cancels those whose ticket has moved on, moves the rest pending
+        → fired with one guarded UPDATE and writes their log entries. Returns the
+        breaches fired and the timers to take one by one (fired before with their
+        notice not sent, or a guard that did not hold for all: nothing is written then)."""
+        now = self._clock.now()
+        by_id = {t.id: t for t in timers}
+        async with self._sm() as session:
+            tickets = {t.id: t for t in (await session.scalars(
+                select(Ticket).where(Ticket.id.in_(sorted({t.ticket_id for t in timers})))
+                .order_by(Ticket.id).with_for_update())).all()}
+            rows = (await session.scalars(
+                select(SlaTimer).where(SlaTimer.id.in_(sorted(by_id)))
+                .execution_options(populate_existing=True))).all()
+            later: list[ClaimedTimer] = []
+            cancel: list[int] = []
+            due: list[SlaTimer] = []
+            for row in rows:
+                ticket = tickets.get(row.ticket_id)
+                if ticket is None or row.claimed_by != self.worker_id:
+                    continue
+                if row.state == "fired":
+                    later.append(by_id[row.id])
+                elif row.state != "pending":
+                    continue
+                elif ticket.state in RUNS_IN.get(row.kind, frozenset()):
+                    due.append(row)
+                else:
+                    cancel.append(row.id)
+            if cancel:
+                await session.execute(update(SlaTimer).where(
+                    SlaTimer.id.in_(cancel), SlaTimer.state == "pending")
+                    .values(state="cancelled"))
+            if due:
+                done = await session.execute(
+                    update(SlaTimer).where(SlaTimer.id.in_([r.id for r in due]),
+                                           SlaTimer.state == "pending",
+                                           SlaTimer.claimed_by == self.worker_id)
+                    .values(state="fired", fired_at=now, claimed_at=now)
+                    .execution_options(synchronize_session=False))
+                if done.rowcount != len(due):  # type: ignore[attr-defined]
+                    await session.rollback()
+                    return [], [by_id[r.id] for r in due] + later
+                for row in due:  # what the UPDATE wrote, without flushing it again
+                    for key, value in (("state", "fired"), ("fired_at", now),
+                                       ("claimed_at", now)):
+                        set_committed_value(row, key, value)
+                    session.add(breach_event(tickets[row.ticket_id], row, now))
+            breaches = [(by_id[row.id], self._breach(tickets[row.ticket_id], row))
+                        for row in due]
+            await session.commit()
+        for _, breach in breaches:
+            self._fired(breach, now)
+        return breaches, later
+
+    async def _send(self, timer: ClaimedTimer, breach: SlaBreach, *, wait: bool) -> None:
+        if self._notifier is None:
+            return
+        if wait:
+            await self._notify(timer, breach)
+            return
+        # Notices go out ``max_notifying`` at a time without holding up the next batch's
+        # firing; only a backlog of ten times that many waits.
+        while len(self._notifying) >= 10 * self.config.max_notifying:
+            await asyncio.wait(set(self._notifying), return_when=asyncio.FIRST_COMPLETED)
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.config.max_notifying)
+        task = asyncio.get_running_loop().create_task(self._gated_notify(timer, breach),
+                                                      name=f"sla-notify:{timer.id}")
+        self._notifying.add(task)
+        task.add_done_callback(self._notifying.discard)
+
+    async def _gated_notify(self, timer: ClaimedTimer, breach: SlaBreach) -> None:
+        assert self._gate is not None
+        async with self._gate:
+            await self._notify(timer, breach)
+
     async def _fire_and_notify(self, timer: ClaimedTimer, *, wait: bool) -> None:
         try:
             breach, notify = await self.fire(timer)
@@ -255,17 +351,9 @@ class SlaWorker:
         except Exception:
             log.exception("sla: timer %s of ticket %s failed", timer.id, timer.ticket_id)
             return
-        if breach is None or not notify or self._notifier is None:
+        if breach is None or not notify:
             return
-        if wait:
-            await self._notify(timer, breach)
-            return
-        while len(self._notifying) >= self.config.max_notifying:
-            await asyncio.wait(set(self._notifying), return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.get_running_loop().create_task(self._notify(timer, breach),
-                                                      name=f"sla-notify:{timer.id}")
-        self._notifying.add(task)
-        task.add_done_callback(self._notifying.discard)
+        await self._send(timer, breach, wait=wait)
 
     async def fire(self, timer: ClaimedTimer) -> tuple[SlaBreach | None, bool]:
         """Fire a claimed timer: ``(the breach, whether to notify)``; ``(None, False)``
@@ -304,6 +392,10 @@ class SlaWorker:
             session.add(breach_event(ticket, row, now))
             breach = self._breach(ticket, row)
             await session.commit()
+        self._fired(breach, now)
+        return breach, True
+
+    def _fired(self, breach: SlaBreach, now: datetime) -> None:
         self.fired += 1
         self._bus.publish(DomainEvent("ticket.sla_breach", {
             "ticket_id": breach.ticket_id, "number": breach.number, "kind": breach.kind,
@@ -314,7 +406,6 @@ class SlaWorker:
             self._on_fired(breach)
         log.warning("ticket %s: %s (due %s)", breach.number, breach.text,
                     breach.due_at.isoformat())
-        return breach, True
 
     @staticmethod
     def _breach(ticket: Ticket, row: SlaTimer) -> SlaBreach:
