@@ -51,3 +51,28 @@ async def test_response_breach_fires_once_and_shows_on_page_and_wall(world: Worl
     status, _ = await w.act(t["id"], "assignee", "accept")
     assert status == 200
     assert (await _timers(w, t["id"]))["red_light"] == "cancelled"
+
+
+async def test_one_claim_fires_the_due_and_cancels_those_whose_ticket_moved_on(
+        world: World) -> None:  # noqa: F811
+    """A claim's timers fire in one transaction: the due one fires once with its log
+    entry, the one whose ticket has moved past the clock (here by a shortcut, as an
+    older server's missed cancel would leave it) is cancelled, not fired."""
+    w = world
+    worker = w.client.app[SLA_WORKER]
+    await worker.stop()
+    due, moved = (await w.new_ticket())["id"], (await w.new_ticket())["id"]
+    await w.force(moved, "resolved")
+    w.clock.set(w.clock.now() + timedelta(minutes=16))
+    claimed = await worker.claim_due()
+    assert sorted(t.ticket_id for t in claimed) == sorted([due, moved])
+    fired, one_by_one = await worker.fire_many(claimed)
+    assert [t.ticket_id for t, _ in fired] == [due] and one_by_one == []
+    assert [b.text for _, b in fired] == ["超过15分钟未响应"]
+    assert (await _timers(w, due))["response"] == "fired"
+    assert (await _timers(w, moved))["response"] == "cancelled"
+    again, retry = await worker.fire_many(claimed)  # nothing fired twice; the fired one
+    assert again == [] and [t.ticket_id for t in retry] == [due]  # is only its notice's
+    for tid, n in ((due, 1), (moved, 0)):
+        status, body = await w.call("GET", f"/api/tickets/{tid}", kind="supervisor")
+        assert [e["action"] for e in body["events"]].count("sla_breach") == n
