@@ -1,5 +1,5 @@
 """Pages this change added or changed, in a real Chromium at a desk size and a phone
-size: the supervisor's 话务报表 with its charts, and a ticket whose SLA clock ran out
+size: the supervisor's 话务报表 with its charts, the 绩效 (KPI) page, and a ticket whose SLA clock ran out
 (the 超时 badge on the ticket page and its row on the wall). Its own module: the
 breach it fires would change what the other modules' walls show."""
 
@@ -47,6 +47,17 @@ async def test_the_report_page_with_its_charts(site: Site, size: str, tmp_path: 
         assert any(t.endswith("放弃 1 通") for t in tips), tips
     finally:
         await page.close()
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_kpi_page(site: Site, size: str, tmp_path: Path) -> None:
+    # The seed: two tickets taken in by 小李 (one dispatched, by the old transition, to
+    # nobody): 小李 counts 2 at the front desk, and no doer has finished anything.
+    text = await check(site, "boss", size, "/reports/kpi", tmp_path / f"kpi-{size}.png",
+                       primary='form.filters button[type="submit"]',
+                       labels=("绩效考核（3:3:4）", "前台受理", "XIAOLI", "综合得分",
+                               "本时段没有处理人员的工单", "导出 CSV"))
+    assert "front_desk" not in text and "xiaoli" not in text
 
 
 async def _fire_response_breach(site: Site, ticket_id: int) -> None:
