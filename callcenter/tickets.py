@@ -378,6 +378,7 @@ class StaffSlaNotifier:
                     StaffUser.id.in_(ids), StaffUser.active.is_(True)))).all()} if ids else {}
                 return "处理人和部门负责人", [_person(users[i], "assignee") for i in ids
                                          if i in users], False
+            # an escalation, or a 重大投诉 (breach.major): the community's supervisors
             if breach.community_id is None:
                 return "主管", [], False
             rows = (await session.scalars(select(StaffUser).where(

@@ -44,6 +44,12 @@ CATEGORIES: dict[str, Category] = {
 }
 
 PRIORITIES: dict[str, str] = {"emergency": "紧急", "normal": "普通"}
+COMPLAINT = "complaint"
+COMPLAINT_GRADES: dict[str, str] = {"general": "一般投诉", "important": "重要投诉",
+                                    "major": "重大投诉"}
+"""投诉分级: only a ``complaint`` ticket has a grade (``general`` unless given)."""
+DEFAULT_GRADE = "general"
+MAJOR = "major"
 SOURCES: dict[str, str] = {"voicemail": "语音留言", "phone": "来电", "agent": "坐席录入", "api": "接口",
                            "walk_in": "来访", "wechat": "微信", "callback": "回电"}
 

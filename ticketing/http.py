@@ -44,7 +44,13 @@ from callcenter.web.api import (
     invalid,
 )
 from callcenter.web.errors import json_response
-from ticketing.categories import CATEGORIES, COMMON_AREAS, PRIORITIES, SOURCES
+from ticketing.categories import (
+    CATEGORIES,
+    COMMON_AREAS,
+    COMPLAINT_GRADES,
+    PRIORITIES,
+    SOURCES,
+)
 from ticketing.lifecycle import STATES
 from ticketing.services import (
     MAX_DESCRIPTION,
@@ -105,6 +111,8 @@ class TicketQuery(Input):
         "逗号分隔 / comma-separated, of: " + ", ".join(STATES)))
     category: Annotated[str, OneOf(CATEGORIES)] | None = None
     priority: Annotated[str, OneOf(PRIORITIES)] | None = None
+    complaint_grade: Annotated[str, OneOf(COMPLAINT_GRADES)] | None = Field(
+        None, description="投诉分级 / complaint grade: general 一般, important 重要, major 重大")
     community: CommunityRef | None = Field(None, description="小区编码或编号 / code or id")
     room_id: PathId | None = None
     assignee_id: PathId | None = Field(None, description="处理人 / the assignee's user id")
@@ -130,6 +138,9 @@ class NewTicketIn(Input):
     summary: Text = Field(max_length=MAX_SUMMARY, examples=["3栋1单元1201 厨房漏水"])
     emergency: Flag | None = None
     priority: Annotated[str, OneOf(PRIORITIES)] | None = None
+    complaint_grade: Annotated[str, OneOf(COMPLAINT_GRADES)] | None = Field(
+        None, description="投诉分级（仅服务投诉；默认一般） / complaint grade, for category "
+                          "complaint only (default general): general, important, major")
     description: Text = Field("", max_length=MAX_DESCRIPTION)
     caller_number: Text = Field("", max_length=32)
     caller_name: Text = Field("", max_length=100)
@@ -185,6 +196,8 @@ class TicketOut(Output):
     location_conflict: bool
     category: str
     priority: str
+    complaint_grade: str | None = Field(None, description="投诉分级 / general, important, major")
+    complaint_grade_label: str | None = Field(None, description="一般投诉、重要投诉、重大投诉")
     department: str
     state: str
     summary: str
@@ -272,6 +285,7 @@ async def parse_filter(query: Mapping[str, str] | TicketQuery, service: TicketSe
         raise InvalidInput("起始时间须早于结束时间 / since must be before until", field="until")
     return TicketFilter(
         states=states, category=query.category, priority=query.priority,
+        complaint_grade=query.complaint_grade,
         community_id=community_id, room_id=query.room_id, assignee_id=query.assignee_id,
         since=since, until=until,
         text=(query.q or "").strip() or None,
@@ -312,6 +326,7 @@ async def parse_new_ticket(body: NewTicketIn, identity: Identity,
         created_by=identity.username,
         common_area=body.common_area or "",
         idempotency_key=body.idempotency_key,
+        complaint_grade=body.complaint_grade,
     )
 
 

@@ -58,6 +58,8 @@ class Ticket(Base):
     location_conflict: Mapped[bool] = mapped_column(Boolean, default=False)
     category: Mapped[str] = mapped_column(String(32), index=True)
     priority: Mapped[str] = mapped_column(String(16), default="normal")
+    # 投诉分级 (``ticketing.categories.COMPLAINT_GRADES``): set for complaints only.
+    complaint_grade: Mapped[str | None] = mapped_column(String(16), nullable=True)
     department: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16), default="new")
     summary: Mapped[str] = mapped_column(String(500))

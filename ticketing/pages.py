@@ -23,7 +23,14 @@ from callcenter.errors import DomainError, InvalidInput
 from callcenter.web.api import invalid
 from callcenter.web.pages import page
 from callcenter.web.templating import render
-from ticketing.categories import CATEGORIES, COMMON_AREAS, DEPARTMENTS, PRIORITIES, SOURCES
+from ticketing.categories import (
+    CATEGORIES,
+    COMMON_AREAS,
+    COMPLAINT_GRADES,
+    DEPARTMENTS,
+    PRIORITIES,
+    SOURCES,
+)
 from ticketing.departments import list_departments
 from ticketing.http import (
     CREATE_ROLES,
@@ -47,7 +54,7 @@ from ticketing.workorders_http import form_photos
 PAGE_SIZE = 30
 # The next step first, then the others: the order of the ticket page's action forms.
 ACTION_ORDER = ("dispatch", "accept", "arrive", "complete", "follow_up", "callback_done",
-                "archive", "add_photo", "reassign", "return", "reopen", "cancel")
+                "archive", "add_photo", "grade", "reassign", "return", "reopen", "cancel")
 assert sorted(ACTION_ORDER) == sorted(ACTIONS)
 LOW_CONFIDENCE = 0.6
 
@@ -67,6 +74,7 @@ def _row(t: TicketView, feature: TicketsFeature) -> dict[str, Any]:
     return {"id": t.id, "number": t.number, "created_at": _fmt(t.created_at, feature),
             "category": cat.label if cat else t.category, "emergency": t.priority == "emergency",
             "state": t.state, "state_label": STATES.get(t.state, t.state),
+            "grade": t.complaint_grade or "", "grade_label": t.complaint_grade_label,
             "location": t.location, "conflict": t.location_conflict, "caller": _caller(t),
             "summary": t.summary}
 
@@ -74,7 +82,7 @@ def _row(t: TicketView, feature: TicketsFeature) -> dict[str, Any]:
 FORM_SOURCES = ("walk_in", "wechat", "callback", "phone", "agent")
 FORM_FIELDS = ("source", "category", "summary", "description", "caller_name", "caller_number",
                "community", "place", "building", "unit", "room", "common_area", "emergency",
-               "idempotency_key")
+               "idempotency_key", "complaint_grade")
 
 
 async def _list(request: web.Request, *, form_error: str = "",
@@ -103,6 +111,7 @@ async def _list(request: web.Request, *, form_error: str = "",
         values = {"idempotency_key": uuid.uuid4().hex, "place": "room", "source": "walk_in"}
     return render(request, "tickets_list.html", {
         "error": error, "q": q, "states": STATES, "priorities": PRIORITIES,
+        "grades": COMPLAINT_GRADES,
         "categories": {k: c.label for k, c in CATEGORIES.items()},
         "rows": [_row(t, feature) for t in result.items], "total": result.total,
         "page_no": page_no, "pages": pages, "mine": mine,
@@ -219,6 +228,11 @@ def event_text(e: EventView, tz: Any) -> str:
     if e.action == "sla_breach":
         due = d.get("due_at")
         return f"时限 {_local(datetime.fromisoformat(due), tz)}" if due else ""
+    if e.action == "grade":
+        return (f"{COMPLAINT_GRADES.get(d.get('previous_grade', ''), '')} → "
+                f"{COMPLAINT_GRADES.get(d.get('grade', ''), '')}")
+    if e.action == "create" and d.get("grade"):
+        return COMPLAINT_GRADES.get(d["grade"], "")
     if e.action == "follow_up":
         text = f"满意度 {d.get('score')} 分，{'已解决' if d.get('resolved') else '未解决'}"
         if d.get("callback_id"):
@@ -270,6 +284,7 @@ async def _detail(request: web.Request, ticket_id: int, *, error: str = "",
     return render(request, "tickets_detail.html", {
         "t": t, "error": error, "state_label": STATES.get(t.state, t.state),
         "category_label": cat.label if cat else t.category,
+        "grade_label": t.complaint_grade_label, "grades": COMPLAINT_GRADES,
         "department_label": DEPARTMENTS.get(t.department, t.department),
         "said_location": said, "caller": _caller(t),
         "source_label": SOURCES.get(t.source, t.source),
@@ -332,7 +347,7 @@ def _form_input(form: Mapping[str, Any], tz: Any) -> ActionInput:
                        assignee_id=assignee_id, on_call=on_call, appointment_at=appointment,
                        score=score, resolved=resolved, comment=text("comment"),
                        materials=text("materials"), cost=text("cost") or None,
-                       photos=form_photos(form))
+                       photos=form_photos(form), complaint_grade=text("complaint_grade") or None)
 
 
 @page()

@@ -27,6 +27,9 @@ from callcenter.errors import InvalidInput, NotFound
 from ticketing.categories import (
     CATEGORIES,
     COMMON_AREAS,
+    COMPLAINT,
+    COMPLAINT_GRADES,
+    DEFAULT_GRADE,
     PRIORITIES,
     SOURCES,
     department_for,
@@ -34,7 +37,7 @@ from ticketing.categories import (
 from ticketing.lifecycle import INITIAL_STATE, STATES, check_transition
 from ticketing.listen import pending_notice
 from ticketing.models import CallbackTask, Ticket, TicketCounter, TicketEvent, TicketPhoto
-from ticketing.sla_timers import BREACH_ACTION, Breach, Move, SlaClock, breaches_for
+from ticketing.sla_timers import BREACH_ACTION, MAJOR_ACTION, Breach, Move, SlaClock, breaches_for
 from ticketing.workflow import ACTIONS
 
 NUMBER_PREFIX = "BX"
@@ -71,6 +74,8 @@ class NewTicket:
     """A common-area location (地下车库, 电梯厅 ...): the ticket is about no one's room."""
     idempotency_key: str | None = None
     """The form's or client's key: the same key twice makes one ticket."""
+    complaint_grade: str | None = None
+    """投诉分级, for a complaint only (None: ``general``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +95,8 @@ class EventView:
             return ACTIONS[self.action].label
         if self.action == BREACH_ACTION:
             return "超时"
+        if self.action == MAJOR_ACTION:
+            return "重大投诉通知"
         return "受理" if self.from_state is None else STATES.get(self.to_state, "状态变更")
 
     def to_json(self) -> dict[str, Any]:
@@ -173,6 +180,11 @@ class TicketView:
     photos: tuple[PhotoView, ...] = ()
     callbacks: tuple[CallbackView, ...] = ()
     breaches: tuple[Breach, ...] = ()  # SLA clocks that ran out and still stand
+    complaint_grade: str | None = None  # 投诉分级 (complaints only)
+
+    @property
+    def complaint_grade_label(self) -> str:
+        return COMPLAINT_GRADES.get(self.complaint_grade or "", "")
 
     @property
     def open_callbacks(self) -> tuple[CallbackView, ...]:
@@ -199,6 +211,8 @@ class TicketView:
             "location_conflict": self.location_conflict,
             "category": self.category,
             "priority": self.priority,
+            "complaint_grade": self.complaint_grade,
+            "complaint_grade_label": self.complaint_grade_label or None,
             "department": self.department,
             "state": self.state,
             "summary": self.summary,
@@ -249,6 +263,7 @@ class TicketFilter:
     until: datetime | None = None
     text: str | None = None
     assignee_id: int | None = None
+    complaint_grade: str | None = None
     # The communities of the person asking (ids; None: every one): nothing else is listed.
     scope: frozenset[int] | None = None
 
@@ -328,6 +343,13 @@ def validate_new(new: NewTicket) -> NewTicket:
                            field="category")
     if new.priority not in PRIORITIES:
         raise InvalidInput("优先级无效 / priority must be emergency or normal", field="priority")
+    if new.complaint_grade is not None:
+        if new.complaint_grade not in COMPLAINT_GRADES:
+            raise InvalidInput("投诉等级无效 / complaint_grade must be one of "
+                               + ", ".join(COMPLAINT_GRADES), field="complaint_grade")
+        if new.category != COMPLAINT:
+            raise InvalidInput("只有服务投诉可以分级 / complaint_grade is for category "
+                               "complaint only", field="complaint_grade")
     summary = new.summary.strip()
     if not summary:
         raise InvalidInput("请填写摘要 / summary is required", field="summary")
@@ -469,6 +491,8 @@ class TicketService:
             location_conflict=new.location_conflict,
             category=new.category,
             priority=new.priority,
+            complaint_grade=(new.complaint_grade or DEFAULT_GRADE)
+            if new.category == COMPLAINT else None,
             department=department_for(new.category),
             state=INITIAL_STATE,
             summary=new.summary,
@@ -487,7 +511,9 @@ class TicketService:
         await session.flush()
         session.add(TicketEvent(ticket_id=ticket.id, from_state=None, to_state=INITIAL_STATE,
                                 actor=new.created_by[:100], at=now,
-                                note=f"来源：{SOURCES[new.source]}", action="create"))
+                                note=f"来源：{SOURCES[new.source]}", action="create",
+                                data={"grade": ticket.complaint_grade}
+                                if ticket.complaint_grade else None))
         await session.flush()
         if self.sla is not None:
             await self.sla.ticket_added(session, ticket)
@@ -688,6 +714,8 @@ def _filtered(stmt: _S, f: TicketFilter) -> _S:
         stmt = stmt.where(Ticket.category == f.category)
     if f.priority:
         stmt = stmt.where(Ticket.priority == f.priority)
+    if f.complaint_grade:
+        stmt = stmt.where(Ticket.complaint_grade == f.complaint_grade)
     if f.community_id is not None:
         stmt = stmt.where(Ticket.community_id == f.community_id)
     if f.scope is not None:
@@ -733,4 +761,5 @@ def _to_view(t: Ticket, community_code: str | None, *, with_events: bool = False
         assignee_id=t.assignee_id, appointment_at=t.appointment_at,
         followup_score=t.followup_score, followup_resolved=t.followup_resolved,
         followup_comment=t.followup_comment or "", materials=t.materials or "", cost=t.cost,
+        complaint_grade=t.complaint_grade,
     )

@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from callcenter.appkeys import BUS, CLOCK, HEALTH_EXTRAS, SESSIONMAKER, SETTINGS
+from callcenter.bus import DomainEvent
 from callcenter.web.templating import setup_templates
 from recordings import http as recordings_http
 from recordings.http import RECORDINGS
@@ -42,6 +43,7 @@ from recordings.store import RecordingStore
 from ticketing import http as tickets_http
 from ticketing import pages as tickets_pages
 from ticketing import workorders_http
+from ticketing.categories import MAJOR
 from ticketing.http import TICKETS, TicketsFeature
 from ticketing.photos import PhotoStore
 from ticketing.services import TicketService
@@ -163,10 +165,22 @@ def _sla_ctx(sla: SlaSetup) -> Callable[[web.Application], AsyncIterator[None]]:
             worker = SlaWorker(app[SESSIONMAKER], app[CLOCK], app[BUS], notifier,
                                config=sla.config)
             app[SLA_WORKER] = worker
+
+            async def major(event: DomainEvent) -> None:
+                # a 重大投诉's notice is due now: do not wait for the next poll
+                data = event.data.get("data") or event.data
+                if isinstance(data, dict) and MAJOR in (data.get("complaint_grade"),
+                                                        data.get("grade")):
+                    worker.wake()
+
+            unsubscribe = [app[BUS].subscribe(name, major)
+                           for name in ("ticket.created", "ticket.changed")]
             await worker.start()
             try:
                 yield
             finally:
+                for off in unsubscribe:
+                    off()
                 await worker.stop()
 
     return sla_ctx

@@ -32,6 +32,21 @@ community, a category, one community, or a category in one community::
 The most specific table wins key by key: a community's category, then the
 community, then the category, then the file's top level, then ``DEFAULTS``.
 
+**Complaints** (category ``complaint``) run by their grade (投诉分级,
+``GRADE_DEFAULTS``): 一般 ``general`` as any ticket of the category (the layers
+above), 重要 ``important`` 10 min / 1 h / 12 h, 重大 ``major`` 5 min / 30 min /
+4 h. A ``[complaint.<grade>]`` table, at the top level or in a community, changes
+a grade's limits (the community's wins key by key)::
+
+    [complaint.major]
+    escalation = 120
+
+    [communities.hy.complaint.important]
+    response = 5
+
+An emergency complaint never runs slower than an emergency: each limit is the
+shorter of the grade's and the emergency's. ``working_time`` is the category's.
+
 ``working_time = true``: the category's clocks count only office hours (the
 IVR's time conditions: weekday hours, 调休 and holidays; a ``WorkingHours``
 port), so a ticket filed on Friday evening is due on Monday, and a holiday week
@@ -46,7 +61,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from ticketing.categories import CATEGORIES, PRIORITIES
+from ticketing.categories import CATEGORIES, COMPLAINT, COMPLAINT_GRADES, PRIORITIES
 
 SLA_FILE = "sla.toml"
 KINDS = ("response", "red_light", "escalation")
@@ -86,10 +101,23 @@ DEFAULTS: dict[str, Limits] = {
 }
 assert set(DEFAULTS) == set(PRIORITIES)
 
+GRADE_DEFAULTS: dict[str, Limits | None] = {
+    "general": None,  # a complaint like any other: the priority's limits
+    "important": Limits(_m(10), _m(60), _m(12 * 60)),
+    "major": Limits(_m(5), _m(30), _m(4 * 60)),
+}
+assert set(GRADE_DEFAULTS) == set(COMPLAINT_GRADES)
+
+MAJOR_NOTICE = "major_complaint"
+"""The ``sla_timers`` kind of a 重大投诉's notice to the supervisors: due at once,
+fired and told once per ticket by the SLA worker (not a breach: no badge, no metric)."""
+
 
 def breach_text(kind: str, limit: timedelta, *, working_time: bool = False) -> str:
     """What the ticket page and the notice say: 超过15分钟未响应, 2小时未接单,
     24小时未完工，已升级主管."""
+    if kind == MAJOR_NOTICE:
+        return "重大投诉，请主管立即跟进"
     span = _span(limit) + ("（工作时间）" if working_time else "")
     if kind == "response":
         return f"超过{span}未响应"
@@ -112,6 +140,7 @@ class _Layer:
 
     minutes: dict[str, dict[str, int]] = field(default_factory=dict)
     working_time: bool | None = None
+    grades: dict[str, dict[str, int]] = field(default_factory=dict)  # [complaint.<grade>]
 
 
 @dataclass(frozen=True)
@@ -122,8 +151,24 @@ class SlaPolicy:
     community_categories: dict[tuple[str, str], _Layer] = field(default_factory=dict)
     source: str = "<defaults>"
 
-    def limits(self, community: str | None, category: str, priority: str) -> Limits:
-        """The limits for a ticket of ``community`` (its code), ``category``, ``priority``."""
+    def limits(self, community: str | None, category: str, priority: str,
+               grade: str | None = None) -> Limits:
+        """The limits for a ticket of ``community`` (its code), ``category``, ``priority``
+        and, for a complaint, its ``grade``."""
+        out = self._limits(community, category, priority)
+        if category != COMPLAINT or grade not in GRADE_DEFAULTS:
+            return out
+        graded = GRADE_DEFAULTS[grade] or out
+        for layer in (self.top, self.communities.get(community) if community else None):
+            if layer is not None and layer.grades.get(grade):
+                values: dict[str, Any] = {k: _m(m) for k, m in layer.grades[grade].items()}
+                graded = replace(graded, **values)
+        if priority == "emergency":
+            shorter: dict[str, Any] = {k: min(graded.of(k), out.of(k)) for k in KINDS}
+            graded = replace(graded, **shorter)
+        return replace(graded, working_time=out.working_time)
+
+    def _limits(self, community: str | None, category: str, priority: str) -> Limits:
         base = DEFAULTS.get(priority, DEFAULTS["normal"])
         layers = [self.top, self.categories.get(category)]
         if community is not None:
@@ -141,26 +186,42 @@ class SlaPolicy:
         return out
 
 
+def _kinds(value: Any, where: str, key: str) -> dict[str, int]:
+    """A table of limits (``response``, ``red_light``, ``escalation``) in minutes."""
+    if not isinstance(value, dict):
+        raise SlaPolicyError(f"{where}: {key}: expected a table of "
+                             f"{', '.join(KINDS)} in minutes")
+    out: dict[str, int] = {}
+    for kind, m in value.items():
+        if kind not in KINDS:
+            raise SlaPolicyError(f"{where}: {key}.{kind}: unknown limit "
+                                 f"(known: {', '.join(KINDS)})")
+        if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= MAX_MINUTES:
+            raise SlaPolicyError(f"{where}: {key}.{kind}: expected whole minutes "
+                                 f"1-{MAX_MINUTES}, got {m!r}")
+        out[kind] = m
+    return out
+
+
 def _layer(raw: Any, where: str, *, categories: bool) -> tuple[_Layer, dict[str, _Layer]]:
     if not isinstance(raw, dict):
         raise SlaPolicyError(f"{where}: expected a table")
     minutes: dict[str, dict[str, int]] = {}
+    grades: dict[str, dict[str, int]] = {}
     working: bool | None = None
     nested: dict[str, _Layer] = {}
     for key, value in raw.items():
         if key in PRIORITIES:
+            minutes[key] = _kinds(value, where, key)
+        elif key == "complaint" and categories:
             if not isinstance(value, dict):
-                raise SlaPolicyError(f"{where}: {key}: expected a table of "
-                                     f"{', '.join(KINDS)} in minutes")
-            minutes[key] = {}
-            for kind, m in value.items():
-                if kind not in KINDS:
-                    raise SlaPolicyError(f"{where}: {key}.{kind}: unknown limit "
-                                         f"(known: {', '.join(KINDS)})")
-                if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= MAX_MINUTES:
-                    raise SlaPolicyError(f"{where}: {key}.{kind}: expected whole minutes "
-                                         f"1-{MAX_MINUTES}, got {m!r}")
-                minutes[key][kind] = m
+                raise SlaPolicyError(f"{where}: complaint: expected tables "
+                                     f"[complaint.<grade>] ({', '.join(COMPLAINT_GRADES)})")
+            for grade, sub in value.items():
+                if grade not in COMPLAINT_GRADES:
+                    raise SlaPolicyError(f"{where}: complaint.{grade}: unknown grade "
+                                         f"(known: {', '.join(COMPLAINT_GRADES)})")
+                grades[grade] = _kinds(sub, where, f"complaint.{grade}")
         elif key == "working_time":
             if not isinstance(value, bool):
                 raise SlaPolicyError(f"{where}: working_time: expected true or false")
@@ -175,13 +236,13 @@ def _layer(raw: Any, where: str, *, categories: bool) -> tuple[_Layer, dict[str,
                 nested[cat], _ = _layer(sub, f"{where}: categories.{cat}", categories=False)
         else:
             raise SlaPolicyError(f"{where}: {key}: unknown key")
-    return _Layer(minutes, working), nested
+    return _Layer(minutes, working, grades), nested
 
 
 def parse_policy(data: dict[str, Any], source: str) -> SlaPolicy:
-    """``[normal]``/``[emergency]``, ``[categories.<key>]`` and
-    ``[communities.<code>]`` (itself with priorities, ``working_time`` and
-    ``categories``), see the module's doc."""
+    """``[normal]``/``[emergency]``, ``[categories.<key>]``, ``[complaint.<grade>]``
+    and ``[communities.<code>]`` (itself with priorities, ``working_time``,
+    ``categories`` and ``complaint``), see the module's doc."""
     communities_raw = data.get("communities", {})
     rest = {k: v for k, v in data.items() if k != "communities"}
     if "working_time" in rest:

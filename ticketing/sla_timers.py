@@ -18,7 +18,15 @@ step                           timers
 退单 (return)                  re-arm response and red_light from now
 重开 (reopen, also by 回访)    re-arm all three from now
 取消 (cancel)                  cancel all
+调整投诉等级 (grade)           re-arm the pending clocks from now with the new
+                               grade's limits (fired and stopped ones stay)
 =============================  =================================================
+
+**重大投诉.** A complaint graded 重大 (``major``: when it is created, or the first
+time it is regraded to it) gets one more row, ``MAJOR_NOTICE``, due at once: the
+SLA worker fires it and tells the community's supervisors through the breach
+notifier, and the ticket's log says so. One row per ticket: a second regrade to
+重大 tells nobody again.
 
 A cancelled clock that had already fired clears its breach from the ticket's
 badge and the wall (the breach stays in the ticket's log). Any other move out of 新建 (the plain state change of ``TicketService.transition``)
@@ -43,14 +51,24 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.directory.models import Community
+from ticketing.categories import MAJOR
 from ticketing.models import Ticket, TicketEvent
 from ticketing.sla_models import SlaTimer
-from ticketing.sla_policy import KINDS, SlaPolicy, WorkingHours, breach_text, due_after
+from ticketing.sla_policy import (
+    KINDS,
+    MAJOR_NOTICE,
+    SlaPolicy,
+    WorkingHours,
+    breach_text,
+    due_after,
+)
 from ticketing.workflow import OPEN_STATES
 
 APPOINTMENT_LEAD = timedelta(minutes=30)
 PAUSED_BY_APPOINTMENT = ("red_light", "escalation")
 BREACH_ACTION = "sla_breach"
+MAJOR_ACTION = "major_notice"
+"""The ticket log's action of the 重大投诉 notice (fired, then told)."""
 
 # Which timers a step cancels and which it (re-)arms from the step's time.
 _CANCELS: dict[str, tuple[str, ...]] = {
@@ -87,8 +105,10 @@ class SlaClock:
         return community.code if community is not None else None
 
     async def ticket_added(self, session: AsyncSession, ticket: Ticket) -> None:
-        """A new ticket: its three clocks start at ``created_at``."""
+        """A new ticket: its three clocks start at ``created_at``; a 重大投诉 is told."""
         await self._arm(session, ticket, KINDS, ticket.created_at)
+        if ticket.complaint_grade == MAJOR:
+            await self._major_notice(session, ticket, ticket.created_at)
 
     async def ticket_moved(self, session: AsyncSession, ticket: Ticket, moves: Sequence[Move],
                            now: datetime) -> None:
@@ -108,6 +128,30 @@ class SlaClock:
                 await self._arm(session, ticket, arm, now)
             if move.action in ("dispatch", "reassign"):
                 await self._fit_to_appointment(session, ticket)
+            if move.action == "grade":
+                await self._regraded(session, ticket, now)
+
+    async def _regraded(self, session: AsyncSession, ticket: Ticket, now: datetime) -> None:
+        """The running clocks start again from ``now`` with the new grade's limits; a
+        first 重大 tells the supervisors."""
+        running = (await session.scalars(select(SlaTimer.kind).where(
+            SlaTimer.ticket_id == ticket.id, SlaTimer.kind.in_(KINDS),
+            SlaTimer.state == "pending"))).all()
+        if running:
+            await self._arm(session, ticket, [k for k in KINDS if k in running], now)
+        if ticket.complaint_grade == MAJOR:
+            await self._major_notice(session, ticket, now)
+
+    async def _major_notice(self, session: AsyncSession, ticket: Ticket, now: datetime
+                            ) -> None:
+        """The 重大投诉 notice, due now, unless the ticket ever had one."""
+        had = (await session.scalars(select(SlaTimer.id).where(
+            SlaTimer.ticket_id == ticket.id, SlaTimer.kind == MAJOR_NOTICE))).first()
+        if had is None:
+            session.add(SlaTimer(ticket_id=ticket.id, kind=MAJOR_NOTICE, due_at=now,
+                                 state="pending", limit_min=0, working_time=False,
+                                 armed_at=now))
+            await session.flush()
 
     async def cancel(self, session: AsyncSession, ticket_id: int, kinds: Iterable[str]) -> None:
         """Stop the clocks: a pending one will not fire, a fired one's red light is
@@ -121,7 +165,8 @@ class SlaClock:
     async def _arm(self, session: AsyncSession, ticket: Ticket, kinds: Iterable[str],
                    start: datetime) -> None:
         code = await self._community_code(session, ticket)
-        limits = self.policy.limits(code, ticket.category, ticket.priority)
+        limits = self.policy.limits(code, ticket.category, ticket.priority,
+                                    ticket.complaint_grade)
         kinds = list(kinds)
         existing = {t.kind: t for t in (await session.scalars(
             select(SlaTimer).where(SlaTimer.ticket_id == ticket.id,
@@ -195,8 +240,8 @@ async def breaches_for(session: AsyncSession, ticket_id: int) -> list[Breach]:
     """The clocks of the ticket that ran out and still stand (a re-armed clock's old
     breach is in the ticket's log, not here)."""
     rows = (await session.scalars(select(SlaTimer).where(
-        SlaTimer.ticket_id == ticket_id, SlaTimer.state == "fired")
-        .order_by(SlaTimer.fired_at, SlaTimer.id))).all()
+        SlaTimer.ticket_id == ticket_id, SlaTimer.state == "fired",
+        SlaTimer.kind.in_(KINDS)).order_by(SlaTimer.fired_at, SlaTimer.id))).all()
     return [breach_of(r) for r in rows]
 
 
@@ -221,7 +266,8 @@ async def red_tickets(session: AsyncSession, scope: frozenset[int] | None, *,
                       limit: int = 50) -> tuple[int, list[RedTicket]]:
     """Open tickets with a standing breach, in ``scope`` (community ids; None: all):
     ``(how many, the first ``limit`` by earliest breach)`` for the supervisor's wall."""
-    cond = [SlaTimer.state == "fired", Ticket.state.in_(sorted(OPEN_STATES))]
+    cond = [SlaTimer.state == "fired", SlaTimer.kind.in_(KINDS),
+            Ticket.state.in_(sorted(OPEN_STATES))]
     if scope is not None:
         cond.append(Ticket.community_id.in_(sorted(scope)))
     count = int(await session.scalar(
@@ -237,7 +283,7 @@ async def red_tickets(session: AsyncSession, scope: frozenset[int] | None, *,
     tickets = {t.id: t for t in (await session.scalars(
         select(Ticket).where(Ticket.id.in_(ids)))).all()}
     timers = (await session.scalars(select(SlaTimer).where(
-        SlaTimer.ticket_id.in_(ids), SlaTimer.state == "fired")
+        SlaTimer.ticket_id.in_(ids), SlaTimer.state == "fired", SlaTimer.kind.in_(KINDS))
         .order_by(SlaTimer.fired_at, SlaTimer.id))).all()
     by_ticket: dict[int, list[Breach]] = {}
     for row in timers:
@@ -249,7 +295,13 @@ async def red_tickets(session: AsyncSession, scope: frozenset[int] | None, *,
 
 
 def breach_event(ticket: Ticket, row: SlaTimer, now: datetime) -> TicketEvent:
-    """The ticket's log entry of a breach (``action`` ``sla_breach``)."""
+    """The ticket's log entry of a breach (``action`` ``sla_breach``), or of the
+    重大投诉 notice (``major_notice``)."""
+    if row.kind == MAJOR_NOTICE:
+        return TicketEvent(
+            ticket_id=ticket.id, from_state=ticket.state, to_state=ticket.state, actor="sla",
+            at=now, note="重大投诉，正在通知小区主管", action=MAJOR_ACTION,
+            data={"kind": row.kind, "grade": MAJOR})
     return TicketEvent(
         ticket_id=ticket.id, from_state=ticket.state, to_state=ticket.state, actor="sla",
         at=now, note=breach_of(row).text, action=BREACH_ACTION,

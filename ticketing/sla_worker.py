@@ -12,6 +12,12 @@ never cross), moves the timer ``pending → fired`` with a guarded ``UPDATE``
 and sends the notice through the :class:`SlaNotifier` port; ``notified_at``
 records that it went out.
 
+The same machinery tells the supervisors of a 重大投诉 (``MAJOR_NOTICE``, armed by
+``SlaClock`` due at once): fired once into the ticket's log (``major_notice``),
+published as ``ticket.major_complaint`` (not a breach: no metric, no badge), sent
+through the notifier, and the outcome (who was told) written to the log when
+``notified_at`` is set.
+
 Nothing is kept in memory: a timer due while every server was down is due when
 one starts, and fires then. A claim not finished within ``lease_s`` (the worker
 died) is taken over by another worker; a breach fired but not notified (the
@@ -35,12 +41,13 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.clock import Clock
-from ticketing.categories import CATEGORIES
+from ticketing.categories import CATEGORIES, COMPLAINT_GRADES, MAJOR
 from ticketing.delivery import Delivery
-from ticketing.models import Ticket
+from ticketing.models import Ticket, TicketEvent
 from ticketing.sla_models import SlaTimer
-from ticketing.sla_timers import breach_event, breach_of
-from ticketing.workflow import OPEN_STATES
+from ticketing.sla_policy import MAJOR_NOTICE
+from ticketing.sla_timers import MAJOR_ACTION, breach_event, breach_of
+from ticketing.workflow import OPEN_STATES, STATES
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,7 @@ RUNS_IN: dict[str, frozenset[str]] = {
     "response": frozenset({"new", "returned", "reopened"}),
     "red_light": frozenset({"new", "dispatched", "returned", "reopened"}),
     "escalation": OPEN_STATES,
+    MAJOR_NOTICE: frozenset(STATES) - {"cancelled"},
 }
 """The states in which each clock may run out (a guard: the workflow's hook
 already cancels a clock when its ticket leaves them)."""
@@ -73,8 +81,13 @@ class SlaBreach:
     assignee_id: int | None
 
     @property
+    def major(self) -> bool:
+        """Not a breach: the notice of a 重大投诉 (to the supervisors)."""
+        return self.kind == MAJOR_NOTICE
+
+    @property
     def title(self) -> str:
-        return f"工单超时：{self.number}"
+        return f"重大投诉：{self.number}" if self.major else f"工单超时：{self.number}"
 
     @property
     def body(self) -> str:
@@ -84,8 +97,11 @@ class SlaBreach:
     @property
     def fields(self) -> tuple[tuple[str, str], ...]:
         cat = CATEGORIES.get(self.category)
-        return (("工单", self.number), ("位置", self.location or "未知"),
-                ("类别", cat.label if cat else "其他"), ("超时", self.text))
+        head = (("工单", self.number), ("位置", self.location or "未知"),
+                ("类别", cat.label if cat else "其他"))
+        if self.major:
+            return (*head, ("投诉等级", COMPLAINT_GRADES[MAJOR]))
+        return (*head, ("超时", self.text))
 
 
 NOBODY = "nobody"
@@ -99,7 +115,8 @@ SlaDelivery = Delivery
 
 class SlaNotifier(Protocol):
     """Tells the right people: a response breach the front desk on duty, a red light
-    the assignee and the department head, an escalation the community's supervisors."""
+    the assignee and the department head, an escalation (and a 重大投诉,
+    ``SlaBreach.major``) the community's supervisors."""
 
     async def notify(self, breach: SlaBreach) -> SlaDelivery: ...
 
@@ -118,6 +135,18 @@ class ClaimedTimer:
     id: int
     ticket_id: int
     kind: str
+
+
+def major_told_event(ticket: Ticket, result: SlaDelivery, now: datetime) -> TicketEvent:
+    """The log entry of whom the 重大投诉 notice reached (or that nobody could be)."""
+    if result.ok:
+        note = f"重大投诉已通知{result.audience}：{'、'.join(result.delivered_to)}"
+    else:
+        note = f"重大投诉：没有可通知的{result.audience or '主管'}（未设置通知方式）"
+    return TicketEvent(ticket_id=ticket.id, from_state=ticket.state, to_state=ticket.state,
+                       actor="sla", at=now, note=note[:1000], action=MAJOR_ACTION,
+                       data={"kind": MAJOR_NOTICE, "audience": result.audience,
+                             "delivered_to": list(result.delivered_to)})
 
 
 class SlaWorker:
@@ -396,6 +425,11 @@ class SlaWorker:
         return breach, True
 
     def _fired(self, breach: SlaBreach, now: datetime) -> None:
+        if breach.major:
+            self._bus.publish(DomainEvent("ticket.major_complaint", {
+                "ticket_id": breach.ticket_id, "number": breach.number,
+                "community_id": breach.community_id}, at=now))
+            return
         self.fired += 1
         self._bus.publish(DomainEvent("ticket.sla_breach", {
             "ticket_id": breach.ticket_id, "number": breach.number, "kind": breach.kind,
@@ -431,7 +465,12 @@ class SlaWorker:
             log.error("sla notice for ticket %s (%s): nobody to tell (%s)", breach.number,
                       breach.kind, result.audience)
         async with self._sm() as session:
-            await session.execute(update(SlaTimer).where(
+            now = self._clock.now()
+            done = await session.execute(update(SlaTimer).where(
                 SlaTimer.id == timer.id, SlaTimer.notified_at.is_(None))
-                .values(notified_at=self._clock.now()))
+                .values(notified_at=now))
+            if breach.major and done.rowcount == 1:  # type: ignore[attr-defined]
+                ticket = await session.get(Ticket, breach.ticket_id)
+                if ticket is not None:
+                    session.add(major_told_event(ticket, result, now))
             await session.commit()

@@ -12,6 +12,7 @@ pages and the service, asks :func:`check` here; the lifecycle's
     dispatched / accepted ─退单→ returned ─派单→ dispatched (改派: dispatched again)
     resolved / followed_up / closed ─重开→ reopened ─派单→ dispatched
     new / returned / reopened / dispatched ─取消→ cancelled
+    any open state ─调整投诉等级→ (the same state; complaints only)
 
 A state the action cannot start from is a 409 (whoever asks); a person the
 action is not for is a 403. Both messages are Chinese.
@@ -82,6 +83,8 @@ ACTIONS: dict[str, Action] = {a.key: a for a in (
            FOLLOW_UP_DESK),
     Action("cancel", "取消", frozenset({"new", "returned", "reopened", "dispatched"}),
            "cancelled", FRONT_DESK),
+    # 投诉分级: a complaint's grade, changed with a reason while the ticket is open.
+    Action("grade", "调整投诉等级", OPEN_STATES, None, FRONT_DESK),
 )}
 
 

@@ -30,6 +30,7 @@ from callcenter.bus import DomainEvent, EventBus
 from callcenter.clock import Clock
 from callcenter.directory.models import StaffUser
 from callcenter.errors import Conflict, InvalidInput, NotFound
+from ticketing.categories import COMPLAINT, COMPLAINT_GRADES, DEFAULT_GRADE
 from ticketing.departments import find_department
 from ticketing.models import (
     CallbackTask,
@@ -77,6 +78,7 @@ class ActionInput:
     materials: str = ""
     cost: str | None = None
     photos: Sequence[bytes] = field(default_factory=tuple)
+    complaint_grade: str | None = None
 
 
 @dataclass(slots=True)
@@ -128,7 +130,8 @@ class WorkOrders:
             if ticket is None:
                 return []
             rel = await self.relations(session, ticket, actor)
-            return [a.key for a in allowed_actions(ticket.state) if may(a, actor.role, rel)]
+            return [a.key for a in allowed_actions(ticket.state) if may(a, actor.role, rel)
+                    and (a.key != "grade" or ticket.category == COMPLAINT)]
 
     async def act(self, ticket_id: int, action: str, actor: Actor,
                   params: ActionInput | None = None) -> TicketView:
@@ -374,6 +377,30 @@ class WorkOrders:
         if not note:
             raise InvalidInput("请填写取消原因", field="note")
         return [_Step("cancel", ticket.state, "cancelled", note)]
+
+    async def _grade(self, session: AsyncSession, ticket: Ticket, actor: Actor,
+                     params: ActionInput, now: datetime) -> list[_Step]:
+        """调整投诉等级: a complaint's grade, with the reason; the SLA clock re-arms its
+        running clocks with the new grade's limits (``SlaClock``), and a first 重大
+        tells the community's supervisors."""
+        if ticket.category != COMPLAINT:
+            raise InvalidInput("只有服务投诉可以调整投诉等级 / complaint_grade is for "
+                               "category complaint only", field="complaint_grade")
+        grade = params.complaint_grade
+        if grade is None or grade not in COMPLAINT_GRADES:
+            raise InvalidInput("请选择投诉等级（一般、重要、重大） / complaint_grade: one of "
+                               + ", ".join(COMPLAINT_GRADES), field="complaint_grade")
+        previous = ticket.complaint_grade or DEFAULT_GRADE
+        if grade == previous:
+            raise InvalidInput(f"工单已是{COMPLAINT_GRADES[grade]}", field="complaint_grade")
+        reason = params.reason.strip()
+        if not reason:
+            raise InvalidInput("请填写调整原因", field="reason")
+        if len(reason) > MAX_NOTE:
+            raise InvalidInput("调整原因过长", field="reason")
+        ticket.complaint_grade = grade
+        return [_Step("grade", ticket.state, ticket.state, reason,
+                      {"grade": grade, "previous_grade": previous})]
 
     async def photo(self, ticket_id: int, photo_id: int) -> tuple[bytes, str]:
         """A photo's bytes and content type (NotFound when it is not this ticket's)."""

@@ -35,6 +35,7 @@ from callcenter.web.api import (
     When,
 )
 from callcenter.web.errors import json_response
+from ticketing.categories import COMPLAINT_GRADES
 from ticketing.departments import MemberInput, list_departments, put_department
 from ticketing.http import (
     TICKETS,
@@ -58,9 +59,12 @@ class ActionIn(Input):
     action: Annotated[str, OneOf(a for a in ACTIONS if a != "add_photo")] = Field(
         description="dispatch 派单, reassign 改派, return 退单, accept 接单, arrive 到场, "
                     "complete 完工, follow_up 回访, callback_done 完成回访任务, archive 归档, "
-                    "reopen 重开, cancel 取消")
+                    "reopen 重开, cancel 取消, grade 调整投诉等级")
     note: Text = Field("", max_length=MAX_NOTE)
-    reason: Text = Field("", max_length=MAX_NOTE, description="退单原因 / why it is returned")
+    reason: Text = Field("", max_length=MAX_NOTE,
+                         description="退单或调整投诉等级的原因 / why it is returned or regraded")
+    complaint_grade: Annotated[str, OneOf(COMPLAINT_GRADES)] | None = Field(
+        None, description="调整投诉等级 / the new grade: general 一般, important 重要, major 重大")
     department: Code | None = Field(None, description="派单部门编码 / department code")
     assignee_id: Id | None = Field(None, description="处理人 / staff user id")
     on_call: Flag = Field(False, description="派给部门当前值班人员 / the on-call person now")
@@ -135,7 +139,8 @@ def action_input(body: ActionIn, request: web.Request) -> ActionInput:
     return ActionInput(note=body.note, reason=body.reason, department=body.department,
                        assignee_id=body.assignee_id, on_call=body.on_call,
                        appointment_at=appointment, score=body.score, resolved=body.resolved,
-                       comment=body.comment, materials=body.materials, cost=body.cost)
+                       comment=body.comment, materials=body.materials, cost=body.cost,
+                       complaint_grade=body.complaint_grade)
 
 
 routes = ApiRoutes("workorders")
