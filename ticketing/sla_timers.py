@@ -18,8 +18,9 @@ step                           timers
 退单 (return)                  re-arm response and red_light from now
 重开 (reopen, also by 回访)    re-arm all three from now
 取消 (cancel)                  cancel all
-调整投诉等级 (grade)           re-arm the pending clocks from now with the new
-                               grade's limits (fired and stopped ones stay)
+调整投诉等级 (grade)           re-measure the pending clocks from their own start
+                               with the new grade's limits, due no earlier than
+                               now (fired and stopped ones stay)
 =============================  =================================================
 
 **重大投诉.** A complaint graded 重大 (``major``: when it is created, or the first
@@ -132,13 +133,16 @@ class SlaClock:
                 await self._regraded(session, ticket, now)
 
     async def _regraded(self, session: AsyncSession, ticket: Ticket, now: datetime) -> None:
-        """The running clocks start again from ``now`` with the new grade's limits; a
-        first 重大 tells the supervisors."""
+        """The running clocks are measured again from when each started, with the new
+        grade's limits (as an SLA policy applied afresh: a complaint found 重大 at
+        minute 4 owes its 5-minute response at minute 5, not 9), and due no earlier
+        than ``now``; a first 重大 tells the supervisors."""
         running = (await session.scalars(select(SlaTimer.kind).where(
             SlaTimer.ticket_id == ticket.id, SlaTimer.kind.in_(KINDS),
             SlaTimer.state == "pending"))).all()
         if running:
-            await self._arm(session, ticket, [k for k in KINDS if k in running], now)
+            await self._arm(session, ticket, [k for k in KINDS if k in running], now,
+                            from_armed=True)
         if ticket.complaint_grade == MAJOR:
             await self._major_notice(session, ticket, now)
 
@@ -163,7 +167,9 @@ class SlaClock:
             .values(state="cancelled", claimed_by=None, claimed_at=None))
 
     async def _arm(self, session: AsyncSession, ticket: Ticket, kinds: Iterable[str],
-                   start: datetime) -> None:
+                   start: datetime, *, from_armed: bool = False) -> None:
+        """(Re)start the clocks at ``start``; with ``from_armed``, an existing clock
+        keeps its own start and is due no earlier than ``start``."""
         code = await self._community_code(session, ticket)
         limits = self.policy.limits(code, ticket.category, ticket.priority,
                                     ticket.complaint_grade)
@@ -172,17 +178,20 @@ class SlaClock:
             select(SlaTimer).where(SlaTimer.ticket_id == ticket.id,
                                    SlaTimer.kind.in_(kinds)))).all()}
         for kind in kinds:
-            began = start
+            row = existing.get(kind)
+            armed = row.armed_at if from_armed and row is not None else start
+            began = armed
             if kind in PAUSED_BY_APPOINTMENT and ticket.appointment_at is not None:
                 began = max(began, ticket.appointment_at - APPOINTMENT_LEAD)
             limit = limits.of(kind)
             due = due_after(began, limit, working_time=limits.working_time, hours=self._hours,
                             community=code)
+            if from_armed:
+                due = max(due, start)
             values: dict[str, Any] = dict(
                 due_at=due, state="pending", limit_min=int(limit.total_seconds() // 60),
-                working_time=limits.working_time, armed_at=start, claimed_by=None,
+                working_time=limits.working_time, armed_at=armed, claimed_by=None,
                 claimed_at=None, fired_at=None, notified_at=None)
-            row = existing.get(kind)
             if row is None:
                 session.add(SlaTimer(ticket_id=ticket.id, kind=kind, **values))
             else:

@@ -238,7 +238,8 @@ async def test_the_clocks_of_a_complaint_run_by_its_grade_and_the_file(world: Wo
         "response": 10, "red_light": 60, "escalation": 300}
 
 
-async def test_a_regrade_rearms_the_running_clocks_with_the_new_limits(world: World) -> None:
+async def test_a_regrade_measures_the_running_clocks_again_with_the_new_limits(
+        world: World) -> None:
     w = world
     worker = w.client.app[SLA_WORKER]
     await worker.stop()  # driven by hand
@@ -250,14 +251,15 @@ async def test_a_regrade_rearms_the_running_clocks_with_the_new_limits(world: Wo
     status, _ = await w.act(t["id"], "agent", "grade", complaint_grade="major",
                             reason="业主要投诉到住建局")
     assert status == 200
-    # from the regrade: 4 + 5, 4 + 30, 4 + 240 minutes, and the limits copied
+    # from the complaint's own start, as if it had been 重大 all along: 5, 30, 240
+    # minutes (not 4 + 5 …), and the limits copied
     after = await timers(w, t["id"])
-    assert minutes_after(start, after) == {"response": 9, "red_light": 34, "escalation": 244}
+    assert minutes_after(start, after) == {"response": 5, "red_light": 30, "escalation": 240}
     assert [after[k][2] for k in ("response", "red_light", "escalation")] == [5, 30, 240]
-    # the new response clock runs out at 9 minutes, not 15
-    w.clock.set(start + timedelta(minutes=8, seconds=59))
+    # the new response clock runs out at 5 minutes, not 15
+    w.clock.set(start + timedelta(minutes=4, seconds=59))
     assert await worker.run_due() == 0
-    w.clock.set(start + timedelta(minutes=9, seconds=1))
+    w.clock.set(start + timedelta(minutes=5, seconds=1))
     assert await worker.run_due() == 1
     _, body = await w.call("GET", f"/api/tickets/{t['id']}")
     assert [b["text"] for b in body["sla"]["breaches"]] == ["超过5分钟未响应"]
@@ -268,18 +270,26 @@ async def test_a_regrade_rearms_the_running_clocks_with_the_new_limits(world: Wo
     assert status == 200
     again = await timers(w, t["id"])
     assert again["response"][0] == "fired"
-    assert minutes_after(start, again) == {"red_light": 80, "escalation": 740}
+    assert minutes_after(start, again) == {"red_light": 60, "escalation": 720}
+    # back up to 重大 at minute 50: its red light (30) is already past, so due now,
+    # never in the past; escalation 240 from the start
+    w.clock.set(start + timedelta(minutes=50))
+    status, _ = await w.act(t["id"], "agent", "grade", complaint_grade="major",
+                            reason="业主再次来电")
+    assert status == 200
+    up = await timers(w, t["id"])
+    assert minutes_after(start, up) == {"red_light": 50, "escalation": 240}
     # a stopped clock stays stopped: after 派单 and 接单 only escalation moves
     await w.act(t["id"], "agent", "dispatch", department="customer_service",
                 assignee_id=w.users["agent"])
     await w.act(t["id"], "agent", "accept")
-    w.clock.set(start + timedelta(minutes=30))
+    w.clock.set(start + timedelta(minutes=55))
     status, _ = await w.act(t["id"], "supervisor", "grade", complaint_grade="general",
                             reason="业主撤回")
     assert status == 200
     last = await timers(w, t["id"])
     assert last["red_light"][0] == "cancelled"
-    assert minutes_after(start, last) == {"escalation": 30 + 1440}
+    assert minutes_after(start, last) == {"escalation": 1440}
 
 
 # -- the 重大投诉 notice -------------------------------------------------------------
