@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -22,9 +22,9 @@ from callcenter.auth.tokens import verify_token
 from callcenter.errors import Forbidden, Unauthorized
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-IDENTITY_KEY = "identity"
-HEALTH_ACCESS_KEY = "health_access"
-METRICS_ACCESS_KEY = "metrics_access"
+IDENTITY_KEY: web.RequestKey[Identity | None] = web.RequestKey("identity")
+HEALTH_ACCESS_KEY = web.RequestKey("health_access", bool)
+METRICS_ACCESS_KEY = web.RequestKey("metrics_access", bool)
 
 
 @web.middleware
@@ -73,7 +73,7 @@ def health_access(request: web.Request) -> bool:
 
 
 def current_identity(request: web.Request) -> Identity | None:
-    value: Any = request.get(IDENTITY_KEY)
+    value = request.get(IDENTITY_KEY)
     return value if isinstance(value, Identity) else None
 
 
