@@ -36,9 +36,6 @@ from callcenter.db.reader import sqlite_reader
 from callcenter.directory.hotlines import CommunityChoice, CommunityResolver, HotlineDirectory
 from callcenter.ha.setup import setup_ha
 from callcenter.health import healthz, holiday_health
-from callcenter.ivr_admin.http import IVR_HOLIDAYS, IVR_RELOADER
-from callcenter.ivr_admin.http import add_routes as add_ivr_admin_routes
-from callcenter.ivr_admin.reloader import MenuReloader
 from callcenter.ivr_services import HotlineServices
 from callcenter.metrics.agi import timed_sessions
 from callcenter.metrics.setup import METRICS, setup_metrics
@@ -56,6 +53,12 @@ from callcenter.web.errors import error_middleware
 from callcenter.web.masking import setup_masking
 from callcenter.web.openapi import setup_api_docs
 from callcenter.web.pages import setup_page_headers
+from ivr.admin.holiday_store import HolidayStore
+from ivr.admin.holidays_http import HOLIDAY_STORE, follow_other_servers
+from ivr.admin.holidays_http import add_routes as add_holiday_routes
+from ivr.admin.menus_http import IVR_HOLIDAYS, IVR_RELOADER
+from ivr.admin.menus_http import add_routes as add_ivr_admin_routes
+from ivr.admin.reloader import MenuReloader
 from ivr.channel import Channel
 from ivr.engine import IvrEngine
 from ivr.errors import MenuError
@@ -213,6 +216,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         reloader = MenuReloader(store, app[CLOCK], holidays=holiday_file)
         app[IVR_RELOADER] = reloader
         app[IVR_HOLIDAYS] = holidays
+        app[HOLIDAY_STORE] = HolidayStore(holiday_file.path, holiday_file)
+        follow_other_servers(app[BUS], holiday_file)
 
         hotlines = HotlineDirectory(app[SESSIONMAKER], app[CLOCK])
         communities = CommunityResolver(hotlines, settings.default_community)
@@ -248,5 +253,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
 
     app.cleanup_ctx.append(_agi)
     add_ivr_admin_routes(app)
+    add_holiday_routes(app)
     setup_ami(app, links)
     return app

@@ -167,9 +167,9 @@ class HolidayCalendar:
             except ValueError:
                 raise HolidayFileError(f"{path}: line {line_no}: bad date {row[0]!r}") from None
             kind = row[1].strip().lower() if len(row) > 1 else ""
-            if kind in ("假日", "休"):
+            if kind in ("假日", "休", "放假"):
                 kind = "holiday"
-            if kind in ("班", "工作日", "调休"):
+            if kind in ("班", "上班", "工作日", "调休"):
                 kind = "workday"
             if kind not in ("holiday", "workday"):
                 raise HolidayFileError(

@@ -42,24 +42,24 @@ def _warn(cal: HolidayCalendar) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from ivr.holidays import HOLIDAY_FILE, HolidayCalendar, HolidayFileError
+    from ivr.admin.holiday_store import HolidayStore
+    from ivr.holidays import HOLIDAY_FILE, HolidayFileError
 
     settings = settings_from_args(args)
-    target = settings.data_dir / HOLIDAY_FILE
-    incoming = HolidayCalendar()
+    store = HolidayStore(settings.data_dir / HOLIDAY_FILE)
     try:
-        count = incoming.load_file(args.file)
-    except HolidayFileError as exc:
-        print(f"未导入 / not imported: {exc}", file=sys.stderr)
+        text = args.file.read_text(encoding="utf-8-sig")
+        count = store.import_text(text, suffix=args.file.suffix.lower())
+    except OSError as exc:
+        print(f"未导入 / not imported: {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
-    merged = HolidayCalendar()
-    if target.exists():
-        merged.load_file(target)
-    merged.merge(incoming)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(merged.to_csv(), encoding="utf-8")
-    tmp.replace(target)
+    except UnicodeDecodeError:
+        print(f"未导入 / not imported: {args.file}: not UTF-8 text", file=sys.stderr)
+        return 2
+    except HolidayFileError as exc:
+        print(f"未导入 / not imported: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    merged = store.current()
     print(f"已导入 {count} 天，节假日数据覆盖到 {merged.coverage_end()} / imported {count} days; "
           f"holidays known until {merged.coverage_end()}")
     _warn(merged)

@@ -52,3 +52,28 @@ async def test_api_documentation(site: Site, size: str, tmp_path: Path) -> None:
                        primary=None, raw_codes=False,
                        labels=("OpenAPI 3.1", "参数 / parameters", "数据模型 / models"))
     assert "/api/openapi.json" in text
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_holidays_year_and_a_day_added(site: Site, size: str, tmp_path: Path) -> None:
+    ctx = await site.signed_in("root", size)
+    year = 2027 if size == "desk" else 2028  # each size its own year: the file is shared
+    page, watch = await visit(ctx, site.url(f"/admin/holidays?year={year}"))
+    try:
+        await check_page(page, watch, size, tmp_path / f"holidays-{size}.png",
+                         primary="#add-day button",
+                         labels=(f"{year} 年节假日与调休", "暂定（推算）", "国庆节", "放假",
+                                 "添加或修改一天", "导入节假日文件"))
+        await page.fill('#add-day input[name="date"]', f"{year}-10-09")
+        await page.select_option('#add-day select[name="kind"]', "workday")
+        await page.fill('#add-day input[name="name"]', "国庆节调休")
+        await page.locator("#add-day button").click()
+        notice = page.get_by_role("status")
+        await notice.wait_for()
+        assert await notice.inner_text() == "已保存这一天"
+        row = page.locator(f'tr[data-date="{year}-10-09"]')
+        assert "调休上班" in await row.inner_text()
+        await check_page(page, watch, size, tmp_path / f"holidays-added-{size}.png",
+                         primary="#add-day button")
+    finally:
+        await page.close()

@@ -23,7 +23,6 @@ from callcenter.appkeys import CALL_LOG, SESSIONMAKER
 from callcenter.calls.models import CallLog
 from callcenter.demo import demo_settings
 from callcenter.directory.models import PersonPhone
-from callcenter.ivr_admin.http import IVR_HOLIDAYS
 from callcenter.ivr_services import HotlineServices
 from callcenter.oncall.models import OnCallAttempt
 from callcenter.oncall.services import OnCallPerson, who_is_on_call
@@ -38,6 +37,7 @@ from callcenter.simulator import (
     ScaledClock,
     Wait,
 )
+from ivr.admin.menus_http import IVR_HOLIDAYS
 from tests.health_access import HEALTH_HEADERS, with_health_token
 from tests.integration.demo_db import demo_db, heartbeat_seen, seed_demo_db
 from tests.integration.test_hotline_e2e import FixedTimeClock

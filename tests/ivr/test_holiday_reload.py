@@ -23,10 +23,10 @@ from callcenter.cli.main import main as cli_main
 from callcenter.clock import ManualClock
 from callcenter.console.setup import setup_console
 from callcenter.health import holiday_health
-from callcenter.ivr_admin.http import IVR_HOLIDAYS, IVR_RELOADER, add_routes
-from callcenter.ivr_admin.reloader import MenuReloader
 from callcenter.screenpop.setup import setup_screenpop
 from callcenter.settings import FastAgiSettings
+from ivr.admin.menus_http import IVR_HOLIDAYS, IVR_RELOADER, add_routes
+from ivr.admin.reloader import MenuReloader
 from ivr.holidays import HOLIDAY_FILE, HolidayCalendar, HolidayFile
 from ivr.menus import DEFAULT_MENUS, MenuStore
 from tests.console.helpers import FAST_HASHER, login, make_settings, seed_directory, serving

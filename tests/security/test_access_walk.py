@@ -139,6 +139,9 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/admin/ivr"): Rule(only("admin")),
     ("POST", "/admin/ivr/reload"): Rule(only("admin")),
     ("POST", "/api/admin/ivr/reload"): Rule(only("admin")),
+    ("GET", "/admin/holidays"): Rule(only("admin")),
+    ("POST", "/admin/holidays/action"): Rule(only("admin")),
+    ("GET", "/api/admin/holidays"): Rule(only("admin")),
 }
 # A browser page answers "sign in first" with a redirect to the login form; for
 # these the redirect is the answer itself.

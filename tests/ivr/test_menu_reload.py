@@ -14,9 +14,9 @@ from callcenter.app import create_core_app
 from callcenter.appkeys import CLOCK
 from callcenter.auth.sessions import CSRF_HEADER
 from callcenter.console.setup import setup_console
-from callcenter.ivr_admin.http import IVR_RELOADER, add_routes
-from callcenter.ivr_admin.reloader import MenuReloader
 from callcenter.screenpop.setup import setup_screenpop
+from ivr.admin.menus_http import IVR_RELOADER, add_routes
+from ivr.admin.reloader import MenuReloader
 from ivr.menus import DEFAULT_MENUS, MenuStore
 from tests.console.helpers import FAST_HASHER, login, make_settings, seed_directory, serving
 

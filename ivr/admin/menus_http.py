@@ -11,10 +11,10 @@ from aiohttp import web
 from callcenter.appkeys import CLOCK, SETTINGS
 from callcenter.auth.middleware import current_identity
 from callcenter.errors import InvalidInput
-from callcenter.ivr_admin.reloader import MenuReloader
 from callcenter.web.api import ApiRoutes, Output, Timestamp
 from callcenter.web.pages import page
 from callcenter.web.templating import render
+from ivr.admin.reloader import MenuReloader
 from ivr.errors import MenuError
 from ivr.holidays import HolidayCalendar
 

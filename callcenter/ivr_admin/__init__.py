@@ -1,1 +1,0 @@
-"""The hotline's menus as an admin sees them: what is in force, reload on demand."""
