@@ -24,7 +24,7 @@ from tests.ticketing.test_workorder_pages import post_form, walk_in
 from tests.ticketing.workorder_world import PEOPLE, World, world
 from ticketing.setup import SLA_CLOCK, SLA_WORKER
 from ticketing.sla_models import SlaTimer
-from ticketing.sla_policy import SLA_FILE, SlaPolicyError, load_policy, parse_policy
+from ticketing.sla_policy import SLA_FILE, load_policy, parse_policy
 
 __all__ = ["hooks", "world"]
 
@@ -202,27 +202,7 @@ response = 3
     assert _mins(policy.limits("hupan", "complaint", "normal", "important")) == (10, 60, 720)
 
 
-@pytest.mark.parametrize(("text", "named"), [
-    ("[complaint.urgent]\nresponse = 5\n", ["complaint.urgent", "unknown grade"]),
-    ("[complaint.major]\nreply = 5\n", ["complaint.major.reply", "unknown limit"]),
-    ("[complaint.major]\nresponse = 0\n", ["complaint.major.response", "1-86400"]),
-    ("[communities.hupan.complaint.major]\nescalation = \"4h\"\n",
-     ["[communities.hupan]", "complaint.major.escalation", "'4h'"]),
-    ("complaint = 5\n", ["complaint", "expected tables"]),
-    ("[complaint]\nmajor = 5\n", ["complaint.major", "expected a table"]),
-    ("[categories.complaint.complaint.major]\nresponse = 5\n",
-     ["categories.complaint", "complaint: unknown key"]),
-])
-def test_a_bad_grade_table_names_the_file_and_the_key(tmp_path: Path, text: str,
-                                                       named: list[str]) -> None:
-    path = tmp_path / SLA_FILE
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(SlaPolicyError) as err:
-        load_policy(path)
-    message = str(err.value)
-    assert message.startswith(str(path)), message
-    for part in named:
-        assert part in message, (part, message)
+# A bad [complaint.<grade>] table: tests/ticketing/test_sla_policy.py (BAD).
 
 
 async def test_the_clocks_of_a_complaint_run_by_its_grade_and_the_file(world: World) -> None:

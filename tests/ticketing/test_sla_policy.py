@@ -33,6 +33,18 @@ BAD: list[tuple[str, str, list[str]]] = [
     ("a priority not a table", "normal = 15\n", ["normal", "expected a table"]),
     ("communities not tables", "communities = 3\n", ["communities"]),
     ("not TOML", "[normal\nresponse = 15\n", ["not valid TOML"]),
+    # complaint grades (tests/ticketing/test_complaint_grades.py)
+    ("an unknown grade", "[complaint.urgent]\nresponse = 5\n", ["complaint.urgent", "unknown grade"]),
+    ("a grade's unknown limit", "[complaint.major]\nreply = 5\n",
+     ["complaint.major.reply", "unknown limit"]),
+    ("a grade's zero minutes", "[complaint.major]\nresponse = 0\n",
+     ["complaint.major.response", "1-86400"]),
+    ("a community grade's string", "[communities.hupan.complaint.major]\nescalation = \"4h\"\n",
+     ["[communities.hupan]", "complaint.major.escalation", "'4h'"]),
+    ("complaint not tables", "complaint = 5\n", ["complaint", "expected tables"]),
+    ("a grade not a table", "[complaint]\nmajor = 5\n", ["complaint.major", "expected a table"]),
+    ("grades inside a category", "[categories.complaint.complaint.major]\nresponse = 5\n",
+     ["categories.complaint", "complaint: unknown key"]),
 ]
 
 
