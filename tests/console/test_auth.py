@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from callcenter.app import create_app
 from callcenter.auth.sessions import SESSION_COOKIE
 from callcenter.clock import ManualClock
-from tests.console.helpers import PASSWORD, login, running_app, seed_directory
+from callcenter.settings import FastAgiSettings
+from tests.console.helpers import (
+    PASSWORD,
+    login,
+    make_settings,
+    running_app,
+    seed_directory,
+    serving,
+)
 
 
 async def _login_form_token(client: Any) -> str:
@@ -170,3 +180,20 @@ async def test_login_next_only_follows_local_paths(sessionmaker: Any, db_url: st
                                                   "csrf_token": token, "next": target},
                                   allow_redirects=False)
             assert r.status == 302 and r.headers["Location"] == expected
+
+
+async def test_each_role_lands_on_its_own_home(sessionmaker: Any, db_url: str,
+                                               tmp_path: Path) -> None:
+    await seed_directory(sessionmaker)
+    homes = {"xiaoli": "/agent", "boss": "/supervisor", "gong": "/tickets?mine=1",
+             "root": "/admin/ivr"}
+    settings = replace(make_settings(db_url, tmp_path), fastagi=FastAgiSettings(enabled=False))
+    for username, home in homes.items():
+        async with serving(create_app(settings, transcribe=False)) as client:
+            token = await _login_form_token(client)
+            resp = await client.post("/login", data={"username": username, "password": PASSWORD,
+                                                     "csrf_token": token}, allow_redirects=False)
+            assert resp.status == 302 and resp.headers["Location"] == home, username
+            resp = await client.get("/", allow_redirects=False)
+            assert resp.headers["Location"] == home, username
+            assert (await client.get(home)).status == 200, username
