@@ -1,12 +1,10 @@
-"""HTTP: open, read and acknowledge incidents; the console's incident page."""
+"""HTTP: open, read, acknowledge and resolve incidents (JSON); the pages are in
+``callcenter.paging.pages``."""
 
 from __future__ import annotations
 
-import html
 from dataclasses import replace
-from datetime import datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import ConfigDict, Field
@@ -15,7 +13,6 @@ from callcenter.appkeys import SESSIONMAKER
 from callcenter.auth.middleware import current_identity
 from callcenter.errors import NotFound
 from callcenter.oncall.services import community_in_scope
-from callcenter.paging.errors import IncidentClosed
 from callcenter.paging.services import PagingService, incident_request_from_json
 from callcenter.web.api import (
     MAX_ID,
@@ -30,16 +27,17 @@ from callcenter.web.api import (
     Timestamp,
 )
 from callcenter.web.errors import json_response
-from callcenter.web.pages import page
-from callcenter.web.templating import setup_templates, static_url
+from callcenter.web.templating import setup_templates
 
 PAGING_SERVICE = web.AppKey("paging_service", PagingService)
 
 STATE_NAMES = {"open": "处理中（呼叫中）", "acknowledged": "已接警", "resolved": "已解决"}
 OUTCOME_NAMES = {
-    "accepted": "接警", "passed": "转下一位（按2）", "answered": "已接听", "no_answer": "无人接听",
+    "accepted": "接警", "passed": "转下一位（按2）", "already_handled": "接听时已有人接警",
+    "answered": "已接听", "no_answer": "无人接听",
     "busy": "忙", "failed": "失败", "sent": "已发送", "hung_up": "播报中挂断",
-    "no_input": "未按键", "unknown_digit": "按键无效", "interrupted": "服务中断", None: "进行中",
+    "no_input": "未按键", "unknown_digit": "按键无效", "interrupted": "服务中断",
+    "deferred": "电话系统暂不可用，稍后重拨", None: "进行中",
 }
 CHANNEL_NAMES = {"phone": "电话", "wecom": "企业微信", "dingtalk": "钉钉", "webhook": "Webhook",
                  "email": "邮件"}
@@ -171,7 +169,7 @@ class PolicyOut(Output):
     restart_wait_s: int
 
 
-def _incident_id(request: web.Request) -> int:
+def incident_id_of(request: web.Request) -> int:
     raw = request.match_info["incident_id"]
     if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
         raise NotFound("紧急事件不存在 / no such incident", details={"field": "incident_id"})
@@ -181,7 +179,7 @@ def _incident_id(request: web.Request) -> int:
 routes = ApiRoutes("incidents")
 
 
-async def _visible(request: web.Request, incident_id: int) -> dict[str, Any]:
+async def visible_incident(request: web.Request, incident_id: int) -> dict[str, Any]:
     """The incident's timeline, if the person's community scope covers it; else a 404."""
     ident = current_identity(request)
     assert ident is not None  # the role check ran first
@@ -210,7 +208,7 @@ async def post_incident(request: web.Request, body: IncidentIn) -> web.Response:
             summary="紧急事件时间线 / an incident's timeline")
 async def get_incident(request: web.Request, path: IncidentPath) -> dict[str, Any]:
     """The incident, its reports and every page attempt, oldest first."""
-    return await _visible(request, path.incident_id)
+    return await visible_incident(request, path.incident_id)
 
 
 @routes.post("/api/incidents/{incident_id}/ack", path_model=IncidentPath, response=TimelineOut,
@@ -219,7 +217,7 @@ async def ack_incident(request: web.Request, path: IncidentPath) -> dict[str, An
     """Stops the paging; 409 when the incident is already acknowledged or resolved."""
     ident = current_identity(request)
     assert ident is not None
-    await _visible(request, path.incident_id)
+    await visible_incident(request, path.incident_id)
     service = request.app[PAGING_SERVICE]
     await service.acknowledge(path.incident_id, user_id=ident.user_id,
                               name=ident.display_name or ident.username,
@@ -234,82 +232,10 @@ async def resolve_incident(request: web.Request, path: IncidentPath,
                            body: ResolveIn) -> dict[str, Any]:
     ident = current_identity(request)
     assert ident is not None
-    await _visible(request, path.incident_id)
+    await visible_incident(request, path.incident_id)
     service = request.app[PAGING_SERVICE]
     await service.resolve(path.incident_id, user_id=ident.user_id, note=body.note)
     return await service.timeline(path.incident_id)
-
-
-def _fmt(value: str | None, tz: ZoneInfo) -> str:
-    if not value:
-        return "—"
-    return datetime.fromisoformat(value).astimezone(tz).strftime("%m-%d %H:%M:%S")
-
-
-@page()
-async def incident_page(request: web.Request) -> web.Response:
-    tl = await _visible(request, _incident_id(request))
-    tz = ZoneInfo("Asia/Shanghai")
-    e = html.escape
-    place = "".join(x for x in (
-        f"{tl['building']}栋" if tl["building"] else "", f"{tl['unit']}单元" if tl["unit"] else "",
-        f"{tl['room']}室" if tl["room"] else "")) or "未知"
-    rows: list[tuple[str, str]] = [(r["received_at"], (
-        f"{'重复报警' if r['duplicate'] else '报警'}（{e(SOURCE_NAMES.get(r['source'], r['source']))}）"
-        f" {e(r['caller_number'] or '')} {e(r['note'] or '')}")) for r in tl["reports"]]
-    for a in tl["attempts"]:
-        who = e(a["person"] or ("全体主管" if a["step"] == -1 else "—"))
-        step = "主管告警" if a["step"] == -1 else f"第{a['round'] + 1}轮 第{a['step'] + 1}步"
-        err = f"（{e(a['error_code'])}）" if a["error_code"] else ""
-        detail = f" <span class=muted>{e(a['detail'])}</span>" if a["detail"] else ""
-        rows.append((a["started_at"], (
-            f"{step} · {e(CHANNEL_NAMES.get(a['channel'], a['channel']))} → {who}"
-            f" {e(a['target'] or '')}：<b>{e(OUTCOME_NAMES.get(a['outcome'], a['outcome']))}</b>"
-            f"{err}{detail}")))
-    if tl["acked_at"]:
-        rows.append((tl["acked_at"], f"<b>{e(tl['acked_by'] or '')} 已接警</b>"))
-    rows.sort(key=lambda r: r[0] or "")
-    items = "".join(f"<tr><td>{_fmt(t, tz)}</td><td>{text}</td></tr>" for t, text in rows)
-    nxt = "".join(f"<li>{_fmt(n['due_at'], tz)} 第{n['round'] + 1}轮 第{n['step'] + 1}步</li>"
-                  for n in tl["next_step"])
-    ack_form = ""
-    ident = current_identity(request)
-    if tl["state"] == "open":
-        csrf = e(ident.csrf_token) if ident is not None else ""
-        ack_form = (f"<form method=post action='/incidents/{tl['id']}/ack'>"
-                    f"<input type=hidden name=csrf_token value='{csrf}'>"
-                    "<button type=submit>我来处理（确认接警）</button></form>")
-    body = f"""
-<h1>紧急事件 #{tl['id']}：{e(tl['category_name'])}</h1>
-<p>{e(tl['community_name'] or '')} {e(place)} · 状态：<b>{e(STATE_NAMES.get(tl['state'], tl['state']))}</b>
-{' · 接警人：' + e(tl['acked_by']) if tl['acked_by'] else ''}</p>
-<p>报警电话：{e('、'.join(tl['callers']) or '—')} · 描述：{e(tl['summary'] or '—')}</p>
-{ack_form}
-<h2>时间线</h2><table><thead><tr><th>时间</th><th>事件</th></tr></thead><tbody>{items}</tbody></table>
-{'<h2>下一步</h2><ul>' + nxt + '</ul>' if nxt else ''}
-"""
-    doc = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="10"><title>紧急事件 #{tl['id']}</title><link rel="icon" href="data:,">
-<link rel="stylesheet" href="{e(static_url(request, 'plain.css'))}"></head>
-<body>{body}</body></html>"""
-    return web.Response(text=doc, content_type="text/html", charset="utf-8")
-
-
-@page()
-async def incident_page_ack(request: web.Request) -> web.Response:
-    """The page's button: acknowledge, then back to the page (303)."""
-    ident = current_identity(request)
-    assert ident is not None
-    incident_id = _incident_id(request)
-    await _visible(request, incident_id)
-    try:
-        await request.app[PAGING_SERVICE].acknowledge(
-            incident_id, user_id=ident.user_id, name=ident.display_name or ident.username,
-            via="console")
-    except IncidentClosed:
-        pass  # someone was faster; the page shows who
-    raise web.HTTPSeeOther(f"/incidents/{incident_id}")
 
 
 @routes.put("/api/escalation-policies/{community}/{category}", path_model=PolicyPath,
@@ -331,6 +257,4 @@ async def put_policy(request: web.Request, path: PolicyPath, body: PolicyIn) -> 
 
 def add_paging_routes(app: web.Application) -> None:
     routes.add_to(app)
-    setup_templates(app)  # /static/ for the page's style sheet, the 403 page
-    app.router.add_get("/incidents/{incident_id}", incident_page)
-    app.router.add_post("/incidents/{incident_id}/ack", incident_page_ack)
+    setup_templates(app)  # the pages' templates and style sheets, the 403 page

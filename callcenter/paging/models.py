@@ -19,8 +19,8 @@ from callcenter.db.base import Base, UtcDateTime, utcnow
 
 INCIDENT_STATES = ("open", "acknowledged", "resolved")
 PAGE_CHANNELS = ("phone", "wecom", "dingtalk", "webhook", "email")
-PAGE_OUTCOMES = ("accepted", "passed", "answered", "no_answer", "busy", "failed", "sent",
-                 "hung_up", "no_input", "unknown_digit", "interrupted", "deferred")
+PAGE_OUTCOMES = ("accepted", "passed", "already_handled", "answered", "no_answer", "busy",
+                 "failed", "sent", "hung_up", "no_input", "unknown_digit", "interrupted", "deferred")
 
 
 class EscalationPolicy(Base):

@@ -77,6 +77,8 @@ class Originator(Protocol):
 class PageResponse(enum.StrEnum):
     ACCEPTED = "accepted"
     PASSED = "passed"
+    ALREADY = "already_handled"
+    """Answered when someone else had already taken it (heard 已有人处理): not a 按2."""
     NO_INPUT = "no_input"
     UNKNOWN_DIGIT = "unknown_digit"
     HUNG_UP = "hung_up"

@@ -150,7 +150,7 @@ class PageCallHandler:
         if incident.state != "open":
             await channel.stream_file(p.already)
             await channel.hangup()
-            return PageResponse.PASSED
+            return PageResponse.ALREADY
         category = (p.category_prefix + incident.category
                     if incident.category in KNOWN_CATEGORIES else p.category_fallback)
         for _ in range(max(1, self.config.plays)):
@@ -171,7 +171,7 @@ class PageCallHandler:
                 except IncidentClosed:
                     await channel.stream_file(p.already)
                     await channel.hangup()
-                    return PageResponse.PASSED
+                    return PageResponse.ALREADY
                 await self._store(attempt_id, PageResponse.ACCEPTED)
                 await channel.stream_file(p.accepted)
                 await channel.hangup()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bus import DomainEvent, EventBus
@@ -314,6 +314,40 @@ class PagingService:
                 raise IncidentNotFound(f"no incident {incident_id}",
                                        details={"incident_id": incident_id})
             return row
+
+    async def recent(self, *, scope: frozenset[int] | None, days: int = 7,
+                     limit: int = 200) -> list[dict[str, Any]]:
+        """The incidents a person may see: every one still open or acknowledged (of any
+        age), then those resolved in the last ``days``; newest first in each."""
+        since = self._clock.now() - timedelta(days=days)
+        async with self._sm() as session:
+            query = select(Incident, Community).join(
+                Community, Community.id == Incident.community_id)
+            if scope is not None:
+                query = query.where(Incident.community_id.in_(scope))
+            live = (await session.execute(query.where(Incident.state != "resolved")
+                                          .order_by(Incident.opened_at.desc(), Incident.id.desc())
+                                          .limit(limit))).all()
+            done = (await session.execute(query.where(Incident.state == "resolved",
+                                                      Incident.opened_at >= since)
+                                          .order_by(Incident.opened_at.desc(), Incident.id.desc())
+                                          .limit(limit))).all()
+            ids = [inc.id for inc, _ in (*live, *done)]
+            counts: dict[int, int] = {}
+            if ids:
+                counts = dict((await session.execute(
+                    select(IncidentReport.incident_id, func.count()).where(
+                        IncidentReport.incident_id.in_(ids))
+                    .group_by(IncidentReport.incident_id))).all())
+        return [{
+            "id": inc.id, "community": comm.code, "community_name": comm.name,
+            "building": inc.building, "unit": inc.unit, "room": inc.room,
+            "category": inc.category,
+            "category_name": CATEGORY_NAMES.get(inc.category, inc.category),
+            "summary": inc.summary, "state": inc.state, "opened_at": inc.opened_at,
+            "acked_by": inc.acked_by_name or None, "acked_at": inc.acked_at,
+            "resolved_at": inc.resolved_at, "reports": counts.get(inc.id, 0),
+        } for inc, comm in (*live, *done)]
 
     async def timeline(self, incident_id: int, *,
                        scope: frozenset[int] | None = None) -> dict[str, Any]:

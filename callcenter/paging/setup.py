@@ -19,6 +19,7 @@ from callcenter.notify.base import Notifier
 from callcenter.paging.http import PAGING_SERVICE, add_paging_routes
 from callcenter.paging.originate import Originator, PageCallRegistry
 from callcenter.paging.page_call import PageCallConfig, PageCallHandler
+from callcenter.paging.pages import add_incident_pages
 from callcenter.paging.services import PagingConfig, PagingService
 from callcenter.paging.worker import EscalationWorker, UserNotifiers, WorkerConfig
 
@@ -53,6 +54,7 @@ def setup_paging(app: web.Application, *, originator: OriginatorSource,
     """``can_dial(community)``: whether this server drives that community's PBX link
     (two servers, ``callcenter.ha``); the worker hands other steps back."""
     add_paging_routes(app)
+    add_incident_pages(app)
 
     async def _paging(app: web.Application) -> AsyncIterator[None]:
         orig = _originator(originator, app)

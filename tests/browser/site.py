@@ -37,6 +37,7 @@ from callcenter.calls.models import CallLog
 from callcenter.oncall.services import ChainSpec, ShiftInput, create_schedule
 from callcenter.paging.http import PAGING_SERVICE
 from callcenter.paging.services import IncidentRequest
+from callcenter.settings import FastAgiSettings
 from tests.console.helpers import (
     OWNER_MOBILE,
     PASSWORD,
@@ -323,7 +324,10 @@ async def running_site(tmp: Path) -> AsyncIterator[Site]:
     from playwright.async_api import async_playwright
 
     db = tmp / "site.sqlite3"
-    settings = replace(make_settings(f"sqlite:///{db}", tmp), default_community="hupan")
+    # No FastAGI listener: the pages need none, and a fixed port would collide with
+    # another suite running on the machine.
+    settings = replace(make_settings(f"sqlite:///{db}", tmp), default_community="hupan",
+                       fastagi=FastAgiSettings(enabled=False))
     app = create_app(settings, transcribe=False)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()

@@ -33,7 +33,9 @@ async def test_incident_timeline_for_the_engineer(site: Site, size: str, tmp_pat
                                         "时间线", "报警（热线紧急选项）", OWNER_MASKED,
                                         "我来处理（确认接警）"),
                                 hidden=(OWNER_MOBILE,))
-        assert local(site.incident_at, "%m-%d %H:%M") in text
+        assert local(site.incident_at, "%-m月%-d日") in text
+        assert local(site.incident_at, "%H:%M") in text
+        assert "其他" not in text  # every outcome has its words
     finally:
         await page.close()
 
@@ -46,8 +48,30 @@ async def test_engineer_acknowledges_from_a_phone(site: Site, tmp_path: Path) ->
         await page.wait_for_url(site.url(f"/incidents/{site.incident_id}"))
         await page.get_by_text("GONG 已接警").wait_for()
         text = await check_page(page, watch, "phone", tmp_path / "incident-acked.png",
-                                primary=None, labels=("已接警", "接警人：GONG"))
+                                primary='form[action$="/resolve"] button',
+                                labels=("已确认接警，呼叫已停止", "接警人", "GONG 已接警（网页）"))
         assert "我来处理" not in text
+        # 已解决 from the phone, with a note
+        await page.fill('form[action$="/resolve"] input[name="note"]', "已关闭总阀")
+        await page.locator('form[action$="/resolve"] button').tap()
+        await page.get_by_role("status").wait_for()
+        text = await check_page(page, watch, "phone", tmp_path / "incident-resolved.png",
+                                primary=None, labels=("已标记为已解决", "已解决"))
+        assert "已解决" in await page.inner_text("#incident-state")
+    finally:
+        await page.close()
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_incident_list(site: Site, size: str, tmp_path: Path) -> None:
+    ctx = await site.signed_in("laowang", size)
+    page, watch = await visit(ctx, site.url("/incidents"))
+    try:
+        await check_page(page, watch, size, tmp_path / f"incidents-{size}.png",
+                         primary=f'[data-incident="{site.incident_id}"] a',
+                         labels=("紧急事件", "漏水/水管爆裂", "湖畔花园"))
+        await page.locator(f'[data-incident="{site.incident_id}"] a').click()
+        await page.wait_for_url(site.url(f"/incidents/{site.incident_id}"))
     finally:
         await page.close()
 

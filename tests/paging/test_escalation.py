@@ -3,6 +3,7 @@ stops it, and what every attempt leaves in the audit trail."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
@@ -185,6 +186,30 @@ async def test_acknowledging_from_the_console_stops_the_escalation(
         pending = await session.scalar(select(func.count()).select_from(PagingTimer).where(
             PagingTimer.done.is_(False)))
     assert pending == 0
+    await p.close()
+
+
+async def test_a_page_answered_after_someone_took_it_says_so_and_is_not_a_pass(
+        sessionmaker: SM, staff: Staff) -> None:
+    originator = ScriptedOriginator({target("e1"): [answer("1")]})
+    originator.block = asyncio.Event()  # the phone rings while the console acknowledges
+    p = make_paging(sessionmaker, originator=originator)
+    opened = await p.service.open_incident(leak())
+    running = asyncio.create_task(p.worker.run_due())
+    await originator.entered.wait()
+    await p.service.acknowledge(opened.incident_id, user_id=staff.sup, name="主管", via="console")
+    originator.block.set()
+    await running
+    await p.bus.drain()
+    for _ in range(100):  # the page call's script runs after the Originate returns
+        tl = await p.service.timeline(opened.incident_id)
+        if phone_rows(tl)[0][1] is not None:
+            break
+        await asyncio.sleep(0.01)
+    # the engineer heard that it is taken; the timeline does not say they passed it on
+    assert phone_rows(tl) == [("工程师e1", "already_handled")]
+    assert tl["acked_by"] == "主管" and tl["acked_via"] == "console"
+    assert any("paging-already" in c for c in originator.channels[0].commands)
     await p.close()
 
 

@@ -103,11 +103,25 @@ async def test_ack_from_the_api_and_errors(api: Api, staff: Staff) -> None:
         "community": "lakeside", "category": "gas", "building": "2"})
     other_id = (await other.json())["incident_id"]
     page = await api.client.get(f"/incidents/{other_id}", headers=api.headers)
-    assert f"action='/incidents/{other_id}/ack'" in await page.text()
+    assert f'action="/incidents/{other_id}/ack"' in await page.text()
     button = await api.client.post(f"/incidents/{other_id}/ack", headers=api.headers,
                                    allow_redirects=False)
-    assert button.status == 303 and button.headers["Location"] == f"/incidents/{other_id}"
+    assert button.status == 303
+    assert button.headers["Location"] == f"/incidents/{other_id}?done=acked"
     assert (await api.client.server.app[PAGING_SERVICE].get(other_id)).acked_via == "console"
+    page = await api.client.get(button.headers["Location"], headers=api.headers)
+    text = await page.text()
+    assert "已确认接警，呼叫已停止" in text and "/ack" not in text  # no second 我来处理
+    # a second press (someone was faster) says so, and 已解决 with a note closes it
+    again = await api.client.post(f"/incidents/{other_id}/ack", headers=api.headers,
+                                  allow_redirects=False)
+    assert again.headers["Location"] == f"/incidents/{other_id}?done=taken"
+    done = await api.client.post(f"/incidents/{other_id}/resolve", headers=api.headers,
+                                 data={"note": "已关阀"}, allow_redirects=False)
+    assert done.status == 303 and done.headers["Location"] == f"/incidents/{other_id}?done=resolved"
+    assert (await api.client.server.app[PAGING_SERVICE].get(other_id)).state == "resolved"
+    text = await (await api.client.get(done.headers["Location"], headers=api.headers)).text()
+    assert "已标记为已解决" in text and "/resolve" not in text
     resolved = await api.client.post(f"/api/incidents/{incident_id}/resolve", headers=api.headers)
     assert (await resolved.json())["state"] == "resolved"
     # Nobody was phoned: the ack came before the worker ran.
@@ -209,3 +223,44 @@ async def test_setup_paging_runs_the_worker_and_hears_incident_requested(
     finally:
         await client.close()
     assert not app[ESCALATION_WORKER].running  # stopped with the app
+
+
+async def test_the_incident_list_shows_the_open_first_and_a_weeks_resolved(api: Api) -> None:
+    async def report(category: str, building: str) -> int:
+        resp = await api.client.post("/api/incidents", headers=api.headers, json={
+            "community": "lakeside", "category": category, "building": building,
+            "summary": f"{building}栋报警"})
+        assert resp.status == 201
+        incident_id: int = (await resp.json())["incident_id"]
+        return incident_id
+
+    old = await report("gas", "1")
+    await api.client.post(f"/api/incidents/{old}/resolve", headers=api.headers)
+    await api.clock.advance(8 * 86400)  # resolved 8 days ago: off the list
+    week = await report("fire", "2")
+    await api.client.post(f"/api/incidents/{week}/resolve", headers=api.headers)
+    live = await report("elevator", "3")
+    await api.clock.advance(95)
+    page = await api.client.get("/incidents", headers=api.headers)
+    text = await page.text()
+    assert page.status == 200
+    assert f'data-incident="{live}"' in text.split('id="incidents-done"')[0]
+    assert f'data-incident="{week}"' in text.split('id="incidents-done"')[1]
+    assert f'data-incident="{old}"' not in text
+    assert "3栋" in text and "呼叫中" in text and "已呼叫 1分35秒" in text
+    # nothing open: it says so
+    await api.client.post(f"/api/incidents/{live}/resolve", headers=api.headers)
+    text = await (await api.client.get("/incidents", headers=api.headers)).text()
+    assert 'id="incidents-none"' in text and 'id="incidents-live"' not in text
+
+
+async def test_the_incident_timeline_names_people_not_dial_strings(api: Api) -> None:
+    api.originator.script = {}  # nobody answers
+    resp = await api.client.post("/api/incidents", headers=api.headers, json={
+        "community": "lakeside", "category": "plumbing", "building": "5"})
+    incident_id = (await resp.json())["incident_id"]
+    await api.client.server.app[ESCALATION_WORKER].run_due()
+    text = await (await api.client.get(f"/incidents/{incident_id}", headers=api.headers)).text()
+    assert "第1轮第1步 · 电话呼叫 工程师e1：无人接听" in text
+    assert "PJSIP/" not in text and "@trunk" not in text and "Local/" not in text
+    assert "下一步" in text
