@@ -84,7 +84,8 @@ def triage(text: str, lexicon: Lexicon | None = None) -> TriageResult:
             if twin is None:
                 continue
             spelled = by_sound(text, twin is lex.by_near_sound)
-            found = find_emergency_match(spelled, twin, after=old_problem_end(spelled, twin))
+            found = find_emergency_match(spelled, twin, after=old_problem_end(spelled, twin),
+                                         heard=text)
             if found is None:
                 continue
             rule, m = found

@@ -120,7 +120,7 @@ class SoundIndex:
     def __init__(self, words: list[str]) -> None:
         self._by_first: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
         self._words = frozenset(words)
-        for w in sorted(set(words), key=len, reverse=True):
+        for w in sorted(set(words), key=lambda w: (-len(w), w)):  # not set order: one result per run
             if len(w) < 2 or not all("\u4e00" <= c <= "\u9fff" for c in w):
                 continue
             syllables = tuple(lazy_pinyin(w, style=Style.NORMAL))
@@ -161,7 +161,7 @@ class SoundIndex:
         i = 0
         while i < len(text):
             found = None
-            for r in readings(text[i]):
+            for r in sorted(readings(text[i])):
                 for word, syllables in self._by_first.get(fold(r), ()):
                     heard = text[i:i + len(word)]
                     if heard == word:

@@ -24,6 +24,8 @@ _TAIL = 16  # characters before a match in which a negation is looked for
 _AFTER = 40  # characters after a match in which a retraction is looked for
 # "不是 电梯 的 问题 是 ..." / "不是 我 家 漏水 是 ...": what is ruled out does not count.
 _RULED_OUT = r"不是.{1,10}?(?:的问题|问题|是)"
+# The characters that make a negation, as written (see ``Negation.negates``).
+_NEGATORS = "没不无未"
 
 
 @dataclass(frozen=True)
@@ -46,14 +48,42 @@ class Negation:
     question: re.Pattern[str]
     inside: tuple[re.Pattern[str], ...]
     after: tuple[re.Pattern[str], ...] = ()
+    # The negator characters as written (没, 不, 无, 未 …) and as this lexicon spells
+    # them (by sound: 没 stands for 没 / 美 / 煤 …); see ``negates``' ``heard``.
+    written: frozenset[str] = frozenset()
+    spelled: frozenset[str] = frozenset()
+    bridge: re.Pattern[str] | None = None
 
-    def negates(self, text: str, start: int, end: int) -> bool:
-        tail = text[max(0, start - _TAIL):start]
-        if self.before.search(tail) and not self.question.search(tail):
+    def negates(self, text: str, start: int, end: int, heard: str | None = None) -> bool:
+        """Whether the match ``text[start:end]`` is negated or taken back.
+
+        ``heard``: when ``text`` is a transcript read by sound (``pinyin.by_sound``,
+        same length), the transcript as heard. A negation found by sound that
+        rests on a negator's sound then counts only if a negator is heard as
+        written, or (just before the match) is followed by a bridge word ("眉
+        看到 烟" is 没 看到 烟): by sound 喂 is 未, 五 is 无, 部 is 不 and 煤气 is 没气, and
+        "喂 电梯 停 了 有 人 在 里面" or "有 煤气 味" are not negated.
+        """
+        def said(m: re.Match[str] | None, offset: int = 0, bridged: bool = False) -> bool:
+            if m is None:
+                return False
+            if heard is None:
+                return True
+            at = range(offset + m.start(), offset + m.end())
+            sounds = [i for i in at if text[i] in self.spelled]
+            return not sounds or bridged or any(heard[i] in self.written for i in sounds)
+
+        lo = max(0, start - _TAIL)
+        tail = text[lo:start]
+        m = self.before.search(tail)
+        bridged = m is not None and (m.end() > m.end("neg") or bool(
+            self.bridge and self.bridge.match(text, start)))
+        if (m is not None and said(m, lo, bridged)
+                and not self.question.search(tail)):
             return True
-        if any(p.search(text, end, end + _AFTER) for p in self.after):
+        if any(said(p.search(text, end, end + _AFTER)) for p in self.after):
             return True
-        return any(p.search(text, start, end) for p in self.inside)
+        return any(said(p.search(text, start, end)) for p in self.inside)
 
 
 @dataclass(frozen=True)
@@ -136,10 +166,13 @@ def _load(directory: Path | None, spell: Callable[[str], str]) -> Lexicon:
     bridges = _alternation([str(b) for b in emergencies.pop("negation_bridges")])
     questions = _alternation([str(q) for q in emergencies.pop("questions")])
     negation = Negation(
-        before=re.compile(rf"{_alternation(list(negations))}{bridges}{{0,2}}$"),
+        before=re.compile(rf"(?P<neg>{_alternation(list(negations))}){bridges}{{0,2}}$"),
         question=re.compile(rf"{questions}{bridges}{{0,2}}$"),
         inside=tuple(_expand(p, classes, where) for p in emergencies.pop("negated_inside")),
         after=tuple(_expand(p, classes, where) for p in emergencies.pop("retractions", ())),
+        written=frozenset(_NEGATORS),
+        spelled=frozenset(spell(c) for c in _NEGATORS),
+        bridge=re.compile(bridges),
     )
     old_problem = _old_problem(emergencies.pop("old_problem"), classes)
     rules = tuple(
@@ -186,13 +219,13 @@ def find_emergency(text: str, lex: Lexicon, after: int = 0) -> EmergencyRule | N
     return found[0] if found else None
 
 
-def find_emergency_match(text: str, lex: Lexicon, after: int = 0
+def find_emergency_match(text: str, lex: Lexicon, after: int = 0, heard: str | None = None
                          ) -> tuple[EmergencyRule, re.Match[str]] | None:
-    """:func:`find_emergency`, with the match."""
+    """:func:`find_emergency`, with the match; ``heard`` as in :meth:`Negation.negates`."""
     for rule in lex.emergencies:
         for pattern in rule.patterns:
             for m in pattern.finditer(text):
-                if m.end() > after and not lex.negation.negates(text, m.start(), m.end()):
+                if m.end() > after and not lex.negation.negates(text, m.start(), m.end(), heard):
                     return rule, m
     return None
 
