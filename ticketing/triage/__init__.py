@@ -91,7 +91,7 @@ def triage(text: str, lexicon: Lexicon | None = None) -> TriageResult:
             rule, m = found
             if category == "other":
                 category = rule.category
-            if twin is lex.by_sound and _anchored(text[m.start():m.end()], lex):
+            if twin is lex.by_sound and _anchored(text[m.start():m.end()], lex, rule.name):
                 # Same sounds, and a word of the rule heard as written: "燃气 违" is 燃气味.
                 return TriageResult(rule.category, True, where.building, where.unit, where.room)
             unsure = True
@@ -102,9 +102,10 @@ def triage(text: str, lexicon: Lexicon | None = None) -> TriageResult:
                         unsure, reason)
 
 
-def _anchored(span: str, lex: Lexicon) -> bool:
-    """Whether an emergency word of two or more characters is spelled out in ``span``."""
-    return any(span[i:j] in lex.emergency_words
+def _anchored(span: str, lex: Lexicon, rule: str) -> bool:
+    """Whether a word of ``rule`` (``EmergencyRule.anchors``) is spelled out in ``span``."""
+    anchors = next(r.anchors for r in lex.emergencies if r.name == rule)
+    return any(span[i:j] in anchors
                for i in range(len(span)) for j in range(i + 2, min(len(span), i + 6) + 1))
 
 

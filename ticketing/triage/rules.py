@@ -26,6 +26,7 @@ _AFTER = 40  # characters after a match in which a retraction is looked for
 _RULED_OUT = r"不是.{1,10}?(?:的问题|问题|是)"
 # The characters that make a negation, as written (see ``Negation.negates``).
 _NEGATORS = "没不无未"
+_NOT_ANCHORS = ("person",)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class EmergencyRule:
     name: str
     category: str
     patterns: tuple[re.Pattern[str], ...]
+    # Words of two or more characters that, heard as written inside a match by
+    # sound, make it trusted: the literal words of the rule's patterns and of the
+    # word classes they use (燃气 of {gas}, 停电 of {power_out}), not {person}.
+    anchors: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,6 @@ class Lexicon:
     old_problem: re.Pattern[str]
     ruled_out: re.Pattern[str] = re.compile(_RULED_OUT)
     sounds: SoundIndex | None = None
-    emergency_words: frozenset[str] = frozenset()
     # The same rules over sounds instead of characters (``pinyin.by_sound``):
     # exact toneless syllables, and with merged sounds (zh/z, n/l, an/ang …).
     by_sound: Lexicon | None = None
@@ -160,8 +164,8 @@ def _load(directory: Path | None, spell: Callable[[str], str]) -> Lexicon:
     sounds = SoundIndex([*(w for words in categories.values() for w in words),
                          *_words(emergencies)])
     where = str(base / "emergencies.toml")
-    classes = {name: _alternation([str(w) for w in words])
-               for name, words in emergencies.pop("classes").items()}
+    class_words = emergencies.pop("classes")
+    classes = {name: _alternation([str(w) for w in words]) for name, words in class_words.items()}
     negations = tuple(str(n) for n in emergencies.pop("negations"))
     bridges = _alternation([str(b) for b in emergencies.pop("negation_bridges")])
     questions = _alternation([str(q) for q in emergencies.pop("questions")])
@@ -177,13 +181,21 @@ def _load(directory: Path | None, spell: Callable[[str], str]) -> Lexicon:
     old_problem = _old_problem(emergencies.pop("old_problem"), classes)
     rules = tuple(
         EmergencyRule(name, str(spec["category"]),
-                      tuple(_expand(p, classes, f"{where} [{name}]") for p in spec["patterns"]))
+                      tuple(_expand(p, classes, f"{where} [{name}]") for p in spec["patterns"]),
+                      _anchors([str(p) for p in spec["patterns"]], class_words))
         for name, spec in emergencies.items()
     )
     keywords = {cat: {str(k): float(v) for k, v in words.items()} for cat, words in categories.items()}
     return Lexicon(keywords, rules, negations, negation, old_problem,
-                   re.compile(spell(_RULED_OUT)), sounds,
-                   frozenset(w for w in _words(emergencies) if len(w) >= 2))
+                   re.compile(spell(_RULED_OUT)), sounds)
+
+
+def _anchors(patterns: list[str], class_words: dict[str, Any]) -> frozenset[str]:
+    """See ``EmergencyRule.anchors``: who is in a lift (我们, 孩子) is said in every
+    kind of message and anchors nothing."""
+    used = [class_words[c] for p in patterns for c in _CLASS_REF.findall(p)
+            if c not in _NOT_ANCHORS and c in class_words]
+    return frozenset(w for w in _words([patterns, used]) if len(w) >= 2)
 
 
 def _words(spec: Any) -> list[str]:
