@@ -16,9 +16,10 @@ from typing import Any
 from ticketing.triage.location import extract_location
 from ticketing.triage.pinyin import by_sound
 from ticketing.triage.rules import (
+    EmergencyRule,
     Lexicon,
+    emergency_matches,
     find_emergency,
-    find_emergency_match,
     load_lexicon,
     old_problem_end,
     score_categories,
@@ -80,26 +81,36 @@ def triage(text: str, lexicon: Lexicon | None = None) -> TriageResult:
     unsure, reason = False, ""
     if not emergency:
         text = heard.text if heard else joined
-        for twin, how in ((lex.by_sound, "读音相同"), (lex.by_near_sound, "读音相近")):
+        cues: list[tuple[EmergencyRule, int, int, bool]] = []
+        for twin in (lex.by_sound, lex.by_near_sound):
             if twin is None:
                 continue
             spelled = by_sound(text, twin is lex.by_near_sound)
-            found = find_emergency_match(spelled, twin, after=old_problem_end(spelled, twin),
-                                         heard=text)
-            if found is None:
-                continue
-            rule, m = found
+            for rule, m in emergency_matches(spelled, twin, old_problem_end(spelled, twin), text):
+                cues.append((rule, m.start(), m.end(), twin is lex.by_near_sound))
+        if cues:
+            rule = cues[0][0]
             if category == "other":
                 category = rule.category
-            if twin is lex.by_sound and _anchored(text[m.start():m.end()], lex, rule.name):
-                # Same sounds, and a word of the rule heard as written: "燃气 违" is 燃气味.
-                return TriageResult(rule.category, True, where.building, where.unit, where.room)
+            paged = _paged(cues, text, lex)
+            if paged is not None:
+                return TriageResult(paged.category, True, where.building, where.unit, where.room)
             unsure = True
+            how = "读音相近" if cues[0][3] else "读音相同"
             reason = (f"留言中有与“{CATEGORY_LABELS.get(rule.category, rule.category)}”"
                       f"紧急情况{how}的说法，可能是识别错误")
-            break
     return TriageResult(category, emergency, where.building, where.unit, where.room,
                         unsure, reason)
+
+
+def _paged(cues: list[tuple[EmergencyRule, int, int, bool]], text: str, lex: Lexicon
+           ) -> EmergencyRule | None:
+    """The rule of a match by sound that is trusted enough to page: one with a word of
+    its rule heard as written in it ("燃气 违" is 燃气味, "水管 脱诺" is 水管脱落)."""
+    for rule, a, b, _ in cues:
+        if _anchored(text[a:b], lex, rule.name):
+            return rule
+    return None
 
 
 def _anchored(span: str, lex: Lexicon, rule: str) -> bool:

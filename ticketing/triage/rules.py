@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -234,12 +234,17 @@ def find_emergency(text: str, lex: Lexicon, after: int = 0) -> EmergencyRule | N
 def find_emergency_match(text: str, lex: Lexicon, after: int = 0, heard: str | None = None
                          ) -> tuple[EmergencyRule, re.Match[str]] | None:
     """:func:`find_emergency`, with the match; ``heard`` as in :meth:`Negation.negates`."""
+    return next(emergency_matches(text, lex, after, heard), None)
+
+
+def emergency_matches(text: str, lex: Lexicon, after: int = 0, heard: str | None = None
+                      ) -> Iterator[tuple[EmergencyRule, re.Match[str]]]:
+    """Every match of :func:`find_emergency_match`, rule by rule."""
     for rule in lex.emergencies:
         for pattern in rule.patterns:
             for m in pattern.finditer(text):
                 if m.end() > after and not lex.negation.negates(text, m.start(), m.end(), heard):
-                    return rule, m
-    return None
+                    yield rule, m
 
 
 def score_categories(text: str, lex: Lexicon) -> dict[str, float]:
