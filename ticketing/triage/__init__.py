@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from ticketing.triage.location import extract_location
-from ticketing.triage.pinyin import by_sound
+from ticketing.triage.pinyin import by_sound, heard_as
 from ticketing.triage.rules import (
     EmergencyRule,
     Lexicon,
     emergency_matches,
     find_emergency,
     load_lexicon,
+    negated_spans,
     old_problem_end,
     score_categories,
 )
@@ -82,12 +83,18 @@ def triage(text: str, lexicon: Lexicon | None = None) -> TriageResult:
     if not emergency:
         text = heard.text if heard else joined
         cues: list[tuple[EmergencyRule, int, int, bool]] = []
-        for twin in (lex.by_sound, lex.by_near_sound):
-            if twin is None:
-                continue
-            spelled = by_sound(text, twin is lex.by_near_sound)
+        twins = [t for t in (lex.by_sound, lex.by_near_sound) if t is not None]
+        spelled_by = {id(t): by_sound(text, t is lex.by_near_sound) for t in twins}
+        # What is negated as heard or by sound ("没有 着火", "没幽 辙火") is no cue:
+        # 火四 is not 火势 when it is the 火 of 没有 着火 四 栋.
+        ruled_out = negated_spans(text, lex)
+        for twin in twins:
+            ruled_out += negated_spans(spelled_by[id(twin)], twin, text)
+        for twin in twins:
+            spelled = spelled_by[id(twin)]
             for rule, m in emergency_matches(spelled, twin, old_problem_end(spelled, twin), text):
-                cues.append((rule, m.start(), m.end(), twin is lex.by_near_sound))
+                if not any(a < m.end() and m.start() < b for a, b in ruled_out):
+                    cues.append((rule, m.start(), m.end(), twin is lex.by_near_sound))
         if cues:
             rule = cues[0][0]
             if category == "other":
@@ -106,16 +113,24 @@ def triage(text: str, lexicon: Lexicon | None = None) -> TriageResult:
 def _paged(cues: list[tuple[EmergencyRule, int, int, bool]], text: str, lex: Lexicon
            ) -> EmergencyRule | None:
     """The rule of a match by sound that is trusted enough to page: one with a word of
-    its rule heard as written in it ("燃气 违" is 燃气味, "水管 脱诺" is 水管脱落)."""
+    its rule heard as written in it ("燃气 违" is 燃气味, "水管 脱诺" is 水管脱落), else
+    one with a word of its rule heard with at most half of its characters by sound
+    and the rest as written ("在 漏 起" is 漏气, "污髓 从 井 里 冒" is 污水 …)."""
     for rule, a, b, _ in cues:
         if _anchored(text[a:b], lex, rule.name):
+            return rule
+    for rule, a, b, near in cues:
+        if _anchored(text[a:b], lex, rule.name, near):
             return rule
     return None
 
 
-def _anchored(span: str, lex: Lexicon, rule: str) -> bool:
-    """Whether a word of ``rule`` (``EmergencyRule.anchors``) is spelled out in ``span``."""
+def _anchored(span: str, lex: Lexicon, rule: str, near: bool | None = None) -> bool:
+    """Whether a word of ``rule`` (``EmergencyRule.anchors``) is spelled out in ``span``;
+    with ``near`` given, heard as that word (``pinyin.heard_as``)."""
     anchors = next(r.anchors for r in lex.emergencies if r.name == rule)
+    if near is not None:
+        return any(heard_as(span[i:i + len(w)], w, near) for w in anchors for i in range(len(span)))
     return any(span[i:j] in anchors
                for i in range(len(span)) for j in range(i + 2, min(len(span), i + 6) + 1))
 

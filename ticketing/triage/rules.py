@@ -237,6 +237,14 @@ def find_emergency_match(text: str, lex: Lexicon, after: int = 0, heard: str | N
     return next(emergency_matches(text, lex, after, heard), None)
 
 
+def negated_spans(text: str, lex: Lexicon, heard: str | None = None) -> list[tuple[int, int]]:
+    """Where a match of an emergency rule is negated or taken back ("没有 着火");
+    ``heard`` as in :meth:`Negation.negates`."""
+    return [(m.start(), m.end()) for rule in lex.emergencies for pattern in rule.patterns
+            for m in pattern.finditer(text)
+            if lex.negation.negates(text, m.start(), m.end(), heard)]
+
+
 def emergency_matches(text: str, lex: Lexicon, after: int = 0, heard: str | None = None
                       ) -> Iterator[tuple[EmergencyRule, re.Match[str]]]:
     """Every match of :func:`find_emergency_match`, rule by rule."""
