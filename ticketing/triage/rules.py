@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ticketing.triage.pinyin import SoundIndex, by_sound, pattern_words
+from ticketing.triage.pinyin import FUNCTION_CHARS, SoundIndex, by_sound, pattern_words
 
 LEXICON_DIR = Path(__file__).parent / "lexicon"
 _CLASS_REF = re.compile(r"\{([a-z_]+)\}")
@@ -65,30 +65,42 @@ class Negation:
         ``heard``: when ``text`` is a transcript read by sound (``pinyin.by_sound``,
         same length), the transcript as heard. A negation found by sound that
         rests on a negator's sound then counts only if a negator is heard as
-        written, or (just before the match) is followed by a bridge word ("眉
-        看到 烟" is 没 看到 烟): by sound 喂 is 未, 五 is 无, 部 is 不 and 煤气 is 没气, and
-        "喂 电梯 停 了 有 人 在 里面" or "有 煤气 味" are not negated.
+        written, or the negator is a word ("媚由 闻到" is 没有 闻到), or it is
+        followed by a bridge that is not a grammatical word ("眉 看到 烟" is 没
+        看到 烟): by sound 喂 is 未, 五 is 无, 部 is 不 and 煤气 is 没气, so "喂 电梯
+        停 了 有 人 在 里面", "有 煤气 味" and "为 什么 冒烟" are not negated.
         """
-        def said(m: re.Match[str] | None, offset: int = 0, bridged: bool = False) -> bool:
+        def said(m: re.Match[str] | None, offset: int = 0, trusted: bool = False) -> bool:
             if m is None:
                 return False
             if heard is None:
                 return True
             at = range(offset + m.start(), offset + m.end())
             sounds = [i for i in at if text[i] in self.spelled]
-            return not sounds or bridged or any(heard[i] in self.written for i in sounds)
+            return not sounds or trusted or any(heard[i] in self.written for i in sounds)
 
         lo = max(0, start - _TAIL)
         tail = text[lo:start]
         m = self.before.search(tail)
-        bridged = m is not None and (m.end() > m.end("neg") or bool(
-            self.bridge and self.bridge.match(text, start)))
-        if (m is not None and said(m, lo, bridged)
-                and not self.question.search(tail)):
+        if m is None or self.question.search(tail):
+            pass
+        elif said(m, lo, heard is not None and self._trusted(m, lo, text, start, heard)):
             return True
         if any(said(p.search(text, end, end + _AFTER)) for p in self.after):
             return True
         return any(said(p.search(text, start, end)) for p in self.inside)
+
+
+    def _trusted(self, m: re.Match[str], lo: int, text: str, start: int, heard: str) -> bool:
+        """A negator heard by sound that is still a negation: see ``negates``."""
+        if len(m.group("neg")) > 1:
+            return True
+        if m.end() > m.end("neg"):
+            bridge = heard[lo + m.end("neg"):lo + m.end()]
+        else:
+            b = self.bridge.match(text, start) if self.bridge else None
+            bridge = heard[start:b.end()] if b else ""
+        return len(bridge) >= 2 and any(c not in FUNCTION_CHARS for c in bridge)
 
 
 @dataclass(frozen=True)
@@ -248,10 +260,18 @@ def negated_spans(text: str, lex: Lexicon, heard: str | None = None) -> list[tup
 def emergency_matches(text: str, lex: Lexicon, after: int = 0, heard: str | None = None
                       ) -> Iterator[tuple[EmergencyRule, re.Match[str]]]:
     """Every match of :func:`find_emergency_match`, rule by rule."""
+    # As heard, a negation may itself be misheard: "不 丝 着火" is 不是 着火, "昧友
+    # 着火" is 没有 着火. Read it by sound too (``Negation.negates``' ``heard``).
+    checks: list[tuple[Negation, str, str | None]] = [(lex.negation, text, heard)]
+    if heard is None:
+        for twin in (lex.by_sound, lex.by_near_sound):
+            if twin is not None:
+                checks.append((twin.negation, by_sound(text, twin is lex.by_near_sound), text))
     for rule in lex.emergencies:
         for pattern in rule.patterns:
             for m in pattern.finditer(text):
-                if m.end() > after and not lex.negation.negates(text, m.start(), m.end(), heard):
+                if m.end() > after and not any(n.negates(t, m.start(), m.end(), h)
+                                               for n, t, h in checks):
                     yield rule, m
 
 
