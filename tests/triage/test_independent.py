@@ -159,6 +159,12 @@ def test_a_sound_match_with_a_word_of_its_rule_half_heard_is_paged(text: str, ca
     assert (result.emergency, result.category) == (True, category)
 
 
+def test_a_sound_match_the_caller_smelt_is_paged() -> None:
+    result = triage("我 闻到 好 浓 的 稍 电线 的 味道")  # 烧 heard as 稍 (shao)
+    assert (result.emergency, result.category) == (True, "fire")
+    assert triage("好 浓 的 稍 电线 的 味道").emergency is False  # unsure: someone listens
+
+
 def test_a_sound_match_is_anchored_only_by_a_word_of_its_own_rule() -> None:
     """停电 is a word of the power-cut rule, not of the flooding one that 水 … 盐 (淹)
     matches by sound."""

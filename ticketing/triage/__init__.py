@@ -31,6 +31,11 @@ CATEGORIES = ("plumbing", "electrical", "elevator", "gas", "fire", "door_access"
               "complaint", "other")
 
 
+# Said just before a match by sound (within _WITNESS_BEFORE characters), a word the
+# caller uses for what they smelt or saw makes the match trusted (see ``_paged``).
+WITNESSED = ("闻到", "闻见", "看到", "看见", "发现")
+_WITNESS_BEFORE = 4
+
 CATEGORY_LABELS = {"plumbing": "漏水", "electrical": "整栋停电", "elevator": "电梯困人",
                    "gas": "燃气泄漏", "fire": "火情"}
 
@@ -115,12 +120,17 @@ def _paged(cues: list[tuple[EmergencyRule, int, int, bool]], text: str, lex: Lex
     """The rule of a match by sound that is trusted enough to page: one with a word of
     its rule heard as written in it ("燃气 违" is 燃气味, "水管 脱诺" is 水管脱落), else
     one with a word of its rule heard with at most half of its characters by sound
-    and the rest as written ("在 漏 起" is 漏气, "污髓 从 井 里 冒" is 污水 …)."""
+    and the rest as written ("在 漏 起" is 漏气, "污髓 从 井 里 冒" is 污水 …), else one
+    the caller says they smelt or saw, heard as written just before it ("闻到 一 股
+    稍 塑料 的 味道": 烧 heard as 稍)."""
     for rule, a, b, _ in cues:
         if _anchored(text[a:b], lex, rule.name):
             return rule
     for rule, a, b, near in cues:
         if _anchored(text[a:b], lex, rule.name, near):
+            return rule
+    for rule, a, _, _ in cues:
+        if any(w in text[max(0, a - _WITNESS_BEFORE):a + 2] for w in WITNESSED):
             return rule
     return None
 
