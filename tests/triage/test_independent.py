@@ -160,9 +160,9 @@ def test_a_sound_match_with_a_word_of_its_rule_half_heard_is_paged(text: str, ca
 
 
 def test_a_sound_match_the_caller_smelt_is_paged() -> None:
-    result = triage("刚 闻到 一股 稍 橡胶 的 味道")  # 烧 heard as 稍 (shao)
+    result = triage("刚 闻到 一股 稍 塑料 的 味道")  # 烧 heard as 稍 (shao)
     assert (result.emergency, result.category) == (True, "fire")
-    assert triage("一股 稍 橡胶 的 味道").unsure  # not paged: someone listens
+    assert triage("一股 稍 塑料 的 味道").unsure  # not paged: someone listens
 
 
 def test_a_sound_match_is_anchored_only_by_a_word_of_its_own_rule() -> None:
