@@ -165,6 +165,11 @@ def test_a_sound_match_the_caller_smelt_is_paged() -> None:
     assert triage("一股 稍 塑料 的 味道").unsure  # not paged: someone listens
 
 
+def test_a_particle_heard_by_sound_is_read_back() -> None:
+    result = triage("卧室 里 全 肆 烟 呛 得 不行")  # 是 (shi) heard as 肆 (si)
+    assert (result.emergency, result.category) == (True, "fire")
+
+
 def test_a_sound_match_is_anchored_only_by_a_word_of_its_own_rule() -> None:
     """停电 is a word of the power-cut rule, not of the flooding one that 水 … 盐 (淹)
     matches by sound."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ticketing.triage.location import extract_location
-from ticketing.triage.pinyin import by_sound, heard_as
+from ticketing.triage.pinyin import FUNCTION_CHARS, by_sound, fold, heard_as, is_han, readings
 from ticketing.triage.rules import (
     EmergencyRule,
     Lexicon,
@@ -122,7 +122,8 @@ def _paged(cues: list[tuple[EmergencyRule, int, int, bool]], text: str, lex: Lex
     one with a word of its rule heard with at most half of its characters by sound
     and the rest as written ("在 漏 起" is 漏气, "污髓 从 井 里 冒" is 污水 …), else one
     the caller says they smelt or saw, heard as written just before it ("闻到 一 股
-    稍 塑料 的 味道": 烧 heard as 稍)."""
+    稍 塑料 的 味道": 烧 heard as 稍), else one the rule reads as written once the
+    particles heard by sound are read back ("屋里 都 肆 烟": 是 heard as 肆)."""
     for rule, a, b, _ in cues:
         if _anchored(text[a:b], lex, rule.name):
             return rule
@@ -132,7 +133,36 @@ def _paged(cues: list[tuple[EmergencyRule, int, int, bool]], text: str, lex: Lex
     for rule, a, _, _ in cues:
         if any(w in text[max(0, a - _WITNESS_BEFORE):a + 2] for w in WITNESSED):
             return rule
+    for rule, a, b, near in cues:
+        if _heard_but_particles(text, a, b, near, lex, rule.name):
+            return rule
     return None
+
+
+# Particles heard by sound (是 as 肆 / 斯, 了 as 乐): reading them back is how
+# "都 肆 烟" is 都是烟 (see ``_paged``).
+_PARTICLES = "是了的在着过"
+
+
+def _heard_but_particles(text: str, a: int, b: int, near: bool, lex: Lexicon, rule: str) -> bool:
+    """Whether ``rule`` matches as written in ``text[a:b]`` once the characters that
+    sound like a particle (``_PARTICLES``) are read as that particle."""
+    fixed = text[:a] + "".join(_particle(c, near) for c in text[a:b]) + text[b:]
+    if fixed == text:
+        return False
+    return any(found.name == rule and m.start() < b and a < m.end()
+               for found, m in emergency_matches(fixed, lex))
+
+
+def _particle(c: str, near: bool) -> str:
+    if c in FUNCTION_CHARS or not is_han(c):
+        return c
+    heard = readings(c)
+    for f in _PARTICLES:
+        said = readings(f)
+        if heard & said or (near and {fold(x) for x in heard} & {fold(x) for x in said}):
+            return f
+    return c
 
 
 def _anchored(span: str, lex: Lexicon, rule: str, near: bool | None = None) -> bool:
