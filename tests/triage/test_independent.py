@@ -44,7 +44,7 @@ def test_at_20_percent_noise_emergencies_are_paged(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", HELD_OUT_SEEDS)
 def test_at_20_percent_noise_on_held_out_seeds(seed: int) -> None:
-    """Seeds not tuned on, each on its own (measured paged 0.915–1.000, mean 0.966;
+    """Seeds not tuned on, each on its own (measured paged 0.915–1.000, mean 0.968;
     paged or listen ≥ 0.983; precision ≥ 0.922; category ≥ 0.905)."""
     s = score(ROWS, rate=0.2, seed=seed)
     assert s.emergency_recall >= 0.91, s.emergency_recall
@@ -55,7 +55,7 @@ def test_at_20_percent_noise_on_held_out_seeds(seed: int) -> None:
 
 def test_at_20_percent_noise_paged_recall_averaged_over_held_out_seeds() -> None:
     recalls = [score(ROWS, rate=0.2, seed=seed).emergency_recall for seed in HELD_OUT_SEEDS]
-    assert sum(recalls) / len(recalls) >= 0.96, recalls
+    assert sum(recalls) / len(recalls) >= 0.965, recalls
 
 
 @pytest.mark.parametrize("seed", TUNED_SEEDS + HELD_OUT_SEEDS)
