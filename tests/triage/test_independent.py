@@ -12,7 +12,7 @@ from pypinyin import Style, lazy_pinyin
 from ticketing.triage import triage
 from ticketing.triage.evaluate import load_rows, main, score
 from ticketing.triage.noise import add_noise, changed_share, near_syllables
-from ticketing.triage.pinyin import SoundIndex, by_sound, fold, is_han
+from ticketing.triage.pinyin import SoundIndex, by_sound, fold, heard_as, is_han
 
 INDEPENDENT = Path(__file__).parent.parent / "fixtures" / "triage" / "independent.jsonl"
 ROWS = load_rows(INDEPENDENT)
@@ -26,20 +26,57 @@ def test_the_clean_independent_set_meets_the_targets() -> None:
         assert s.accuracy(key) >= 0.95, (key, s.accuracy(key))
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_at_20_percent_noise_emergencies_reach_a_person(seed: int) -> None:
-    """Each seed on its own: ≥ 0.95 of the emergencies are paged or (matched only
-    by sound) sent to night duty to listen; what is paged stays mostly real."""
+TUNED_SEEDS = (1, 2, 3)
+HELD_OUT_SEEDS = tuple(range(4, 14))  # never looked at line by line while tuning
+OTHER_SETS = ("dev.jsonl", "holdout.jsonl", "holdout_emergency.jsonl")
+
+
+@pytest.mark.parametrize("seed", TUNED_SEEDS)
+def test_at_20_percent_noise_emergencies_are_paged(seed: int) -> None:
+    """Each tuned seed on its own (measured 0.983 / 0.983 / 0.983 paged, precision
+    0.983 / 0.967 / 0.983, category 0.914 / 0.944 / 0.928)."""
     s = score(ROWS, rate=0.2, seed=seed)
-    assert s.recall_with_listen >= 0.95, s.recall_with_listen
-    assert s.emergency_recall >= 0.8, s.emergency_recall  # paged alone (0.83–0.95 measured)
-    assert s.emergency_precision >= 0.9, s.emergency_precision
-    assert s.accuracy("category") >= 0.85
+    assert s.emergency_recall >= 0.95, s.emergency_recall
+    assert s.recall_with_listen >= 0.98, s.recall_with_listen
+    assert s.emergency_precision >= 0.95, s.emergency_precision
+    assert s.accuracy("category") >= 0.9, s.accuracy("category")
 
 
-def test_at_20_percent_noise_paged_recall_averaged_over_seeds() -> None:
-    recalls = [score(ROWS, rate=0.2, seed=seed).emergency_recall for seed in (1, 2, 3)]
-    assert sum(recalls) / len(recalls) >= 0.9, recalls
+@pytest.mark.parametrize("seed", HELD_OUT_SEEDS)
+def test_at_20_percent_noise_on_held_out_seeds(seed: int) -> None:
+    """Seeds not tuned on, each on its own (measured paged 0.915–1.000, mean 0.968;
+    paged or listen ≥ 0.983; precision ≥ 0.922; category ≥ 0.905)."""
+    s = score(ROWS, rate=0.2, seed=seed)
+    assert s.emergency_recall >= 0.91, s.emergency_recall
+    assert s.recall_with_listen >= 0.98, s.recall_with_listen
+    assert s.emergency_precision >= 0.92, s.emergency_precision
+    assert s.accuracy("category") >= 0.9, s.accuracy("category")
+
+
+def test_at_20_percent_noise_paged_recall_averaged_over_held_out_seeds() -> None:
+    recalls = [score(ROWS, rate=0.2, seed=seed).emergency_recall for seed in HELD_OUT_SEEDS]
+    assert sum(recalls) / len(recalls) >= 0.965, recalls
+
+
+@pytest.mark.parametrize("seed", TUNED_SEEDS + HELD_OUT_SEEDS)
+def test_at_10_percent_noise_emergencies_are_paged(seed: int) -> None:
+    s = score(ROWS, rate=0.1, seed=seed)  # measured paged ≥ 0.949, precision ≥ 0.952
+    assert s.emergency_recall >= 0.94 and s.emergency_precision >= 0.95, (
+        s.emergency_recall, s.emergency_precision)
+
+
+@pytest.mark.parametrize("name", OTHER_SETS)
+def test_the_other_sets_page_every_emergency_clean_and_most_under_noise(name: str) -> None:
+    rows = load_rows(INDEPENDENT.parent / name)
+    clean = score(rows)
+    assert clean.fn == 0 and clean.emergency_precision >= 0.95
+    assert clean.accuracy("category") >= 0.95
+    for rate in (0.1, 0.2):
+        for seed in TUNED_SEEDS:
+            s = score(rows, rate=rate, seed=seed)  # measured paged ≥ 0.938, precision ≥ 0.957
+            assert s.emergency_recall >= 0.93 and s.emergency_precision >= 0.95, (
+                rate, seed, s.emergency_recall, s.emergency_precision)
+            assert s.recall_with_listen == 1.0
 
 
 @pytest.mark.parametrize(("text", "category"), [
@@ -92,6 +129,66 @@ def test_a_sound_match_anchored_by_a_word_heard_as_written_is_paged() -> None:
     """"电梯 … 有 任 在 里面": 电梯 is heard as written, only 任 (人, ren) by sound."""
     result = triage("电梯 停 了 有 任 在 里面 喊 救命")
     assert (result.emergency, result.category, result.unsure) == (True, "elevator", False)
+
+
+@pytest.mark.parametrize("text", [
+    "喂 电梯 停 了 有 人 在 里面 喊 救命",  # 喂 sounds like 未, and is not a negation
+    "五 楼 好像 有 煤气 威 飘 出来",  # 煤气 sounds like 没气
+])
+def test_a_negator_only_by_sound_does_not_negate(text: str) -> None:
+    assert triage(text).emergency is True
+
+
+@pytest.mark.parametrize("text", [
+    "楼道 烟感 响 了 不丝 着火 就是 告诉 你们 一下",  # 不 是, 是 heard as 丝
+    "烟感 一直 响 没有 烟 也 昧友 着火",  # 没有 heard as 昧友
+    "烟感 一直 响 但是 没有 着火 也 眉 看到 研",  # 没 看到 烟
+    "烟感 一直 在 响 没有 冒烟 也 没有 着火 四 栋",  # 火四 is not 火势 here
+])
+def test_a_misheard_negation_still_negates(text: str) -> None:
+    assert triage(text).emergency is False
+
+
+@pytest.mark.parametrize(("text", "category"), [
+    ("厨房 燃气灶 的 开关 坏 了 关 不 上 一直 在 漏 起", "gas"),  # 漏气, 气 heard as 起
+    ("化粪池 满 了 污髓 从 井 里 冒 出来 流 进 一 楼", "plumbing"),  # 污水, shui as sui
+    ("楼上 的 水管 脱诺 了 水 一直 往 我 家 流", "plumbing"),  # 脱落, luo as nuo
+])
+def test_a_sound_match_with_a_word_of_its_rule_half_heard_is_paged(text: str, category: str) -> None:
+    result = triage(text)
+    assert (result.emergency, result.category) == (True, category)
+
+
+def test_a_sound_match_the_caller_smelt_is_paged() -> None:
+    result = triage("刚 闻到 一股 稍 塑料 的 味道")  # 烧 heard as 稍 (shao)
+    assert (result.emergency, result.category) == (True, "fire")
+    assert triage("一股 稍 塑料 的 味道").unsure  # not paged: someone listens
+
+
+def test_a_particle_heard_by_sound_is_read_back() -> None:
+    result = triage("卧室 里 全 肆 烟 呛 得 不行")  # 是 (shi) heard as 肆 (si)
+    assert (result.emergency, result.category) == (True, "fire")
+
+
+def test_a_sound_match_is_anchored_only_by_a_word_of_its_own_rule() -> None:
+    """停电 is a word of the power-cut rule, not of the flooding one that 水 … 盐 (淹)
+    matches by sound."""
+    result = triage("建议 物业 提前 发 停水 停电 的 通知 这盐 大家 好 准备")
+    assert result.emergency is False
+
+
+def test_a_word_heard_as_needs_half_its_characters_as_written() -> None:
+    assert heard_as("漏起", "漏气") and heard_as("污髓", "污水", near=True)
+    assert not heard_as("污髓", "污水")  # sui is shui only as a merged sound
+    assert not heard_as("毛促", "冒出", near=True)  # no character as written
+    assert not heard_as("的水", "滴水")  # a grammatical character
+
+
+def test_the_sound_index_does_not_depend_on_the_order_of_its_words() -> None:
+    words = ["漏水", "楼道", "水管", "在漏", "漏气", "电梯", "电梯厅"]
+    text = "我们这楼的税管在漏起电题厅"
+    assert len({SoundIndex(order).repair(text) for order in (words, words[::-1],
+                                                             sorted(words))}) == 1
 
 
 def test_noise_is_seeded() -> None:

@@ -109,6 +109,24 @@ def pattern_words(pattern: str) -> list[str]:
     return _HAN_RUN.findall(_CHAR_CLASS.sub("|", pattern))
 
 
+def heard_as(heard: str, word: str, near: bool = False) -> bool:
+    """Whether ``heard`` is ``word`` with at most half of its characters (none of them
+    grammatical) heard by sound, same or (``near``) merged: 漏起 is 漏气, 污髓 is 污水
+    with ``near``; 毛促 is not 冒出 (no character as written)."""
+    if len(heard) != len(word) or len(word) < 2:
+        return False
+    differ = [(a, b) for a, b in zip(heard, word, strict=True) if a != b]
+    if 2 * len(differ) > len(word):
+        return False
+    for a, b in differ:
+        if a in FUNCTION_CHARS or not is_han(a):
+            return False
+        ra, rb = readings(a), readings(b)
+        if not ra & rb and not (near and {fold(x) for x in ra} & {fold(x) for x in rb}):
+            return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Repair:
     text: str
@@ -120,7 +138,7 @@ class SoundIndex:
     def __init__(self, words: list[str]) -> None:
         self._by_first: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
         self._words = frozenset(words)
-        for w in sorted(set(words), key=len, reverse=True):
+        for w in sorted(set(words), key=lambda w: (-len(w), w)):  # not set order: one result per run
             if len(w) < 2 or not all("\u4e00" <= c <= "\u9fff" for c in w):
                 continue
             syllables = tuple(lazy_pinyin(w, style=Style.NORMAL))
@@ -161,7 +179,7 @@ class SoundIndex:
         i = 0
         while i < len(text):
             found = None
-            for r in readings(text[i]):
+            for r in sorted(readings(text[i])):
                 for word, syllables in self._by_first.get(fold(r), ()):
                     heard = text[i:i + len(word)]
                     if heard == word:
@@ -187,4 +205,4 @@ class SoundIndex:
         return Repair("".join(out), tuple(exact), tuple(close))
 
 
-__all__ = ["Repair", "SoundIndex", "fold", "pattern_words", "readings"]
+__all__ = ["Repair", "SoundIndex", "fold", "heard_as", "pattern_words", "readings"]
