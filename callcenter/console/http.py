@@ -56,10 +56,11 @@ from ticketing.sla_timers import red_tickets
 LOGIN_CSRF_COOKIE = "cc_login_csrf"
 AGENT_ROLES = ("agent", "night_duty", "supervisor")
 
-HOME_BY_ROLE = {"agent": "/agent", "night_duty": "/agent", "engineer": "/tickets?mine=1",
+HOME_BY_ROLE = {"agent": "/agent", "night_duty": "/duty", "engineer": "/tickets?mine=1",
                 "supervisor": "/supervisor", "admin": "/admin/ivr"}
-"""Where each role lands: an engineer on the tickets assigned to them (接单/到场/完工,
-on a phone), an admin on the settings pages, not on queue controls they cannot use."""
+"""Where each role lands: night duty on who is on call and the open emergencies, an
+engineer on the tickets assigned to them (接单/到场/完工, on a phone), an admin on
+the settings pages; not on queue controls they cannot use."""
 STATE_LABELS = {"not_ready": "未就绪", "ready": "就绪", "paused": "小休", "wrap_up": "话后处理",
                 "offline": "离线"}
 

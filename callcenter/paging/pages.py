@@ -59,8 +59,9 @@ def local(when: datetime | str | None, tz: ZoneInfo, *, seconds: bool = False) -
 
 
 def mm_ss(seconds: float) -> str:
+    """A duration as the pages write it, 分:秒 (95 → 1:35), as ``macros.html`` mmss."""
     whole = max(0, int(seconds))
-    return f"{whole // 60}分{whole % 60:02d}秒"
+    return f"{whole // 60}:{whole % 60:02d}"
 
 
 def step_text(round_no: int, step: int) -> str:

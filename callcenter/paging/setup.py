@@ -16,6 +16,7 @@ from aiohttp import web
 
 from callcenter.appkeys import BUS, CLOCK, SESSIONMAKER, SETTINGS
 from callcenter.notify.base import Notifier
+from callcenter.paging.duty_page import add_duty_page
 from callcenter.paging.http import PAGING_SERVICE, add_paging_routes
 from callcenter.paging.originate import Originator, PageCallRegistry
 from callcenter.paging.page_call import PageCallConfig, PageCallHandler
@@ -55,6 +56,7 @@ def setup_paging(app: web.Application, *, originator: OriginatorSource,
     (two servers, ``callcenter.ha``); the worker hands other steps back."""
     add_paging_routes(app)
     add_incident_pages(app)
+    add_duty_page(app)
 
     async def _paging(app: web.Application) -> AsyncIterator[None]:
         orig = _originator(originator, app)

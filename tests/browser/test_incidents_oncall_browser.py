@@ -83,3 +83,18 @@ async def test_on_call_table(site: Site, size: str, tmp_path: Path) -> None:
                        labels=("湖畔花园 · 值班表（未来14天）", "夜班值守", "当前值班", "LAOWANG",
                                "主值班", "夜班", "白班", "18:00–08:30", "周"))
     assert "GONG" in text
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_night_dutys_home(site: Site, size: str, tmp_path: Path) -> None:
+    ctx = await site.signed_in("laowang", size)
+    page, watch = await visit(ctx, site.url("/"))  # the role's home
+    try:
+        assert page.url == site.url("/duty")
+        await check_page(page, watch, size, tmp_path / f"duty-{size}.png",
+                         primary='.duty-links a[href="/incidents"]',
+                         labels=("夜班值守", "紧急事件", "湖畔花园 · 当前值班", "LAOWANG（我）",
+                                 "全部紧急事件"))
+        assert "就绪" not in await page.inner_text("main")  # no queue controls for night duty
+    finally:
+        await page.close()

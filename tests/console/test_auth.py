@@ -186,7 +186,7 @@ async def test_each_role_lands_on_its_own_home(sessionmaker: Any, db_url: str,
                                                tmp_path: Path) -> None:
     await seed_directory(sessionmaker)
     homes = {"xiaoli": "/agent", "boss": "/supervisor", "gong": "/tickets?mine=1",
-             "root": "/admin/ivr"}
+             "root": "/admin/ivr", "laowang": "/duty"}
     settings = replace(make_settings(db_url, tmp_path), fastagi=FastAgiSettings(enabled=False))
     for username, home in homes.items():
         async with serving(create_app(settings, transcribe=False)) as client:

@@ -247,7 +247,7 @@ async def test_the_incident_list_shows_the_open_first_and_a_weeks_resolved(api: 
     assert f'data-incident="{live}"' in text.split('id="incidents-done"')[0]
     assert f'data-incident="{week}"' in text.split('id="incidents-done"')[1]
     assert f'data-incident="{old}"' not in text
-    assert "3栋" in text and "呼叫中" in text and "已呼叫 1分35秒" in text
+    assert "3栋" in text and "呼叫中" in text and "已呼叫 1:35" in text
     # nothing open: it says so
     await api.client.post(f"/api/incidents/{live}/resolve", headers=api.headers)
     text = await (await api.client.get("/incidents", headers=api.headers)).text()
@@ -264,3 +264,19 @@ async def test_the_incident_timeline_names_people_not_dial_strings(api: Api) -> 
     assert "第1轮第1步 · 电话呼叫 工程师e1：无人接听" in text
     assert "PJSIP/" not in text and "@trunk" not in text and "Local/" not in text
     assert "下一步" in text
+
+
+async def test_the_duty_page_shows_who_is_on_call_and_the_open_emergencies(api: Api) -> None:
+    page = await api.client.get("/duty", headers=api.sup)
+    text = await page.text()
+    assert page.status == 200 and "夜班值守" in text
+    assert "当前值班" in text and "工程维修" in text
+    assert "主值班 工程师e1" in text and "备班 工程师e2" in text
+    assert 'id="duty-no-incidents"' in text
+    resp = await api.client.post("/api/incidents", headers=api.headers, json={
+        "community": "lakeside", "category": "gas", "building": "7", "summary": "楼道燃气味"})
+    incident_id = (await resp.json())["incident_id"]
+    text = await (await api.client.get("/duty", headers=api.sup)).text()
+    assert f'data-incident="{incident_id}"' in text and "7栋" in text and "呼叫中" in text
+    # an agent's desk is not the duty page
+    assert (await api.client.get("/duty", headers=api.headers)).status == 403

@@ -39,7 +39,7 @@ PUBLIC = {"/login", "/api/docs"}
 # The pages there are: a page missing here, or one here that is gone, fails the test.
 PAGES = {"/", "/agent", "/history", "/search", "/supervisor", "/admin/audit", "/admin/ivr",
          "/admin/holidays",
-         "/tickets", "/tickets/{ticket_id}", "/incidents", "/incidents/{incident_id}", "/oncall", "/reports",
+         "/tickets", "/tickets/{ticket_id}", "/incidents", "/incidents/{incident_id}", "/duty", "/oncall", "/reports",
          "/reports/kpi"}
 
 
