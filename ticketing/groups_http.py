@@ -57,17 +57,17 @@ class GroupTicketPath(Input):
 
 
 class CloseIn(Input):
-    note: Text = Field(min_length=1, max_length=MAX_NOTE,
+    note: Text = Field("", max_length=MAX_NOTE,
                        description="办结说明（告知每位报告人） / the resolution")
 
 
 class LinkIn(Input):
     ticket_id: Id
-    reason: Text = Field(min_length=1, max_length=MAX_NOTE, description="加入原因 / why")
+    reason: Text = Field("", max_length=MAX_NOTE, description="加入原因（必填） / why")
 
 
 class UnlinkIn(Input):
-    reason: Text = Field(min_length=1, max_length=MAX_NOTE, description="移出原因 / why")
+    reason: Text = Field("", max_length=MAX_NOTE, description="移出原因（必填） / why")
 
 
 class GroupOut(Output):
