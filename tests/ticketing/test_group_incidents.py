@@ -27,7 +27,7 @@ from ticketing.delivery import Delivery
 from ticketing.group_models import TicketGroup, TicketGroupEvent
 from ticketing.groups import GroupDetector
 from ticketing.http import TICKETS
-from ticketing.models import TicketEvent
+from ticketing.models import Ticket, TicketEvent
 from ticketing.services import NewTicket, TicketService
 from ticketing.setup import SLA_WORKER
 from ticketing.sla_models import SlaTimer
@@ -199,6 +199,40 @@ async def test_reports_at_the_same_moment_on_two_servers_make_one_incident(
         notices = await s.scalar(select(func.count(SlaTimer.id)).where(
             SlaTimer.kind == "group_notice"))
         assert notices == 3  # one per incident
+
+
+async def test_detection_itself_waits_for_the_other_servers_report(
+        db_url: str, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Ticket numbers are handed out under a row lock that already orders creations;
+    detection does not lean on that: two transactions that both added their ticket and
+    look at the same moment still make one incident (the second waits for the first)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("two servers share PostgreSQL; SQLite has one writer")
+    seeded = await seed_directory(sessionmaker)
+    clock = ManualClock()
+    barrier = asyncio.Barrier(2)
+
+    async def server(i: int) -> int | None:
+        async with sessionmaker() as s:
+            t = Ticket(number=f"T-{i}", community_id=seeded.community_id, source="phone",
+                       caller_number=f"1350000000{i}", category="plumbing",
+                       department="engineering", state="new", summary="停水",
+                       said_building="9", created_at=clock.now(), updated_at=clock.now())
+            s.add(t)
+            await s.flush()
+            await barrier.wait()  # both tickets added, neither committed
+            group = await GroupDetector().ticket_added(s, t)
+            await s.commit()
+            return group.id if group is not None else None
+
+    found = await asyncio.gather(server(1), server(2))
+    assert sorted(g is None for g in found) == [False, True], found  # the later one opened it
+    async with sessionmaker() as s:
+        groups = (await s.scalars(select(TicketGroup))).all()
+        assert len(groups) == 1
+        members = (await s.scalars(select(Ticket.number).where(
+            Ticket.group_id == groups[0].id))).all()
+    assert sorted(members) == ["T-1", "T-2"]
 
 
 # -- told once ---------------------------------------------------------------------------
