@@ -47,6 +47,11 @@ a grade's limits (the community's wins key by key)::
 An emergency complaint never runs slower than an emergency: each limit is the
 shorter of the grade's and the emergency's. ``working_time`` is the category's.
 
+**Group incidents** (群发事件, ``ticketing.groups``) read their rule here too: a
+``[groups]`` table (``window`` minutes, ``threshold`` households, ``enabled``) at the
+top level or per community (``[communities.<code>.groups]``), key by key
+(``GroupRule``; defaults 120 minutes, 2 households).
+
 ``working_time = true``: the category's clocks count only office hours (the
 IVR's time conditions: weekday hours, 调休 and holidays; a ``WorkingHours``
 port), so a ticket filed on Friday evening is due on Monday, and a holiday week
