@@ -10,7 +10,7 @@
   reported that key within ``window``, counting itself, among the open tickets not in
   an incident. The building is the room's, else the one said; none known is the whole
   community. Two reports from one flat are one household: a leak in one flat is not
-  an incident. ``GroupRule`` comes from ``sla.toml`` (``[groups]``, per community
+  an incident. A ticket the front desk took out of an incident is not counted again. ``GroupRule`` comes from ``sla.toml`` (``[groups]``, per community
   ``[communities.<code>.groups]``).
 * **One incident per event, across servers**: the key is taken with a transaction
   advisory lock on PostgreSQL (the second ticket waits for the first's commit, then
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, text
+from sqlalchemy import ColumnElement, exists, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -230,7 +230,10 @@ class GroupDetector:
         rows = list((await session.scalars(select(Ticket).where(
             Ticket.community_id == ticket.community_id, Ticket.category == ticket.category,
             Ticket.state.in_(sorted(OPEN_STATES)), Ticket.group_id.is_(None),
-            Ticket.id != ticket.id, Ticket.created_at >= now - rule.window)
+            Ticket.id != ticket.id, Ticket.created_at >= now - rule.window,
+            # taken out of an incident by hand: the front desk said it is another matter
+            ~exists().where(TicketEvent.ticket_id == Ticket.id,
+                            TicketEvent.action == "group_unlink"))
             .order_by(Ticket.id))).all())
         where = await _buildings(session, rows)
         return [t for t in rows if where[t.id] == building]

@@ -393,6 +393,11 @@ async def test_the_front_desk_links_and_unlinks_with_a_reason_logged(world: Worl
     status, err = await w.call("DELETE", f"/api/ticket-groups/{gid}/tickets/{a['id']}",
                                kind="agent", json={"reason": "x"})
     assert status == 404, err
+    # once the incident is closed, the ticket taken out does not open a new one
+    status, _ = await w.call("POST", f"/api/ticket-groups/{gid}/close", kind="supervisor",
+                             json={"note": "修好了"})
+    assert status == 200 and await w.state_of(a["id"]) == "new"
+    assert (await report(w))["group_id"] is None
 
 
 @pytest.mark.parametrize(("method", "path", "body", "field"), [
