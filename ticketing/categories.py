@@ -63,3 +63,10 @@ COMMON_AREAS: tuple[str, ...] = (
     "道路", "绿化带", "儿童游乐区", "垃圾站", "泵房", "配电房", "会所", "围墙",
 )
 """Places that belong to no one's room. With a building (3栋电梯厅) or without (地下车库)."""
+
+BUILDING_WIDE: frozenset[str] = frozenset({"plumbing", "electrical", "elevator", "gas"})
+"""Categories whose fault is usually a whole building's (停水, 停电, 电梯, 燃气): several
+households of one building (or, when no building is known, of one community) reporting
+one of these within the window are one group incident (``ticketing.groups``). Others
+(a door lock, a fee, a complaint, noise) are each household's own and never grouped
+by themselves; the front desk links them by hand when they are one event."""

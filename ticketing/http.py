@@ -51,6 +51,7 @@ from ticketing.categories import (
     PRIORITIES,
     SOURCES,
 )
+from ticketing.groups import TicketGroups
 from ticketing.lifecycle import STATES
 from ticketing.services import (
     MAX_DESCRIPTION,
@@ -98,6 +99,7 @@ class TicketsFeature:
     recordings: RecordingLookup | None
     timezone: ZoneInfo
     workorders: WorkOrders | None = None
+    groups: TicketGroups | None = None
 
 
 TICKETS = web.AppKey("tickets", TicketsFeature)
@@ -198,6 +200,7 @@ class TicketOut(Output):
     priority: str
     complaint_grade: str | None = Field(None, description="投诉分级 / general, important, major")
     complaint_grade_label: str | None = Field(None, description="一般投诉、重要投诉、重大投诉")
+    group_id: int | None = Field(None, description="群发事件 / the group incident it is part of")
     department: str
     state: str
     summary: str

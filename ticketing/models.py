@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+import ticketing.group_models  # noqa: F401  (ticket_groups: the target of tickets.group_id)
 from callcenter.db.base import Base, UtcDateTime, utcnow
 
 
@@ -91,6 +92,9 @@ class Ticket(Base):
     followup_comment: Mapped[str] = mapped_column(String(1000), default="", server_default="")
     materials: Mapped[str] = mapped_column(String(500), default="", server_default="")
     cost: Mapped[Decimal | None] = mapped_column(Numeric(10, 2), nullable=True)
+    # 群发事件: the parent incident this report belongs to (``ticketing.groups``).
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ticket_groups.id", ondelete="SET NULL"), nullable=True, index=True)
 
     events: Mapped[list[TicketEvent]] = relationship(
         back_populates="ticket", cascade="all, delete-orphan", order_by="TicketEvent.id"

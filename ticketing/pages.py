@@ -76,7 +76,7 @@ def _row(t: TicketView, feature: TicketsFeature) -> dict[str, Any]:
             "state": t.state, "state_label": STATES.get(t.state, t.state),
             "grade": t.complaint_grade or "", "grade_label": t.complaint_grade_label,
             "location": t.location, "conflict": t.location_conflict, "caller": _caller(t),
-            "summary": t.summary}
+            "summary": t.summary, "grouped": t.group_id is not None}
 
 
 FORM_SOURCES = ("walk_in", "wechat", "callback", "phone", "agent")
@@ -276,6 +276,8 @@ async def _detail(request: web.Request, ticket_id: int, *, error: str = "",
         transcription_status = "转写中或尚未转写"
     else:
         transcription_status = "自动转写"
+    group = (await feature.groups.of_ticket(t.id)
+             if feature.groups is not None and t.group_id is not None else None)
     cat = CATEGORIES.get(t.category)
     said = "".join(part for part in (
         f"{t.said_building}栋" if t.said_building else "",
@@ -283,6 +285,7 @@ async def _detail(request: web.Request, ticket_id: int, *, error: str = "",
         f"{t.said_room}室" if t.said_room else "") if part)
     return render(request, "tickets_detail.html", {
         "t": t, "error": error, "state_label": STATES.get(t.state, t.state),
+        "group": group,  # 群发事件: 属于事件：… （N 户报告）
         "category_label": cat.label if cat else t.category,
         "grade_label": t.complaint_grade_label, "grades": COMPLAINT_GRADES,
         "department_label": DEPARTMENTS.get(t.department, t.department),

@@ -34,6 +34,8 @@ from ticketing.categories import (
     SOURCES,
     department_for,
 )
+from ticketing.group_models import GROUP_EVENT_LABELS
+from ticketing.groups import GroupDetector
 from ticketing.lifecycle import INITIAL_STATE, STATES, check_transition
 from ticketing.listen import pending_notice
 from ticketing.models import CallbackTask, Ticket, TicketCounter, TicketEvent, TicketPhoto
@@ -97,6 +99,8 @@ class EventView:
             return "超时"
         if self.action == MAJOR_ACTION:
             return "重大投诉通知"
+        if self.action in GROUP_EVENT_LABELS:
+            return GROUP_EVENT_LABELS[self.action]
         return "受理" if self.from_state is None else STATES.get(self.to_state, "状态变更")
 
     def to_json(self) -> dict[str, Any]:
@@ -181,6 +185,7 @@ class TicketView:
     callbacks: tuple[CallbackView, ...] = ()
     breaches: tuple[Breach, ...] = ()  # SLA clocks that ran out and still stand
     complaint_grade: str | None = None  # 投诉分级 (complaints only)
+    group_id: int | None = None  # 群发事件 (``ticketing.groups``)
 
     @property
     def complaint_grade_label(self) -> str:
@@ -213,6 +218,7 @@ class TicketView:
             "priority": self.priority,
             "complaint_grade": self.complaint_grade,
             "complaint_grade_label": self.complaint_grade_label or None,
+            "group_id": self.group_id,
             "department": self.department,
             "state": self.state,
             "summary": self.summary,
@@ -377,11 +383,14 @@ def idempotency_digest(sender: str, key: str) -> str:
 class TicketService:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], bus: EventBus,
                  clock: Clock, *, timezone: str = "Asia/Shanghai",
-                 number_prefix: str = NUMBER_PREFIX, sla: SlaClock | None = None) -> None:
+                 number_prefix: str = NUMBER_PREFIX, sla: SlaClock | None = None,
+                 groups: GroupDetector | None = None) -> None:
         """``sla``: the SLA clock, armed in the transaction of each new ticket and
-        moved with each state change (None: no SLA timers)."""
+        moved with each state change (None: no SLA timers). ``groups``: the group
+        incidents' detection, in the same transaction (None: no detection)."""
         self._sm = sessionmaker
         self.sla = sla
+        self.groups = groups
         self._bus = bus
         self._clock = clock
         self._tz = ZoneInfo(timezone)
@@ -517,6 +526,8 @@ class TicketService:
         await session.flush()
         if self.sla is not None:
             await self.sla.ticket_added(session, ticket)
+        if self.groups is not None:
+            await self.groups.ticket_added(session, ticket)
         return ticket
 
     async def _next_number(self, session: AsyncSession, now: datetime) -> str:
@@ -761,5 +772,5 @@ def _to_view(t: Ticket, community_code: str | None, *, with_events: bool = False
         assignee_id=t.assignee_id, appointment_at=t.appointment_at,
         followup_score=t.followup_score, followup_resolved=t.followup_resolved,
         followup_comment=t.followup_comment or "", materials=t.materials or "", cost=t.cost,
-        complaint_grade=t.complaint_grade,
+        complaint_grade=t.complaint_grade, group_id=t.group_id,
     )

@@ -40,10 +40,11 @@ from recordings.http import RECORDINGS
 from recordings.ingest import VoicemailIngest
 from recordings.services import RecordingService
 from recordings.store import RecordingStore
+from ticketing import group_pages, groups_http, workorders_http
 from ticketing import http as tickets_http
 from ticketing import pages as tickets_pages
-from ticketing import workorders_http
 from ticketing.categories import MAJOR
+from ticketing.groups import GroupDetector, TicketGroups
 from ticketing.http import TICKETS, TicketsFeature
 from ticketing.photos import PhotoStore
 from ticketing.services import TicketService
@@ -96,6 +97,8 @@ def setup_tickets(app: web.Application, *, ingest: IngestFactory | None = None,
     setup_templates(app)  # the pages use the console's layout (a no-op when it is there)
     tickets_http.add_routes(app)
     workorders_http.add_routes(app)
+    groups_http.add_routes(app)
+    group_pages.add_routes(app)
     tickets_pages.add_routes(app)
     recordings_http.add_routes(app)
     # on_startup runs after every cleanup_ctx has started, paging's included.
@@ -112,14 +115,18 @@ def setup_tickets(app: web.Application, *, ingest: IngestFactory | None = None,
         sla_clock = SlaClock(sla.policy, sla.hours) if sla is not None else None
         if sla_clock is not None:
             app[SLA_CLOCK] = sla_clock
+        # 群发事件: detected as each ticket is added; told through the SLA worker.
+        detector = GroupDetector(sla.policy if sla is not None else None,
+                                 notify=sla is not None)
         service = TicketService(sm, app[BUS], app[CLOCK], timezone=settings.timezone,
-                                sla=sla_clock)
+                                sla=sla_clock, groups=detector)
         recordings = RecordingService(sm, settings.data_dir)
         photos = PhotoStore(RecordingStore(settings.data_dir))
         workorders = WorkOrders(sm, app[BUS], app[CLOCK], service, photos, on_call=on_call,
                                 sla=sla_clock)
         app[TICKETS] = TicketsFeature(service, recordings, ZoneInfo(settings.timezone),
-                                      workorders)
+                                      workorders,
+                                      TicketGroups(sm, app[BUS], app[CLOCK], sla=sla_clock))
         app[RECORDINGS] = recordings
 
         async def health() -> dict[str, object]:
@@ -172,6 +179,8 @@ def _sla_ctx(sla: SlaSetup) -> Callable[[web.Application], AsyncIterator[None]]:
                 if isinstance(data, dict) and MAJOR in (data.get("complaint_grade"),
                                                         data.get("grade")):
                     worker.wake()
+                elif event.name == "ticket.created" and event.data.get("group_id"):
+                    worker.wake()  # it may have opened a group incident: tell now
 
             unsubscribe = [app[BUS].subscribe(name, major)
                            for name in ("ticket.created", "ticket.changed")]

@@ -47,6 +47,11 @@ a grade's limits (the community's wins key by key)::
 An emergency complaint never runs slower than an emergency: each limit is the
 shorter of the grade's and the emergency's. ``working_time`` is the category's.
 
+**Group incidents** (群发事件, ``ticketing.groups``) read their rule here too: a
+``[groups]`` table (``window`` minutes, ``threshold`` households, ``enabled``) at the
+top level or per community (``[communities.<code>.groups]``), key by key
+(``GroupRule``; defaults 120 minutes, 2 households).
+
 ``working_time = true``: the category's clocks count only office hours (the
 IVR's time conditions: weekday hours, 调休 and holidays; a ``WorkingHours``
 port), so a ticket filed on Friday evening is due on Monday, and a holiday week
@@ -108,6 +113,11 @@ GRADE_DEFAULTS: dict[str, Limits | None] = {
 }
 assert set(GRADE_DEFAULTS) == set(COMPLAINT_GRADES)
 
+GROUP_NOTICE = "group_notice"
+"""The ``sla_timers`` kind of a group incident's notice to the supervisors: armed on the
+ticket whose report opened the incident, due at once, fired and told once."""
+NOTICE_KINDS = ("major_complaint", GROUP_NOTICE)
+
 MAJOR_NOTICE = "major_complaint"
 """The ``sla_timers`` kind of a 重大投诉's notice to the supervisors: due at once,
 fired and told once per ticket by the SLA worker (not a breach: no badge, no metric)."""
@@ -118,6 +128,8 @@ def breach_text(kind: str, limit: timedelta, *, working_time: bool = False) -> s
     24小时未完工，已升级主管."""
     if kind == MAJOR_NOTICE:
         return "重大投诉，请主管立即跟进"
+    if kind == GROUP_NOTICE:
+        return "群发事件（一事多报），请主管统筹处理"
     span = _span(limit) + ("（工作时间）" if working_time else "")
     if kind == "response":
         return f"超过{span}未响应"
@@ -143,6 +155,49 @@ class _Layer:
     grades: dict[str, dict[str, int]] = field(default_factory=dict)  # [complaint.<grade>]
 
 
+@dataclass(frozen=True, slots=True)
+class GroupRule:
+    """When reports make one group incident (``ticketing.groups``): ``threshold``
+    households of one building (one community when none is known) and a
+    building-wide category within ``window`` of each other; ``enabled`` false: never."""
+
+    window: timedelta = timedelta(minutes=120)
+    threshold: int = 2
+    enabled: bool = True
+
+
+GROUP_KEYS = ("window", "threshold", "enabled")
+MAX_GROUP_THRESHOLD = 100
+
+
+def _group_table(raw: Any, where: str) -> dict[str, Any]:
+    """``[groups]``: ``window`` minutes, ``threshold`` households, ``enabled``."""
+    if not isinstance(raw, dict):
+        raise SlaPolicyError(f"{where}: groups: expected a table (window, threshold, enabled)")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "window":
+            if isinstance(value, bool) or not isinstance(value, int) or not \
+                    1 <= value <= MAX_MINUTES:
+                raise SlaPolicyError(f"{where}: groups.window: expected whole minutes "
+                                     f"1-{MAX_MINUTES}, got {value!r}")
+            out[key] = value
+        elif key == "threshold":
+            if isinstance(value, bool) or not isinstance(value, int) or not \
+                    2 <= value <= MAX_GROUP_THRESHOLD:
+                raise SlaPolicyError(f"{where}: groups.threshold: expected a number of "
+                                     f"households 2-{MAX_GROUP_THRESHOLD}, got {value!r}")
+            out[key] = value
+        elif key == "enabled":
+            if not isinstance(value, bool):
+                raise SlaPolicyError(f"{where}: groups.enabled: expected true or false")
+            out[key] = value
+        else:
+            raise SlaPolicyError(f"{where}: groups.{key}: unknown key "
+                                 f"(known: {', '.join(GROUP_KEYS)})")
+    return out
+
+
 @dataclass(frozen=True)
 class SlaPolicy:
     top: _Layer = field(default_factory=_Layer)
@@ -150,6 +205,22 @@ class SlaPolicy:
     communities: dict[str, _Layer] = field(default_factory=dict)
     community_categories: dict[tuple[str, str], _Layer] = field(default_factory=dict)
     source: str = "<defaults>"
+    groups: dict[str, Any] = field(default_factory=dict)  # [groups]
+    community_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def group_rule(self, community: str | None) -> GroupRule:
+        """The group-incident rule of ``community`` (its code): its ``[groups]`` table
+        over the file's over the defaults, key by key."""
+        values = {**self.groups, **(self.community_groups.get(community, {})
+                                    if community else {})}
+        rule = GroupRule()
+        if "window" in values:
+            rule = replace(rule, window=_m(values["window"]))
+        if "threshold" in values:
+            rule = replace(rule, threshold=values["threshold"])
+        if "enabled" in values:
+            rule = replace(rule, enabled=values["enabled"])
+        return rule
 
     def limits(self, community: str | None, category: str, priority: str,
                grade: str | None = None) -> Limits:
@@ -244,7 +315,8 @@ def parse_policy(data: dict[str, Any], source: str) -> SlaPolicy:
     and ``[communities.<code>]`` (itself with priorities, ``working_time``,
     ``categories`` and ``complaint``), see the module's doc."""
     communities_raw = data.get("communities", {})
-    rest = {k: v for k, v in data.items() if k != "communities"}
+    rest = {k: v for k, v in data.items() if k not in ("communities", "groups")}
+    groups = _group_table(data["groups"], source) if "groups" in data else {}
     if "working_time" in rest:
         raise SlaPolicyError(f"{source}: working_time: set it per category "
                              "([categories.<key>] working_time = true)")
@@ -253,12 +325,18 @@ def parse_policy(data: dict[str, Any], source: str) -> SlaPolicy:
         raise SlaPolicyError(f"{source}: communities: expected tables")
     communities: dict[str, _Layer] = {}
     per_category: dict[tuple[str, str], _Layer] = {}
+    community_groups: dict[str, dict[str, Any]] = {}
     for code, raw in communities_raw.items():
-        layer, cats = _layer(raw, f"{source}: [communities.{code}]", categories=True)
+        where = f"{source}: [communities.{code}]"
+        if isinstance(raw, dict) and "groups" in raw:
+            community_groups[code] = _group_table(raw["groups"], where)
+            raw = {k: v for k, v in raw.items() if k != "groups"}
+        layer, cats = _layer(raw, where, categories=True)
         communities[code] = layer
         for cat, sub in cats.items():
             per_category[(code, cat)] = sub
-    return SlaPolicy(top, categories, communities, per_category, source)
+    return SlaPolicy(top, categories, communities, per_category, source, groups,
+                     community_groups)
 
 
 def load_policy(path: Path) -> SlaPolicy:

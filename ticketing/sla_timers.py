@@ -56,6 +56,7 @@ from ticketing.categories import MAJOR
 from ticketing.models import Ticket, TicketEvent
 from ticketing.sla_models import SlaTimer
 from ticketing.sla_policy import (
+    GROUP_NOTICE,
     KINDS,
     MAJOR_NOTICE,
     SlaPolicy,
@@ -68,6 +69,8 @@ from ticketing.workflow import OPEN_STATES
 APPOINTMENT_LEAD = timedelta(minutes=30)
 PAUSED_BY_APPOINTMENT = ("red_light", "escalation")
 BREACH_ACTION = "sla_breach"
+GROUP_ACTION = "group_notice"
+"""The ticket log's action of a group incident's notice (fired, then told)."""
 MAJOR_ACTION = "major_notice"
 """The ticket log's action of the 重大投诉 notice (fired, then told)."""
 
@@ -306,6 +309,11 @@ async def red_tickets(session: AsyncSession, scope: frozenset[int] | None, *,
 def breach_event(ticket: Ticket, row: SlaTimer, now: datetime) -> TicketEvent:
     """The ticket's log entry of a breach (``action`` ``sla_breach``), or of the
     重大投诉 notice (``major_notice``)."""
+    if row.kind == GROUP_NOTICE:
+        return TicketEvent(
+            ticket_id=ticket.id, from_state=ticket.state, to_state=ticket.state, actor="sla",
+            at=now, note="群发事件，正在通知小区主管", action=GROUP_ACTION,
+            data={"kind": row.kind})
     if row.kind == MAJOR_NOTICE:
         return TicketEvent(
             ticket_id=ticket.id, from_state=ticket.state, to_state=ticket.state, actor="sla",

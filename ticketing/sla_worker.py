@@ -43,10 +43,11 @@ from callcenter.bus import DomainEvent, EventBus
 from callcenter.clock import Clock
 from ticketing.categories import CATEGORIES, COMPLAINT_GRADES, MAJOR
 from ticketing.delivery import Delivery
+from ticketing.group_models import TicketGroup, TicketGroupEvent
 from ticketing.models import Ticket, TicketEvent
 from ticketing.sla_models import SlaTimer
-from ticketing.sla_policy import MAJOR_NOTICE
-from ticketing.sla_timers import MAJOR_ACTION, breach_event, breach_of
+from ticketing.sla_policy import GROUP_NOTICE, MAJOR_NOTICE
+from ticketing.sla_timers import GROUP_ACTION, MAJOR_ACTION, breach_event, breach_of
 from ticketing.workflow import OPEN_STATES, STATES
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ RUNS_IN: dict[str, frozenset[str]] = {
     "red_light": frozenset({"new", "dispatched", "returned", "reopened"}),
     "escalation": OPEN_STATES,
     MAJOR_NOTICE: frozenset(STATES) - {"cancelled"},
+    GROUP_NOTICE: frozenset(STATES),  # the incident is told even if this report is withdrawn
 }
 """The states in which each clock may run out (a guard: the workflow's hook
 already cancels a clock when its ticket leaves them)."""
@@ -86,7 +88,14 @@ class SlaBreach:
         return self.kind == MAJOR_NOTICE
 
     @property
+    def group(self) -> bool:
+        """Not a breach: the notice of a group incident (to the supervisors)."""
+        return self.kind == GROUP_NOTICE
+
+    @property
     def title(self) -> str:
+        if self.group:
+            return f"群发事件：{self.location or self.number}"
         return f"重大投诉：{self.number}" if self.major else f"工单超时：{self.number}"
 
     @property
@@ -101,6 +110,8 @@ class SlaBreach:
                 ("类别", cat.label if cat else "其他"))
         if self.major:
             return (*head, ("投诉等级", COMPLAINT_GRADES[MAJOR]))
+        if self.group:
+            return (*head, ("群发事件", "多户报告同一问题"))
         return (*head, ("超时", self.text))
 
 
@@ -135,6 +146,18 @@ class ClaimedTimer:
     id: int
     ticket_id: int
     kind: str
+
+
+def group_told_event(ticket: Ticket, result: SlaDelivery, now: datetime) -> TicketEvent:
+    """The log entry of whom a group incident's notice reached (or that nobody could be)."""
+    if result.ok:
+        note = f"群发事件已通知{result.audience}：{'、'.join(result.delivered_to)}"
+    else:
+        note = f"群发事件：没有可通知的{result.audience or '主管'}（未设置通知方式）"
+    return TicketEvent(ticket_id=ticket.id, from_state=ticket.state, to_state=ticket.state,
+                       actor="sla", at=now, note=note[:1000], action=GROUP_ACTION,
+                       data={"kind": GROUP_NOTICE, "audience": result.audience,
+                             "delivered_to": list(result.delivered_to)})
 
 
 def major_told_event(ticket: Ticket, result: SlaDelivery, now: datetime) -> TicketEvent:
@@ -425,6 +448,11 @@ class SlaWorker:
         return breach, True
 
     def _fired(self, breach: SlaBreach, now: datetime) -> None:
+        if breach.group:
+            self._bus.publish(DomainEvent("ticket.group_incident", {
+                "ticket_id": breach.ticket_id, "number": breach.number,
+                "community_id": breach.community_id}, at=now))
+            return
         if breach.major:
             self._bus.publish(DomainEvent("ticket.major_complaint", {
                 "ticket_id": breach.ticket_id, "number": breach.number,
@@ -473,4 +501,15 @@ class SlaWorker:
                 ticket = await session.get(Ticket, breach.ticket_id)
                 if ticket is not None:
                     session.add(major_told_event(ticket, result, now))
+            if breach.group and done.rowcount == 1:  # type: ignore[attr-defined]
+                ticket = await session.get(Ticket, breach.ticket_id)
+                if ticket is not None:
+                    told = group_told_event(ticket, result, now)
+                    session.add(told)
+                    group = (await session.scalars(select(TicketGroup).where(
+                        TicketGroup.opened_by_ticket_id == ticket.id))).first()
+                    if group is not None:
+                        session.add(TicketGroupEvent(
+                            group_id=group.id, action="told", ticket_id=ticket.id,
+                            actor="sla", at=now, note=told.note, data=told.data))
             await session.commit()

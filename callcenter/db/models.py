@@ -18,6 +18,7 @@ MODEL_MODULES = (
     "callcenter.ha.models",
     "ticketing.models",
     "ticketing.sla_models",
+    "ticketing.group_models",
     "recordings.models",
 )
 

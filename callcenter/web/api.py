@@ -349,6 +349,9 @@ class ApiRoutes:
     def put(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
         return self.route("PUT", path, **kw)
 
+    def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **kw)
+
     def add_to(self, app: web.Application) -> None:
         if API_OPERATIONS not in app:
             app[API_OPERATIONS] = []

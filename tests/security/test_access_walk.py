@@ -130,6 +130,18 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/tickets/{ticket_id}"): Rule(SIGNED_IN, True),
     ("POST", "/tickets/{ticket_id}/action"): Rule(SIGNED_IN, True),
     ("GET", "/recordings/{recording_id}"): Rule(SIGNED_IN, True),
+    # Group incidents (群发事件): read like tickets; the front desk links and unlinks,
+    # supervisors close (ticketing.groups.GROUP_ACTIONS; the page's form asks the same).
+    ("GET", "/api/ticket-groups"): Rule(SIGNED_IN, True),
+    ("GET", "/api/ticket-groups/{group_id}"): Rule(SIGNED_IN, True),
+    ("POST", "/api/ticket-groups/{group_id}/close"): Rule(only("supervisor"), True),
+    ("POST", "/api/ticket-groups/{group_id}/tickets"): Rule(
+        only("agent", "night_duty", "supervisor"), True),
+    ("DELETE", "/api/ticket-groups/{group_id}/tickets/{ticket_id}"): Rule(
+        only("agent", "night_duty", "supervisor"), True),
+    ("GET", "/ticket-groups"): Rule(SIGNED_IN, True),
+    ("GET", "/ticket-groups/{group_id}"): Rule(SIGNED_IN, True),
+    ("POST", "/ticket-groups/{group_id}/action"): Rule(SIGNED_IN, True),
     # Reports (figures of the person's communities; community= narrows them).
     ("GET", "/api/reports/calls"): Rule(only("supervisor"), True),
     ("GET", "/reports"): Rule(only("supervisor"), True),
@@ -314,6 +326,7 @@ ASKS_FOR_B: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
         "number": "13511112222", "name": "新住户", "community": "binjiang"}),
     ("POST", "/api/console/call"): ("/api/console/call", {"person_id": "B's owner", "phone": 0}),
     ("GET", "/api/departments"): ("/api/departments?community=binjiang", None),
+    ("GET", "/api/ticket-groups"): ("/api/ticket-groups?community=binjiang", None),
     ("GET", "/api/reports/calls"): ("/api/reports/calls?community=binjiang", None),
     ("GET", "/reports"): ("/reports?community=binjiang", None),
     ("GET", "/reports/calls.csv"): ("/reports/calls.csv?community=binjiang", None),
@@ -327,6 +340,8 @@ ASKS_FOR_B: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
 # Lists: they answer, with A's rows (the marker) and none of B's (B's owner lives in 8栋0808).
 LISTS = {("GET", "/api/tickets"): ("/api/tickets", "ticket_number"),
          ("GET", "/tickets"): ("/tickets", "ticket_number"),
+         ("GET", "/api/ticket-groups"): ("/api/ticket-groups?state=open", "湖畔花园3栋"),
+         ("GET", "/ticket-groups"): ("/ticket-groups?state=all", "湖畔花园3栋"),
          ("GET", "/api/calls"): ("/api/calls", "1111"),  # A's tenant called
          ("GET", "/api/calls/live"): ("/api/calls/live", None),
          ("GET", "/api/console/search"): ("/api/console/search?q=8栋0808", None),
@@ -397,6 +412,13 @@ async def _community_b(site: Site) -> CommunityB:
         "caller_number": B_MOBILE, "caller_name": B_OWNER, "community": "binjiang"})
     assert resp.status == 201, await resp.text()
     ticket = await resp.json()
+    # A second household of 滨江苑 without water: B's own group incident.
+    resp = await client.post("/api/tickets", headers=sup, json={
+        "source": "phone", "category": "plumbing", "summary": "滨江苑也停水",
+        "caller_number": "13755550000", "community": "binjiang"})
+    assert resp.status == 201, await resp.text()
+    b_group = (await resp.json())["group_id"]
+    assert b_group is not None
     resp = await client.post("/api/incidents", headers=sup, json={
         "community": "binjiang", "category": "lift", "building": "8", "summary": B_INCIDENT})
     assert resp.status == 201, await resp.text()
@@ -410,6 +432,7 @@ async def _community_b(site: Site) -> CommunityB:
         recordings[key] = await _recording(site, key, ticket_id)
     return CommunityB({**site.params, "ticket_id": str(ticket["id"]),
                        "incident_id": str((await resp.json())["incident_id"]),
+                       "group_id": str(b_group),
                        "ticket_number": ticket["number"], "person_id": str(owner_id),
                        "recording_id": str(recordings["b"]),
                        "a_recording_id": str(recordings["a"])})
@@ -510,6 +533,10 @@ async def test_a_person_of_one_community_gets_none_of_anothers_data(site: Site) 
             failures.append(f"B's ticket was moved to {ticket['state']} by someone of A")
         if incident["state"] != "open":
             failures.append(f"B's incident was made {incident['state']} by someone of A")
+        group = await (await site.client.get(f"/api/ticket-groups/{b.params['group_id']}",
+                                             headers=sup)).json()
+        if group["state"] != "open" or len(group["members"]) != 2:
+            failures.append(f"B's group incident was changed by someone of A: {group}")
         # An unscoped supervisor does see B (so the markers would catch a leak).
         text = await (await site.client.get("/api/tickets", headers=sup)).text()
         assert _shows_b(text), "the markers find B's rows where they belong"

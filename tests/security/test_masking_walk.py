@@ -58,7 +58,8 @@ SESSION_USERS = {"engineer": "gong", "agent": "xiaoli", "night_duty": "laowang",
 # Routes that carry the owner's number whenever the viewer may open them.
 CARRY_NUMBERS = {"/api/calls", "/api/calls/live", "/api/tickets", "/api/tickets/{ticket_id}",
                  "/tickets", "/tickets/{ticket_id}", "/api/incidents/{incident_id}",
-                 "/incidents/{incident_id}", "/api/console/search", "/search"}
+                 "/incidents/{incident_id}", "/api/console/search", "/search",
+                 "/api/ticket-groups/{group_id}", "/ticket-groups/{group_id}"}
 QUERIES = {"/api/console/search": "q=13812345678", "/search": "q=13812345678",
            "/api/oncall/now": "role=night_duty", "/history": "all=1"}
 SKIP = {("POST", "/logout"): "ends the walking session; it returns a redirect, no data"}
@@ -164,11 +165,19 @@ async def _fill(site: Site) -> None:
         "room_id": site.seed.rooms["3-1-1201"], "community": "hupan"})
     assert resp.status == 201, await resp.text()
     ticket = await resp.json()
+    # A neighbour of 3栋 reports it too: one group incident (群发事件) of two households.
+    resp = await client.post("/api/tickets", headers=sup, json={
+        "source": "phone", "category": "plumbing", "summary": "3栋也停水了 回电13900001111",
+        "caller_number": TENANT_MOBILE, "building": "3", "unit": "2", "room": "0808",
+        "community": "hupan"})
+    assert resp.status == 201, await resp.text()
+    group_id = (await resp.json())["group_id"]
+    assert group_id is not None
     resp = await client.post("/api/incidents", headers=sup, json={
         "community": "hupan", "category": "plumbing", "building": "3", "unit": "1",
         "room": "1201", "caller": "+8613812345678", "summary": "水管爆裂，请回电 137 0000 2222"})
     assert resp.status in (200, 201), await resp.text()
-    site.params = {"ticket_id": str(ticket["id"]),
+    site.params = {"ticket_id": str(ticket["id"]), "group_id": str(group_id),
                    "incident_id": str((await resp.json())["incident_id"]),
                    "recording_id": "1", "community": "hupan", "role": "night_duty",
                    "category": "plumbing", "ticket_number": ticket["number"],
@@ -205,6 +214,11 @@ def _bodies(site: Site) -> dict[tuple[str, str], dict[str, Any]]:
             "community": "hupan", "category": "plumbing", "building": "3", "unit": "1",
             "room": "1201", "caller": OWNER_MOBILE, "summary": "又漏了 13700002222"},
         ("POST", "/api/incidents/{incident_id}/resolve"): {"note": "已修好，业主 13812345678"},
+        ("POST", "/api/ticket-groups/{group_id}/close"): {"note": "已恢复供水，业主 13812345678"},
+        ("POST", "/api/ticket-groups/{group_id}/tickets"): {
+            "ticket_id": int(site.params["ticket_id"]), "reason": "同一事件 13812345678"},
+        # No reason: a 400 for those who may (the walk must keep the owner in the incident).
+        ("DELETE", "/api/ticket-groups/{group_id}/tickets/{ticket_id}"): {"reason": ""},
         ("POST", "/api/console/unknown-caller"): {"number": UNKNOWN_CALLER, "name": "新住户"},
         ("POST", "/api/console/call"): {"person_id": site.seed.people["张伟"], "phone": 0},
     }

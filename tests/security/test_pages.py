@@ -39,8 +39,8 @@ PUBLIC = {"/login", "/api/docs"}
 # The pages there are: a page missing here, or one here that is gone, fails the test.
 PAGES = {"/", "/agent", "/history", "/search", "/supervisor", "/admin/audit", "/admin/ivr",
          "/admin/holidays",
-         "/tickets", "/tickets/{ticket_id}", "/incidents", "/incidents/{incident_id}", "/duty", "/oncall", "/reports",
-         "/reports/kpi"}
+         "/tickets", "/tickets/{ticket_id}", "/incidents", "/incidents/{incident_id}", "/duty",
+         "/oncall", "/reports", "/reports/kpi", "/ticket-groups", "/ticket-groups/{group_id}"}
 
 
 @dataclass
@@ -61,11 +61,16 @@ async def site(db_url: str, tmp_path: Path, sessionmaker: Any) -> AsyncIterator[
             sup = {"Authorization": f"Bearer {await create_token(s, role='supervisor')}"}
         ticket = await client.post("/api/tickets", headers=sup, json={
             "category": "plumbing", "summary": "厨房漏水", "community": "hupan"})
+        # a second report of the same: a group incident (群发事件) for its pages
+        second = await client.post("/api/tickets", headers=sup, json={
+            "category": "plumbing", "summary": "也漏水", "community": "hupan"})
+        assert second.status == 201 and (await second.json())["group_id"], await second.text()
         incident = await client.post("/api/incidents", headers=sup, json={
             "community": "hupan", "category": "fire", "building": "3"})
         assert ticket.status == 201 and incident.status == 201, await incident.text()
         yield Site(client, {"ticket_id": str((await ticket.json())["id"]),
-                            "incident_id": str((await incident.json())["incident_id"])}, sup)
+                            "incident_id": str((await incident.json())["incident_id"]),
+                            "group_id": str((await second.json())["group_id"])}, sup)
 
 
 def html_get_routes(site: Site) -> dict[str, str]:
