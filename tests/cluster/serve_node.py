@@ -3,8 +3,9 @@
     python -m tests.cluster.serve_node <db url> <data dir> <http port> <ami port> <fastagi port>
 
 Like ``tests.integration.serve_server`` but with its own FastAGI port (the stand-in
-sends the IVR to one server only) and "now" fixed at 10:00 Shanghai today (office
-hours: the menu leads to the front-desk queue), sleeps real. Prints ``ready``.
+sends the IVR to one server only) and "now" fixed at 10:00 Shanghai today, or on the
+next working day on a weekend or holiday (office hours: the menu leads to the
+front-desk queue), sleeps real. Prints ``ready``.
 With ``CALLCENTER_TEST_CLOCK=system`` "now" is the real time instead (paging's
 timers are due by it: a fixed "now" never reaches the next step), and with
 ``CALLCENTER_TEST_CLOCK_OFFSET_S`` the real time shifted by that many seconds (the
@@ -19,7 +20,7 @@ import os
 import signal
 import sys
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -29,13 +30,25 @@ from callcenter.app import create_app
 from callcenter.clock import SystemClock
 from callcenter.demo import demo_settings
 from callcenter.settings import DatabaseSettings, Settings
+from ivr.holidays import HolidayCalendar
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
+def office_morning() -> datetime:
+    """10:00 Shanghai on today's date, or on the next working day when today is a
+    weekend or a public holiday (the menus then lead to the night or holiday
+    branch, not the front desk: a run on a Saturday must not fail for it)."""
+    calendar = HolidayCalendar()
+    day = datetime.now(SHANGHAI).date()
+    while not calendar.day(day).workday:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(10), SHANGHAI)
+
+
 class OfficeHoursClock(SystemClock):
     def __init__(self) -> None:
-        self.when = datetime.now(SHANGHAI).replace(hour=10, minute=0, second=0, microsecond=0)
+        self.when = office_morning()
 
     def now(self) -> datetime:
         return self.when
@@ -52,9 +65,8 @@ class ShiftedClock(SystemClock):
 
 
 def office_hours_offset_s() -> float:
-    """The shift that makes now 10:00 in Shanghai today."""
-    now = datetime.now(SHANGHAI)
-    return (now.replace(hour=10, minute=0, second=0, microsecond=0) - now).total_seconds()
+    """The shift that makes now 10:00 in Shanghai on a working day (``office_morning``)."""
+    return (office_morning() - datetime.now(SHANGHAI)).total_seconds()
 
 
 def settings_for(db_url: str, data_dir: Path, http_port: int, ami_port: int,
