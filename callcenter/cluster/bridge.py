@@ -39,6 +39,7 @@ FORWARDED = frozenset({
     "agent.state",  # 就绪 / 小休 / 话后 and signed-in, set on either server
     "ticket.created", "ticket.changed",
     "incident.opened", "incident.acknowledged", "incident.resolved",
+    "callback.changed",  # the worklist changed (no number in it): lists refresh
 })
 """Events a server originates itself. ``incident.requested`` is not among them: each
 server's paging would open the incident again."""
