@@ -31,7 +31,7 @@ from callcenter.console.ports import StaffRef
 from callcenter.directory.masking import sees_full_numbers, show_number
 from callcenter.directory.models import Community, Person, StaffUser
 from callcenter.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
-from callcenter.web.api import ApiRoutes, Id, Input, Output, Text
+from callcenter.web.api import ApiRoutes, Input, Output, PathId, Text
 from callcenter.web.errors import json_response
 from callcenter.web.pages import page
 from callcenter.web.templating import render
@@ -60,7 +60,7 @@ class DialIn(Input):
 
 
 class CallbackPath(Input):
-    callback_id: Id
+    callback_id: PathId
 
 
 class DoneIn(Input):

@@ -39,7 +39,7 @@ PUBLIC = {"/login", "/api/docs"}
 # The pages there are: a page missing here, or one here that is gone, fails the test.
 PAGES = {"/", "/agent", "/history", "/search", "/supervisor", "/admin/audit", "/admin/ivr",
          "/tickets", "/tickets/{ticket_id}", "/incidents/{incident_id}", "/oncall", "/reports",
-         "/reports/kpi"}
+         "/reports/kpi", "/callbacks"}
 
 
 @dataclass
