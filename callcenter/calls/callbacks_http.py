@@ -24,9 +24,10 @@ from callcenter.appkeys import BUS, CALLBACKS, CLOCK, SESSIONMAKER, SETTINGS
 from callcenter.auth.identity import Identity
 from callcenter.auth.middleware import current_identity
 from callcenter.auth.scope import scope_codes
+from callcenter.bus import DomainEvent
 from callcenter.calls.callback_models import MARK_OUTCOMES, Callback
-from callcenter.calls.callbacks import CallbackService
-from callcenter.console.keys import ORIGINATE
+from callcenter.calls.callbacks import CHANGED, CallbackService
+from callcenter.console.keys import AGENT_HUB, ORIGINATE
 from callcenter.console.ports import StaffRef
 from callcenter.directory.masking import sees_full_numbers, show_number
 from callcenter.directory.models import Community, Person, StaffUser
@@ -312,7 +313,17 @@ def _service(links: AmiLinks | None) -> Callable[[web.Application], AsyncIterato
             writes=writes if links is not None else None, now=app[CLOCK].now)
         app[CALLBACKS] = service
         unsubscribe = service.subscribe(app[BUS])
+
+        async def tell_consoles(event: DomainEvent) -> None:
+            # This server's change or the other's: open consoles re-read their count.
+            hub = app.get(AGENT_HUB)
+            if hub is not None:
+                hub.notify_community(event.data.get("community"), {
+                    "type": "callbacks", "state": event.data.get("state")}, frozenset(ROLES))
+
+        off = app[BUS].subscribe(CHANGED, tell_consoles, remote=True)
         yield
+        off()
         unsubscribe()
     return ctx
 

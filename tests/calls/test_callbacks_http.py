@@ -112,3 +112,28 @@ async def test_the_list_the_page_a_callback_and_marking_done(sessionmaker: Any, 
         page = await (await client.get("/callbacks", params={"state": "done"})).text()
         assert "手工处理：无需回拨" in page and "业主说不用回了" in page and "LAOWANG" in page
         assert (await (await client.get("/api/callbacks")).json())["open_count"] == 0
+
+
+async def test_an_open_console_hears_when_the_worklist_changed(sessionmaker: Any, db_url: str,
+                                                              tmp_path: Path) -> None:
+    """The agent's WebSocket gets a ``callbacks`` frame (no number in it) when a miss
+    lands, so the top bar's count updates without waiting for its poll."""
+    import asyncio
+    import json
+
+    await seed_directory(sessionmaker)
+    async with running_app(db_url, tmp_path, with_callbacks=True) as client:
+        await login(client, "xiaoli")
+        async with client.ws_connect("/ws/agent") as ws:
+            hello = json.loads((await ws.receive(timeout=5)).data)
+            assert hello["type"] == "hello"
+            await client.app[CALLBACKS].handle(ended(
+                "q-9", "abandoned", started=datetime.now(UTC), number=OWNER_MOBILE,
+                queue="frontdesk"))
+            frames = []
+            for _ in range(5):
+                frame = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+                frames.append(frame)
+                if frame["type"] == "callbacks":
+                    break
+            assert frames[-1] == {"type": "callbacks", "state": "open"}, frames

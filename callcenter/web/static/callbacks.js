@@ -1,5 +1,6 @@
 // 未接来电回拨: refresh the list every 20 s while nobody is filling in a form, and the
-// nav badge (every page of the front desk) with the number of open entries.
+// nav badge (every page of the front desk) with the number of open entries: every
+// 30 s, and at once when the console's WebSocket says the list changed.
 (function () {
   "use strict";
   const badge = document.querySelector("[data-callback-count]");
@@ -16,6 +17,8 @@
   }
   count();
   setInterval(count, 30000);
+  // The console's WebSocket says when the worklist changed (console.js).
+  window.addEventListener("callbacks-changed", count);
   const list = document.querySelector("[data-refresh]");
   if (list) {
     setInterval(function () {
