@@ -33,6 +33,8 @@ the loser retries as an update. Every change publishes ``callback.changed``.
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,9 +88,14 @@ class CallbackService:
                  default_community: str | None = None, min_ivr_s: float = 5.0,
                  dial_match_s: float = 300.0, writes: Callable[[str], bool] | None = None,
                  lookup: Lookup | None = person_ids_by_numbers,
-                 now: Callable[[], datetime] = utcnow) -> None:
+                 now: Callable[[], datetime] = utcnow, hold_s: float = 30.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         """``writes(asterisk link)``: whether this server handles that link's calls
-        (it owns the link); None: every link (one server)."""
+        (it owns the link); None: every link (one server). A standby holds the last
+        ``hold_s`` of the events it left to the owner and handles them when it takes
+        the link over (``take_over``), as the call log does: a call that ended just
+        before the owner died is not lost, and one the owner did handle is not added
+        twice (its ``linkedid`` is on the entry)."""
         self._sm = sessionmaker
         self._tz = tz
         self._publish = publish
@@ -98,6 +105,9 @@ class CallbackService:
         self._writes = writes
         self._lookup = lookup
         self._now = now
+        self._hold_s = hold_s
+        self._mono = monotonic
+        self._held: deque[tuple[float, DomainEvent]] = deque(maxlen=10_000)
 
     def subscribe(self, bus: EventBus) -> Callable[[], None]:
         off = [bus.subscribe("call.ended", self.handle), bus.subscribe("call.answered", self.handle)]
@@ -117,6 +127,7 @@ class CallbackService:
         if not asterisk or not isinstance(data.get("started_at"), datetime):
             return
         if self._writes is not None and not self._writes(str(asterisk)):
+            self._hold(event)
             return
         number = caller_number(data.get("caller_number"))
         if number is None:
@@ -137,6 +148,27 @@ class CallbackService:
                                     linkedid=str(data.get("linkedid")))
         elif outcome in MISSED_OUTCOMES:
             await self.missed(data, community=community, number=number, at=at)
+
+    def _hold(self, event: DomainEvent) -> None:
+        now = self._mono()
+        self._held.append((now, event))
+        while self._held and self._held[0][0] < now - self._hold_s:
+            self._held.popleft()
+
+    async def take_over(self, asterisk: str) -> int:
+        """This server now owns link ``asterisk``: handle its held events. Returns how many."""
+        now = self._mono()
+        mine = [e for t, e in self._held
+                if e.data.get("asterisk") == asterisk and t >= now - self._hold_s]
+        self._held = deque(((t, e) for t, e in self._held if e.data.get("asterisk") != asterisk),
+                           maxlen=self._held.maxlen)
+        for event in mine:
+            try:
+                await self.handle(event)
+            except Exception:
+                log.exception("callbacks: held %s of %s not handled", event.name,
+                              event.data.get("linkedid"))
+        return len(mine)
 
     async def missed(self, data: dict[str, Any], *, community: str, number: str,
                      at: datetime) -> Callback | None:

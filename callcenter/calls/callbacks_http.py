@@ -24,9 +24,11 @@ from callcenter.appkeys import BUS, CALLBACKS, CLOCK, SESSIONMAKER, SETTINGS
 from callcenter.auth.identity import Identity
 from callcenter.auth.middleware import current_identity
 from callcenter.auth.scope import scope_codes
+from callcenter.auth.throttle import client_address
 from callcenter.bus import DomainEvent
 from callcenter.calls.callback_models import MARK_OUTCOMES, Callback
 from callcenter.calls.callbacks import CHANGED, CallbackService
+from callcenter.console.audit import record_access
 from callcenter.console.keys import AGENT_HUB, ORIGINATE
 from callcenter.console.ports import StaffRef
 from callcenter.directory.masking import sees_full_numbers, show_number
@@ -252,6 +254,11 @@ async def call_back(request: web.Request, path: CallbackPath, body: DialIn
                            details={"callback_id": entry.id})
         number, community = entry.number, entry.community or None
         await service.dialling(session, [entry], user_id=me.user_id, by=me.display_name)
+        # Calling a person is an access to their record, as the console's click-to-call.
+        await record_access(session, ident, [entry.person_id] if entry.person_id else [],
+                            reason="view", detail="callback", commit=False,
+                            source=client_address(request,
+                                                  request.app[SETTINGS].http.trusted_proxies))
     port = request.app.get(ORIGINATE)
     try:
         if port is None:
@@ -313,6 +320,11 @@ def _service(links: AmiLinks | None) -> Callable[[web.Application], AsyncIterato
             writes=writes if links is not None else None, now=app[CLOCK].now)
         app[CALLBACKS] = service
         unsubscribe = service.subscribe(app[BUS])
+        if links is not None:
+            async def on_owner_change(name: str, owned: bool) -> None:
+                if owned:
+                    await service.take_over(name)
+            links.on_owner_change(on_owner_change)
 
         async def tell_consoles(event: DomainEvent) -> None:
             # This server's change or the other's: open consoles re-read their count.

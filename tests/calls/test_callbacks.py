@@ -417,3 +417,28 @@ async def test_a_click_to_call_through_the_standin_clears_it_only_when_answered(
                                                                         user_id)
     else:
         assert entry.state == "open" and entry.dialled[-1]["result"] == "no_answer"
+
+
+async def test_a_standby_holds_what_it_left_to_the_owner_and_handles_it_on_takeover(
+        sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """The owner died just as two calls ended: one it had written, one not. The standby
+    takes the link over and adds the missing one; the written one is not added twice."""
+    owns = {"pbx1": False}
+    mono = [0.0]
+    standby, _ = service(sessionmaker, writes=lambda link: owns[link],
+                         monotonic=lambda: mono[0], hold_s=30)
+    owner, _ = service(sessionmaker)
+    first = ended("t-1", "abandoned", queue="frontdesk")
+    second = ended("t-2", "abandoned", queue="frontdesk", started=T0 + timedelta(minutes=1))
+    old = ended("t-0", "abandoned", queue="frontdesk", started=T0 - timedelta(minutes=5))
+    await standby.handle(old)  # held, but too long ago by the takeover
+    mono[0] = 40.0
+    for event in (first, second):
+        await standby.handle(event)
+    await owner.handle(first)  # the owner wrote this one before it died
+    assert await entries(sessionmaker) and (await entries(sessionmaker))[0].missed_count == 1
+    owns["pbx1"] = True
+    assert await standby.take_over("pbx1") == 2
+    [entry] = await entries(sessionmaker)
+    assert sorted(m["linkedid"] for m in entry.missed) == ["t-1", "t-2"]
+    assert await standby.take_over("pbx1") == 0  # nothing held twice

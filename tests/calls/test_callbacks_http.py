@@ -8,8 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from callcenter.appkeys import BUS, CALLBACKS
 from callcenter.bus import DomainEvent
+from callcenter.console.models import AuditEntry
 from tests.calls.test_callbacks import ended
 from tests.console.helpers import (
     OWNER_MOBILE,
@@ -75,6 +78,11 @@ async def test_the_list_the_page_a_callback_and_marking_done(sessionmaker: Any, 
         r = await client.post(f"/api/callbacks/{owner['id']}/call", headers=h)
         assert r.status == 200, await r.text()
         assert originate.calls == [("8001", "+86" + OWNER_MOBILE, "hupan")]
+        async with sessionmaker() as s:  # calling someone is an access to their record
+            audited = (await s.scalars(select(AuditEntry).where(
+                AuditEntry.detail == "callback"))).all()
+        assert [(a.username, a.person_id) for a in audited] == [
+            ("xiaoli", seed.people["张伟"])]
         [entry] = [c for c in (await (await client.get("/api/callbacks")).json())["callbacks"]
                    if c["id"] == owner["id"]]
         assert entry["state"] == "open" and [d["label"] for d in entry["dialled"]] == ["正在呼叫"]
