@@ -6,6 +6,8 @@ numbers masked by the rules (``callcenter.directory.masking``: an agent sees
 ``POST /api/callbacks/{id}/call`` → the agent's click-to-call of the number (the
 console's ``OriginatePort``); ``POST /api/callbacks/{id}/done`` ``{"outcome", "note"}``
 → closed by hand; ``GET /callbacks`` → the page (its forms post to the same two).
+Each ``callback.changed`` (this server's or, over the cluster bus, the other's) sends
+open consoles a ``{"type": "callbacks"}`` WebSocket frame: the top bar's count updates.
 """
 
 from __future__ import annotations
@@ -49,7 +51,6 @@ ROLE_LABELS = {"night_duty": "夜班值班", "engineer": "工程值班", "superv
 HOW_LABELS = {"callback": "回拨接通", "marked": "手工处理", "called_again": "业主再次来电已接通"}
 DIAL_LABELS = {"dialling": "正在呼叫", "answered": "已接通", "no_answer": "未接通",
                "failed": "未能呼出"}
-DONE_OUTCOME_LABELS = {**MARK_OUTCOMES}
 
 
 class CallbackQuery(Input):
@@ -152,7 +153,7 @@ def present(entry: Callback, *, tz: ZoneInfo, full: bool, names: dict[str, str],
     done_label = ""
     if entry.state == "done":
         how = HOW_LABELS.get(entry.done_how or "", "已处理")
-        done_label = (f"{how}：{DONE_OUTCOME_LABELS.get(entry.done_outcome or '', '')}"
+        done_label = (f"{how}：{MARK_OUTCOMES.get(entry.done_outcome or '', '')}"
                       if entry.done_how == "marked" else how)
     caller = (people.get(entry.person_id or 0) or entry.caller_name or "未登记来电")
     return {
