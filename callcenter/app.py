@@ -24,6 +24,7 @@ from callcenter.appkeys import BUS, CLOCK, ENGINE, HEALTH_EXTRAS, SESSIONMAKER, 
 from callcenter.auth.middleware import auth_middleware
 from callcenter.auth.passwords import PasswordsFactory, PasswordWorkers
 from callcenter.bus import EventBus
+from callcenter.calls.callbacks_http import setup_callbacks
 from callcenter.calls.http import setup_calls
 from callcenter.clock import Clock, SystemClock
 from callcenter.cluster.setup import setup_cluster
@@ -165,6 +166,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     agent_status = AmiAgentStatus(links, settings.asterisk)
     setup_console(app, agent_status=agent_status,
                   originate=AmiOriginate(links, settings.asterisk), passwords=passwords)
+    setup_callbacks(app, links)  # the 未接来电 worklist, filled as calls end
     # After every (re)connect, agents' states come from the queue's members in Asterisk.
     queue_sync = QueueMembersSync(agent_status, lambda: app[SESSIONMAKER],
                                   lambda: app.get(AGENT_HUB))

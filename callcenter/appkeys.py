@@ -38,3 +38,8 @@ if TYPE_CHECKING:
     from callcenter.calls.services import CallLogService
 CALL_LOG: web.AppKey[CallLogService] = web.AppKey("call_log")
 """Writes and searches the call log (``callcenter.calls.http.setup_calls``)."""
+
+if TYPE_CHECKING:
+    from callcenter.calls.callbacks import CallbackService
+CALLBACKS: web.AppKey[CallbackService] = web.AppKey("callbacks")
+"""The callback worklist (``callcenter.calls.callbacks_http.setup_callbacks``)."""

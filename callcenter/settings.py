@@ -177,6 +177,20 @@ class HaSettings:
     safety_margin_s: float = 0.5
 
 
+@dataclass(frozen=True)
+class CallbackSettings:
+    """The callback worklist (``callcenter/calls/callbacks.py``, docs/CALLBACKS.md).
+
+    ``min_ivr_s``: a call that hung up in the IVR sooner than this after it started
+    (a misdial, a caller who heard the greeting and rang off at once) is not listed;
+    0 lists every one. A call that waited in the queue or rang someone is always
+    listed. ``dial_match_s``: how long after an agent dialled a callback the
+    outgoing call to that number counts as the callback (it rings the agent first)."""
+
+    min_ivr_s: float = 5.0
+    dial_match_s: float = 300.0
+
+
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -206,6 +220,7 @@ class Settings:
     paging: PagingSettings = field(default_factory=PagingSettings)
     triage: TriageSettings = field(default_factory=TriageSettings)
     ha: HaSettings = field(default_factory=HaSettings)
+    callbacks: CallbackSettings = field(default_factory=CallbackSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     ivr_menus: tuple[Path, ...] = ()
     source: str = "<defaults>"
@@ -249,6 +264,7 @@ _SECTIONS: dict[str, type] = {
     "paging": PagingSettings,
     "triage": TriageSettings,
     "ha": HaSettings,
+    "callbacks": CallbackSettings,
     "logging": LoggingSettings,
 }
 
@@ -353,6 +369,10 @@ def _validate(s: Settings) -> None:
     _validate_paging(s, names)
     _validate_triage(s)
     _validate_ha(s.ha, src)
+    if not 0 <= s.callbacks.min_ivr_s <= 600:
+        raise SettingsError("callbacks.min_ivr_s", "must be between 0 and 600 seconds", src)
+    if not 10 <= s.callbacks.dial_match_s <= 3600:
+        raise SettingsError("callbacks.dial_match_s", "must be between 10 and 3600 seconds", src)
     _validate_http(s)
     _validate_logging(s.logging, src)
 

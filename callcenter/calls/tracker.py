@@ -312,6 +312,8 @@ class CallTracker:
                 "state": call.state.value,
                 "queue": call.queue,
                 "started_at": call.started_at,
+                # an Originate (click-to-call, a page): its "caller" is whom it dials
+                "outgoing": call.outgoing,
             }
         else:
             data = {"asterisk": self.asterisk, "community": self.community}

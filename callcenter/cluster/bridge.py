@@ -40,6 +40,7 @@ FORWARDED = frozenset({
     "ticket.created", "ticket.changed",
     "incident.opened", "incident.acknowledged", "incident.resolved",
     "holidays.changed",  # an admin's edit: the other server re-reads the holiday file
+    "callback.changed",  # the worklist changed (no number in it): lists refresh
 })
 """Events a server originates itself. ``incident.requested`` is not among them: each
 server's paging would open the incident again."""

@@ -19,7 +19,7 @@ from aiohttp import web
 from pydantic import Field
 
 from callcenter.ami.errors import AmiActionError
-from callcenter.appkeys import SESSIONMAKER, SETTINGS
+from callcenter.appkeys import CALLBACKS, SESSIONMAKER, SETTINGS
 from callcenter.auth.identity import Identity
 from callcenter.auth.middleware import current_identity, require_role
 from callcenter.auth.passwords import HashingBusy
@@ -443,12 +443,36 @@ async def call_api(request: web.Request, body: CallIn) -> web.StreamResponse:
     port = request.app.get(ORIGINATE)
     if port is None:
         raise Unavailable("电话系统未连接，无法外呼 / telephony is not connected")
+    # Calling back someone on the 未接来电 list: the answer clears their entry.
+    pending = await _callbacks_dialling(request, number, scope, me)
     try:
         attempt = await port.click_to_call(me, number, community=community)
     except NotFound:  # no Asterisk link serves the community
+        await _callbacks_failed(request, pending, "NotFound")
         raise Unavailable("电话系统未连接，无法外呼 / telephony is not connected") from None
+    except Exception as exc:
+        await _callbacks_failed(request, pending, type(exc).__name__)
+        raise
     return json_response({"ok": True, "attempt": attempt,
                           "message": f"正在呼叫您的分机 {me.extension}，接起后将接通对方"})
+
+
+async def _callbacks_dialling(request: web.Request, number: str, scope: frozenset[str] | None,
+                              me: StaffRef) -> list[int]:
+    """The open callback entries of ``number`` the agent now calls (their ids)."""
+    service = request.app.get(CALLBACKS)
+    if service is None:
+        return []
+    async with request.app[SESSIONMAKER]() as session, session.begin():
+        entries = await service.open_for_number(session, number, scope)
+        await service.dialling(session, entries, user_id=me.user_id, by=me.display_name)
+        return [e.id for e in entries]
+
+
+async def _callbacks_failed(request: web.Request, ids: list[int], reason: str) -> None:
+    service = request.app.get(CALLBACKS)
+    if service is not None and ids:
+        await service.dial_failed(ids, reason)
 
 
 @routes.post("/api/console/unknown-caller", body=UnknownCallerIn, response=CreatedPersonOut,

@@ -13,6 +13,7 @@ MODEL_MODULES = (
     "callcenter.auth.models",
     "callcenter.console.models",
     "callcenter.calls.models",
+    "callcenter.calls.callback_models",
     "callcenter.oncall.models",
     "callcenter.paging.models",
     "callcenter.ha.models",

@@ -387,6 +387,23 @@ class AgentHub:
                 self._spawn(conn.ws.close(code=1013, message=b"too slow"))
         return sent
 
+    def notify_community(self, community: str | None, frame: dict[str, Any],
+                         roles: frozenset[str]) -> int:
+        """``frame`` to every open console of ``roles`` that sees ``community`` (a list
+        that changed, e.g. the callback worklist: the page re-reads it). Frames of this
+        kind carry no owner's data."""
+        text = json.dumps(frame, ensure_ascii=False)
+        sent = 0
+        for conns in list(self.connections.values()):
+            for conn in list(conns):
+                if conn.identity.role not in roles and conn.identity.role != "admin":
+                    continue
+                if not in_scope(conn.scope, community, self._default_community):
+                    continue
+                if conn.push(text):
+                    sent += 1
+        return sent
+
     # ------------------------------------------------------------------ frames
 
     def _call_json(self, call: LiveCall, viewer: Identity) -> dict[str, Any]:

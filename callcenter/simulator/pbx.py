@@ -636,6 +636,10 @@ class Pbx:
         try:
             if spec.application:
                 await self.run_application(call, spec.application, spec.data, final=True)
+                if not ch.dead:
+                    # Asterisk hangs an originated channel up when its application returns
+                    # (a click-to-call whose Dial found the owner busy).
+                    await self.teardown_dialplan(call)
             else:
                 await self.run_dialplan(call, spec.context or "default", spec.exten or "s")
         finally:

@@ -142,7 +142,7 @@ async def serving(app: web.Application
 async def running_app(db_url: str, tmp: Path, *, clock: Clock | None = None,
                       tickets: OpenTicketsSource | None = None, max_age_s: int = 3600,
                       login_limit: int = 5, console: dict[str, Any] | None = None,
-                      with_tickets: bool = False,
+                      with_tickets: bool = False, with_callbacks: bool = False,
                       **screenpop: Any
                       ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     app = create_core_app(make_settings(db_url, tmp, max_age_s=max_age_s), clock=clock)
@@ -152,6 +152,10 @@ async def running_app(db_url: str, tmp: Path, *, clock: Clock | None = None,
         from callcenter.tickets import setup_tickets
 
         setup_tickets(app)
+    if with_callbacks:
+        from callcenter.calls.callbacks_http import setup_callbacks
+
+        setup_callbacks(app)
     async with serving(app) as client:
         yield client
 

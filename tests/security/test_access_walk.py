@@ -26,6 +26,7 @@ from callcenter.app import create_app
 from callcenter.appkeys import SESSIONMAKER, SETTINGS
 from callcenter.auth.sessions import SESSION_COOKIE
 from callcenter.auth.tokens import create_token
+from callcenter.calls.callback_models import Callback
 from callcenter.calls.models import CallLog
 from callcenter.console.audit import record_access
 from callcenter.demo import demo_settings
@@ -98,6 +99,14 @@ POLICY: dict[tuple[str, str], Rule] = {
     # Calls.
     ("GET", "/api/calls/live"): Rule(only("agent", "night_duty", "supervisor"), True),
     ("GET", "/api/calls"): Rule(only("agent", "supervisor"), True),
+    # The callback worklist (未接来电回拨): the front desk and night duty; calling back and
+    # closing an entry need a person (who did it is recorded).
+    ("GET", "/api/callbacks"): Rule(only("agent", "night_duty", "supervisor"), True),
+    ("GET", "/callbacks"): Rule(only("agent", "night_duty", "supervisor"), True),
+    ("POST", "/api/callbacks/{callback_id}/call"): Rule(
+        only("agent", "night_duty", "supervisor") - {SERVICE}, True),
+    ("POST", "/api/callbacks/{callback_id}/done"): Rule(
+        only("agent", "night_duty", "supervisor") - {SERVICE}, True),
     # On-call.
     ("GET", "/api/oncall/now"): Rule(SIGNED_IN, True),
     ("GET", "/oncall"): Rule(SIGNED_IN, True),
@@ -344,6 +353,9 @@ LISTS = {("GET", "/api/tickets"): ("/api/tickets", "ticket_number"),
          ("GET", "/ticket-groups"): ("/ticket-groups?state=all", "湖畔花园3栋"),
          ("GET", "/api/calls"): ("/api/calls", "1111"),  # A's tenant called
          ("GET", "/api/calls/live"): ("/api/calls/live", None),
+         # A's owner hung up in the IVR: on A's worklist (masked or not, the last digits)
+         ("GET", "/api/callbacks"): ("/api/callbacks", "5678"),
+         ("GET", "/callbacks"): ("/callbacks?state=all", "5678"),
          ("GET", "/api/console/search"): ("/api/console/search?q=8栋0808", None),
          ("GET", "/search"): ("/search?q=8栋0808", None),
          ("GET", "/history"): ("/history?all=1", None),
@@ -396,6 +408,16 @@ async def _community_b(site: Site) -> CommunityB:
         s.add(CallLog(linkedid="b-1", asterisk="standin", community="binjiang",
                       caller_number="+86" + B_MOBILE, caller_name=B_OWNER, did=B_HOTLINE,
                       started_at=datetime.now(UTC), outcome="abandoned"))
+        b_callback = Callback(community="binjiang", number="+86" + B_MOBILE,
+                              day=datetime.now(UTC).date(), state="open", caller_name=B_OWNER,
+                              person_id=owner_id, missed_count=1,
+                              first_missed_at=datetime.now(UTC), last_missed_at=datetime.now(UTC),
+                              missed=[{"linkedid": "b-1", "at": datetime.now(UTC).isoformat(),
+                                       "ended_in": "queue", "wait_s": 65.0, "ivr_path": []}],
+                              dialled=[], done_by="", note="")
+        s.add(b_callback)
+        await s.flush()
+        b_callback_id = b_callback.id
         for username, (role, ext) in SCOPED_USERS.items():
             s.add(dm.StaffUser(username=username, display_name=username, role=role,
                             memberships=[dm.StaffCommunity(community_id=site.seed.community_id)],
@@ -435,6 +457,7 @@ async def _community_b(site: Site) -> CommunityB:
                        "group_id": str(b_group),
                        "ticket_number": ticket["number"], "person_id": str(owner_id),
                        "recording_id": str(recordings["b"]),
+                       "callback_id": str(b_callback_id),
                        "a_recording_id": str(recordings["a"])})
 
 

@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -27,7 +28,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from callcenter.app import create_app
-from callcenter.appkeys import SESSIONMAKER
+from callcenter.appkeys import CALLBACKS, SESSIONMAKER
 from callcenter.auth.sessions import SESSION_COOKIE
 from callcenter.auth.tokens import create_token
 from callcenter.db.engine import make_engine, make_sessionmaker, migrate
@@ -59,9 +60,11 @@ SESSION_USERS = {"engineer": "gong", "agent": "xiaoli", "night_duty": "laowang",
 CARRY_NUMBERS = {"/api/calls", "/api/calls/live", "/api/tickets", "/api/tickets/{ticket_id}",
                  "/tickets", "/tickets/{ticket_id}", "/api/incidents/{incident_id}",
                  "/incidents/{incident_id}", "/api/console/search", "/search",
-                 "/api/ticket-groups/{group_id}", "/ticket-groups/{group_id}"}
+                 "/api/ticket-groups/{group_id}", "/ticket-groups/{group_id}",
+                 "/api/callbacks", "/callbacks"}
 QUERIES = {"/api/console/search": "q=13812345678", "/search": "q=13812345678",
-           "/api/oncall/now": "role=night_duty", "/history": "all=1"}
+           "/api/oncall/now": "role=night_duty", "/history": "all=1",
+           "/callbacks": "state=all"}
 SKIP = {("POST", "/logout"): "ends the walking session; it returns a redirect, no data"}
 METRICS_TOKEN = "walk-metrics-token"  # /metrics is live; the scraper walks too
 
@@ -159,6 +162,13 @@ async def _fill(site: Site) -> None:
         return len(calls) >= 4 and any(OWNER_MOBILE in json.dumps(c) for c in live)
 
     await _until(logged, "four calls in the log, the owner's still live")
+    # The owner hung up in the IVR earlier (after a while): on the callback worklist.
+    now = datetime.now(UTC)
+    entry = await client.app[CALLBACKS].missed(
+        {"linkedid": "walk-ivr-1", "asterisk": "standin", "started_at": now - timedelta(seconds=40),
+         "ended_at": now, "outcome": "ivr_only", "ivr_path": ["报修", "水电"],
+         "caller_name": "张伟"}, community="hupan", number="+86" + OWNER_MOBILE, at=now)
+    assert entry is not None
     resp = await client.post("/api/tickets", headers=sup, json={
         "source": "phone", "category": "plumbing", "summary": "厨房漏水 回电13812345678",
         "description": DESCRIPTION, "caller_number": OWNER_MOBILE, "caller_name": "张伟",
@@ -181,7 +191,8 @@ async def _fill(site: Site) -> None:
                    "incident_id": str((await resp.json())["incident_id"]),
                    "recording_id": "1", "community": "hupan", "role": "night_duty",
                    "category": "plumbing", "ticket_number": ticket["number"],
-                   "photo_id": "1", "department": "engineering"}
+                   "photo_id": "1", "department": "engineering",
+                   "callback_id": str(entry.id)}
 
 
 async def _viewers(site: Site) -> list[Viewer]:
@@ -221,6 +232,8 @@ def _bodies(site: Site) -> dict[tuple[str, str], dict[str, Any]]:
         ("DELETE", "/api/ticket-groups/{group_id}/tickets/{ticket_id}"): {"reason": ""},
         ("POST", "/api/console/unknown-caller"): {"number": UNKNOWN_CALLER, "name": "新住户"},
         ("POST", "/api/console/call"): {"person_id": site.seed.people["张伟"], "phone": 0},
+        ("POST", "/api/callbacks/{callback_id}/done"): {
+            "outcome": "reached", "note": "已联系，业主另留号码 13812345678"},
     }
 
 

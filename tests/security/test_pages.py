@@ -40,7 +40,8 @@ PUBLIC = {"/login", "/api/docs"}
 PAGES = {"/", "/agent", "/history", "/search", "/supervisor", "/admin/audit", "/admin/ivr",
          "/admin/holidays",
          "/tickets", "/tickets/{ticket_id}", "/incidents", "/incidents/{incident_id}", "/duty",
-         "/oncall", "/reports", "/reports/kpi", "/ticket-groups", "/ticket-groups/{group_id}"}
+         "/oncall", "/reports", "/reports/kpi", "/ticket-groups", "/ticket-groups/{group_id}",
+         "/callbacks"}
 
 
 @dataclass

@@ -81,6 +81,7 @@
       if (msg.type === "pop") renderPop(msg.call, msg.pop);
       else if (msg.type === "status" || msg.type === "hello") renderStatus(msg.status);
       else if (msg.type === "wall") renderWall(msg.wall);
+      else if (msg.type === "callbacks") window.dispatchEvent(new CustomEvent("callbacks-changed"));
     };
     ws.onclose = (ev) => {
       setWsStatus(false);
