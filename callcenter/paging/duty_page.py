@@ -2,7 +2,8 @@
 
 Who is on call now in each of the person's communities (every role with a
 schedule: night duty, engineers …, with the time the shift ends and a tap-to-call
-number), the emergencies still open, and a link to the callers to ring back. The
+number), the emergencies still open, and how many callers wait to be rung back
+(the worklist, ``/callbacks``). The
 page refreshes itself every 30 s; nothing on it needs an extension (night duty
 works from a mobile, not a desk phone).
 """
@@ -16,8 +17,9 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlalchemy import select
 
-from callcenter.appkeys import CLOCK, SESSIONMAKER, SETTINGS
+from callcenter.appkeys import CALLBACKS, CLOCK, SESSIONMAKER, SETTINGS
 from callcenter.auth.middleware import current_identity
+from callcenter.auth.scope import scope_codes
 from callcenter.directory.models import Community
 from callcenter.oncall.http import ROLE_NAMES
 from callcenter.oncall.models import OnCallSchedule
@@ -71,9 +73,12 @@ async def duty_page(request: web.Request) -> web.StreamResponse:
         i["state_label"] = STATE_SHORT.get(i["state"], "其他")
         i["waiting"] = (mm_ss((now - i["opened_at"]).total_seconds())
                         if i["state"] == "open" else "")
+    callbacks = request.app.get(CALLBACKS)
+    missed = (await callbacks.open_count(await scope_codes(request))
+              if callbacks is not None else None)
     return render(request, "duty.html", {
         "communities": await on_call_now(request, now), "incidents": incidents,
-        "now": local(now, tz)})
+        "missed": missed, "now": local(now, tz)})
 
 
 def add_duty_page(app: web.Application) -> None:

@@ -93,7 +93,7 @@ async def test_night_dutys_home(site: Site, size: str, tmp_path: Path) -> None:
         assert page.url == site.url("/duty")
         await check_page(page, watch, size, tmp_path / f"duty-{size}.png",
                          primary='.duty-links a[href="/incidents"]',
-                         labels=("夜班值守", "紧急事件", "湖畔花园 · 当前值班", "LAOWANG（我）",
+                         labels=("夜班值守", "紧急事件", "未接来电", "湖畔花园 · 当前值班", "LAOWANG（我）",
                                  "全部紧急事件"))
         assert "就绪" not in await page.inner_text("main")  # no queue controls for night duty
     finally:
