@@ -148,28 +148,30 @@ class ClaimedTimer:
     kind: str
 
 
-def group_told_event(ticket: Ticket, result: SlaDelivery, now: datetime) -> TicketEvent:
-    """The log entry of whom a group incident's notice reached (or that nobody could be)."""
+def told_event(ticket: Ticket, result: SlaDelivery, now: datetime, *, what: str,
+               kind: str, action: str) -> TicketEvent:
+    """The log entry of whom a notice (``what``: 重大投诉, 群发事件) reached, or that
+    nobody could be."""
     if result.ok:
-        note = f"群发事件已通知{result.audience}：{'、'.join(result.delivered_to)}"
+        note = f"{what}已通知{result.audience}：{'、'.join(result.delivered_to)}"
     else:
-        note = f"群发事件：没有可通知的{result.audience or '主管'}（未设置通知方式）"
+        note = f"{what}：没有可通知的{result.audience or '主管'}（未设置通知方式）"
     return TicketEvent(ticket_id=ticket.id, from_state=ticket.state, to_state=ticket.state,
-                       actor="sla", at=now, note=note[:1000], action=GROUP_ACTION,
-                       data={"kind": GROUP_NOTICE, "audience": result.audience,
+                       actor="sla", at=now, note=note[:1000], action=action,
+                       data={"kind": kind, "audience": result.audience,
                              "delivered_to": list(result.delivered_to)})
+
+
+def group_told_event(ticket: Ticket, result: SlaDelivery, now: datetime) -> TicketEvent:
+    """Whom a group incident's notice reached."""
+    return told_event(ticket, result, now, what="群发事件", kind=GROUP_NOTICE,
+                      action=GROUP_ACTION)
 
 
 def major_told_event(ticket: Ticket, result: SlaDelivery, now: datetime) -> TicketEvent:
-    """The log entry of whom the 重大投诉 notice reached (or that nobody could be)."""
-    if result.ok:
-        note = f"重大投诉已通知{result.audience}：{'、'.join(result.delivered_to)}"
-    else:
-        note = f"重大投诉：没有可通知的{result.audience or '主管'}（未设置通知方式）"
-    return TicketEvent(ticket_id=ticket.id, from_state=ticket.state, to_state=ticket.state,
-                       actor="sla", at=now, note=note[:1000], action=MAJOR_ACTION,
-                       data={"kind": MAJOR_NOTICE, "audience": result.audience,
-                             "delivered_to": list(result.delivered_to)})
+    """Whom the 重大投诉 notice reached."""
+    return told_event(ticket, result, now, what="重大投诉", kind=MAJOR_NOTICE,
+                      action=MAJOR_ACTION)
 
 
 class SlaWorker:

@@ -23,7 +23,6 @@ from sqlalchemy import select
 
 from callcenter.ami.links import AmiLinks
 from callcenter.appkeys import BUS, CALLBACKS, CLOCK, SESSIONMAKER, SETTINGS
-from callcenter.auth.identity import Identity
 from callcenter.auth.middleware import current_identity
 from callcenter.auth.scope import scope_codes
 from callcenter.auth.throttle import client_address
@@ -32,10 +31,10 @@ from callcenter.calls.callback_models import MARK_OUTCOMES, Callback
 from callcenter.calls.callbacks import CHANGED, CallbackService
 from callcenter.console.audit import record_access
 from callcenter.console.keys import AGENT_HUB, ORIGINATE
-from callcenter.console.ports import StaffRef
+from callcenter.console.staff import staff_ref
 from callcenter.directory.masking import sees_full_numbers, show_number
-from callcenter.directory.models import Community, Person, StaffUser
-from callcenter.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from callcenter.directory.models import Community, Person
+from callcenter.errors import Conflict, InvalidInput, NotFound, Unavailable
 from callcenter.web.api import ApiRoutes, Input, Output, PathId, Text
 from callcenter.web.errors import json_response
 from callcenter.web.pages import page
@@ -216,15 +215,6 @@ async def list_callbacks(request: web.Request, query: CallbackQuery) -> dict[str
     return await _listing(request, query)
 
 
-async def _staff(request: web.Request, ident: Identity) -> StaffRef:
-    if ident.user_id is None:
-        raise Forbidden("此操作需要以坐席身份登录 / sign in as a person")
-    async with request.app[SESSIONMAKER]() as session:
-        user = await session.get(StaffUser, ident.user_id)
-    if user is None:
-        raise NotFound("用户不存在 / no such user", details={"user_id": ident.user_id})
-    return StaffRef(user.id, user.username, user.display_name or user.username, user.role,
-                    user.extension, user.mobile)
 
 
 def _back(request: web.Request, payload: dict[str, Any]) -> web.StreamResponse:
@@ -243,7 +233,7 @@ async def call_back(request: web.Request, path: CallbackPath, body: DialIn
     entry is done once the caller answers; an unanswered attempt is noted on it."""
     ident = current_identity(request)
     assert ident is not None
-    me = await _staff(request, ident)
+    me = await staff_ref(request, ident)
     if not me.extension:
         raise InvalidInput("您没有分机号，无法外呼 / you have no extension", field="extension")
     service = request.app[CALLBACKS]
@@ -283,7 +273,7 @@ async def mark_done(request: web.Request, path: CallbackPath, body: DoneIn
     """With an outcome (已联系 / 空号 / 无需回拨) and a note; 409 when it is done already."""
     ident = current_identity(request)
     assert ident is not None
-    me = await _staff(request, ident)
+    me = await staff_ref(request, ident)
     service = request.app[CALLBACKS]
     entry = await service.mark_done(path.callback_id, outcome=body.outcome, note=body.note,
                                     user_id=me.user_id, by=me.display_name,

@@ -40,8 +40,8 @@ from callcenter.console.keys import (
 )
 from callcenter.console.ports import AGENT_STATES, NOT_READY, PAUSE_REASONS, StaffRef
 from callcenter.console.services import lives_in, person_phone, record_unknown_caller
+from callcenter.console.staff import staff_ref
 from callcenter.directory.masking import present_people, show_number
-from callcenter.directory.models import StaffUser
 from callcenter.directory.phones import try_normalize
 from callcenter.directory.services import search_people
 from callcenter.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
@@ -159,16 +159,6 @@ async def home(request: web.Request) -> web.StreamResponse:
 # ---------------------------------------------------------------------------- agent
 
 
-async def _staff_ref(request: web.Request, ident: Identity) -> StaffRef:
-    if ident.user_id is None:
-        # A service token bound to no person has no extension, queue or state.
-        raise Forbidden("此操作需要以坐席身份登录 / sign in as a person")
-    async with request.app[SESSIONMAKER]() as session:
-        user = await session.get(StaffUser, ident.user_id)
-    if user is None:
-        raise NotFound("用户不存在 / no such user", details={"user_id": ident.user_id})
-    return StaffRef(user.id, user.username, user.display_name or user.username, user.role,
-                    user.extension, user.mobile)
 
 
 @page("agent", "night_duty", "engineer", "supervisor")
@@ -181,7 +171,7 @@ async def agent_page(request: web.Request) -> web.StreamResponse:
             status=400)
     hub = request.app[AGENT_HUB]
     st = hub.agent_states.get(ident.user_id)
-    me = await _staff_ref(request, ident)
+    me = await staff_ref(request, ident)
     history = await _history(request, me)
     return render(request, "agent.html", {
         "me": me, "state": st.state if st else NOT_READY, "reason": st.reason if st else "",
@@ -214,7 +204,7 @@ async def history_page(request: web.Request) -> web.StreamResponse:
     ident = current_identity(request)
     assert ident is not None
     everyone = ident.has_role("supervisor") and request.query.get("all") == "1"
-    me = None if everyone else await _staff_ref(request, ident)
+    me = None if everyone else await staff_ref(request, ident)
     rows = _history_rows(await _history(request, me), ident, request)
     return render(request, "history.html", {"rows": rows, "all": everyone})
 
@@ -352,7 +342,7 @@ async def status_api(request: web.Request, body: StatusIn) -> web.StreamResponse
         reason = PAUSE_REASONS[0]
     if state != "paused":
         reason = "话后处理" if state == "wrap_up" else ""
-    me = await _staff_ref(request, ident)
+    me = await staff_ref(request, ident)
     port = request.app.get(AGENT_STATUS)
     if port is not None:
         try:
@@ -415,7 +405,7 @@ async def call_api(request: web.Request, body: CallIn) -> web.StreamResponse:
     Rings the agent's extension first, then the number; 503 when telephony is down."""
     ident = current_identity(request)
     assert ident is not None
-    me = await _staff_ref(request, ident)
+    me = await staff_ref(request, ident)
     if not me.extension:
         raise InvalidInput("您没有分机号，无法外呼 / you have no extension", field="extension")
     community: str | None = None
