@@ -311,6 +311,7 @@ async def test_a_major_complaint_tells_the_supervisors_once(world: World, hooks:
     assert "callcenter_sla_breaches_total{" not in generate_latest(metrics.registry).decode()
     _, html = await w.call("GET", f"/tickets/{t['id']}")
     assert "重大投诉通知" in html.decode() and "重大投诉已通知主管：赵主管" in html.decode()
+    assert "系统（时限提醒）" in html.decode() and ">sla<" not in html.decode()  # no raw actor
     # down to important and back to major: nobody is told again
     for grade in ("important", "major"):
         status, _ = await w.act(t["id"], "agent", "grade", complaint_grade=grade, reason="复核")
