@@ -22,6 +22,8 @@ from tests.browser.site import (
     local,
     visit,
 )
+from ticketing.http import TICKETS
+from ticketing.services import NewTicket
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -112,3 +114,42 @@ async def test_a_ticket_that_does_not_exist_is_a_chinese_page(site: Site, tmp_pa
     for size in SIZES:
         await check(site, "xiaoli", size, "/tickets/999999", tmp_path / f"ticket-404-{size}.png",
                     allow_status=(404,), primary="main a.button", labels=("未找到", "返回首页"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_a_complaint_shows_its_grade_and_the_front_desk_regrades_it(
+        site: Site, size: str, tmp_path: Path) -> None:
+    made = await site.app[TICKETS].service.create(NewTicket(
+        source="phone", category="complaint", complaint_grade="important",
+        summary="保安态度恶劣", caller_number=OWNER_MOBILE, community_id=site.seed.community_id,
+        created_by="xiaoli"))
+    ctx = await site.signed_in("xiaoli", size)
+    page, watch = await visit(ctx, site.url(f"/tickets/{made.id}"))
+    try:
+        await check_page(page, watch, size, tmp_path / f"complaint-{size}.png",
+                         primary=".action-grade button",
+                         labels=("投诉等级", "重要投诉", "调整投诉等级"), hidden=(OWNER_MOBILE,))
+        assert await page.inner_text("dd.complaint-grade") == "重要投诉"
+        await page.select_option('.action-grade select[name="complaint_grade"]', "major")
+        await page.fill('.action-grade input[name="reason"]', "业主要投诉到住建局")
+        async with page.expect_navigation():
+            await page.click(".action-grade button[type=submit]")
+        text = await check_page(page, watch, size, tmp_path / f"complaint-major-{size}.png",
+                                primary=None, labels=("重大投诉", "业主要投诉到住建局"))
+        assert "important" not in text and "major" not in text
+        assert await page.inner_text("dd.complaint-grade") == "重大投诉"
+    finally:
+        await page.close()
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_an_engineer_lands_on_the_tickets_assigned_to_them(
+        site: Site, size: str, tmp_path: Path) -> None:
+    ctx = await site.signed_in("gong", size)
+    page, watch = await visit(ctx, site.url("/"))
+    try:
+        assert page.url == site.url("/tickets?mine=1")
+        await check_page(page, watch, size, tmp_path / f"engineer-home-{size}.png",
+                         primary='.filters button[type="submit"]', labels=("工单",))
+    finally:
+        await page.close()
