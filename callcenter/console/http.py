@@ -159,8 +159,6 @@ async def home(request: web.Request) -> web.StreamResponse:
 # ---------------------------------------------------------------------------- agent
 
 
-
-
 @page("agent", "night_duty", "engineer", "supervisor")
 async def agent_page(request: web.Request) -> web.StreamResponse:
     ident = current_identity(request)

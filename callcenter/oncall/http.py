@@ -43,10 +43,10 @@ from callcenter.web.api import (
 )
 from callcenter.web.pages import page
 from callcenter.web.templating import setup_templates, static_url
+from callcenter.web.zh import WEEKDAYS
 
 ROLE_NAMES = {"night_duty": "夜班值守", "engineer": "工程维修", "agent": "客服",
               "supervisor": "主管", "admin": "管理员"}
-WEEKDAYS = "一二三四五六日"
 
 
 class OnCallNowQuery(Input):

@@ -33,10 +33,11 @@ from callcenter.paging.http import (
 )
 from callcenter.web.pages import page
 from callcenter.web.templating import render
+from callcenter.web.zh import local_time as local
+from callcenter.web.zh import mm_ss
 
 RECENT_DAYS = 7
 STATE_SHORT = {"open": "呼叫中", "acknowledged": "已接警", "resolved": "已解决"}
-WEEKDAY_ZH = "一二三四五六日"
 
 
 def place_text(building: str, unit: str, room: str) -> str:
@@ -47,21 +48,6 @@ def place_text(building: str, unit: str, room: str) -> str:
 
 def _tz(request: web.Request) -> ZoneInfo:
     return ZoneInfo(request.app[SETTINGS].timezone)
-
-
-def local(when: datetime | str | None, tz: ZoneInfo, *, seconds: bool = False) -> str:
-    if not when:
-        return ""
-    at = datetime.fromisoformat(when) if isinstance(when, str) else when
-    at = at.astimezone(tz)
-    clock = at.strftime("%H:%M:%S" if seconds else "%H:%M")
-    return f"{at.month}月{at.day}日（周{WEEKDAY_ZH[at.weekday()]}）{clock}"
-
-
-def mm_ss(seconds: float) -> str:
-    """A duration as the pages write it, 分:秒 (95 → 1:35), as ``macros.html`` mmss."""
-    whole = max(0, int(seconds))
-    return f"{whole // 60}:{whole % 60:02d}"
 
 
 def step_text(round_no: int, step: int) -> str:
@@ -97,19 +83,26 @@ def timeline_rows(tl: dict[str, Any], tz: ZoneInfo) -> list[dict[str, str]]:
     return [{**row, "at": local(at, tz, seconds=True)} for at, row in rows]
 
 
-@page()
-async def incidents_page(request: web.Request) -> web.StreamResponse:
-    ident = current_identity(request)
-    assert ident is not None
-    tz = _tz(request)
-    now = request.app[CLOCK].now()
-    items = await request.app[PAGING_SERVICE].recent(scope=ident.communities, days=RECENT_DAYS)
+def incident_cards(items: list[dict[str, Any]], now: datetime, tz: ZoneInfo
+                   ) -> list[dict[str, Any]]:
+    """``PagingService.recent``'s incidents with what their cards say (``macros.html``
+    ``incident_card``): the place, the local time, the state, how long it has paged."""
     for item in items:
         item["place"] = place_text(item["building"], item["unit"], item["room"])
         item["opened"] = local(item["opened_at"], tz)
         item["state_label"] = STATE_SHORT.get(item["state"], "其他")
         item["waiting"] = (mm_ss((now - item["opened_at"]).total_seconds())
                            if item["state"] == "open" else "")
+    return items
+
+
+@page()
+async def incidents_page(request: web.Request) -> web.StreamResponse:
+    ident = current_identity(request)
+    assert ident is not None
+    tz = _tz(request)
+    items = incident_cards(await request.app[PAGING_SERVICE].recent(
+        scope=ident.communities, days=RECENT_DAYS), request.app[CLOCK].now(), tz)
     live = [i for i in items if i["state"] != "resolved"]
     done = [i for i in items if i["state"] == "resolved"]
     return render(request, "incidents_list.html", {

@@ -315,11 +315,11 @@ class PagingService:
                                        details={"incident_id": incident_id})
             return row
 
-    async def recent(self, *, scope: frozenset[int] | None, days: int = 7,
+    async def recent(self, *, scope: frozenset[int] | None, days: int | None = 7,
                      limit: int = 200) -> list[dict[str, Any]]:
         """The incidents a person may see: every one still open or acknowledged (of any
-        age), then those resolved in the last ``days``; newest first in each."""
-        since = self._clock.now() - timedelta(days=days)
+        age), then those resolved in the last ``days`` (None: none of them); newest
+        first in each."""
         async with self._sm() as session:
             query = select(Incident, Community).join(
                 Community, Community.id == Incident.community_id)
@@ -328,10 +328,10 @@ class PagingService:
             live = (await session.execute(query.where(Incident.state != "resolved")
                                           .order_by(Incident.opened_at.desc(), Incident.id.desc())
                                           .limit(limit))).all()
-            done = (await session.execute(query.where(Incident.state == "resolved",
-                                                      Incident.opened_at >= since)
-                                          .order_by(Incident.opened_at.desc(), Incident.id.desc())
-                                          .limit(limit))).all()
+            done = [] if days is None else (await session.execute(query.where(
+                Incident.state == "resolved",
+                Incident.opened_at >= self._clock.now() - timedelta(days=days))
+                .order_by(Incident.opened_at.desc(), Incident.id.desc()).limit(limit))).all()
             ids = [inc.id for inc, _ in (*live, *done)]
             counts: dict[int, int] = {}
             if ids:

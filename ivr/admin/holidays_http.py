@@ -31,6 +31,7 @@ from callcenter.errors import InvalidInput
 from callcenter.web.api import ApiRoutes, Input, Output
 from callcenter.web.pages import page
 from callcenter.web.templating import render
+from callcenter.web.zh import day_label
 from ivr.admin.holiday_store import MAX_IMPORT_BYTES, HolidayStore
 from ivr.admin.menus_http import IVR_HOLIDAYS
 from ivr.holidays import PACKAGE_END_YEAR, HolidayCalendar, HolidayFile, HolidayFileError
@@ -41,7 +42,6 @@ HOLIDAYS_CHANGED = "holidays.changed"
 
 FIRST_YEAR = 2004  # chinesecalendar's first
 YEARS_AHEAD = 5
-WEEKDAY_ZH = "一二三四五六日"
 SOURCE_ZH = {"chinesecalendar": "官方数据", "file": "本站导入或添加",
              "provisional": "暂定（推算）", "weekday": "普通周末"}
 YEAR_SOURCE_ZH = {"official": "官方数据", "imported": "已导入官方安排", "provisional": "暂定（推算）"}
@@ -77,7 +77,7 @@ def year_days(cal: HolidayCalendar, year: int) -> list[dict[str, Any]]:
         if kind.holiday or (kind.workday and weekend) or in_file:
             out.append({
                 "date": day.isoformat(),
-                "label": f"{day.month}月{day.day}日（周{WEEKDAY_ZH[day.weekday()]}）",
+                "label": day_label(day),
                 "kind": "holiday" if kind.holiday else "workday" if kind.workday else "rest",
                 "kind_label": "放假" if kind.holiday else "调休上班" if kind.workday else "休息",
                 "name": kind.name or computed.get(day, ""),

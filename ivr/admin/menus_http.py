@@ -14,6 +14,7 @@ from callcenter.errors import InvalidInput
 from callcenter.web.api import ApiRoutes, Output, Timestamp
 from callcenter.web.pages import page
 from callcenter.web.templating import render
+from callcenter.web.zh import day_label
 from ivr.admin.reloader import MenuReloader
 from ivr.errors import MenuError
 from ivr.holidays import HolidayCalendar
@@ -101,7 +102,6 @@ async def _render_page(request: web.Request, *, notice: str = "", error: str = "
 
 
 _SOURCE_ZH = {"official": "官方数据", "imported": "已导入官方安排", "provisional": "暂定（推算）"}
-_WEEKDAY_ZH = "一二三四五六日"
 
 
 def _holiday_years(holidays: HolidayCalendar, today: date) -> list[dict[str, Any]]:
@@ -109,7 +109,7 @@ def _holiday_years(holidays: HolidayCalendar, today: date) -> list[dict[str, Any
     provisional days a year runs on until its notice is imported."""
     return [{"year": year, "source": holidays.year_source(year),
              "label": _SOURCE_ZH[holidays.year_source(year)],
-             "days": [{"date": f"{d.month}月{d.day}日（周{_WEEKDAY_ZH[d.weekday()]}）", "name": name}
+             "days": [{"date": day_label(d), "name": name}
                       for d, name in holidays.provisional_days(year).items()]}
             for year in (today.year, today.year + 1)]
 
