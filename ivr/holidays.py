@@ -44,6 +44,8 @@ from ivr.errors import IvrError
 from ivr.provisional import provisional_holidays
 
 WARN_DAYS = 30
+YEAR_SOURCES = {"official": "官方数据", "imported": "已导入官方安排", "provisional": "暂定（推算）"}
+"""What ``HolidayCalendar.year_source`` means, as the admin pages say it."""
 HOLIDAY_FILE = "holidays.csv"
 COMPLETE_KINDS = ("complete", "完整", "全年")
 
@@ -97,8 +99,13 @@ class HolidayCalendar:
             raise HolidayFileError(f"{path}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise HolidayFileError(f"{path}: not UTF-8 text") from None
-        loaded, complete = self._parse_toml(path, text) if path.suffix.lower() == ".toml" \
-            else self._parse_csv(path, text)
+        return self.load_text(text, name=str(path), toml=path.suffix.lower() == ".toml")
+
+    def load_text(self, text: str, *, name: str, toml: bool = False) -> int:
+        """Add the days of a holiday file's ``text`` (CSV, or TOML); ``name`` is what
+        an error calls it ("<name>: line 3: bad date ...")."""
+        where = Path(name)
+        loaded, complete = self._parse_toml(where, text) if toml else self._parse_csv(where, text)
         self.overrides.update(loaded)
         self.complete_years |= complete
         return len(loaded)

@@ -49,15 +49,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     store = HolidayStore(settings.data_dir / HOLIDAY_FILE)
     try:
         text = args.file.read_text(encoding="utf-8-sig")
-        count = store.import_text(text, suffix=args.file.suffix.lower())
+        count = store.import_text(text, name=str(args.file), suffix=args.file.suffix.lower())
     except OSError as exc:
         print(f"未导入 / not imported: {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
     except UnicodeDecodeError:
         print(f"未导入 / not imported: {args.file}: not UTF-8 text", file=sys.stderr)
         return 2
-    except HolidayFileError as exc:
-        print(f"未导入 / not imported: {args.file}: {exc}", file=sys.stderr)
+    except HolidayFileError as exc:  # names the file and the line
+        print(f"未导入 / not imported: {exc}", file=sys.stderr)
         return 2
     merged = store.current()
     print(f"已导入 {count} 天，节假日数据覆盖到 {merged.coverage_end()} / imported {count} days; "

@@ -34,8 +34,13 @@ from callcenter.web.templating import render
 from callcenter.web.zh import day_label
 from ivr.admin.holiday_store import MAX_IMPORT_BYTES, HolidayStore
 from ivr.admin.menus_http import IVR_HOLIDAYS
-from ivr.holidays import PACKAGE_END_YEAR, HolidayCalendar, HolidayFile, HolidayFileError
-from ivr.provisional import provisional_holidays
+from ivr.holidays import (
+    PACKAGE_END_YEAR,
+    YEAR_SOURCES,
+    HolidayCalendar,
+    HolidayFile,
+    HolidayFileError,
+)
 
 HOLIDAY_STORE = web.AppKey("holiday_store", HolidayStore)
 HOLIDAYS_CHANGED = "holidays.changed"
@@ -44,7 +49,6 @@ FIRST_YEAR = 2004  # chinesecalendar's first
 YEARS_AHEAD = 5
 SOURCE_ZH = {"chinesecalendar": "官方数据", "file": "本站导入或添加",
              "provisional": "暂定（推算）", "weekday": "普通周末"}
-YEAR_SOURCE_ZH = {"official": "官方数据", "imported": "已导入官方安排", "provisional": "暂定（推算）"}
 DONE_ZH = {"added": "已保存这一天", "removed": "已删除这一天，恢复为官方或推算的安排",
            "complete": "已确认该年数据完整", "imported": "已导入节假日文件"}
 
@@ -67,7 +71,6 @@ def _year_of(request: web.Request, raw: str | None) -> int:
 def year_days(cal: HolidayCalendar, year: int) -> list[dict[str, Any]]:
     """The days of ``year`` that are not what the weekday rule says, or that the
     site's file names: each with its kind and where it comes from."""
-    computed = provisional_holidays(year) if year > PACKAGE_END_YEAR else {}
     out = []
     day = date(year, 1, 1)
     while day.year == year:
@@ -80,7 +83,7 @@ def year_days(cal: HolidayCalendar, year: int) -> list[dict[str, Any]]:
                 "label": day_label(day),
                 "kind": "holiday" if kind.holiday else "workday" if kind.workday else "rest",
                 "kind_label": "放假" if kind.holiday else "调休上班" if kind.workday else "休息",
-                "name": kind.name or computed.get(day, ""),
+                "name": kind.name,
                 "source": kind.source,
                 "source_label": SOURCE_ZH[kind.source],
                 "in_file": in_file,
@@ -94,7 +97,7 @@ def year_view(cal: HolidayCalendar, year: int, today: date) -> dict[str, Any]:
     notes = [n.split(" / ")[0] for n in cal.provisional_notes(today) if n.startswith(f"{year} ")]
     warnings = [w.split(" / ")[0] for w in cal.data_warnings() if w.startswith(f"{year} ")]
     soon = cal.warning(today)
-    return {"year": year, "source": source, "source_label": YEAR_SOURCE_ZH[source],
+    return {"year": year, "source": source, "source_label": YEAR_SOURCES[source],
             "days": year_days(cal, year), "coverage_end": cal.coverage_end().isoformat(),
             "notes": notes + warnings + ([soon.split(" / ")[0]] if soon else []),
             "can_complete": year > PACKAGE_END_YEAR and source == "provisional"
@@ -190,7 +193,7 @@ async def holidays_action(request: web.Request) -> web.StreamResponse:
             except UnicodeDecodeError:
                 raise HolidayFileError("文件不是 UTF-8 文本") from None
             suffix = ".toml" if upload.filename.lower().endswith(".toml") else ".csv"
-            store.import_text(text, suffix=suffix)
+            store.import_text(text, name=upload.filename, suffix=suffix)
         elif op in ("add", "remove"):
             day = _form_date(request, form.get("date"))
             if op == "add":

@@ -17,7 +17,7 @@ from callcenter.web.templating import render
 from callcenter.web.zh import day_label
 from ivr.admin.reloader import MenuReloader
 from ivr.errors import MenuError
-from ivr.holidays import HolidayCalendar
+from ivr.holidays import YEAR_SOURCES, HolidayCalendar
 
 IVR_RELOADER = web.AppKey("ivr_reloader", MenuReloader)
 IVR_HOLIDAYS = web.AppKey("ivr_holidays", HolidayCalendar)
@@ -101,14 +101,13 @@ async def _render_page(request: web.Request, *, notice: str = "", error: str = "
     }, status=status)
 
 
-_SOURCE_ZH = {"official": "官方数据", "imported": "已导入官方安排", "provisional": "暂定（推算）"}
 
 
 def _holiday_years(holidays: HolidayCalendar, today: date) -> list[dict[str, Any]]:
     """This year and next for the page: where the days come from, and the
     provisional days a year runs on until its notice is imported."""
     return [{"year": year, "source": holidays.year_source(year),
-             "label": _SOURCE_ZH[holidays.year_source(year)],
+             "label": YEAR_SOURCES[holidays.year_source(year)],
              "days": [{"date": day_label(d), "name": name}
                       for d, name in holidays.provisional_days(year).items()]}
             for year in (today.year, today.year + 1)]

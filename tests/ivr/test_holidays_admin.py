@@ -193,3 +193,17 @@ async def test_a_change_made_on_the_other_server_is_re_read_from_the_file(
     await bus.drain()
     assert calendar(client).day(date(2027, 10, 9)).workday
     assert calendar(client).coverage_end() == date(2027, 12, 31)
+
+
+def test_the_cli_import_names_the_file_and_line_of_a_bad_day_and_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from callcenter.cli.main import main
+
+    monkeypatch.setenv("CALLCENTER_DATA_DIR", str(tmp_path / "data"))
+    source = tmp_path / "2027.csv"
+    source.write_text("2027-01-01,放假,元旦\n2027-02-30,放假,春节\n", encoding="utf-8")
+    assert main(["holidays", "import", str(source)]) == 2
+    err = capsys.readouterr().err
+    assert f"未导入 / not imported: {source}: line 2: bad date '2027-02-30'" in err
+    assert not (tmp_path / "data" / HOLIDAY_FILE).exists()
