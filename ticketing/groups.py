@@ -122,6 +122,12 @@ def group_label(community: str, building: str, category: str) -> str:
     return f"{where} {cat.label if cat else category}"
 
 
+async def label_of(session: AsyncSession, group: TicketGroup) -> str:
+    """``group_label`` of ``group``, its community's name read."""
+    community = await session.get(Community, group.community_id)
+    return group_label(community.name if community else "", group.building, group.category)
+
+
 async def _buildings(session: AsyncSession, tickets: Sequence[Ticket]) -> dict[int, str]:
     """ticket id → its building key (the directory's room, else what was said)."""
     rooms = sorted({t.room_id for t in tickets if t.room_id is not None})
@@ -436,9 +442,7 @@ class TicketGroups:
                 Ticket, Ticket.group_id == TicketGroup.id).where(Ticket.id == ticket_id))).first()
             if group is None:
                 return None
-            community = await session.get(Community, group.community_id)
-            return Membership(group.id, group_label(community.name if community else "",
-                                                    group.building, group.category),
+            return Membership(group.id, await label_of(session, group),
                               await households_of(session, group.id), group.state)
 
     # -- by hand --------------------------------------------------------------
@@ -487,17 +491,8 @@ class TicketGroups:
                 raise Conflict("工单已属于另一个事件，请先移出", details={"field": "ticket_id"})
             ticket.group_id = group.id
             await session.flush()
-            homes = await households_of(session, group.id)
-            community = await session.get(Community, group.community_id)
-            label = group_label(community.name if community else "", group.building,
-                                group.category)
-            session.add(_ticket_event(ticket, "group_link", f"加入群发事件：{label}；{reason}",
-                                      now, actor.username, actor.role,
-                                      {"group_id": group.id, "reason": reason}))
-            session.add(TicketGroupEvent(
-                group_id=group.id, action="link", ticket_id=ticket.id,
-                actor=actor.username[:100], actor_role=actor.role[:16], at=now, note=reason,
-                data={"number": ticket.number, "households": homes}))
+            await self._log_membership(session, group, ticket, "link", reason, now, actor, {
+                "number": ticket.number, "households": await households_of(session, group.id)})
             await session.commit()
         return await self.get(group_id, scope)
 
@@ -515,18 +510,24 @@ class TicketGroups:
             if ticket.group_id != group.id:
                 raise NotFound("工单不在这个事件中", details={"field": "ticket_id"})
             ticket.group_id = None
-            community = await session.get(Community, group.community_id)
-            label = group_label(community.name if community else "", group.building,
-                                group.category)
-            session.add(_ticket_event(ticket, "group_unlink", f"移出群发事件：{label}；{reason}",
-                                      now, actor.username, actor.role,
-                                      {"group_id": group.id, "reason": reason}))
-            session.add(TicketGroupEvent(
-                group_id=group.id, action="unlink", ticket_id=ticket.id,
-                actor=actor.username[:100], actor_role=actor.role[:16], at=now, note=reason,
-                data={"number": ticket.number}))
+            await self._log_membership(session, group, ticket, "unlink", reason, now, actor,
+                                       {"number": ticket.number})
             await session.commit()
         return await self.get(group_id, scope)
+
+    @staticmethod
+    async def _log_membership(session: AsyncSession, group: TicketGroup, ticket: Ticket,
+                              action: str, reason: str, now: datetime, actor: Actor,
+                              data: dict[str, Any]) -> None:
+        """A link or unlink in the ticket's log and the incident's."""
+        verb = "加入" if action == "link" else "移出"
+        label = await label_of(session, group)
+        session.add(_ticket_event(ticket, f"group_{action}", f"{verb}群发事件：{label}；{reason}",
+                                  now, actor.username, actor.role,
+                                  {"group_id": group.id, "reason": reason}))
+        session.add(TicketGroupEvent(
+            group_id=group.id, action=action, ticket_id=ticket.id, actor=actor.username[:100],
+            actor_role=actor.role[:16], at=now, note=reason, data=data))
 
     async def close(self, group_id: int, actor: Actor, note: str,
                     scope: frozenset[int] | None) -> GroupView:
@@ -540,9 +541,7 @@ class TicketGroups:
             if group.state != "open":
                 raise ActionNotNow("事件已办结", details={"action": "close"})
             note = self._reason(note, "note", "办结说明")
-            community = await session.get(Community, group.community_id)
-            label = group_label(community.name if community else "", group.building,
-                                group.category)
+            label = await label_of(session, group)
             members = (await session.scalars(select(Ticket).where(
                 Ticket.group_id == group.id).order_by(Ticket.id).with_for_update())).all()
             informed: list[str] = []
