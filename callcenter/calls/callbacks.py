@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.calls.callback_models import MARK_OUTCOMES, Callback
 from callcenter.calls.services import Lookup
+from callcenter.calls.standby import HeldEvents
 from callcenter.db.base import utcnow
 from callcenter.directory.phones import try_normalize
 from callcenter.directory.services import person_ids_by_numbers
@@ -105,9 +105,7 @@ class CallbackService:
         self._writes = writes
         self._lookup = lookup
         self._now = now
-        self._hold_s = hold_s
-        self._mono = monotonic
-        self._held: deque[tuple[float, DomainEvent]] = deque(maxlen=10_000)
+        self._held = HeldEvents(hold_s, 10_000, monotonic)
 
     def subscribe(self, bus: EventBus) -> Callable[[], None]:
         off = [bus.subscribe("call.ended", self.handle), bus.subscribe("call.answered", self.handle)]
@@ -127,7 +125,7 @@ class CallbackService:
         if not asterisk or not isinstance(data.get("started_at"), datetime):
             return
         if self._writes is not None and not self._writes(str(asterisk)):
-            self._hold(event)
+            self._held.hold(event)
             return
         number = caller_number(data.get("caller_number"))
         if number is None:
@@ -149,19 +147,9 @@ class CallbackService:
         elif outcome in MISSED_OUTCOMES:
             await self.missed(data, community=community, number=number, at=at)
 
-    def _hold(self, event: DomainEvent) -> None:
-        now = self._mono()
-        self._held.append((now, event))
-        while self._held and self._held[0][0] < now - self._hold_s:
-            self._held.popleft()
-
     async def take_over(self, asterisk: str) -> int:
         """This server now owns link ``asterisk``: handle its held events. Returns how many."""
-        now = self._mono()
-        mine = [e for t, e in self._held
-                if e.data.get("asterisk") == asterisk and t >= now - self._hold_s]
-        self._held = deque(((t, e) for t, e in self._held if e.data.get("asterisk") != asterisk),
-                           maxlen=self._held.maxlen)
+        mine = self._held.take(asterisk)
         for event in mine:
             try:
                 await self.handle(event)

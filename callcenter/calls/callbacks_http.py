@@ -29,6 +29,7 @@ from callcenter.auth.throttle import client_address
 from callcenter.bus import DomainEvent
 from callcenter.calls.callback_models import MARK_OUTCOMES, Callback
 from callcenter.calls.callbacks import CHANGED, CallbackService
+from callcenter.calls.standby import on_takeover, owner_writes
 from callcenter.console.audit import record_access
 from callcenter.console.keys import AGENT_HUB, ORIGINATE
 from callcenter.console.staff import staff_ref
@@ -297,25 +298,17 @@ async def callbacks_page(request: web.Request) -> web.StreamResponse:
 
 
 def _service(links: AmiLinks | None) -> Callable[[web.Application], AsyncIterator[None]]:
-    def writes(name: str) -> bool:
-        # a link this server owns (callcenter.ha), or one it does not know (anyone's)
-        assert links is not None
-        return name not in links.names() or links.get(name).owner
-
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         service = CallbackService(
             app[SESSIONMAKER], tz=ZoneInfo(settings.timezone), publish=app[BUS].publish,
             default_community=settings.default_community,
             min_ivr_s=settings.callbacks.min_ivr_s, dial_match_s=settings.callbacks.dial_match_s,
-            writes=writes if links is not None else None, now=app[CLOCK].now)
+            writes=owner_writes(links) if links is not None else None, now=app[CLOCK].now)
         app[CALLBACKS] = service
         unsubscribe = service.subscribe(app[BUS])
         if links is not None:
-            async def on_owner_change(name: str, owned: bool) -> None:
-                if owned:
-                    await service.take_over(name)
-            links.on_owner_change(on_owner_change)
+            on_takeover(links, service.take_over)
 
         async def tell_consoles(event: DomainEvent) -> None:
             # This server's change or the other's: open consoles re-read their count.

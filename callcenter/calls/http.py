@@ -20,6 +20,7 @@ from callcenter.ami.links import AmiLinks
 from callcenter.appkeys import AMI_LINKS, BUS, CALL_LOG, SESSIONMAKER, SETTINGS
 from callcenter.auth.scope import in_scope, scope_codes
 from callcenter.calls.services import CallLogService
+from callcenter.calls.standby import on_takeover, owner_writes
 from callcenter.directory.phones import try_normalize
 from callcenter.errors import InvalidInput
 from callcenter.oncall.services import attempts_by_call
@@ -143,21 +144,13 @@ CALL_LOG_BATCH_S = 0.05  # events this close together are written in one transac
 
 def _call_log_service(links: AmiLinks | None
                       ) -> Callable[[web.Application], AsyncIterator[None]]:
-    def writes(name: str) -> bool:
-        # a link this server owns (callcenter.ha), or one it does not know (anyone's)
-        assert links is not None
-        return name not in links.names() or links.get(name).owner
-
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         service = CallLogService(app[SESSIONMAKER], batch_delay_s=CALL_LOG_BATCH_S,
-                                 writes=writes if links is not None else None)
+                                 writes=owner_writes(links) if links is not None else None)
         app[CALL_LOG] = service
         unsubscribe = service.subscribe(app[BUS])
         if links is not None:
-            async def on_owner_change(name: str, owned: bool) -> None:
-                if owned:
-                    await service.take_over(name)
-            links.on_owner_change(on_owner_change)
+            on_takeover(links, service.take_over)
         yield
         unsubscribe()
         await service.close()

@@ -19,7 +19,6 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -30,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from callcenter.bus import DomainEvent, EventBus
 from callcenter.calls.models import CallLog
+from callcenter.calls.standby import HeldEvents
 from callcenter.directory.phones import try_normalize
 from callcenter.directory.services import person_ids_by_numbers
 
@@ -65,9 +65,7 @@ class CallLogService:
         (it owns the link); None: every link (one server)."""
         self._sm = sessionmaker
         self._writes = writes
-        self._hold_s = hold_s
-        self._held: deque[tuple[float, DomainEvent]] = deque(maxlen=hold_max)
-        self._mono = monotonic
+        self._held = HeldEvents(hold_s, hold_max, monotonic)
         self.held_written = 0
         """Held events written on a takeover so far (observability, tests)."""
         self._lookup = lookup
@@ -86,25 +84,15 @@ class CallLogService:
         if not asterisk or not linkedid or not isinstance(data.get("started_at"), datetime):
             return
         if self._writes is not None and not self._writes(str(asterisk)):
-            self._hold(event)
+            self._held.hold(event)
             return
         await self._enqueue(event)
-
-    def _hold(self, event: DomainEvent) -> None:
-        now = self._mono()
-        self._held.append((now, event))
-        while self._held and self._held[0][0] < now - self._hold_s:
-            self._held.popleft()
 
     async def take_over(self, asterisk: str) -> int:
         """This server now owns link ``asterisk``: write its held events (the last
         ``hold_s``: what the old owner may not have written before it died).
         Returns how many."""
-        now = self._mono()
-        mine = [e for t, e in self._held
-                if e.data.get("asterisk") == asterisk and t >= now - self._hold_s]
-        self._held = deque(((t, e) for t, e in self._held
-                            if e.data.get("asterisk") != asterisk), maxlen=self._held.maxlen)
+        mine = self._held.take(asterisk)
         if mine:
             await asyncio.gather(*(self._enqueue(e) for e in mine), return_exceptions=True)
             self.held_written += len(mine)
