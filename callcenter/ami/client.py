@@ -220,6 +220,7 @@ class AmiLink:
         self._shutting_down = False
         self._boot_at: float | None = None
         self._owner_gate: Callable[[], bool] | None = None
+        self._owner_confirm: Callable[[], Awaitable[bool]] | None = None
         self.refused_not_owner = 0
         """Actions refused with ``NotOwner`` so far (observability, tests)."""
         self.pbx_generation = 0
@@ -282,11 +283,15 @@ class AmiLink:
     def on_status(self, callback: Callable[[LinkStatus], None]) -> None:
         self._status_listeners.append(callback)
 
-    def set_owner_gate(self, owns: Callable[[], bool] | None) -> None:
+    def set_owner_gate(self, owns: Callable[[], bool] | None,
+                       confirm: Callable[[], Awaitable[bool]] | None = None) -> None:
         """``owns()``: whether this server drives the link now (``callcenter.ha``).
         While it is false every action but ``READ_ONLY_ACTIONS`` raises ``NotOwner``
-        before anything is written. None (the default, one server): always owner."""
+        before anything is written, unless ``await confirm()`` (asked then) says the
+        lease is still ours (this process stalled past its deadline and the database
+        shows nobody took over). None (the default, one server): always owner."""
         self._owner_gate = owns
+        self._owner_confirm = confirm
 
     @property
     def owner(self) -> bool:
@@ -433,7 +438,8 @@ class AmiLink:
                     on_request: bool = False) -> ActionResponse:
         name = next(v for k, v in headers if k.lower() == "action")
         if not (login or on_request) and name.lower() not in READ_ONLY_ACTIONS \
-                and not self.owner:
+                and not self.owner and not (self._owner_confirm is not None
+                                            and await self._owner_confirm()):
             self.refused_not_owner += 1
             raise NotOwner(f"AMI {name} not sent: this server does not own {self.name} now",
                            details={"asterisk": self.name, "action": name})

@@ -119,9 +119,11 @@ class AmiLinks:
         if self._agi_handler is not None:
             await self._agi_handler(channel)
 
-    def set_owner_gate(self, name: str, owns: Callable[[], bool] | None) -> None:
-        """``owns()``: whether this server drives link ``name`` now (``callcenter.ha``)."""
-        self._bundle(name).link.set_owner_gate(owns)
+    def set_owner_gate(self, name: str, owns: Callable[[], bool] | None,
+                       confirm: Callable[[], Awaitable[bool]] | None = None) -> None:
+        """``owns()``: whether this server drives link ``name`` now (``callcenter.ha``);
+        ``confirm()``: asked before an action is refused (``AmiLink.set_owner_gate``)."""
+        self._bundle(name).link.set_owner_gate(owns, confirm)
 
     async def owner_changed(self, name: str, owned: bool) -> None:
         """This server took link ``name`` over (re-read, adopt the calls waiting in

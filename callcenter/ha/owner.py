@@ -16,6 +16,16 @@ instant the time is up even if this task is stuck.
 ``on_change(owned, epoch)`` is awaited when the server becomes the owner (a new
 epoch: adopt the calls waiting in AsyncAGI, beat, re-read) and when it stops
 being one (drop the AsyncAGI sessions at once).
+
+A deadline that passes while the keeper cannot run is not the same as one that
+passes while it watches. The keeper always wakes at its deadline; if it (or an
+action asking ``confirm()``) finds the deadline more than ``stall_s`` behind
+it, this process was not running then (a stalled event loop, a paused VM, a
+swap storm), and one renewal decides before any call is dropped: the same
+epoch back means the lease never ran out in the database, so no other server
+can have driven the link and the sessions simply go on. Nothing is sent while
+that renewal is out. A deadline met on time (renewals failing: the database is
+gone or slow) ends ownership at once, as before.
 """
 
 from __future__ import annotations
@@ -36,13 +46,15 @@ class LeaseKeeper:
     def __init__(self, store: LeaseStore, link: str, me: str, *, ttl_s: float,
                  renew_s: float, safety_margin_s: float,
                  on_change: OwnerChange | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 stall_s: float = 0.2) -> None:
         self.store = store
         self.link = link
         self.me = me
         self.ttl_s = ttl_s
         self.renew_s = renew_s
         self.safety_margin_s = safety_margin_s
+        self.stall_s = stall_s
         self._on_change = on_change
         self._mono = monotonic
         self._deadline = 0.0
@@ -50,13 +62,43 @@ class LeaseKeeper:
         self.epoch = 0
         self.takeovers = 0
         self.failures = 0
+        self.stalls = 0
+        """Deadlines found passed while this process was not running (``confirm``)."""
         self.last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._stray: set[asyncio.Future[Grant | None]] = set()
+        self._confirming: asyncio.Future[bool] | None = None
 
     def owns(self) -> bool:
         """Whether this server may drive the link now (its own clock, no I/O)."""
         return self._mono() < self._deadline
+
+    def _stalled(self) -> bool:
+        """Still counted the owner although the deadline is well past: the keeper,
+        which wakes at the deadline, did not run then."""
+        return self._owned and self._mono() > self._deadline + self.stall_s
+
+    async def confirm(self) -> bool:
+        """Whether this server may drive the link, asked when ``owns()`` said no.
+        After a stall, one renewal first (shared by every caller); else ``owns()``."""
+        if self.owns():
+            return True
+        if self._confirming is None:
+            if not self._stalled():
+                return False
+            self.stalls += 1
+            log.warning("%s: this process did not run for %.1fs past its lease deadline: "
+                        "checking the lease before dropping any call", self.link,
+                        self._mono() - self._deadline)
+            self._confirming = asyncio.ensure_future(self._reconfirm())
+        return await asyncio.shield(self._confirming)
+
+    async def _reconfirm(self) -> bool:
+        try:
+            await self.try_once()  # same epoch: nothing changes; else _settle drops
+        finally:
+            self._confirming = None
+        return self.owns()
 
     async def try_once(self) -> bool:
         """One take-or-renew; True if the lease is ours now."""
@@ -86,17 +128,19 @@ class LeaseKeeper:
 
     async def _take(self, give_up_at: float) -> Grant | None:
         """``store.take`` with a timeout; while it hangs, the deadline still ends
-        ownership on time (the sessions are dropped then, not when the query fails)."""
+        ownership on time (the sessions are dropped then, not when the query fails).
+        After a stall, or while ``confirm`` asks, the answer decides instead."""
         task = asyncio.ensure_future(self.store.take(self.link, self.me, self.ttl_s))
         try:
             while not task.done():
-                wake = give_up_at
-                if self._owned:
-                    wake = min(wake, self._deadline + 0.001)
+                watch = self._owned and self._confirming is None and not self._stalled()
+                wake = min(give_up_at, self._deadline + 0.001) if watch else give_up_at
                 await asyncio.wait({task}, timeout=max(wake - self._mono(), 0.0))
-                if self._owned and not self.owns():
+                if task.done():
+                    break
+                if watch and not self.owns() and not self._stalled():
                     await self._settle()
-                if not task.done() and self._mono() >= give_up_at:
+                if self._mono() >= give_up_at:
                     raise TimeoutError(f"no answer within {self.renew_s:g}s")
             return task.result()
         finally:
@@ -136,7 +180,7 @@ class LeaseKeeper:
                 if self._owned:
                     left = min(left, max(self._deadline - self._mono(), 0.0) + 0.001)
                 await asyncio.sleep(left)
-                if self._owned and not self.owns():
+                if self._owned and not self.owns() and not await self.confirm():
                     await self._settle()
 
     def start(self) -> None:

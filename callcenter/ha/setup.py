@@ -57,7 +57,7 @@ def setup_ha(app: web.Application, links: AmiLinks, owned: Gauge) -> None:
                                  renew_s=settings.ha.renew_s,
                                  safety_margin_s=settings.ha.safety_margin_s,
                                  on_change=_on_change(links, name, gauge))
-            links.set_owner_gate(name, keeper.owns)
+            links.set_owner_gate(name, keeper.owns, keeper.confirm)
             keepers[name] = keeper
         app[LEASE_KEEPERS] = keepers
         app[HEALTH_EXTRAS].append(_lease_health(store, keepers, me))

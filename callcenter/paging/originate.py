@@ -74,6 +74,10 @@ class Originator(Protocol):
                         community: str | None = None) -> OriginateOutcome: ...
 
 
+NO_PAGE_CALL = "no_page_call"
+"""An answered page whose call gave no verdict within the worker's wait."""
+
+
 class PageResponse(enum.StrEnum):
     ACCEPTED = "accepted"
     PASSED = "passed"

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.logs import bind_call
 from callcenter.paging.errors import IncidentClosed
 from callcenter.paging.models import Incident, PageAttempt
-from callcenter.paging.originate import PageCallRegistry, PageResponse
+from callcenter.paging.originate import NO_PAGE_CALL, PageCallRegistry, PageResponse
 from callcenter.paging.services import PagingService
 from ivr.channel import Channel
 from ivr.errors import CallerHungUp, IvrError
@@ -188,11 +188,22 @@ class PageCallHandler:
         return PageResponse.NO_INPUT
 
     async def _store(self, attempt_id: int, response: PageResponse) -> None:
+        """The call's verdict on its attempt, once. An acceptance also replaces the
+        worker's "answered, no verdict" (``no_page_call``: it stopped waiting before
+        the key came, e.g. on a stalled server): the incident is acknowledged by this
+        call, and its attempt must not say it failed."""
         async with self._sm() as session:
             row = await session.get(PageAttempt, attempt_id)
-            if row is not None and row.outcome is None:
+            if row is None:
+                return
+            if row.outcome is None:
                 row.outcome = response.value
-                await session.commit()
+            elif response is PageResponse.ACCEPTED and row.error_code == NO_PAGE_CALL:
+                row.outcome, row.error_code = response.value, ""
+                row.detail = "确认晚于等待时限到达"
+            else:
+                return
+            await session.commit()
 
     async def _finish(self, attempt_id: int, response: PageResponse) -> None:
         """Record the verdict (once) and wake the worker waiting for it."""

@@ -51,6 +51,7 @@ from callcenter.paging.escalation import (
 )
 from callcenter.paging.models import Incident, IncidentReport, PageAttempt, PagingTimer
 from callcenter.paging.originate import (
+    NO_PAGE_CALL,
     NOTIFY_INSTEAD,
     PBX_RESTARTED,
     OriginateOutcome,
@@ -604,7 +605,7 @@ class EscalationWorker:
         if result.status is OriginateStatus.ANSWERED:
             response = await self._await_verdict(attempt_id, verdict)
             if response is None:
-                outcome, error_code = "failed", "no_page_call"
+                outcome, error_code = "failed", NO_PAGE_CALL
             else:
                 outcome = response.value
         else:

@@ -377,3 +377,27 @@ async def test_ten_thousand_events_in_one_write_all_arrive(link: AmiLink, ami: F
     await until(lambda: len(seen) == 10_000, within_s=10)
     assert seen == [str(i) for i in range(10_000)]
     assert link.connected
+
+
+async def test_an_action_refused_by_the_gate_waits_for_the_confirmation_and_is_sent_once(
+        link: AmiLink, ami: FakeAmi) -> None:
+    """After a stall the gate's clock says no, and the lease keeper is asked first
+    (``confirm``): a yes sends the action once, a no refuses it unsent."""
+    def ok(f: Frame) -> list[bytes]:
+        return [encode_frame([("Response", "Success"), ("ActionID", f["ActionID"])])]
+    ami.handlers["dbput"] = ok
+    answers = [True, False]
+    asked: list[int] = []
+
+    async def confirm() -> bool:
+        asked.append(len(ami.actions("DBPut")))  # nothing written while it is asked
+        await asyncio.sleep(0.01)
+        return answers.pop(0)
+
+    link.set_owner_gate(lambda: False, confirm)
+    put = {"Action": "DBPut", "Family": "callcenter", "Key": "k", "Val": "1"}
+    await link.send_action(put)
+    with pytest.raises(NotOwner):
+        await link.send_action(put)
+    assert asked == [0, 1]
+    assert len(ami.actions("DBPut")) == 1 and link.refused_not_owner == 1

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.paging.models import PageAttempt, PagingTimer
 from callcenter.paging.services import IncidentRequest
+from tests.ha.pair import until
 from tests.paging.conftest import (
     BUSY,
     NO_ANSWER,
@@ -64,6 +65,44 @@ async def test_first_engineer_accepts(sessionmaker: SM, staff: Staff) -> None:
     acked = [e for e in p.events.events if e.name == "incident.acknowledged"]
     assert len(acked) == 1 and acked[0].data["call_ids"] == ["1700000000.9"]
     assert acked[0].data["acked_by_user_id"] == staff.e1
+    await p.close()
+
+
+async def test_a_key_pressed_after_the_worker_stopped_waiting_still_counts_on_its_attempt(
+        sessionmaker: SM, staff: Staff) -> None:
+    """The engineer answers, the worker waits ``answer_wait_s`` for the call's verdict and
+    moves on (a stalled server, a slow prompt); then the engineer's 1 arrives. The
+    incident is theirs, and their attempt says accepted, not failed."""
+    from callcenter.paging.worker import WorkerConfig
+
+    p = make_paging(sessionmaker, originator=ScriptedOriginator({target("e1"): [answer("1")]}),
+                    worker_config=WorkerConfig(answer_wait_s=5, db_poll_s=1))
+    handler = p.originator.handler
+    assert handler is not None
+    late = asyncio.Event()
+
+    class LateCall:
+        async def handle(self, chan: Any) -> Any:
+            await late.wait()
+            return await handler.handle(chan)
+    p.originator.handler = LateCall()  # type: ignore[assignment]
+    opened = await p.service.open_incident(leak())
+    run = asyncio.ensure_future(p.worker.run_due())
+    await until(lambda: bool(p.originator.dials), 5.0, "no page call placed")
+    for _ in range(40):  # past answer_wait_s on the worker's clock
+        await p.clock.advance(1)
+        await asyncio.sleep(0.005)
+    tl = await p.service.timeline(opened.incident_id)
+    assert phone_rows(tl)[0] == ("工程师e1", "failed")  # the worker gave up on the verdict
+    late.set()
+    await until(lambda: bool(p.originator.channels) and p.originator.channels[0].hung_up,
+                5.0, "the late call never ended")
+    await p.clock.advance(600)
+    await run
+    tl = await p.service.timeline(opened.incident_id)
+    assert tl["state"] == "acknowledged" and tl["acked_by_user_id"] == staff.e1
+    first = tl["attempts"][0]
+    assert (first["person"], first["outcome"]) == ("工程师e1", "accepted")
     await p.close()
 
 
