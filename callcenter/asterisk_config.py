@@ -184,6 +184,24 @@ exten => _X!,1,NoOp(page ${{CC_INCIDENT}})
  same => n,AGI(agi:async)
  same => n,Hangup()
 
+[callcenter-outbound]
+; Campaign calls (回访 surveys): the owner answered. AMD() (app_amd) tells a person from
+; an answering machine or a carrier's recorded "暂时无法接通" (AMDSTATUS), then the server
+; runs the survey over the AMI link. The extension is the job id.
+exten => _X!,1,NoOp(outbound job ${{CC_OUTBOUND_JOB}})
+ same => n,Set(CHANNEL(language)=zh)
+ same => n,AMD()
+ same => n,AGI(agi:async)
+ same => n,Hangup()
+
+[callcenter-outbound-fastagi]
+; The same over FastAGI ([outbound] context = "callcenter-outbound-fastagi").
+exten => _X!,1,NoOp(outbound job ${{CC_OUTBOUND_JOB}} (FastAGI))
+ same => n,Set(CHANNEL(language)=zh)
+ same => n,AMD()
+ same => n,AGI(agi://{fa.host}:{fa.port}/outbound)
+ same => n,Hangup()
+
 [{agents}]
 ; Front-desk queue members are {member} (the console's QueueAdd when an
 ; agent says "ready"): ring the agent's own phone; the queue sets the ring time.

@@ -44,13 +44,16 @@ DEPARTMENT_HEAD = "department_head"
 RELATIONS = {ASSIGNEE: "处理人", DEPARTMENT_HEAD: "部门负责人"}
 
 ROLE_LABELS = {"agent": "前台坐席", "night_duty": "夜班值班", "engineer": "工程人员",
-               "supervisor": "主管", "admin": "管理员"}
+               "supervisor": "主管", "admin": "管理员", "survey_call": "自动回访"}
 
 FRONT_DESK = frozenset({"agent", "night_duty", "supervisor", "admin"})
 """Who takes calls and dispatches: the agents, night duty, supervisors (and admin)."""
 FOLLOW_UP_DESK = frozenset({"agent", "supervisor", "admin"})
 """Who does 回访 and 归档: the day front desk (agent or supervisor)."""
 SUPERVISORS = frozenset({"supervisor", "admin"})
+SURVEY_CALL = "survey_call"
+"""The automatic 回访 call (``callcenter.outbound``): it records the owner's keys as the
+回访 and does nothing else."""
 DOERS = frozenset({ASSIGNEE, DEPARTMENT_HEAD})
 
 
@@ -76,7 +79,8 @@ ACTIONS: dict[str, Action] = {a.key: a for a in (
     Action("add_photo", "上传照片", frozenset({"accepted", "in_progress"}), None,
            SUPERVISORS, DOERS),
     Action("complete", "完工", frozenset({"in_progress"}), "resolved", SUPERVISORS, DOERS),
-    Action("follow_up", "回访", frozenset({"resolved"}), "followed_up", FOLLOW_UP_DESK),
+    Action("follow_up", "回访", frozenset({"resolved"}), "followed_up",
+           FOLLOW_UP_DESK | {SURVEY_CALL}),
     Action("callback_done", "完成回访任务", frozenset({"followed_up"}), None, SUPERVISORS),
     Action("archive", "归档", frozenset({"followed_up"}), "closed", FOLLOW_UP_DESK),
     Action("reopen", "重开", frozenset({"resolved", "followed_up", "closed"}), "reopened",

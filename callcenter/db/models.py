@@ -17,6 +17,7 @@ MODEL_MODULES = (
     "callcenter.oncall.models",
     "callcenter.paging.models",
     "callcenter.ha.models",
+    "callcenter.outbound.models",
     "ticketing.models",
     "ticketing.sla_models",
     "ticketing.group_models",

@@ -102,6 +102,9 @@ class Person(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), index=True)
     note: Mapped[str] = mapped_column(String(500), default="")
+    do_not_call: Mapped[bool] = mapped_column(Boolean, default=False)
+    """勿扰: the owner asked not to be called by campaigns (surveys, reminders);
+    a callback they asked for and emergency paging are not campaigns."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 

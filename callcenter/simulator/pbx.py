@@ -106,6 +106,8 @@ class Call:
     origin_reply: Callable[[], None] | None = None
     agi: Any = None
     redirect_to: tuple[str, str] | None = None
+    #: what AMD() says of the answered party (``Phone.amd``), outbound contexts only
+    amd: str = "HUMAN"
     #: set when the dialplan side first sends audio: a Local ``;2`` party's Answer()
     #: returns only then (02_asyncagi: the caller's Wait starts with STREAM FILE)
     media: asyncio.Event = field(default_factory=asyncio.Event)
@@ -180,7 +182,10 @@ class Pbx:
         #: contexts that run the IVR over AGI ("fastagi" always uses FastAGI, as in the capture rig)
         # The contexts `callcenter asterisk-config` writes, plus the capture rig's own.
         self.fastagi_contexts = {"fastagi", f"{hotline_context}-fastagi"}
-        self.asyncagi_contexts = {"callcenter-page"}
+        self.asyncagi_contexts = {"callcenter-page", "callcenter-outbound"}
+        #: contexts whose printed dialplan runs AMD() before AGI (callcenter asterisk-config)
+        self.amd_contexts = {"callcenter-outbound", "callcenter-outbound-fastagi"}
+        self.fastagi_contexts.add("callcenter-outbound-fastagi")
         #: Local contexts whose phones signal Ringing() before they answer (the capture rig's)
         self.ringing_contexts = {"rig-phone"}
         self.ivr_contexts = {"hotline", hotline_context} | self.fastagi_contexts | self.asyncagi_contexts
@@ -546,6 +551,8 @@ class Pbx:
             phone = self._phone_for(exten)
             script, answer, delay = list(phone.script), phone.behaviour, phone.answer_after
         call = Call(app=one, party=two, script=script)
+        if context not in ("caller-sim", "rig-caller"):
+            call.amd = phone.amd
         one.call = two.call = call
         if answer is Answer.ANSWER and delay > 0:
             self.set_state(two, 5)
@@ -618,7 +625,7 @@ class Pbx:
             self.emit(ev.varset(ch, k, v))
         self.set_callerid(ch, spec.cid_num, spec.cid_name)
         phone = self._phone_for(number)
-        call = Call(app=ch, party=ch, script=list(phone.script))
+        call = Call(app=ch, party=ch, script=list(phone.script), amd=phone.amd)
         ch.call = call
         if phone.behaviour is Answer.ANSWER:
             self.set_state(ch, 5)
@@ -673,6 +680,15 @@ class Pbx:
                 self.set_app(ch, "Answer", "", 2)
                 if ch.state != 6:
                     self.set_state(ch, 6)
+                if context in self.amd_contexts:
+                    # AMD(): app_amd sets AMDSTATUS and AMDCAUSE (e.g. "HUMAN-1000-1000",
+                    # "LONGGREETING-1600-1500") after listening to the first words
+                    self.set_app(ch, "AMD", "", 3)
+                    status = call.amd.upper()
+                    cause = {"HUMAN": "HUMAN-1000-1000", "MACHINE": "LONGGREETING-1600-1500",
+                             "NOTSURE": "TOOLONG-5000"}.get(status, "TOOLONG-5000")
+                    self.setvar(ch, "AMDSTATUS", status)
+                    self.setvar(ch, "AMDCAUSE", cause)
                 if context in self.fastagi_contexts:
                     transport = "fastagi"
                 elif context in self.asyncagi_contexts:

@@ -74,6 +74,9 @@ class Phone:
     answer_after: float = 1.0
     #: once answered: steps as for a caller (Press, Wait, HangUp)
     script: list[Step] = field(default_factory=list)
+    #: who picks up, as Asterisk's AMD() judges it in an outbound context: "HUMAN",
+    #: "MACHINE" (a voicemail greeting, a carrier's "暂时无法接通"), "NOTSURE"
+    amd: str = "HUMAN"
 
 
 def sim_script(variables: dict[str, str], exten: str) -> list[Step]:
