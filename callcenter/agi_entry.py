@@ -1,8 +1,10 @@
 """One entry point for every AGI session, whichever transport carries it.
 
-Asterisk hands the server two kinds of call: a page to an engineer (the
-``callcenter-page`` context, or the FastAGI script ``page``) and a hotline call
-(everything else). The first goes to the paging handler, the second to the IVR,
+Asterisk hands the server three kinds of call: a page to an engineer (the
+``callcenter-page`` context, or the FastAGI script ``page``), an owner who answered
+a campaign call (``callcenter-outbound``, or the script ``outbound``: the 回访
+survey) and a hotline call (everything else). The first goes to the paging handler,
+the second to the survey, the last to the IVR,
 which over AsyncAGI first lifts the hotline's ``TIMEOUT(absolute)``. A session
 nobody can serve gets an apology and is hung up, never silence.
 """
@@ -14,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from callcenter.logs import bind_call
 from callcenter.oncall.router import call_log_id
+from callcenter.outbound.survey_call import is_outbound_call
 from callcenter.paging.page_call import is_page_call
 from ivr.channel import Channel
 from ivr.errors import CallerHungUp
@@ -32,12 +35,15 @@ async def lift_agi_timeout(channel: Channel) -> None:
 
 
 class AgiEntry:
-    def __init__(self, *, page: Handler | None = None, ivr: Handler | None = None) -> None:
+    def __init__(self, *, page: Handler | None = None, ivr: Handler | None = None,
+                 outbound: Handler | None = None) -> None:
         self.page = page
         self.ivr = ivr
+        self.outbound = outbound
 
     async def __call__(self, channel: Channel) -> None:
-        target = self.page if is_page_call(channel) else self.ivr
+        target = (self.page if is_page_call(channel) else
+                  self.outbound if is_outbound_call(channel) else self.ivr)
         with bind_call(uniqueid=channel.uniqueid):
             try:
                 # Every line about the call carries its Linkedid from here on; the

@@ -42,6 +42,7 @@ from callcenter.metrics.agi import timed_sessions
 from callcenter.metrics.setup import METRICS, setup_metrics
 from callcenter.metrics.transcription import timed_transcriber
 from callcenter.oncall.setup import ONCALL_ROUTER, setup_oncall
+from callcenter.outbound.setup import setup_outbound
 from callcenter.paging.http import PAGING_SERVICE
 from callcenter.paging.originate import Originator
 from callcenter.paging.pbx_route import PbxRoute, route_from_settings
@@ -194,6 +195,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
 
     entry = AgiEntry()
     app[AGI_ENTRY] = entry
+
+    def survey_handler(handler: Callable[[Channel], Awaitable[None]]) -> None:
+        entry.outbound = handler
+    # 回访 surveys and the dialer: after the tickets (their answers are 回访 actions)
+    setup_outbound(app, links, link_for=route.link_for, set_handler=survey_handler,
+                   holidays_key=IVR_HOLIDAYS)
 
     async def _agi(app: web.Application) -> AsyncIterator[None]:
         page_handler = app[PAGE_CALL_HANDLER]

@@ -191,6 +191,32 @@ class CallbackSettings:
     dial_match_s: float = 300.0
 
 
+@dataclass(frozen=True)
+class OutboundSettings:
+    """The outbound dialer (``callcenter/outbound``, docs/OUTBOUND.md).
+
+    ``max_calls``: campaign calls at once per PBX link, across servers; ``pace_s``:
+    the least time between two starts on a link; ``ring_s``: how long an owner's phone
+    rings. ``quiet_hours``: no campaign call then, local time (and none on public
+    holidays); ``quiet_hours_by_community``: ``["code=20:30-09:00", ...]``.
+    ``caller_id``: the number presented; ``caller_ids``: ``["code=4008001234", ...]``
+    per community (its hotline, so owners know who calls). ``context``:
+    ``callcenter-outbound`` (AsyncAGI) or ``callcenter-outbound-fastagi``.
+    ``surveys``: call owners after 完工; ``survey_delay_s``: how long after."""
+
+    enabled: bool = True
+    max_calls: int = 30
+    pace_s: float = 0.2
+    ring_s: float = 30.0
+    quiet_hours: str = "21:00-08:30"
+    quiet_hours_by_community: tuple[str, ...] = ()
+    caller_id: str = ""
+    caller_ids: tuple[str, ...] = ()
+    context: str = "callcenter-outbound"
+    surveys: bool = True
+    survey_delay_s: float = 7200.0
+
+
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -221,6 +247,7 @@ class Settings:
     triage: TriageSettings = field(default_factory=TriageSettings)
     ha: HaSettings = field(default_factory=HaSettings)
     callbacks: CallbackSettings = field(default_factory=CallbackSettings)
+    outbound: OutboundSettings = field(default_factory=OutboundSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     ivr_menus: tuple[Path, ...] = ()
     source: str = "<defaults>"
@@ -265,6 +292,7 @@ _SECTIONS: dict[str, type] = {
     "triage": TriageSettings,
     "ha": HaSettings,
     "callbacks": CallbackSettings,
+    "outbound": OutboundSettings,
     "logging": LoggingSettings,
 }
 
@@ -373,6 +401,7 @@ def _validate(s: Settings) -> None:
         raise SettingsError("callbacks.min_ivr_s", "must be between 0 and 600 seconds", src)
     if not 10 <= s.callbacks.dial_match_s <= 3600:
         raise SettingsError("callbacks.dial_match_s", "must be between 10 and 3600 seconds", src)
+    _check_outbound(s.outbound, src)
     _validate_http(s)
     _validate_logging(s.logging, src)
 
@@ -601,3 +630,42 @@ def settings_from_mapping(raw: Mapping[str, Any], source: str = "<mapping>",
         settings = replace(settings, triage=TriageSettings(lexicon=base_dir / lexicon))
     _validate(settings)
     return settings
+
+
+OUTBOUND_CONTEXTS = ("callcenter-outbound", "callcenter-outbound-fastagi")
+
+
+def pairs(items: tuple[str, ...], key: str, source: str) -> dict[str, str]:
+    """``["code=value", ...]`` as a mapping (a malformed item names the key)."""
+    out: dict[str, str] = {}
+    for item in items:
+        code, sep, value = item.partition("=")
+        if not sep or not code.strip() or not value.strip():
+            raise SettingsError(key, f"expected community=value, got {item!r}", source)
+        out[code.strip()] = value.strip()
+    return out
+
+
+def _check_outbound(o: OutboundSettings, src: str) -> None:
+    from callcenter.errors import InvalidInput
+    from callcenter.outbound.calling_hours import QuietHours
+
+    if not 1 <= o.max_calls <= 500:
+        raise SettingsError("outbound.max_calls", "must be between 1 and 500", src)
+    if not 0 <= o.pace_s <= 60:
+        raise SettingsError("outbound.pace_s", "must be between 0 and 60 seconds", src)
+    if not 5 <= o.ring_s <= 120:
+        raise SettingsError("outbound.ring_s", "must be between 5 and 120 seconds", src)
+    if not 0 <= o.survey_delay_s <= 7 * 86400:
+        raise SettingsError("outbound.survey_delay_s", "must be between 0 and 7 days", src)
+    if o.context not in OUTBOUND_CONTEXTS:
+        raise SettingsError("outbound.context", "one of " + ", ".join(OUTBOUND_CONTEXTS), src)
+    pairs(o.caller_ids, "outbound.caller_ids", src)
+    for key, text in [("outbound.quiet_hours", o.quiet_hours),
+                      *(("outbound.quiet_hours_by_community", v) for v in pairs(
+                          o.quiet_hours_by_community, "outbound.quiet_hours_by_community",
+                          src).values())]:
+        try:
+            QuietHours.parse(text, field_name=key)
+        except InvalidInput as exc:
+            raise SettingsError(key, str(exc), src) from None

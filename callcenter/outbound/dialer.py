@@ -57,9 +57,6 @@ from callcenter.paging.originate import OriginateOutcome, OriginateStatus
 
 log = logging.getLogger(__name__)
 
-OUTBOUND_CONTEXT = "callcenter-outbound"
-
-
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
@@ -88,6 +85,9 @@ class DialerConfig:
     caller_ids: Mapping[str, str] = field(default_factory=dict)
     """Community code → the number it presents (its hotline), else ``caller_id``."""
     urgent_kinds: frozenset[str] = frozenset()
+    context: str = "callcenter-outbound"
+    """Where an answered call goes: the printed ``[callcenter-outbound]`` (AsyncAGI) or
+    ``[callcenter-outbound-fastagi]``."""
 
     @property
     def stale_s(self) -> float:
@@ -314,7 +314,7 @@ class Dialer:
                      "CC_OUTBOUND_KIND": job.kind}
         try:
             result = await asyncio.wait_for(self._originate(
-                job.community, cfg.trunk.format(number=number), OUTBOUND_CONTEXT, str(job.id),
+                job.community, cfg.trunk.format(number=number), cfg.context, str(job.id),
                 variables, cfg.ring_s, cfg.caller_ids.get(job.community, cfg.caller_id)),
                 cfg.ring_s + 30)
         except TimeoutError:

@@ -9,7 +9,7 @@ completed again is surveyed again."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from callcenter.bus import DomainEvent
 from callcenter.directory.models import Community, PersonPhone
 from callcenter.outbound.calling_hours import CallingHours
 from callcenter.outbound.models import QUEUED, UNREACHED, OutboundJob
+from callcenter.outbound.survey_call import FollowUp
 from ticketing.models import Ticket
 from ticketing.workflow import SURVEY_CALL, Actor
 from ticketing.workorders import ActionInput, WorkOrders
@@ -115,14 +116,15 @@ async def still_wanted(session: AsyncSession, job: OutboundJob) -> str | None:
     return None
 
 
-async def manual_list(session: AsyncSession, communities: list[str] | None) -> list[ManualFollowUp]:
+async def manual_list(session: AsyncSession, communities: Collection[str] | None
+                      ) -> list[ManualFollowUp]:
     """Surveys the calls did not finish, whose ticket still waits for its 回访."""
     q = (select(OutboundJob, Ticket.number).join(Ticket, Ticket.id == OutboundJob.ticket_id)
          .where(OutboundJob.kind == SURVEY, OutboundJob.state == UNREACHED,
                 Ticket.state == "resolved")
          .order_by(OutboundJob.updated_at))
     if communities is not None:
-        q = q.where(OutboundJob.community.in_(communities))
+        q = q.where(OutboundJob.community.in_(list(communities)))
     rows: list[Any] = list((await session.execute(q)).all())
     return [ManualFollowUp(j.id, j.ticket_id, number, j.community, j.number, j.attempts,
                            j.outcome, j.updated_at) for j, number in rows]
@@ -131,7 +133,7 @@ async def manual_list(session: AsyncSession, communities: list[str] | None) -> l
 SURVEY_ACTOR = Actor(None, "自动回访", SURVEY_CALL)
 
 
-def follow_up_port(workorders: WorkOrders) -> Callable[[int, int, bool, str], Awaitable[None]]:
+def follow_up_port(workorders: WorkOrders) -> FollowUp:
     """The survey call's answer as the ticket's 回访, through the work order's own
     action (its low-score callback task and its reopening included)."""
     async def follow_up(ticket_id: int, score: int, resolved: bool, comment: str) -> None:

@@ -31,6 +31,7 @@ from callcenter.calls.models import CallLog
 from callcenter.console.audit import record_access
 from callcenter.demo import demo_settings
 from callcenter.directory import models as dm
+from callcenter.outbound.models import OutboundJob
 from recordings.models import Recording
 from recordings.store import RecordingStore
 from tests.console.helpers import FAST_HASHER, PASSWORD, hash_password, login
@@ -107,6 +108,15 @@ POLICY: dict[tuple[str, str], Rule] = {
         only("agent", "night_duty", "supervisor") - {SERVICE}, True),
     ("POST", "/api/callbacks/{callback_id}/done"): Rule(
         only("agent", "night_duty", "supervisor") - {SERVICE}, True),
+    # The outbound dialer (回访 surveys): the front desk reads, the supervisor steers; a
+    # pause is site-wide. An owner's 勿扰 is set by whoever takes their call.
+    ("GET", "/api/outbound/jobs"): Rule(only("agent", "supervisor"), True),
+    ("GET", "/api/outbound/jobs/{job_id}"): Rule(only("agent", "supervisor"), True),
+    ("GET", "/outbound"): Rule(only("agent", "supervisor"), True),
+    # (who cancelled or paused is recorded: a person, not a service token)
+    ("POST", "/api/outbound/jobs/{job_id}/cancel"): Rule(only("supervisor") - {SERVICE}, True),
+    ("POST", "/api/outbound/holds/{kind}"): Rule(only("supervisor") - {SERVICE}),
+    ("PUT", "/api/people/{person_id}/do-not-call"): Rule(only("agent", "supervisor"), True),
     # On-call.
     ("GET", "/api/oncall/now"): Rule(SIGNED_IN, True),
     ("GET", "/oncall"): Rule(SIGNED_IN, True),
@@ -356,6 +366,9 @@ LISTS = {("GET", "/api/tickets"): ("/api/tickets", "ticket_number"),
          # A's owner hung up in the IVR: on A's worklist (masked or not, the last digits)
          ("GET", "/api/callbacks"): ("/api/callbacks", "5678"),
          ("GET", "/callbacks"): ("/callbacks?state=all", "5678"),
+         # A's owner's survey (their number, masked or not, ends in 5678)
+         ("GET", "/api/outbound/jobs"): ("/api/outbound/jobs", "5678"),
+         ("GET", "/outbound"): ("/outbound?state=all", "5678"),
          ("GET", "/api/console/search"): ("/api/console/search?q=8栋0808", None),
          ("GET", "/search"): ("/search?q=8栋0808", None),
          ("GET", "/history"): ("/history?all=1", None),
@@ -416,8 +429,12 @@ async def _community_b(site: Site) -> CommunityB:
                                        "ended_in": "queue", "wait_s": 65.0, "ivr_path": []}],
                               dialled=[], done_by="", note="")
         s.add(b_callback)
+        b_job = OutboundJob(key="walk-b-survey", kind="survey", community="binjiang",
+                            number="+86" + B_MOBILE, person_id=owner_id, state="queued",
+                            due_at=datetime.now(UTC), attempts=0, note="")
+        s.add(b_job)
         await s.flush()
-        b_callback_id = b_callback.id
+        b_callback_id, b_job_id = b_callback.id, b_job.id
         for username, (role, ext) in SCOPED_USERS.items():
             s.add(dm.StaffUser(username=username, display_name=username, role=role,
                             memberships=[dm.StaffCommunity(community_id=site.seed.community_id)],
@@ -457,7 +474,7 @@ async def _community_b(site: Site) -> CommunityB:
                        "group_id": str(b_group),
                        "ticket_number": ticket["number"], "person_id": str(owner_id),
                        "recording_id": str(recordings["b"]),
-                       "callback_id": str(b_callback_id),
+                       "callback_id": str(b_callback_id), "job_id": str(b_job_id),
                        "a_recording_id": str(recordings["a"])})
 
 

@@ -34,6 +34,7 @@ from callcenter.auth.tokens import create_token
 from callcenter.db.engine import make_engine, make_sessionmaker, migrate
 from callcenter.demo import demo_settings
 from callcenter.directory.models import Person, PersonPhone, PersonRoom
+from callcenter.outbound.models import OutboundJob
 from callcenter.settings import DatabaseSettings, Secret
 from callcenter.simulator import AsteriskStandIn, Caller, HangUp, Phone, Wait
 from tests.console.helpers import OWNER_MOBILE, TENANT_MOBILE, Seed, login, seed_directory, serving
@@ -61,10 +62,11 @@ CARRY_NUMBERS = {"/api/calls", "/api/calls/live", "/api/tickets", "/api/tickets/
                  "/tickets", "/tickets/{ticket_id}", "/api/incidents/{incident_id}",
                  "/incidents/{incident_id}", "/api/console/search", "/search",
                  "/api/ticket-groups/{group_id}", "/ticket-groups/{group_id}",
-                 "/api/callbacks", "/callbacks"}
+                 "/api/callbacks", "/callbacks", "/api/outbound/jobs",
+                 "/api/outbound/jobs/{job_id}", "/outbound"}
 QUERIES = {"/api/console/search": "q=13812345678", "/search": "q=13812345678",
            "/api/oncall/now": "role=night_duty", "/history": "all=1",
-           "/callbacks": "state=all"}
+           "/callbacks": "state=all", "/outbound": "state=all"}
 SKIP = {("POST", "/logout"): "ends the walking session; it returns a redirect, no data"}
 METRICS_TOKEN = "walk-metrics-token"  # /metrics is live; the scraper walks too
 
@@ -187,7 +189,17 @@ async def _fill(site: Site) -> None:
         "community": "hupan", "category": "plumbing", "building": "3", "unit": "1",
         "room": "1201", "caller": "+8613812345678", "summary": "水管爆裂，请回电 137 0000 2222"})
     assert resp.status in (200, 201), await resp.text()
+    # The owner's repair survey (回访) is queued: the outbound list carries their number.
+    async with client.app[SESSIONMAKER]() as s:
+        job = OutboundJob(key="walk-survey", kind="survey", community="hupan",
+                          number="+86" + OWNER_MOBILE, ticket_id=ticket["id"], state="queued",
+                          due_at=datetime.now(UTC) + timedelta(days=1), attempts=0, note="")
+        s.add(job)
+        await s.commit()
+        job_id = job.id
     site.params = {"ticket_id": str(ticket["id"]), "group_id": str(group_id),
+                   "job_id": str(job_id), "kind": "survey",
+                   "person_id": str(site.seed.people["张伟"]),
                    "incident_id": str((await resp.json())["incident_id"]),
                    "recording_id": "1", "community": "hupan", "role": "night_duty",
                    "category": "plumbing", "ticket_number": ticket["number"],
@@ -234,6 +246,8 @@ def _bodies(site: Site) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/console/call"): {"person_id": site.seed.people["张伟"], "phone": 0},
         ("POST", "/api/callbacks/{callback_id}/done"): {
             "outcome": "reached", "note": "已联系，业主另留号码 13812345678"},
+        ("PUT", "/api/people/{person_id}/do-not-call"): {"do_not_call": False},
+        ("POST", "/api/outbound/holds/{kind}"): {"paused": False},
     }
 
 
