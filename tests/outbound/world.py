@@ -89,8 +89,8 @@ def make_dialer(w: World, link: AmiLink, verdicts: Verdicts, **config: Any) -> D
         return await AmiOriginator(link, caller_id=caller_id).originate(
             channel, context, exten, variables, ring_s, community=community)
 
-    cfg = DialerConfig(trunk="Local/{number}@phones", caller_ids={"hupan": "4008001234"},
-                       ring_s=30, pace_s=0.0, **config)
+    cfg = DialerConfig(**{"trunk": "Local/{number}@phones", "ring_s": 30, "pace_s": 0.0,
+                          "caller_ids": {"hupan": "4008001234"}, **config})
     return Dialer(w.sm, originate, w.clock, EventBus(), verdicts,
                   hours=CallingHours(holidays=HolidayCalendar()), config=cfg,
                   link_for=lambda community: "standin", still_wanted={SURVEY: still_wanted})

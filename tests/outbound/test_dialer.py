@@ -1,0 +1,107 @@
+"""The dialer's promises against the stand-in: never over the PBX's limit, each job
+dialled once by two servers racing for it, and a pause that stops new calls within
+a second."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from callcenter.outbound.dialer import Verdicts
+from callcenter.outbound.models import OutboundHold
+from callcenter.simulator import HangUp, Phone, Press, Wait
+from tests.ha.pair import until
+from tests.outbound.world import Outbound, make_dialer, outbound
+from tests.ticketing.workorder_world import world
+
+__all__ = ["outbound", "world"]
+
+
+def numbers(n: int) -> list[str]:
+    return [f"1390000{i:04d}" for i in range(n)]
+
+
+def peak_calls(o: Outbound) -> int:
+    """The most owner phones off the hook at once, from the stand-in's own events."""
+    live, peak = set(), 0
+    for e in o.standin.events:
+        f = dict(e)
+        ch = str(f.get("Channel", ""))
+        if "@phones" not in ch or not ch.endswith(";2"):
+            continue
+        if f.get("Event") == "Newchannel":
+            live.add(ch)
+        elif f.get("Event") == "Hangup":
+            live.discard(ch)
+        peak = max(peak, len(live))
+    return peak
+
+
+async def _surveys(o: Outbound, n: int, talk_s: float = 4.0) -> list[str]:
+    nums = numbers(n)
+    for num in nums:
+        o.standin.add_phone(Phone(num, answer_after=1, script=[Wait(talk_s), Press("5"),
+                                                               Wait(2), HangUp()]))
+        await o.resolved_ticket(number=num)
+    await o.w.clock.advance(2 * 3600)
+    return nums
+
+
+async def test_the_limit_of_concurrent_calls_holds(outbound: Outbound) -> None:
+    o = outbound
+    o.dialer = make_dialer(o.w, o.link, o.survey._verdicts, max_calls=3)
+    await _surveys(o, 8)
+    for _ in range(10):
+        await o.dialer.tick()  # every turn starts what the limit allows, no more
+        await asyncio.sleep(0.1)
+    await o.dialer.drain()
+    while any(j.state != "done" for j in await o.jobs()):
+        await o.dialer.tick()
+        await o.dialer.drain()
+    assert peak_calls(o) == 3  # reached, never passed
+    assert len(o.dials()) == 8
+
+
+@pytest.mark.parametrize("db_backend", ["postgresql"])
+async def test_two_servers_racing_dial_each_owner_once(outbound: Outbound) -> None:
+    o = outbound
+    nums = await _surveys(o, 12, talk_s=1.0)
+    verdicts = o.survey._verdicts
+    assert isinstance(verdicts, Verdicts)
+    a = make_dialer(o.w, o.link, verdicts, max_calls=30)
+    b = make_dialer(o.w, o.link, verdicts, max_calls=30)
+    await asyncio.gather(a.tick(), b.tick())
+    await asyncio.gather(a.drain(), b.drain())
+    jobs = await o.jobs()
+    assert [j.state for j in jobs] == ["done"] * 12
+    dialled = [d.split("@")[0].removeprefix("Local/") for d in o.dials()]
+    assert sorted(dialled) == sorted(nums)  # each owner once, nobody twice
+    servers = set()
+    for j in jobs:
+        [attempt] = await o.attempts(j.id)
+        servers.add(attempt.server)
+    assert servers <= {a.server_id, b.server_id}
+
+
+async def test_a_pause_stops_new_calls_within_a_second(outbound: Outbound) -> None:
+    o = outbound
+    o.dialer = make_dialer(o.w, o.link, o.survey._verdicts, max_calls=30, pace_s=0.3)
+    await _surveys(o, 10)
+    await o.dialer.start()
+    try:
+        await until(lambda: len(o.dials()) >= 2, 10, "the campaign never started")
+        async with o.w.sm() as s:
+            s.add(OutboundHold(kind="survey", held_by="赵主管"))
+            await s.commit()
+        paused_at = time.monotonic()
+        await asyncio.sleep(1.0)
+        settled = len(o.dials())  # what started within the second after the pause
+        await asyncio.sleep(2.0)
+        assert len(o.dials()) == settled, "a call started more than a second after the pause"
+        assert time.monotonic() - paused_at >= 3.0
+        queued = [j for j in await o.jobs() if j.state == "queued"]
+        assert queued, "the jobs not yet called wait for the resume"
+    finally:
+        await o.dialer.stop()

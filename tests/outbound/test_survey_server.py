@@ -1,0 +1,95 @@
+"""The 回访 survey through the whole server (create_app, real database, real sockets)
+against the Asterisk stand-in, over AsyncAGI and FastAGI: a supervisor marks a repair
+完工, the server's dialer rings the owner, the owner presses a key, the ticket shows
+the 回访 by 自动回访, and /outbound lists the call."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import update
+
+from callcenter.app import create_app
+from callcenter.appkeys import SESSIONMAKER
+from callcenter.auth.tokens import create_token
+from callcenter.demo import DEMO_COMMUNITY_CODE, demo_settings
+from callcenter.settings import DatabaseSettings
+from callcenter.simulator import AsteriskStandIn, HangUp, Phone, Press, ScaledClock, Wait
+from tests.health_access import HEALTH_HEADERS, with_health_token
+from tests.integration.demo_db import heartbeat_seen, seed_demo_db
+from tests.integration.test_hotline_e2e import FixedTimeClock
+from tests.integration.test_hotline_routing_e2e import MONDAY_10AM, OWNER
+from ticketing.models import Ticket
+
+CONTEXTS = {"asyncagi": "callcenter-outbound", "fastagi": "callcenter-outbound-fastagi"}
+
+
+@pytest.mark.parametrize("transport", ["asyncagi", "fastagi"])
+async def test_a_finished_repair_is_surveyed_by_the_server_and_the_key_lands_on_the_ticket(
+        db_url: str, tmp_path: Path, transport: str) -> None:
+    base = with_health_token(replace(demo_settings(tmp_path, 0),
+                                     database=DatabaseSettings(url=db_url)))
+    settings = replace(base, outbound=replace(base.outbound, survey_delay_s=0.0,
+                                              context=CONTEXTS[transport],
+                                              caller_ids=(f"{DEMO_COMMUNITY_CODE}=4008001234",)))
+    await seed_demo_db(db_url, MONDAY_10AM.date())
+    owner = Phone(OWNER, answer_after=1, script=[Wait(2), Press("4"), Wait(3), HangUp()])
+    standin = AsteriskStandIn.from_settings(settings, ivr_transport=transport,
+                                            clock=ScaledClock(10), phones=[owner])
+    await standin.start()
+    client = TestClient(TestServer(create_app(settings, clock=FixedTimeClock(MONDAY_10AM),
+                                              transcribe=False)))
+    await client.start_server()
+    try:
+        await heartbeat_seen(standin)
+        for _ in range(200):
+            health = await (await client.get("/healthz", headers=HEALTH_HEADERS)).json()
+            if health["asterisk"].get("standin") == "connected":
+                break
+            await asyncio.sleep(0.05)
+        async with client.app[SESSIONMAKER]() as s:
+            sup = {"Authorization": f"Bearer {await create_token(s, role='supervisor')}"}
+        resp = await client.post("/api/tickets", headers=sup, json={
+            "source": "phone", "category": "plumbing", "summary": "厨房水管漏水",
+            "caller_number": OWNER, "community": DEMO_COMMUNITY_CODE})
+        assert resp.status == 201, await resp.text()
+        tid = (await resp.json())["id"]
+        async with client.app[SESSIONMAKER]() as s:  # the repair is under way
+            await s.execute(update(Ticket).where(Ticket.id == tid).values(
+                state="in_progress", department="engineering"))
+            await s.commit()
+        resp = await client.post(f"/api/tickets/{tid}/actions", headers=sup,
+                                 json={"action": "complete", "note": "更换角阀，已试水"})
+        assert resp.status == 200, await resp.text()
+        ticket: dict[str, object] = {}
+        for _ in range(300):
+            ticket = await (await client.get(f"/api/tickets/{tid}", headers=sup)).json()
+            if ticket["state"] != "resolved":
+                break
+            await asyncio.sleep(0.05)
+        assert ticket["state"] == "followed_up", ticket
+        text = str(ticket)
+        assert "自动回访" in text and "4" in text
+        jobs: dict[str, list[dict[str, object]]] = {"jobs": []}
+        for _ in range(200):  # the dialer writes the job once the call has ended
+            jobs = await (await client.get("/api/outbound/jobs?state=done", headers=sup)).json()
+            if jobs["jobs"]:
+                break
+            await asyncio.sleep(0.05)
+        [job] = jobs["jobs"]
+        assert job["ticket_id"] == tid and job["result"]["score"] == 4
+        assert job["history"][0]["outcome_label"] == "已接听"
+        page = await (await client.get("/outbound?state=all", headers={
+            **sup, "Accept": "text/html"})).text()
+        assert "回访调查" in page and "满意度 4 分" in page
+        # the owner saw the community's own number
+        shown = {dict(e).get("CallerIDNum") for e in standin.events
+                 if dict(e).get("Event") == "NewCallerid"}
+        assert "4008001234" in shown
+    finally:
+        await client.close()
+        await standin.stop()
