@@ -60,6 +60,9 @@ class CallingHours:
     by_community: Mapping[str, QuietHours] = field(default_factory=dict)
     holidays: Holidays | None = None
 
+    def local_day(self, now: datetime) -> date:
+        return now.astimezone(ZoneInfo(self.timezone)).date()
+
     def quiet_for(self, community: str | None) -> QuietHours:
         return self.by_community.get(community or "", self.quiet)
 

@@ -23,7 +23,8 @@ FINAL = frozenset({DONE, UNREACHED, INVALID, SKIPPED, CANCELLED})
 STATE_LABELS = {QUEUED: "等待呼叫", DIALING: "呼叫中", DONE: "已完成", UNREACHED: "未接通",
                 INVALID: "号码无效", SKIPPED: "未呼叫", CANCELLED: "已取消"}
 
-KINDS = {"survey": "回访调查"}
+KINDS = {"survey": "回访调查", "fee": "催缴提醒"}
+CAMPAIGN_STATES = {"active": "进行中", "paused": "已暂停", "cancelled": "已停止"}
 
 
 class OutboundJob(Base):
@@ -45,6 +46,10 @@ class OutboundJob(Base):
         ForeignKey("people.id", ondelete="SET NULL"), nullable=True)
     ticket_id: Mapped[int | None] = mapped_column(
         ForeignKey("tickets.id", ondelete="SET NULL"), nullable=True, index=True)
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("outbound_campaigns.id", ondelete="CASCADE"), nullable=True, index=True)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """What the call says (a reminder: ``amount``, ``room``, ``room_id``)."""
     state: Mapped[str] = mapped_column(String(12), default=QUEUED)
     due_at: Mapped[datetime] = mapped_column(UtcDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -57,6 +62,27 @@ class OutboundJob(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     """What the script got (a survey: ``score``, ``resolved``)."""
     note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class OutboundCampaign(Base):
+    """A batch of calls made once (催缴: the owners in arrears of one community in one
+    period). Its jobs are keyed by the period and the person: nobody is called twice
+    in a period, whatever campaigns overlap."""
+
+    __tablename__ = "outbound_campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    community: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    period: Mapped[str] = mapped_column(String(16))
+    """``2026-12``: the month it counts for."""
+    state: Mapped[str] = mapped_column(String(12), default="active")
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """How it was built (``min_amount``, ``min_age_days``) and what it left out."""
+    created_by: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 

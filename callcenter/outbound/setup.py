@@ -17,6 +17,9 @@ from callcenter.appkeys import BUS, CLOCK, SESSIONMAKER, SETTINGS
 from callcenter.outbound.calling_hours import CallingHours, QuietHours
 from callcenter.outbound.dialer import Dialer, DialerConfig, Verdicts
 from callcenter.outbound.feature import OUTBOUND, OutboundFeature
+from callcenter.outbound.fee_call import FeeCall
+from callcenter.outbound.fees import FEE
+from callcenter.outbound.fees import still_wanted as fee_still_wanted
 from callcenter.outbound.http import add_routes
 from callcenter.outbound.survey import (
     SURVEY,
@@ -25,7 +28,7 @@ from callcenter.outbound.survey import (
     follow_up_port,
     still_wanted,
 )
-from callcenter.outbound.survey_call import SurveyCall
+from callcenter.outbound.survey_call import OutboundCalls, SurveyCall
 from callcenter.paging.ami_originator import AmiOriginator
 from callcenter.paging.originate import OriginateOutcome, OriginateStatus
 from callcenter.settings import pairs
@@ -88,7 +91,7 @@ def setup_outbound(app: web.Application, links: AmiLinks, *,
 
         dialer = Dialer(app[SESSIONMAKER], originate, app[CLOCK], app[BUS], verdicts,
                         hours=hours, config=config, link_for=name_of, can_dial=can_dial,
-                        still_wanted={SURVEY: still_wanted})
+                        still_wanted={SURVEY: still_wanted, FEE: fee_still_wanted})
         scheduler: SurveyScheduler | None = None
         unsubscribe: Callable[[], None] = lambda: None  # noqa: E731
         if o.surveys:
@@ -98,9 +101,10 @@ def setup_outbound(app: web.Application, links: AmiLinks, *,
             unsubscribe = app[BUS].subscribe("ticket.changed", scheduler.on_ticket_changed)
         workorders = app[TICKETS].workorders
         assert workorders is not None, "setup_outbound needs the work orders (setup_tickets)"
-        call = SurveyCall(app[SESSIONMAKER], verdicts, follow_up_port(workorders), app[CLOCK].now,
-                          category_port(app[SESSIONMAKER]))
-        set_handler(call.handle)
+        survey = SurveyCall(app[SESSIONMAKER], verdicts, follow_up_port(workorders),
+                            app[CLOCK].now, category_port(app[SESSIONMAKER]))
+        fee = FeeCall(app[SESSIONMAKER], verdicts, app[CLOCK].now)
+        set_handler(OutboundCalls({SURVEY: survey.handle, FEE: fee.handle}).handle)
         app[OUTBOUND] = OutboundFeature(dialer, scheduler)
         if o.enabled:
             await dialer.start()

@@ -99,20 +99,14 @@ class SurveyCall:
         self._category_of = category_of
         self.config = config or SurveyConfig()
 
-    async def handle(self, channel: Channel) -> None:
-        attempt_id = _int(await channel.get_variable("CC_OUTBOUND_ATTEMPT"))
-        job_id = _int(await channel.get_variable("CC_OUTBOUND_JOB"))
-        if attempt_id is None or job_id is None:
-            log.warning("outbound call without its job: hung up")
-            await channel.hangup()
-            return
+    async def handle(self, channel: Channel, job_id: int, attempt_id: int) -> None:
         verdict = Verdict(rules.HUNG_UP, None, "接听后挂断")
         try:
             verdict = await self._run(channel, job_id, attempt_id)
         except CallerHungUp:
             pass
         finally:
-            await self._store(attempt_id, verdict)
+            await store_verdict(self._sm, attempt_id, verdict)
             self._verdicts.resolve(attempt_id, verdict)
 
     async def _run(self, channel: Channel, job_id: int, attempt_id: int) -> Verdict:
@@ -168,18 +162,41 @@ class SurveyCall:
             pass
         return verdict
 
-    async def _store(self, attempt_id: int, verdict: Verdict) -> None:
-        """The verdict on the attempt row too: the dialer that placed the call may be
-        another server (this call was adopted) and reads it from there."""
-        try:
-            async with self._sm() as session:
-                a = await session.get(OutboundAttempt, attempt_id)
-                if a is not None and a.outcome is None:
-                    a.outcome = verdict.outcome
-                    a.detail = verdict.note[:500]
-                    await session.commit()
-        except Exception:
-            log.exception("outbound attempt %s: could not store %s", attempt_id, verdict.outcome)
+async def store_verdict(sessionmaker: async_sessionmaker[AsyncSession], attempt_id: int,
+                        verdict: Verdict) -> None:
+    """The verdict on the attempt row too: the dialer that placed the call may be
+    another server (this call was adopted) and reads it from there."""
+    try:
+        async with sessionmaker() as session:
+            a = await session.get(OutboundAttempt, attempt_id)
+            if a is not None and a.outcome is None:
+                a.outcome = verdict.outcome
+                a.detail = verdict.note[:500]
+                await session.commit()
+    except Exception:
+        log.exception("outbound attempt %s: could not store %s", attempt_id, verdict.outcome)
+
+
+KindHandler = Callable[[Channel, int, int], Awaitable[None]]
+
+
+class OutboundCalls:
+    """The AGI entry of every answered campaign call: reads the job and attempt the
+    dialer's Originate set, and hands the call to its kind's script."""
+
+    def __init__(self, handlers: dict[str, KindHandler]) -> None:
+        self.handlers = handlers
+
+    async def handle(self, channel: Channel) -> None:
+        attempt_id = _int(await channel.get_variable("CC_OUTBOUND_ATTEMPT"))
+        job_id = _int(await channel.get_variable("CC_OUTBOUND_JOB"))
+        kind = await channel.get_variable("CC_OUTBOUND_KIND") or "survey"
+        handler = self.handlers.get(kind)
+        if attempt_id is None or job_id is None or handler is None:
+            log.warning("outbound call without its job (%s): hung up", kind)
+            await channel.hangup()
+            return
+        await handler(channel, job_id, attempt_id)
 
 
 def _int(value: Any) -> int | None:

@@ -20,6 +20,9 @@ from callcenter.appkeys import BUS
 from callcenter.bus import EventBus
 from callcenter.outbound.calling_hours import CallingHours
 from callcenter.outbound.dialer import Dialer, DialerConfig, Verdicts
+from callcenter.outbound.fee_call import FeeCall
+from callcenter.outbound.fees import FEE
+from callcenter.outbound.fees import still_wanted as fee_still_wanted
 from callcenter.outbound.models import OutboundAttempt, OutboundJob
 from callcenter.outbound.survey import (
     SURVEY,
@@ -28,7 +31,7 @@ from callcenter.outbound.survey import (
     follow_up_port,
     still_wanted,
 )
-from callcenter.outbound.survey_call import SurveyCall, is_outbound_call
+from callcenter.outbound.survey_call import OutboundCalls, SurveyCall, is_outbound_call
 from callcenter.paging.ami_originator import AmiOriginator
 from callcenter.paging.originate import OriginateOutcome
 from callcenter.simulator import AsteriskStandIn, ScaledClock
@@ -93,7 +96,8 @@ def make_dialer(w: World, link: AmiLink, verdicts: Verdicts, **config: Any) -> D
                           "caller_ids": {"hupan": "4008001234"}, **config})
     return Dialer(w.sm, originate, w.clock, EventBus(), verdicts,
                   hours=CallingHours(holidays=HolidayCalendar()), config=cfg,
-                  link_for=lambda community: "standin", still_wanted={SURVEY: still_wanted})
+                  link_for=lambda community: "standin",
+                  still_wanted={SURVEY: still_wanted, FEE: fee_still_wanted})
 
 
 @pytest.fixture
@@ -111,9 +115,12 @@ async def outbound(world: World) -> AsyncIterator[Outbound]:
     survey = SurveyCall(w.sm, verdicts, follow_up_port(workorders), w.clock.now,
                         category_port(w.sm))
 
+    fee = FeeCall(w.sm, verdicts, w.clock.now)
+    calls = OutboundCalls({SURVEY: survey.handle, FEE: fee.handle})
+
     async def on_agi(chan: AsyncAgiChannel) -> None:
         assert is_outbound_call(chan)
-        await survey.handle(chan)
+        await calls.handle(chan)
 
     dispatcher = AsyncAgiDispatcher(link, on_agi, command_timeout_s=10)
     dispatcher.attach()

@@ -1,4 +1,4 @@
-"""outbound: the dialer's jobs and attempts; the owners' do-not-call flag
+"""outbound: the dialer's campaigns, jobs and attempts; the owners' do-not-call flag
 
 Revision ID: 0020_outbound
 Revises: 0019_callback_worklist
@@ -22,6 +22,20 @@ def upgrade() -> None:
         batch.add_column(sa.Column("do_not_call", sa.Boolean(), nullable=False,
                                    server_default=sa.false()))
     op.create_table(
+        "outbound_campaigns",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("community", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("period", sa.String(length=16), nullable=False),
+        sa.Column("state", sa.String(length=12), nullable=False),
+        sa.Column("rules", sa.JSON(), nullable=False),
+        sa.Column("created_by", sa.String(length=100), nullable=False),
+        sa.Column("created_at", callcenter.db.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", callcenter.db.base.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbound_campaigns")),
+    )
+    op.create_table(
         "outbound_jobs",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("key", sa.String(length=120), nullable=False),
@@ -30,6 +44,8 @@ def upgrade() -> None:
         sa.Column("number", sa.String(length=32), nullable=False),
         sa.Column("person_id", sa.Integer(), nullable=True),
         sa.Column("ticket_id", sa.Integer(), nullable=True),
+        sa.Column("campaign_id", sa.Integer(), nullable=True),
+        sa.Column("payload", sa.JSON(), nullable=True),
         sa.Column("state", sa.String(length=12), nullable=False),
         sa.Column("due_at", callcenter.db.base.UtcDateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
@@ -44,6 +60,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["person_id"], ["people.id"],
                                 name=op.f("fk_outbound_jobs_person_id_people"),
                                 ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["campaign_id"], ["outbound_campaigns.id"],
+                                name=op.f("fk_outbound_jobs_campaign_id_outbound_campaigns"),
+                                ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["ticket_id"], ["tickets.id"],
                                 name=op.f("fk_outbound_jobs_ticket_id_tickets"),
                                 ondelete="SET NULL"),
@@ -52,6 +71,7 @@ def upgrade() -> None:
     op.create_index("ix_outbound_jobs_due", "outbound_jobs", ["state", "due_at"])
     op.create_index("uq_outbound_jobs_key", "outbound_jobs", ["key"], unique=True)
     op.create_index(op.f("ix_outbound_jobs_ticket_id"), "outbound_jobs", ["ticket_id"])
+    op.create_index(op.f("ix_outbound_jobs_campaign_id"), "outbound_jobs", ["campaign_id"])
     op.create_table(
         "outbound_attempts",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -83,9 +103,11 @@ def downgrade() -> None:
     op.drop_table("outbound_holds")
     op.drop_index(op.f("ix_outbound_attempts_job_id"), table_name="outbound_attempts")
     op.drop_table("outbound_attempts")
+    op.drop_index(op.f("ix_outbound_jobs_campaign_id"), table_name="outbound_jobs")
     op.drop_index(op.f("ix_outbound_jobs_ticket_id"), table_name="outbound_jobs")
     op.drop_index("uq_outbound_jobs_key", table_name="outbound_jobs")
     op.drop_index("ix_outbound_jobs_due", table_name="outbound_jobs")
     op.drop_table("outbound_jobs")
+    op.drop_table("outbound_campaigns")
     with op.batch_alter_table("people") as batch:
         batch.drop_column("do_not_call")
