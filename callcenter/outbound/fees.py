@@ -192,6 +192,12 @@ async def campaigns(session: AsyncSession, scope: Sequence[str] | None
     return [(c, counts[c.id]) for c in rows]
 
 
+async def job_counts(session: AsyncSession, campaign_id: int) -> dict[str, int]:
+    return {state: int(n) for state, n in (await session.execute(
+        select(OutboundJob.state, func.count()).where(OutboundJob.campaign_id == campaign_id)
+        .group_by(OutboundJob.state))).all()}
+
+
 EXPORT_HEADER = ["房号", "业主", "号码", "欠费金额（元）", "状态", "结果", "呼叫次数", "最后更新"]
 
 

@@ -27,9 +27,11 @@ from callcenter.console.staff import staff_ref
 from callcenter.directory.masking import sees_full_numbers, show_number
 from callcenter.directory.models import Community
 from callcenter.directory.phones import try_normalize
+from callcenter.outbound import fees
 from callcenter.outbound import jobs as service
 from callcenter.outbound.feature import OUTBOUND
 from callcenter.outbound.models import (
+    CAMPAIGN_STATES,
     DIALING,
     DONE,
     FINAL,
@@ -253,8 +255,14 @@ async def outbound_page(request: web.Request) -> web.StreamResponse:
         state if state in ("waiting", "done", "ended") else None)  # type: ignore[assignment]
     listing = await _listing(request, JobsQuery(kind=None, state=wanted, limit=MAX_LIMIT))
     tz = ZoneInfo(request.app[SETTINGS].timezone)
+    scope = await scope_codes(request)
     async with request.app[SESSIONMAKER]() as session:
-        manual = await manual_list(session, await scope_codes(request))
+        manual = await manual_list(session, scope)
+        campaigns = [{**fees.campaign_summary(c, n),
+                      "state_label": CAMPAIGN_STATES.get(c.state, "")}
+                     for c, n in await fees.campaigns(session, None if scope is None
+                                                      else list(scope))]
+        names = dict((await session.execute(select(Community.code, Community.name))).all())
     ident = current_identity(request)
     assert ident is not None
     full = sees_full_numbers(ident.role, own_call=False)
@@ -264,7 +272,9 @@ async def outbound_page(request: web.Request) -> web.StreamResponse:
                     "outcome_label": OUTCOME_LABELS.get(m.last_outcome or "", ""),
                     "ended_at": _local(m.ended_at, tz)} for m in manual]
     return render(request, "outbound.html", {
-        **listing, "state": wanted or "all", "manual": manual_rows,
+        **listing, "state": wanted or "all", "manual": manual_rows, "campaigns": campaigns,
+        "communities": {code: name for code, name in names.items()
+                        if scope is None or code in scope},
         "kinds": KINDS, "may_steer": ident.has_role(*STEERS)})
 
 

@@ -15,6 +15,7 @@ from aiohttp import web
 from callcenter.ami.links import AmiLinks
 from callcenter.appkeys import BUS, CLOCK, SESSIONMAKER, SETTINGS
 from callcenter.outbound.calling_hours import CallingHours, QuietHours
+from callcenter.outbound.campaigns_http import add_routes as add_campaign_routes
 from callcenter.outbound.dialer import Dialer, DialerConfig, Verdicts
 from callcenter.outbound.feature import OUTBOUND, OutboundFeature
 from callcenter.outbound.fee_call import FeeCall
@@ -55,6 +56,7 @@ def setup_outbound(app: web.Application, links: AmiLinks, *,
     (``PbxRoute.link_for``); ``set_handler``: installs the survey call on the AGI
     entry point; ``holidays_key``: the app key of the IVR's holiday calendar."""
     add_routes(app)
+    add_campaign_routes(app)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]

@@ -39,7 +39,7 @@ def to_csv(rows: list[Sequence[str | int]]) -> bytes:
     writer = csv.writer(out)
     for r in rows:
         # A cell a spreadsheet would run as a formula is written as text.
-        writer.writerow([f"'{c}" if isinstance(c, str) and c[:1] in "=+-@" and c != "—"
+        writer.writerow([f"'{c}" if isinstance(c, str) and c and c[0] in "=+-@"
                          else c for c in r])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 

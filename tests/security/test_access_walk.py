@@ -31,7 +31,7 @@ from callcenter.calls.models import CallLog
 from callcenter.console.audit import record_access
 from callcenter.demo import demo_settings
 from callcenter.directory import models as dm
-from callcenter.outbound.models import OutboundJob
+from callcenter.outbound.models import OutboundCampaign, OutboundJob
 from recordings.models import Recording
 from recordings.store import RecordingStore
 from tests.console.helpers import FAST_HASHER, PASSWORD, hash_password, login
@@ -117,6 +117,12 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/outbound/jobs/{job_id}/cancel"): Rule(only("supervisor") - {SERVICE}, True),
     ("POST", "/api/outbound/holds/{kind}"): Rule(only("supervisor") - {SERVICE}),
     ("PUT", "/api/people/{person_id}/do-not-call"): Rule(only("agent", "supervisor"), True),
+    # 催缴: the front desk sees the campaigns; the supervisor starts, steers and exports them.
+    ("GET", "/api/outbound/campaigns"): Rule(only("agent", "supervisor"), True),
+    ("POST", "/api/outbound/campaigns"): Rule(only("supervisor") - {SERVICE}, True),
+    ("POST", "/api/outbound/campaigns/{campaign_id}/state"): Rule(only("supervisor"), True),
+    ("GET", "/outbound/campaigns/{campaign_id}.csv"): Rule(only("supervisor"), True),
+    ("GET", "/outbound/campaigns/{campaign_id}.xlsx"): Rule(only("supervisor"), True),
     # On-call.
     ("GET", "/api/oncall/now"): Rule(SIGNED_IN, True),
     ("GET", "/oncall"): Rule(SIGNED_IN, True),
@@ -326,6 +332,8 @@ SCOPED_USERS = {"a_agent": ("agent", "8101"), "a_eng": ("engineer", None),
                 "a_sup": ("supervisor", "8109"), "a_admin": ("admin", "8108")}
 # Routes that take a community other than by an id in the path, and what asks for B's.
 ASKS_FOR_B: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
+    ("POST", "/api/outbound/campaigns"): ("/api/outbound/campaigns", {
+        "community": "binjiang", "min_amount": 100, "min_age_days": 30}),
     ("GET", "/api/tickets"): ("/api/tickets?community=binjiang", None),
     ("POST", "/api/tickets"): ("/api/tickets", {
         "source": "phone", "category": "plumbing", "summary": "又漏了", "community": "binjiang"}),
@@ -369,6 +377,7 @@ LISTS = {("GET", "/api/tickets"): ("/api/tickets", "ticket_number"),
          # A's owner's survey (their number, masked or not, ends in 5678)
          ("GET", "/api/outbound/jobs"): ("/api/outbound/jobs", "5678"),
          ("GET", "/outbound"): ("/outbound?state=all", "5678"),
+         ("GET", "/api/outbound/campaigns"): ("/api/outbound/campaigns", "12月物业费催缴"),
          ("GET", "/api/console/search"): ("/api/console/search?q=8栋0808", None),
          ("GET", "/search"): ("/search?q=8栋0808", None),
          ("GET", "/history"): ("/history?all=1", None),
@@ -433,8 +442,17 @@ async def _community_b(site: Site) -> CommunityB:
                             number="+86" + B_MOBILE, person_id=owner_id, state="queued",
                             due_at=datetime.now(UTC), attempts=0, note="")
         s.add(b_job)
+        b_campaign = OutboundCampaign(
+            kind="fee", community="binjiang", name="滨江苑催缴", period="2026-12",
+            state="paused", rules={})
+        s.add(b_campaign)
         await s.flush()
-        b_callback_id, b_job_id = b_callback.id, b_job.id
+        s.add(OutboundJob(key="walk-b-fee", kind="fee", community="binjiang",
+                          number="+86" + B_MOBILE, person_id=owner_id,
+                          campaign_id=b_campaign.id, state="queued", due_at=datetime.now(UTC),
+                          attempts=0, note="", payload={"owner": B_OWNER, "amount": "99.00"}))
+        await s.flush()
+        b_callback_id, b_job_id, b_campaign_id = b_callback.id, b_job.id, b_campaign.id
         for username, (role, ext) in SCOPED_USERS.items():
             s.add(dm.StaffUser(username=username, display_name=username, role=role,
                             memberships=[dm.StaffCommunity(community_id=site.seed.community_id)],
@@ -475,6 +493,7 @@ async def _community_b(site: Site) -> CommunityB:
                        "ticket_number": ticket["number"], "person_id": str(owner_id),
                        "recording_id": str(recordings["b"]),
                        "callback_id": str(b_callback_id), "job_id": str(b_job_id),
+                       "campaign_id": str(b_campaign_id),
                        "a_recording_id": str(recordings["a"])})
 
 

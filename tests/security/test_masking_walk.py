@@ -34,7 +34,7 @@ from callcenter.auth.tokens import create_token
 from callcenter.db.engine import make_engine, make_sessionmaker, migrate
 from callcenter.demo import demo_settings
 from callcenter.directory.models import Person, PersonPhone, PersonRoom
-from callcenter.outbound.models import OutboundJob
+from callcenter.outbound.models import OutboundCampaign, OutboundJob
 from callcenter.settings import DatabaseSettings, Secret
 from callcenter.simulator import AsteriskStandIn, Caller, HangUp, Phone, Wait
 from tests.console.helpers import OWNER_MOBILE, TENANT_MOBILE, Seed, login, seed_directory, serving
@@ -63,7 +63,8 @@ CARRY_NUMBERS = {"/api/calls", "/api/calls/live", "/api/tickets", "/api/tickets/
                  "/incidents/{incident_id}", "/api/console/search", "/search",
                  "/api/ticket-groups/{group_id}", "/ticket-groups/{group_id}",
                  "/api/callbacks", "/callbacks", "/api/outbound/jobs",
-                 "/api/outbound/jobs/{job_id}", "/outbound"}
+                 "/api/outbound/jobs/{job_id}", "/outbound",
+                 "/outbound/campaigns/{campaign_id}.csv"}
 QUERIES = {"/api/console/search": "q=13812345678", "/search": "q=13812345678",
            "/api/oncall/now": "role=night_duty", "/history": "all=1",
            "/callbacks": "state=all", "/outbound": "state=all"}
@@ -195,10 +196,18 @@ async def _fill(site: Site) -> None:
                           number="+86" + OWNER_MOBILE, ticket_id=ticket["id"], state="queued",
                           due_at=datetime.now(UTC) + timedelta(days=1), attempts=0, note="")
         s.add(job)
+        campaign = OutboundCampaign(kind="fee", community="hupan", name="12月物业费催缴",
+                                    period="2026-12", state="paused", rules={})
+        s.add(campaign)
+        await s.flush()
+        s.add(OutboundJob(key="walk-fee", kind="fee", community="hupan",
+                          number="+86" + OWNER_MOBILE, campaign_id=campaign.id, state="queued",
+                          due_at=datetime.now(UTC) + timedelta(days=1), attempts=0, note="",
+                          payload={"amount": "1280.50", "room": "3栋1单元1201", "owner": "张伟"}))
         await s.commit()
-        job_id = job.id
+        job_id, campaign_id = job.id, campaign.id
     site.params = {"ticket_id": str(ticket["id"]), "group_id": str(group_id),
-                   "job_id": str(job_id), "kind": "survey",
+                   "job_id": str(job_id), "kind": "survey", "campaign_id": str(campaign_id),
                    "person_id": str(site.seed.people["张伟"]),
                    "incident_id": str((await resp.json())["incident_id"]),
                    "recording_id": "1", "community": "hupan", "role": "night_duty",
@@ -248,6 +257,9 @@ def _bodies(site: Site) -> dict[tuple[str, str], dict[str, Any]]:
             "outcome": "reached", "note": "已联系，业主另留号码 13812345678"},
         ("PUT", "/api/people/{person_id}/do-not-call"): {"do_not_call": False},
         ("POST", "/api/outbound/holds/{kind}"): {"paused": False},
+        ("POST", "/api/outbound/campaigns"): {"community": "hupan", "min_amount": 100,
+                                              "min_age_days": 30},
+        ("POST", "/api/outbound/campaigns/{campaign_id}/state"): {"state": "paused"},
     }
 
 

@@ -33,7 +33,8 @@ BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;
 API_CLIENT = {"Accept": "application/json"}
 NOT_PAGES = ("/api/", "/static", "/ws/", "/healthz", "/metrics", "/recordings/")
 # Downloads, guarded like the pages (a photo is an <img> inside a signed-in page).
-NOT_HTML = {"/admin/audit.csv", "/tickets/{ticket_id}/photos/{photo_id}", "/reports/calls.csv",
+NOT_HTML = {"/admin/audit.csv", "/outbound/campaigns/{campaign_id}.csv",
+            "/outbound/campaigns/{campaign_id}.xlsx", "/tickets/{ticket_id}/photos/{photo_id}", "/reports/calls.csv",
             "/reports/calls.xlsx", "/reports/kpi.csv"}
 PUBLIC = {"/login", "/api/docs"}
 # The pages there are: a page missing here, or one here that is gone, fails the test.
