@@ -117,6 +117,10 @@ class AsyncAgiChannel(AgiChannel):
                     f"within {self.command_timeout_s:g}s", reply="") from None
         finally:
             self._waiting.pop(command_id, None)
+            if fut.done() and not fut.cancelled():
+                # the call left AGI while the action was still out: the error raised is
+                # the action's; this one is known (not "never retrieved" in the log)
+                fut.exception()
         return parse_agi_result(line)
 
     # fed by the dispatcher --------------------------------------------------

@@ -27,6 +27,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from callcenter.outbound.fee_call import PROMPT_TEXTS as FEE_TEXTS
+    from callcenter.outbound.survey_call import PROMPT_TEXTS as SURVEY_TEXTS
     from callcenter.paging.page_call import PROMPT_TEXTS
     from ivr.menus import MenuStore
     from ivr.prompts import PromptToolMissing, build_prompts
@@ -35,6 +37,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     store = MenuStore(*settings.ivr_menus)
     texts = {k: v for menus in store.all().values() for k, v in menus.prompts.items()}
     texts.update(PROMPT_TEXTS)
+    texts.update(SURVEY_TEXTS)
+    texts.update(FEE_TEXTS)
     out = args.out or settings.data_dir / "sounds"
     try:
         report = build_prompts(texts, out, lang=args.lang, force=args.force)

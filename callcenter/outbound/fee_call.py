@@ -80,15 +80,19 @@ class FeeCall:
 
     async def handle(self, channel: Channel, job_id: int, attempt_id: int) -> None:
         verdict = Verdict(rules.HUNG_UP, None, "接听后挂断")
+        heard: list[bool] = []
         try:
-            verdict = await self._run(channel, job_id, attempt_id)
+            verdict = await self._run(channel, job_id, attempt_id, heard)
         except CallerHungUp:
-            pass
+            if heard:  # the amount was said: the reminder reached the owner
+                verdict = Verdict(rules.ANSWERED, {"heard": True, "agent": False},
+                                  "听完欠费金额后挂断")
         finally:
             await store_verdict(self._sm, attempt_id, verdict)
             self._verdicts.resolve(attempt_id, verdict)
 
-    async def _run(self, channel: Channel, job_id: int, attempt_id: int) -> Verdict:
+    async def _run(self, channel: Channel, job_id: int, attempt_id: int,
+                   heard: list[bool]) -> Verdict:
         async with self._sm() as session:
             attempt = await session.get(OutboundAttempt, attempt_id)
             job = await session.get(OutboundJob, job_id)
@@ -102,15 +106,14 @@ class FeeCall:
             await channel.hangup()
             return Verdict(rules.MACHINE, None, "语音信箱或提示音")
         p = self.config.prompts
-        heard = False
         for _ in range(max(1, self.config.plays)):
             digit = await channel.stream_file(p.intro, "01")
             digit = digit or await say_place(channel, payload.get("place") or [], "01")
             digit = digit or await channel.stream_file(p.owed, "01")
             for sound in money_prompts(payload.get("amount")):
                 digit = digit or await channel.stream_file(sound, "01")
+            heard.append(True)
             digit = digit or await channel.stream_file(p.menu, "01")
-            heard = True
             digit = digit or await channel.wait_for_digit(self.config.digit_timeout_ms)
             if digit == "1":
                 continue
@@ -128,4 +131,4 @@ class FeeCall:
             await channel.hangup()
         except CallerHungUp:
             pass
-        return Verdict(rules.ANSWERED, {"heard": heard, "agent": False}, "已播放提醒")
+        return Verdict(rules.ANSWERED, {"heard": bool(heard), "agent": False}, "已播放提醒")
