@@ -151,7 +151,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                               phones=phones(args.owners, random.Random(7)),
                               event_log_size=5_000_000)  # every event, for the peak count
     await standin.start()
-    link = AmiLink(replace(FakeSettings(port=standin.ami_port), secret="ccsecret"),
+    link = AmiLink(replace(FakeSettings(port=standin.ami_port), secret="ccsecret", action_timeout=10.0),
                    rng=random.Random(5), reconnect_base_s=0.01)
     link.start()
     await link.wait_connected(5)

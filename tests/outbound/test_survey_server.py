@@ -1,7 +1,8 @@
-"""The 回访 survey through the whole server (create_app, real database, real sockets)
+"""Campaign calls through the whole server (create_app, real database, real sockets)
 against the Asterisk stand-in, over AsyncAGI and FastAGI: a supervisor marks a repair
 完工, the server's dialer rings the owner, the owner presses a key, the ticket shows
-the 回访 by 自动回访, and /outbound lists the call."""
+the 回访 by 自动回访, and /outbound lists the call; a 催缴 campaign of the sample
+community reaches its owners in arrears and its results download for the office."""
 
 from __future__ import annotations
 
@@ -90,6 +91,63 @@ async def test_a_finished_repair_is_surveyed_by_the_server_and_the_key_lands_on_
         shown = {dict(e).get("CallerIDNum") for e in standin.events
                  if dict(e).get("Event") == "NewCallerid"}
         assert "4008001234" in shown
+    finally:
+        await client.close()
+        await standin.stop()
+
+
+@pytest.mark.parametrize("transport", ["asyncagi", "fastagi"])
+async def test_a_fee_campaign_reaches_the_owners_in_arrears_and_its_results_download(
+        db_url: str, tmp_path: Path, transport: str) -> None:
+    from sqlalchemy import select
+
+    from callcenter.directory.models import FeeAccount, PersonPhone, PersonRoom, StaffUser
+    from callcenter.oncall.router import national_number
+
+    base = with_health_token(replace(demo_settings(tmp_path, 0),
+                                     database=DatabaseSettings(url=db_url)))
+    settings = replace(base, outbound=replace(base.outbound, context=CONTEXTS[transport]))
+    await seed_demo_db(db_url, MONDAY_10AM.date())
+    client = TestClient(TestServer(create_app(settings, clock=FixedTimeClock(MONDAY_10AM),
+                                              transcribe=False)))
+    await client.start_server()
+    async with client.app[SESSIONMAKER]() as s:
+        owing = list((await s.scalars(select(PersonPhone.number).join(
+            PersonRoom, PersonRoom.person_id == PersonPhone.person_id).join(
+            FeeAccount, FeeAccount.room_id == PersonRoom.room_id).where(
+            FeeAccount.arrears >= 100, PersonRoom.role == "owner",
+            PersonPhone.position == 0))).all())
+        boss = (await s.scalars(select(StaffUser.id).where(
+            StaffUser.role == "supervisor"))).first()
+        assert boss is not None
+        sup = {"Authorization": "Bearer " + await create_token(
+            s, role="supervisor", name="boss", user_id=boss)}
+    assert owing, "the sample community has owners in arrears"
+    phones = [Phone(national_number(n), answer_after=1, script=[Wait(40), HangUp()])
+              for n in set(owing)]
+    standin = AsteriskStandIn.from_settings(settings, ivr_transport=transport,
+                                            clock=ScaledClock(20), phones=phones)
+    await standin.start()
+    try:
+        await heartbeat_seen(standin)
+        resp = await client.post("/api/outbound/campaigns", headers=sup, json={
+            "community": DEMO_COMMUNITY_CODE, "min_amount": 100, "min_age_days": 0})
+        assert resp.status == 201, await resp.text()
+        built = await resp.json()
+        assert built["queued"] >= 1
+        campaign: dict[str, object] = {}
+        for _ in range(600):
+            listing = await (await client.get("/api/outbound/campaigns", headers=sup)).json()
+            campaign = listing["campaigns"][0]
+            if campaign["final"] == campaign["total"]:
+                break
+            await asyncio.sleep(0.05)
+        assert campaign["final"] == campaign["total"] == built["queued"], campaign
+        assert campaign["done"] == built["queued"]
+        csv = (await (await client.get(f"/outbound/campaigns/{campaign['id']}.csv",
+                                       headers=sup)).read()).decode("utf-8-sig")
+        rows = csv.strip().splitlines()[1:]
+        assert len(rows) == built["queued"] and all("已接听，听完提醒" in r for r in rows)
     finally:
         await client.close()
         await standin.stop()
