@@ -29,12 +29,14 @@ def register(sub: Any) -> None:
 def cmd_build(args: argparse.Namespace) -> int:
     from callcenter.paging.page_call import PROMPT_TEXTS
     from ivr.menus import MenuStore
+    from ivr.outages.prompts import PROMPT_TEXTS as OUTAGE_TEXTS
     from ivr.prompts import PromptToolMissing, build_prompts
 
     settings = settings_from_args(args)
     store = MenuStore(*settings.ivr_menus)
     texts = {k: v for menus in store.all().values() for k, v in menus.prompts.items()}
     texts.update(PROMPT_TEXTS)
+    texts.update(OUTAGE_TEXTS)  # the notices' generic prompt and 按1仍需人工服务
     out = args.out or settings.data_dir / "sounds"
     try:
         report = build_prompts(texts, out, lang=args.lang, force=args.force)
