@@ -187,8 +187,14 @@ async def _fill(site: Site) -> None:
         "community": "hupan", "category": "plumbing", "building": "3", "unit": "1",
         "room": "1201", "caller": "+8613812345678", "summary": "水管爆裂，请回电 137 0000 2222"})
     assert resp.status in (200, 201), await resp.text()
-    site.params = {"ticket_id": str(ticket["id"]), "group_id": str(group_id),
-                   "incident_id": str((await resp.json())["incident_id"]),
+    incident_id = (await resp.json())["incident_id"]
+    # 3栋 is without water: callers of 3栋 hear it after the greeting.
+    resp = await client.post("/api/outages", headers=sup, json={
+        "community": "hupan", "kind": "water", "building": "3", "text": "3栋今天14点到18点停水检修",
+        "ends_at": (datetime.now(UTC) + timedelta(days=2)).isoformat()})
+    assert resp.status == 201, await resp.text()
+    site.params = {"outage_id": str((await resp.json())["id"]),"ticket_id": str(ticket["id"]), "group_id": str(group_id),
+                   "incident_id": str(incident_id),
                    "recording_id": "1", "community": "hupan", "role": "night_duty",
                    "category": "plumbing", "ticket_number": ticket["number"],
                    "photo_id": "1", "department": "engineering",
