@@ -17,7 +17,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -243,8 +243,8 @@ class OutageNotices:
             row = OutageNotice(
                 community_id=community.id, building=building_name(req.building),
                 unit_from=req.unit_from, unit_to=req.unit_to if req.unit_from is not None else None,
-                kind=req.kind, text=text, all_callers=req.all_callers, starts_at=starts,
-                ends_at=req.ends_at, prompt=GENERIC, created_at=now,
+                kind=req.kind, text=text, all_callers=req.all_callers,
+                starts_at=starts.astimezone(UTC), ends_at=req.ends_at.astimezone(UTC), prompt=GENERIC, created_at=now,
                 created_by=poster.username[:100], created_role=poster.role[:16],
                 group_id=req.group_id)
             session.add(row)
