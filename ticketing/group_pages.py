@@ -121,6 +121,8 @@ async def _post_outage(request: web.Request, groups: TicketGroups, group_id: int
         ends_at = datetime.fromisoformat(ends_raw)
     except ValueError:
         raise InvalidInput("结束时间无效", field="ends_at") from None
+    if not 2000 <= ends_at.year <= 2999:
+        raise InvalidInput("结束时间无效", field="ends_at")
     if ends_at.tzinfo is None:
         ends_at = ends_at.replace(tzinfo=tz)
     notice = await poster.post_for_group(

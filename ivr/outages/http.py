@@ -28,6 +28,9 @@ from callcenter.auth.middleware import current_identity
 from callcenter.directory.models import Community
 from callcenter.errors import DomainError, Forbidden, InvalidInput
 from callcenter.web.api import (
+    MAX_ID,
+    MAX_YEAR,
+    MIN_YEAR,
     ApiRoutes,
     CommunityRef,
     Flag,
@@ -76,6 +79,8 @@ def parse_time(raw: str, field: str, tz: ZoneInfo) -> datetime:
     except ValueError:
         raise InvalidInput(f"{field} 时间无效 / {field}: expected an ISO time",
                            field=field) from None
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise InvalidInput(f"{field} 年份无效 / {field}: year out of range", field=field)
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
     return value
@@ -94,7 +99,9 @@ async def community_of(request: web.Request, ref: str | None) -> int:
     service = request.app[OUTAGES]
     ref = (ref or "").strip() or None
     if ref is not None:
-        cid = int(ref) if ref.isdigit() else await service.community_id_for(ref)
+        if ref.isascii() and ref.isdigit() and (len(ref) > 10 or int(ref) > MAX_ID):
+            raise InvalidInput("小区不存在 / no such community", field="community")
+        cid = int(ref) if ref.isascii() and ref.isdigit() else await service.community_id_for(ref)
         if cid is None:
             raise InvalidInput(f"小区不存在 / unknown community {ref[:64]!r}", field="community")
         return cid

@@ -244,3 +244,34 @@ async def test_a_group_incident_posts_its_notice_in_one_click(site: Site) -> Non
     status, _ = await site.post(f"/ticket-groups/{group_id}/action", "b_sup", data={
         "action": "outage", "kind": "water", "text": "x", "ends_at": "2026-12-04T18:00"})
     assert status == 404 and len(await site.notices()) == 1
+
+
+@pytest.mark.parametrize(("form", "field"), [
+    ({"community": "99999999999999"}, "community"),
+    ({"ends_at": "0001-01-01T00:00"}, "ends_at"),
+    ({"starts_at": "9999-12-31T23:59"}, "starts_at"),
+    ({"unit_from": "１"}, "unit_from"),
+])
+async def test_a_bad_form_is_a_400_on_the_page_never_a_5xx(site: Site, form: dict[str, str],
+                                                           field: str) -> None:
+    status, page = await site.post("/outages/action", "supervisor", data={
+        "op": "post", "community": "hupan", "kind": "water", "building": "3",
+        "text": "3栋停水", "ends_at": "2026-12-04T18:00", **form})
+    assert status == 400, page
+    assert await site.notices() == []
+
+
+async def test_without_espeak_the_page_says_so_and_the_notice_plays_the_generic_prompt(
+        site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither espeak-ng nor sox
+    status, page = await site.get("/outages", "supervisor")
+    assert status == 200 and "本机未安装 espeak-ng 和 sox" in page and "通用提示" in page
+    status, posted = await site.post("/api/outages", "supervisor", json=GOOD)
+    assert status == 201 and posted["spoken"] is False and "espeak-ng" in posted["audio_note"]
+    [n] = await site.notices()
+    assert n.prompt == "outage-generic"
+    status, page = await site.get("/outages", "supervisor")
+    assert "播放通用提示" in page
+    # The front desk is not told about the machine's tools, only the notices.
+    status, page = await site.get("/outages", "agent")
+    assert "本机未安装" not in page
