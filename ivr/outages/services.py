@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.clock import Clock
@@ -47,6 +47,9 @@ MAX_UNIT = 99
 MAX_DAYS = 30
 DEFAULT_HOURS = 4
 MAX_HEARD = 3
+CACHE_S = 5.0
+"""How long the IVR's copy of the live notices is kept: another server's new or
+ended notice is heard (or no longer) within this time; this server's at once."""
 _SUFFIXES = ("号楼", "栋", "幢", "座")
 
 
@@ -161,11 +164,6 @@ def _view(n: OutageNotice, c: Community | None) -> NoticeView:
                       n.ended_at, n.ended_by, n.end_note)
 
 
-def _live(now: datetime) -> ColumnElement[bool]:
-    return and_(OutageNotice.ended_at.is_(None), OutageNotice.starts_at <= now,
-                OutageNotice.ends_at > now)
-
-
 def _covers(n: OutageNotice, building: str, unit: str) -> bool:
     if not n.building:
         return True
@@ -189,6 +187,7 @@ class OutageNotices:
         self._clock = clock
         self.sounds = sounds
         self._render = render
+        self._cache: tuple[float, list[tuple[OutageNotice, str]]] | None = None
 
     # -- posting and ending ------------------------------------------------------
 
@@ -252,6 +251,7 @@ class OutageNotices:
             rendered = await self._speak(text, row.id)
             row.prompt, row.audio_note = rendered.prompt, rendered.note[:300]
             await session.commit()
+            self._cache = None
             log.info("outage notice %d posted for %s by %s (%s, until %s)", row.id,
                      community.code, poster.username, rendered.prompt, req.ends_at.isoformat())
             return _view(row, community)
@@ -282,6 +282,7 @@ class OutageNotices:
             row.ended_at, row.ended_by, row.end_note = now, poster.username[:100], note
             community = await session.get(Community, row.community_id)
             await session.commit()
+            self._cache = None
             log.info("outage notice %d ended early by %s", notice_id, poster.username)
             return _view(row, community)
 
@@ -337,33 +338,45 @@ class OutageNotices:
 
     # -- what a caller hears ---------------------------------------------------
 
-    async def heard_by(self, community: str | None, room_ids: Sequence[int]) -> list[Announcement]:
+    async def _current(self) -> list[tuple[OutageNotice, str]]:
+        """The notices not ended yet, with their community's code: read at most every
+        ``CACHE_S`` (every call asks; most of the time there are none), dropped at once
+        when this server posts or ends one."""
+        at = self._clock.monotonic()
+        if self._cache is not None and at - self._cache[0] < CACHE_S:
+            return self._cache[1]
+        now = self._clock.now()
+        async with self._sm() as session:
+            rows = [(n, code) for n, code in (await session.execute(
+                select(OutageNotice, Community.code)
+                .join(Community, Community.id == OutageNotice.community_id)
+                .where(OutageNotice.ended_at.is_(None), OutageNotice.ends_at > now)
+                .order_by(OutageNotice.starts_at.desc(), OutageNotice.id.desc()))).all()]
+        self._cache = (at, rows)
+        return rows
+
+    async def heard_by(self, community: str | None, room_ids: Sequence[int]
+                       ) -> list[Announcement]:
         """The live notices a caller hears: those covering one of their rooms (any
         community), and those of the call's community flagged for every caller. The
         narrowest first, at most ``MAX_HEARD``."""
         now = self._clock.now()
-        async with self._sm() as session:
-            rooms: list[tuple[int, str, str]] = []
-            if room_ids:
+        live = [(n, code) for n, code in await self._current()
+                if n.starts_at <= now < n.ends_at]
+        if not live:
+            return []
+        rooms: list[tuple[int, str, str]] = []
+        if room_ids:
+            async with self._sm() as session:
                 rooms = [(cid, b, u) for cid, b, u in (await session.execute(
                     select(Building.community_id, Building.name, Unit.name)
                     .join(Unit, Unit.building_id == Building.id)
                     .join(Room, Room.unit_id == Unit.id)
                     .where(Room.id.in_(sorted(set(room_ids)))))).all()]
-            community_id = None
-            if community:
-                community_id = (await session.scalars(select(Community.id).where(
-                    Community.code == community))).first()
-            ids = sorted({cid for cid, _, _ in rooms} | ({community_id} if community_id else set()))
-            if not ids:
-                return []
-            rows = (await session.scalars(select(OutageNotice).where(
-                OutageNotice.community_id.in_(ids), _live(now)).order_by(
-                OutageNotice.starts_at.desc(), OutageNotice.id.desc()))).all()
         heard = []
-        for n in rows:
+        for n, code in live:
             mine = any(cid == n.community_id and _covers(n, b, u) for cid, b, u in rooms)
-            everyone = n.all_callers and n.community_id == community_id
+            everyone = n.all_callers and community is not None and code == community
             if mine or everyone:
                 heard.append(n)
         heard.sort(key=lambda n: (not n.building, n.unit_from is None))

@@ -19,7 +19,7 @@ from callcenter.demo import seed_directory
 from callcenter.directory.models import Building, Community, Room, Unit
 from callcenter.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ivr.outages.prompts import GENERIC, Rendered, render_notice
-from ivr.outages.services import NoticeRequest, OutageNotices, Poster
+from ivr.outages.services import CACHE_S, NoticeRequest, OutageNotices, Poster
 
 NOW = datetime(2026, 12, 4, 6, 0, tzinfo=UTC)  # 14:00 in Shanghai
 BOSS = Poster("boss", "supervisor")
@@ -184,3 +184,20 @@ async def test_a_failed_rendering_still_posts_the_notice_with_the_generic_prompt
     posted = await notices.post(_req(world), BOSS, None)
     assert posted.prompt == GENERIC and not posted.spoken and posted.audio_note
     assert [h.prompt for h in await notices.heard_by(None, [world.rooms["3-1"]])] == [GENERIC]
+
+
+async def test_another_servers_notice_is_heard_within_the_cache_time(world: World) -> None:
+    """Every call asks; the IVR keeps the live notices for CACHE_S. This server's own
+    post or end counts at once, another server's (same database) within CACHE_S."""
+    here = world.notices
+    other = OutageNotices(here._sm, world.clock, sounds=here.sounds, render=_silent)
+    room = [world.rooms["3-1"]]
+    assert await here.heard_by(None, room) == []
+    posted = await other.post(_req(world), BOSS, None)
+    assert await here.heard_by(None, room) == []  # still the copy read a moment ago
+    await world.clock.advance(CACHE_S)
+    assert len(await here.heard_by(None, room)) == 1
+    await other.end(posted.id, BOSS, "", None)
+    assert await other.heard_by(None, room) == []  # the server that ended it: at once
+    await world.clock.advance(CACHE_S)
+    assert await here.heard_by(None, room) == []
