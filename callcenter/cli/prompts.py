@@ -18,7 +18,8 @@ def register(sub: Any) -> None:
         "build", help="render every prompt without a recording (espeak-ng, 8 kHz WAV)",
         description="Render each prompt of the menus and of the page call that has no recording "
                     "yet into <out>/<lang>/<name>.wav, with the digit files SAY NUMBER needs and the "
-                    "两/元/角/分 files (money/) the fee balance is read out with. "
+                    "两/元/角/分 files (money/) the fee balance is read out with, and the "
+                    "outage notices' generic prompt and 按1 prompt (docs/OUTAGES.md). "
                     "Copy the folder into Asterisk's sounds directory.")
     b.add_argument("--lang", default="zh")
     b.add_argument("--out", type=Path, help="default: <data_dir>/sounds")
