@@ -116,6 +116,8 @@ async def _post_outage(request: web.Request, groups: TicketGroups, group_id: int
         raise InvalidInput("事件已办结", field="action")
     if kind not in kinds_for(g.category):
         raise InvalidInput("通知类型无效", field="kind")
+    if "\x00" in text or any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        raise InvalidInput("通知内容含有无效字符", field="text")
     tz = request.app[TICKETS].timezone
     try:
         ends_at = datetime.fromisoformat(ends_raw)

@@ -14,6 +14,7 @@ site's local time.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -63,6 +64,7 @@ from ivr.outages.services import (
 
 OUTAGES = web.AppKey("outages", OutageNotices)
 
+_BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
 _READ = tuple(sorted(READERS - {"admin"}))
 _POST = tuple(sorted(POSTERS - {"admin"}))
 Unit = Annotated[int | None, Field(None, ge=1, le=MAX_UNIT, strict=True)]
@@ -287,7 +289,11 @@ async def outages_action(request: web.Request) -> web.StreamResponse:
 
     def text(name: str) -> str:
         value = form.get(name, "")
-        return value.strip() if isinstance(value, str) else ""
+        if not isinstance(value, str):
+            return ""
+        if _BAD_CHARS.search(value):  # what PostgreSQL or UTF-8 refuses
+            raise InvalidInput("含有无效字符", field=name)
+        return value.strip()
 
     def unit(name: str) -> int | None:
         raw = text(name)
@@ -297,10 +303,12 @@ async def outages_action(request: web.Request) -> web.StreamResponse:
             raise InvalidInput("单元应为数字", field=name)
         return int(raw)
 
-    op = text("op")
-    fields = {k: text(k) for k in ("community", "kind", "text", "building", "unit_from",
-                                   "unit_to", "starts_at", "ends_at")}
+    fields: dict[str, str] = {}
+    op = ""
     try:
+        op = text("op")
+        fields = {k: text(k) for k in ("community", "kind", "text", "building", "unit_from",
+                                       "unit_to", "starts_at", "ends_at")}
         if op == "post":
             if fields["kind"] not in KINDS:
                 raise InvalidInput("请选择类型", field="kind")

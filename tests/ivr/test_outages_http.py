@@ -251,6 +251,8 @@ async def test_a_group_incident_posts_its_notice_in_one_click(site: Site) -> Non
     ({"ends_at": "0001-01-01T00:00"}, "ends_at"),
     ({"starts_at": "9999-12-31T23:59"}, "starts_at"),
     ({"unit_from": "１"}, "unit_from"),
+    ({"text": "停水\x00"}, "text"),
+    ({"community": "hu\x00pan"}, "community"),
 ])
 async def test_a_bad_form_is_a_400_on_the_page_never_a_5xx(site: Site, form: dict[str, str],
                                                            field: str) -> None:
@@ -259,6 +261,13 @@ async def test_a_bad_form_is_a_400_on_the_page_never_a_5xx(site: Site, form: dic
         "text": "3栋停水", "ends_at": "2026-12-04T18:00", **form})
     assert status == 400, page
     assert await site.notices() == []
+
+
+async def test_a_group_incidents_notice_with_a_nul_is_a_400(site: Site) -> None:
+    group_id = await _group(site)
+    status, page = await site.post(f"/ticket-groups/{group_id}/action", "supervisor", data={
+        "action": "outage", "kind": "water", "text": "3栋\x00停水", "ends_at": "2026-12-04T18:00"})
+    assert status == 400 and "无效字符" in page and await site.notices() == []
 
 
 async def test_without_espeak_the_page_says_so_and_the_notice_plays_the_generic_prompt(
