@@ -67,8 +67,11 @@ from ivr.errors import MenuError
 from ivr.fastagi import FastAgiServer
 from ivr.holidays import HOLIDAY_FILE, HolidayCalendar, HolidayFile
 from ivr.menus import MenuStore
+from ivr.outages.http import OUTAGES
+from ivr.outages.setup import setup_outages
 from ivr.timeconditions import HOURS_FILE, TimeModes, load_time_conditions
 from recordings.ingest import Transcriber
+from ticketing.group_outages import GROUP_OUTAGES
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +135,12 @@ def _free_page_steps(app: web.Application, settings: Settings
     return on_change
 
 
+async def _group_outages(app: web.Application) -> AsyncIterator[None]:
+    """A group incident's page posts notices through the outage notices' service."""
+    app[GROUP_OUTAGES] = app[OUTAGES]
+    yield
+
+
 def create_core_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     """The skeleton every feature plugs into: settings, clock, bus, database,
     error and auth middleware, /healthz. Tests of one feature start here."""
@@ -191,6 +200,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     if transcribe:
         app.cleanup_ctx.append(_transcriber)
     setup_tickets(app, transcriber=_pool)
+    setup_outages(app)  # 停水停电通知: the IVR plays them, a group incident posts them
+    app.cleanup_ctx.append(_group_outages)
     setup_reports(app)
 
     entry = AgiEntry()
@@ -216,7 +227,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         reader = sqlite_reader(settings.database_url)
         services = HotlineServices(settings, app[SESSIONMAKER], links=links,
                                    router=app[ONCALL_ROUTER], paging=app[PAGING_SERVICE],
-                                   reader=reader)
+                                   reader=reader, outages=app[OUTAGES])
         hours_file = settings.data_dir / HOURS_FILE
         time_modes = (load_time_conditions(hours_file, holidays, settings.timezone)
                       if hours_file.exists() else TimeModes(holidays, settings.timezone))

@@ -26,7 +26,8 @@ from callcenter.oncall.router import OnCallRouter
 from callcenter.paging.services import IncidentRequest, PagingService
 from callcenter.settings import Settings
 from ivr.channel import Channel
-from ivr.engine import CallerInfo, RoomRef, VoicemailContext
+from ivr.engine import Announcement, CallerInfo, RoomRef, VoicemailContext
+from ivr.outages.services import OutageNotices
 from recordings.ivr_hint import IvrHint, encode_hint
 from ticketing.models import Ticket
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 class HotlineServices:
     def __init__(self, settings: Settings, sm: async_sessionmaker[AsyncSession], *,
                  links: AmiLinks | None, router: OnCallRouter, paging: PagingService,
-                 reader: Engine | None = None) -> None:
+                 reader: Engine | None = None, outages: OutageNotices | None = None) -> None:
         """``reader``: a read-only synchronous engine on the SQLite file
         (``callcenter.db.reader.sqlite_reader``): the caller lookup every call
         starts with runs on it, on the event loop, instead of queueing for
@@ -47,6 +48,7 @@ class HotlineServices:
         self.links = links
         self.router = router
         self.paging = paging
+        self.outages = outages
 
     async def identify_caller(self, number: str) -> CallerInfo:
         if self.reader is not None:
@@ -59,6 +61,13 @@ class HotlineServices:
             return CallerInfo()
         return CallerInfo(name=found.name,
                           rooms=tuple(RoomRef(rid, label) for rid, label in found.rooms))
+
+    async def outage_notices(self, community: str | None, caller: CallerInfo
+                             ) -> list[Announcement]:
+        if self.outages is None:
+            return []
+        return await self.outages.heard_by(community or self.settings.default_community,
+                                           [r.room_id for r in caller.rooms])
 
     async def queue(self, channel: Channel, queue: str) -> str | None:
         await channel.exec("Queue", f"{queue},r,,,{self.settings.oncall.queue_wait_s}")

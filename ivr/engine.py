@@ -23,6 +23,7 @@ from ivr.channel import Channel
 from ivr.errors import CallerHungUp
 from ivr.menus import Action, Menu, MenuSet, MenuStore
 from ivr.money import money_prompts, to_fen
+from ivr.outages.prompts import PRESS_1, is_outage_prompt
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ UNKNOWN_MODE = "night"
 person on duty, who answers at any hour (the front desk may be empty)."""
 LAST_RESORT = Action("route_oncall", MappingProxyType({"role": "night_duty"}), "值班人员")
 """Where a call goes when not even the menus could be loaded."""
+NOTICE_WAIT_MS = 4000
+"""After the notices and 按1仍需人工服务: how long a caller has to press 1."""
 QUEUE_UNANSWERED = frozenset({"TIMEOUT", "FULL", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL",
                               "LEAVEUNAVAIL"})
 """Asterisk's ``QUEUESTATUS`` when ``Queue()`` returns with nobody having answered:
@@ -80,8 +83,21 @@ class VoicemailContext:
         return " → ".join(self.path)
 
 
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A notice a caller hears right after the greeting (停水停电通知)."""
+
+    prompt: str  # the sound file
+    label: str  # its step on the call's IVR path: 停水通知
+
+
 class IvrServices(Protocol):
     async def identify_caller(self, number: str) -> CallerInfo: ...
+    async def outage_notices(self, community: str | None, caller: CallerInfo
+                             ) -> Sequence[Announcement]:
+        """The live notices covering the caller's rooms, and the community's notices
+        for every caller (an unknown caller hears only these)."""
+        ...
     async def queue(self, channel: Channel, queue: str) -> str | None:
         """Put the caller in the queue; returns ``QUEUESTATUS`` once ``Queue()`` returns."""
         ...
@@ -175,6 +191,18 @@ class IvrEngine:
             # Callers who know the menu press their key during the greeting: it counts.
             typed = await self._play(call, "welcome-owner" if call.caller.known else "welcome",
                                      "".join(entry.options))
+            notices = await self._notices(call)
+            if notices:
+                # The notice answers most calls of an outage: it plays even to a caller
+                # who keyed during the greeting; 1 then reaches a person.
+                typed = await self._hear_notices(call, notices, entry)
+                if typed == "1":
+                    await self._step(call, "转人工")
+                    await self._act(call, self._fallback_action(call), 0)
+                    log.info("IVR done: %s", call.path_text)
+                    return
+                if typed not in entry.options:
+                    typed = None
             await self._menu(call, entry, depth=0, first=typed or None)
             log.info("IVR done: %s", call.path_text)
         except CallerHungUp:
@@ -185,8 +213,31 @@ class IvrEngine:
             await self._safe_fallback(call)
 
     # ------------------------------------------------------------------ pieces
+    async def _notices(self, call: _Call) -> Sequence[Announcement]:
+        """The notices this caller hears; none when they cannot be read (the call goes on)."""
+        try:
+            return await self.services.outage_notices(call.community, call.caller)
+        except CallerHungUp:
+            raise
+        except Exception:
+            log.exception("outage notices could not be read; going on to the menu")
+            return ()
+
+    async def _hear_notices(self, call: _Call, notices: Sequence[Announcement],
+                            entry: Menu) -> str | None:
+        """Each notice, then 按1仍需人工服务; the key pressed (1: a person), if any."""
+        keys = "1" + "".join(k for k in entry.options if k != "1")
+        for notice in notices:
+            await self._step(call, notice.label)
+            digit = await self._play(call, notice.prompt, keys)
+            if digit:
+                return digit
+        digit = await self._play(call, PRESS_1, keys)
+        return digit or await call.channel.wait_for_digit(NOTICE_WAIT_MS)
+
     async def _play(self, call: _Call, prompt: str, escape: str = "") -> str | None:
-        if call.menus is None or prompt not in call.menus.prompts:
+        if call.menus is None or (prompt not in call.menus.prompts
+                                  and not is_outage_prompt(prompt)):
             log.warning("prompt %r is not declared; skipped", prompt)
             return None
         return await call.channel.stream_file(prompt, escape)

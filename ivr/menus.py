@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ivr.errors import MenuError
+from ivr.outages.prompts import is_outage_prompt
 
 DEFAULT_MENUS = Path(__file__).parent / "menus" / "default.toml"
 MODES = ("office", "night", "weekend", "holiday")
@@ -96,7 +97,7 @@ def _action(raw: Any, source: str, where: str, key: str, prompts: dict[str, str]
         number = args["mailbox" if kind == "voicemail" else "extension"]
         if not number.isdigit():
             raise _err(source, where, key, f"{number!r} is not a mailbox or extension number")
-    if "prompt" in args and args["prompt"] not in prompts:
+    if "prompt" in args and args["prompt"] not in prompts and not is_outage_prompt(args["prompt"]):
         raise _err(source, where, key, f"unknown prompt {args['prompt']!r}")
     label = raw.get("label", "")
     return Action(kind, MappingProxyType({k: str(v) for k, v in args.items()}), str(label))
@@ -118,7 +119,7 @@ def _menu(name: str, raw: Any, source: str, prompts: dict[str, str]) -> Menu:
         if raw.get(key) is not None:
             names = [*names, raw[key]]
     for p in names:
-        if p not in prompts:
+        if p not in prompts and not is_outage_prompt(p):  # the notices' own are built in
             raise _err(source, where, "prompts", f"unknown prompt {p!r} (add it to [prompts])")
     if "fallback" not in raw:
         raise _err(source, where, "fallback", "missing fallback (where a caller goes after the retries)")

@@ -1,22 +1,32 @@
 """Pages of group incidents (zh-CN): ``/ticket-groups`` (the list) and
 ``/ticket-groups/{id}`` (its reporters, its log, and the forms this person may use:
-办结 for a supervisor, 加入/移出 for the front desk). The forms post to
+办结 and 发布停水/停电通知 (``ticketing.group_outages``) for a supervisor, 加入/移出
+for the front desk). The forms post to
 ``/ticket-groups/{id}/action`` with the session's CSRF token."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiohttp import web
 
+from callcenter.appkeys import CLOCK
 from callcenter.auth.middleware import current_identity
 from callcenter.errors import DomainError, InvalidInput, NotFound
 from callcenter.web.pages import page
 from callcenter.web.templating import render
 from ticketing.group_models import GROUP_STATES
-from ticketing.groups import GROUP_ACTIONS, TicketGroups
+from ticketing.group_outages import (
+    DEFAULT_HOURS,
+    GROUP_OUTAGES,
+    KIND_LABELS,
+    default_text,
+    kinds_for,
+    outage_note,
+)
+from ticketing.groups import GROUP_ACTIONS, GroupView, TicketGroups
 from ticketing.http import TICKETS
-from ticketing.workflow import ROLE_LABELS, Actor
+from ticketing.workflow import ROLE_LABELS, SUPERVISORS, ActionRefused, Actor
 
 PAGE_SIZE = 50
 
@@ -68,7 +78,8 @@ async def _detail(request: web.Request, group_id: int, *, error: str = "",
         may = set()
     numbers = {m.id: m.number for m in g.members}
     return render(request, "groups_detail.html", {
-        "g": g, "error": error, "may": may, "opened_at": _fmt(request, g.opened_at),
+        "g": g, "error": error, "may": may, "outages": _outage_forms(request, g, ident.role),
+        "opened_at": _fmt(request, g.opened_at),
         "closed_at": _fmt(request, g.closed_at),
         "members": [{"id": m.id, "number": m.number, "state": m.state,
                      "state_label": m.state_label, "location": m.location,
@@ -81,6 +92,46 @@ async def _detail(request: web.Request, group_id: int, *, error: str = "",
                     "role_label": ROLE_LABELS.get(e.actor_role, ""), "note": e.note}
                    for e in g.events],
     }, status=status)
+
+
+def _outage_forms(request: web.Request, g: GroupView, role: str) -> list[dict[str, str]]:
+    """发布停水通知 / 发布停电通知, prefilled, for a supervisor of an open incident."""
+    if g.state != "open" or role not in SUPERVISORS or GROUP_OUTAGES not in request.app:
+        return []
+    tz = request.app[TICKETS].timezone
+    until = request.app[CLOCK].now().astimezone(tz) + timedelta(hours=DEFAULT_HOURS)
+    return [{"kind": k, "label": f"发布{KIND_LABELS[k]}通知",
+             "text": default_text(g.building, k, until.strftime("%H:%M")),
+             "ends_at": until.strftime("%Y-%m-%dT%H:%M")} for k in kinds_for(g.category)]
+
+
+async def _post_outage(request: web.Request, groups: TicketGroups, group_id: int,
+                       actor: Actor, scope: frozenset[int] | None, kind: str, text: str,
+                       ends_raw: str) -> None:
+    poster = request.app.get(GROUP_OUTAGES)
+    if poster is None or actor.role not in SUPERVISORS:
+        raise ActionRefused("只有主管可以发布停水停电通知", details={"action": "outage"})
+    g = await groups.get(group_id, scope)
+    if g.state != "open":
+        raise InvalidInput("事件已办结", field="action")
+    if kind not in kinds_for(g.category):
+        raise InvalidInput("通知类型无效", field="kind")
+    if "\x00" in text or any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        raise InvalidInput("通知内容含有无效字符", field="text")
+    tz = request.app[TICKETS].timezone
+    try:
+        ends_at = datetime.fromisoformat(ends_raw)
+    except ValueError:
+        raise InvalidInput("结束时间无效", field="ends_at") from None
+    if not 2000 <= ends_at.year <= 2999:
+        raise InvalidInput("结束时间无效", field="ends_at")
+    if ends_at.tzinfo is None:
+        ends_at = ends_at.replace(tzinfo=tz)
+    notice = await poster.post_for_group(
+        community_id=g.community_id, building=g.building, kind=kind, text=text,
+        ends_at=ends_at, group_id=g.id, username=actor.username, role=actor.role, scope=scope)
+    note, data = outage_note(notice, _fmt(request, notice.ends_at))
+    await groups.log_outage(g.id, actor, note, data, scope)
 
 
 @page()
@@ -116,6 +167,9 @@ async def group_action_form(request: web.Request) -> web.StreamResponse:
             except NotFound:
                 raise InvalidInput("没有这个编号的工单", field="number") from None
             await groups.link(group_id, ticket.id, actor, text("reason"), ident.communities)
+        elif action == "outage":
+            await _post_outage(request, groups, group_id, actor, ident.communities,
+                               text("kind"), text("text"), text("ends_at"))
         elif action == "unlink":
             raw = text("ticket_id")
             if not raw.isdigit() or len(raw) > 10:

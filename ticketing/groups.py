@@ -304,7 +304,8 @@ class GroupEventView:
     @property
     def label(self) -> str:
         return {"open": "建立事件", "join": "新的报告", "link": "加入事件", "unlink": "移出事件",
-                "told": "通知主管", "close": "办结事件"}.get(self.action, self.action)
+                "told": "通知主管", "close": "办结事件",
+                "outage": "发布停水停电通知"}.get(self.action, self.action)
 
     def to_json(self) -> dict[str, Any]:
         return {"action": self.action, "label": self.label, "ticket_id": self.ticket_id,
@@ -528,6 +529,17 @@ class TicketGroups:
         session.add(TicketGroupEvent(
             group_id=group.id, action=action, ticket_id=ticket.id, actor=actor.username[:100],
             actor_role=actor.role[:16], at=now, note=reason, data=data))
+
+    async def log_outage(self, group_id: int, actor: Actor, note: str, data: dict[str, Any],
+                         scope: frozenset[int] | None) -> None:
+        """A notice posted from the incident (``ticketing.group_outages``), in its log."""
+        now = self._clock.now()
+        async with self._sm() as session:
+            group = await self._locked(session, group_id, scope)
+            session.add(TicketGroupEvent(
+                group_id=group.id, action="outage", actor=actor.username[:100],
+                actor_role=actor.role[:16], at=now, note=note[:MAX_NOTE], data=data))
+            await session.commit()
 
     async def close(self, group_id: int, actor: Actor, note: str,
                     scope: frozenset[int] | None) -> GroupView:

@@ -18,7 +18,8 @@ def register(sub: Any) -> None:
         "build", help="render every prompt without a recording (espeak-ng, 8 kHz WAV)",
         description="Render each prompt of the menus and of the page call that has no recording "
                     "yet into <out>/<lang>/<name>.wav, with the digit files SAY NUMBER needs and the "
-                    "两/元/角/分 files (money/) the fee balance is read out with. "
+                    "两/元/角/分 files (money/) the fee balance is read out with, and the "
+                    "outage notices' generic prompt and 按1 prompt (docs/OUTAGES.md). "
                     "Copy the folder into Asterisk's sounds directory.")
     b.add_argument("--lang", default="zh")
     b.add_argument("--out", type=Path, help="default: <data_dir>/sounds")
@@ -31,6 +32,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from callcenter.outbound.survey_call import PROMPT_TEXTS as SURVEY_TEXTS
     from callcenter.paging.page_call import PROMPT_TEXTS
     from ivr.menus import MenuStore
+    from ivr.outages.prompts import PROMPT_TEXTS as OUTAGE_TEXTS
     from ivr.prompts import PromptToolMissing, build_prompts
 
     settings = settings_from_args(args)
@@ -39,6 +41,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     texts.update(PROMPT_TEXTS)
     texts.update(SURVEY_TEXTS)
     texts.update(FEE_TEXTS)
+    texts.update(OUTAGE_TEXTS)  # the notices' generic prompt and 按1仍需人工服务
     out = args.out or settings.data_dir / "sounds"
     try:
         report = build_prompts(texts, out, lang=args.lang, force=args.force)

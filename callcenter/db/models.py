@@ -22,6 +22,7 @@ MODEL_MODULES = (
     "ticketing.sla_models",
     "ticketing.group_models",
     "recordings.models",
+    "ivr.outages.models",
 )
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from callcenter.clock import ManualClock
 from ivr.channel import Channel
-from ivr.engine import CallerInfo, IvrEngine, RoomRef, VoicemailContext
+from ivr.engine import Announcement, CallerInfo, IvrEngine, RoomRef, VoicemailContext
 from ivr.menus import DEFAULT_MENUS, MenuStore
 from ivr.timeconditions import TimeModes
 from tests.ivr.scripted import ScriptedChannel
@@ -42,6 +42,14 @@ class Services:
 
     async def identify_caller(self, number: str) -> CallerInfo:
         return self.caller
+
+    notices: list[Announcement] = field(default_factory=list)
+
+    async def outage_notices(self, community: str | None, caller: CallerInfo
+                             ) -> list[Announcement]:
+        if "outage_notices" in self.broken:
+            raise RuntimeError("outage notices are broken")
+        return self.notices
 
     queue_status: str | None = "CONTINUE"
 

@@ -168,3 +168,17 @@ def test_two_files_for_one_community_are_refused(tmp_path: Path) -> None:
     # Without a shared file the first one serves every other community.
     store = MenuStore(a)
     assert store.current("hupan").community == "binjiang"
+
+
+def test_a_menu_may_play_the_outage_notices_prompts_without_declaring_them() -> None:
+    """outage-generic and the notices' own (outage/...) are rendered by the notices:
+    a menu lists them as it lists its own; an unknown name is still refused."""
+    data = _sample()
+    data["menus"]["main_office"]["prompts"] = ["outage-generic", "main-office"]
+    data["menus"]["repair"]["options"]["4"]["prompt"] = "outage/notice-3"
+    menus = parse_menus(data, "menus.toml")
+    assert menus.menus["main_office"].prompts == ("outage-generic", "main-office")
+    assert "outage-generic" not in menus.prompts
+    data["menus"]["main_office"]["prompts"] = ["outage-typo"]
+    with pytest.raises(MenuError, match="outage-typo"):
+        parse_menus(data, "menus.toml")

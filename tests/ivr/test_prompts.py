@@ -38,3 +38,17 @@ def test_the_number_files_are_the_ones_asterisks_chinese_say_number_plays() -> N
     assert needed <= set(words)
     assert words["digits/wan"] == "万" and words["digits/30"] == "三十" and words["digits/0"] == "零"
     assert "digits/ten-thousand" not in words
+
+
+@needs_espeak
+def test_callcenter_prompts_build_renders_the_outage_notices_prompts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generic notice (played when a notice's text cannot be spoken) and 按1仍需人工服务
+    are built with the menus' prompts: a notice never plays silence."""
+    from callcenter.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["prompts", "build", "--out", str(tmp_path / "sounds")]) == 0
+    for name in ("outage-generic", "outage-press-1", "welcome"):
+        with wave.open(str(tmp_path / "sounds" / "zh" / f"{name}.wav")) as w:
+            assert w.getframerate() == 8000 and w.getnframes() > 8000

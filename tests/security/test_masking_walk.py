@@ -190,6 +190,13 @@ async def _fill(site: Site) -> None:
         "community": "hupan", "category": "plumbing", "building": "3", "unit": "1",
         "room": "1201", "caller": "+8613812345678", "summary": "水管爆裂，请回电 137 0000 2222"})
     assert resp.status in (200, 201), await resp.text()
+    incident_id = (await resp.json())["incident_id"]
+    # 3栋 is without water: callers of 3栋 hear it after the greeting.
+    resp = await client.post("/api/outages", headers=sup, json={
+        "community": "hupan", "kind": "water", "building": "3", "text": "3栋今天14点到18点停水检修",
+        "ends_at": (datetime.now(UTC) + timedelta(days=2)).isoformat()})
+    assert resp.status == 201, await resp.text()
+    outage_id = (await resp.json())["id"]
     # The owner's repair survey (回访) is queued: the outbound list carries their number.
     async with client.app[SESSIONMAKER]() as s:
         job = OutboundJob(key="walk-survey", kind="survey", community="hupan",
@@ -207,9 +214,10 @@ async def _fill(site: Site) -> None:
         await s.commit()
         job_id, campaign_id = job.id, campaign.id
     site.params = {"ticket_id": str(ticket["id"]), "group_id": str(group_id),
+                   "outage_id": str(outage_id),
                    "job_id": str(job_id), "kind": "survey", "campaign_id": str(campaign_id),
                    "person_id": str(site.seed.people["张伟"]),
-                   "incident_id": str((await resp.json())["incident_id"]),
+                   "incident_id": str(incident_id),
                    "recording_id": "1", "community": "hupan", "role": "night_duty",
                    "category": "plumbing", "ticket_number": ticket["number"],
                    "photo_id": "1", "department": "engineering",

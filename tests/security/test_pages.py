@@ -42,7 +42,7 @@ PAGES = {"/", "/agent", "/history", "/search", "/supervisor", "/admin/audit", "/
          "/admin/holidays",
          "/tickets", "/tickets/{ticket_id}", "/incidents", "/incidents/{incident_id}", "/duty",
          "/oncall", "/reports", "/reports/kpi", "/ticket-groups", "/ticket-groups/{group_id}",
-         "/callbacks", "/outbound"}
+         "/callbacks", "/outbound", "/outages"}
 
 
 @dataclass
