@@ -44,6 +44,10 @@ class CallLog(Base):
     wait_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     talk_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    direction: Mapped[str] = mapped_column(String(3), default="in", server_default="in")
+    """``in``: a caller rang the hotline; ``out``: the server dialled (a page, a
+    campaign call, click-to-call). The hotline's figures count ``in`` only; for an
+    ``out`` call ``did`` is the number dialled."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,4 +68,5 @@ class CallLog(Base):
             "wait_s": self.wait_s,
             "talk_s": self.talk_s,
             "outcome": self.outcome,
+            "direction": self.direction,
         }

@@ -248,7 +248,8 @@ _UPDATE_CALL = (update(_TABLE).where(_TABLE.c.id == bindparam("row_id"))
 
 def _new_row(d: dict[str, Any]) -> dict[str, Any]:
     return {"linkedid": d["linkedid"], "asterisk": d["asterisk"], **dict.fromkeys(_MERGED),
-            "started_at": d["started_at"], "ivr_path": [], "rung": []}
+            "started_at": d["started_at"], "ivr_path": [], "rung": [],
+            "direction": "out" if d.get("outgoing") else "in"}
 
 
 def _apply(row: dict[str, Any], event: DomainEvent) -> bool:
@@ -256,6 +257,8 @@ def _apply(row: dict[str, Any], event: DomainEvent) -> bool:
     gave the row a new caller number (to be matched against the directory). Lists
     are replaced, never changed in place: the writer compares before and after."""
     d = event.data
+    if d.get("outgoing"):
+        row["direction"] = "out"
     if d.get("community"):
         row["community"] = d["community"]
     if d.get("did"):

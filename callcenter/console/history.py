@@ -42,8 +42,12 @@ async def recent_history(session: AsyncSession, me: StaffRef | None, *, limit: i
         if me is not None and not rang_user(r, me):
             continue
         wait = r.wait_s if r.wait_s is not None else 0.0
-        out.append({"call_id": r.linkedid, "at": r.started_at, "caller": r.caller_number or "",
+        outgoing = r.direction == "out"
+        out.append({"call_id": r.linkedid, "at": r.started_at,
+                    # an outgoing call's other party is the number it dialled
+                    "caller": (r.did if outgoing else r.caller_number) or "",
                     "title": r.caller_name or "", "outcome": r.outcome or "",
+                    "direction": r.direction,
                     "agent": r.answered_by or "", "answered_by": None, "targets": [],
                     "ivr_path": list(r.ivr_path or []), "wait_s": round(wait, 1)})
         if len(out) >= limit:
@@ -57,7 +61,7 @@ async def today_counts(session: AsyncSession, since: datetime
     total wait of answered calls since ``since``."""
     rows = (await session.execute(
         select(CallLog.community, CallLog.outcome, CallLog.wait_s, CallLog.answered_at)
-        .where(CallLog.started_at >= since))).all()
+        .where(CallLog.started_at >= since, CallLog.direction == "in"))).all()
     out: dict[str | None, dict[str, float]] = {}
     for community, outcome, wait, at in rows:
         c = out.setdefault(community, {"offered": 0, "answered": 0, "abandoned": 0,

@@ -191,7 +191,9 @@ def _history_rows(items: list[dict[str, Any]], ident: Identity, request: web.Req
         "at": local_time(h["at"], tz, "%m-%d %H:%M") if isinstance(h["at"], datetime)
         else str(h["at"]),
         "caller": show_number(try_normalize(h["caller"]) or "", full) or h["caller"] or "未显示号码",
-        "title": h["title"], "outcome": outcome_label(h["outcome"]),
+        "title": h["title"],
+        "outcome": (("呼出（已接通）" if h["outcome"] in ("answered", "ivr_only") else "呼出（未接通）")
+                    if h.get("direction") == "out" else outcome_label(h["outcome"])),
         "agent": h["agent"], "wait_s": h["wait_s"],
         "ivr": " › ".join(h["ivr_path"]),
     } for h in items]

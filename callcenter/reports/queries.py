@@ -24,7 +24,7 @@ async def call_rows(session: AsyncSession, start: datetime, end: datetime, *,
     stmt = (select(CallLog.started_at, CallLog.outcome, CallLog.wait_s, CallLog.talk_s,
                    CallLog.community)
             .where(CallLog.started_at >= start, CallLog.started_at < end,
-                   CallLog.outcome.is_not(None)))
+                   CallLog.outcome.is_not(None), CallLog.direction == "in"))
     if codes is not None:
         stmt = stmt.where(of_communities(codes, default_community))
     rows = await session.execute(stmt)

@@ -524,7 +524,8 @@ class AgentHub:
                             started_mono=self._clock.monotonic(), started_at=self._clock.now(),
                             community=data.get("community"), queue=data.get("queue"))
             self.calls[call_id] = call
-            self._today(call).offered += 1
+            if not data.get("outgoing"):  # a call the server placed was offered to nobody
+                self._today(call).offered += 1
         if not call.caller:
             call.caller = caller_of(data)
         if data.get("community") and not call.community:

@@ -148,6 +148,22 @@ async def test_a_fee_campaign_reaches_the_owners_in_arrears_and_its_results_down
                                        headers=sup)).read()).decode("utf-8-sig")
         rows = csv.strip().splitlines()[1:]
         assert len(rows) == built["queued"] and all("已接听，听完提醒" in r for r in rows)
+        # The reminders are calls the server placed: in the log as such, not as hotline
+        # calls (the day's figures count none of them) nor as missed calls to call back.
+        calls: list[dict[str, object]] = []
+        for _ in range(100):
+            calls = (await (await client.get("/api/calls", headers=sup)).json())["calls"]
+            if len(calls) >= built["queued"] and all(c["ended_at"] for c in calls):
+                break
+            await asyncio.sleep(0.05)
+        assert calls and {c["direction"] for c in calls} == {"out"}
+        report = await (await client.get("/api/reports/calls", headers=sup)).json()
+        assert report["total"]["calls"] == 0, report["total"]
+        callbacks = await (await client.get("/api/callbacks", headers=sup)).json()
+        assert callbacks["count"] == 0
+        history = await (await client.get("/history?all=1", headers={
+            **sup, "Accept": "text/html"})).text()
+        assert "呼出（已接通）" in history and "语音自助" not in history
     finally:
         await client.close()
         await standin.stop()

@@ -1,7 +1,8 @@
-"""outbound: the dialer's campaigns, jobs and attempts; the owners' do-not-call flag
+"""outbound: the dialer's campaigns, jobs and attempts; the owners' do-not-call flag;
+a call log row's direction (in: the hotline rang; out: the server dialled)
 
 Revision ID: 0020_outbound
-Revises: 0019_callback_worklist
+Revises: 0019_callback_worklist, 0002_calls
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ from alembic import op
 import callcenter.db.base
 
 revision = "0020_outbound"
-down_revision = "0019_callback_worklist"
+down_revision = ("0019_callback_worklist", "0002_calls")  # call_logs is 0002's branch
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("call_logs") as batch:
+        batch.add_column(sa.Column("direction", sa.String(length=3), nullable=False,
+                                   server_default="in"))
     with op.batch_alter_table("people") as batch:
         batch.add_column(sa.Column("do_not_call", sa.Boolean(), nullable=False,
                                    server_default=sa.false()))
@@ -111,3 +115,5 @@ def downgrade() -> None:
     op.drop_table("outbound_campaigns")
     with op.batch_alter_table("people") as batch:
         batch.drop_column("do_not_call")
+    with op.batch_alter_table("call_logs") as batch:
+        batch.drop_column("direction")
