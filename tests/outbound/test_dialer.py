@@ -105,3 +105,38 @@ async def test_a_pause_stops_new_calls_within_a_second(outbound: Outbound) -> No
         assert queued, "the jobs not yet called wait for the resume"
     finally:
         await o.dialer.stop()
+
+
+async def test_a_job_left_dialing_by_a_dead_server_is_retried_only_once_its_call_is_surely_over(
+        outbound: Outbound) -> None:
+    """The server that placed a call died before writing its outcome. While the call
+    may still be ringing or talking, nobody touches the job; after ring + script +
+    a minute it counts as lost (结果未知) and is called again, per the rules."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from callcenter.outbound.models import OutboundAttempt, OutboundJob
+
+    o = outbound
+    [fresh, stale] = await _surveys(o, 2)
+    now = o.w.clock.now()
+    jobs = await o.jobs()
+    async with o.w.sm() as s:
+        for job, age in ((jobs[0], 60), (jobs[1], o.dialer.config.stale_s + 5)):
+            await s.execute(update(OutboundJob).where(OutboundJob.id == job.id).values(
+                state="dialing", claimed_by="dead-server", attempts=1, link="standin",
+                claimed_at=now - timedelta(seconds=age)))
+            s.add(OutboundAttempt(job_id=job.id, number=job.number, link="standin",
+                                  server="dead-server",
+                                  started_at=now - timedelta(seconds=age)))
+        await s.commit()
+    assert await o.run() == 0  # neither is dialled now
+    by_number = {j.number: j for j in await o.jobs()}
+    assert by_number[fresh].state == "dialing"  # its call may still be up
+    assert (by_number[stale].state, by_number[stale].outcome) == ("queued", "lost")
+    [lost] = await o.attempts(by_number[stale].id)
+    assert lost.outcome == "lost" and "服务器中断" in lost.detail
+    assert await o.run(hours=0.6) == 1  # the lost rule's wait, then once more
+    assert [d.split("@")[0].removeprefix("Local/") for d in o.dials()] == [stale]
+    assert (await o.jobs())[1].state == "done"

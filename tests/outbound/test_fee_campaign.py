@@ -13,6 +13,7 @@ from callcenter.directory.models import FeeAccount
 from callcenter.outbound.fees import FeeRules, build_campaign, outcome_rows
 from callcenter.simulator import HangUp, Phone, Press, Wait
 from ivr.money import money_prompts
+from tests.ha.pair import until
 from tests.outbound.world import Outbound, outbound
 from tests.ticketing.workorder_world import world
 
@@ -130,3 +131,40 @@ async def test_an_owner_who_paid_recently_is_not_reminded_yet(outbound: Outbound
     built = await _campaign(o)
     assert built.queued == 1  # type: ignore[attr-defined]
     assert [j.number for j in await o.jobs()] == ["+86" + LI]
+
+
+async def test_a_pbx_restart_mid_campaign_calls_nobody_twice_once_heard(
+        outbound: Outbound) -> None:
+    """Asterisk restarts while both reminders ring (capture 11's ``core restart now``):
+    the rings it cut are not calls the owners missed, nothing is sent while it is down,
+    and once it is back each owner hears their reminder once."""
+    import asyncio
+
+    o = outbound
+    o.standin.restart_shutdown_s, o.standin.restart_downtime = 0.3, 0.3
+    await _arrears(o)
+    o.standin.add_phone(Phone(WANG, answer_after=60, script=[Wait(40), HangUp()]))
+    o.standin.add_phone(Phone(LI, answer_after=60, script=[Wait(40), HangUp()]))
+    await _campaign(o)
+    assert await o.dialer.tick() == 2
+    await until(lambda: len(o.dials()) == 2, 5.0, "the two reminders never rang")
+    # after the restart both pick up at once
+    o.standin.add_phone(Phone(WANG, answer_after=1, script=[Wait(40), HangUp()]))
+    o.standin.add_phone(Phone(LI, answer_after=1, script=[Wait(40), HangUp()]))
+    await o.standin.restart()
+    await o.dialer.drain()
+    jobs = await o.jobs()
+    assert [j.state for j in jobs] == ["queued", "queued"]  # the cut rings count for nothing
+    assert all(j.attempts == 0 for j in jobs)
+    await o.link.wait_connected(10)
+    for _ in range(50):  # the link logs in again; the next turns dial once it is up
+        await o.w.clock.advance(15)
+        await o.dialer.tick()
+        await o.dialer.drain()
+        if all(j.state == "done" for j in await o.jobs()):
+            break
+        await asyncio.sleep(0.1)
+    jobs = await o.jobs()
+    assert [(j.state, j.attempts) for j in jobs] == [("done", 1), ("done", 1)]
+    for j in jobs:
+        assert [a.outcome for a in await o.attempts(j.id)] == ["answered"]
