@@ -202,7 +202,9 @@ class OutboundSettings:
     ``caller_id``: the number presented; ``caller_ids``: ``["code=4008001234", ...]``
     per community (its hotline, so owners know who calls). ``context``:
     ``callcenter-outbound`` (AsyncAGI) or ``callcenter-outbound-fastagi``.
-    ``surveys``: call owners after 完工; ``survey_delay_s``: how long after."""
+    ``surveys``: call owners after 完工; ``survey_delay_s``: how long after.
+    ``max_call_s``: the longest an answered campaign call lasts (its script hangs up
+    by then): a job whose server died is called again only after ring + this + 30 s."""
 
     enabled: bool = True
     max_calls: int = 30
@@ -215,6 +217,7 @@ class OutboundSettings:
     context: str = "callcenter-outbound"
     surveys: bool = True
     survey_delay_s: float = 7200.0
+    max_call_s: float = 180.0
 
 
 LOG_FORMATS = ("text", "json")
@@ -658,6 +661,8 @@ def _check_outbound(o: OutboundSettings, src: str) -> None:
         raise SettingsError("outbound.ring_s", "must be between 5 and 120 seconds", src)
     if not 0 <= o.survey_delay_s <= 7 * 86400:
         raise SettingsError("outbound.survey_delay_s", "must be between 0 and 7 days", src)
+    if not 10 <= o.max_call_s <= 1800:
+        raise SettingsError("outbound.max_call_s", "must be between 10 and 1800 seconds", src)
     if o.context not in OUTBOUND_CONTEXTS:
         raise SettingsError("outbound.context", "one of " + ", ".join(OUTBOUND_CONTEXTS), src)
     pairs(o.caller_ids, "outbound.caller_ids", src)

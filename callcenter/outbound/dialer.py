@@ -6,7 +6,9 @@ takes a job with one conditional update (``state = 'queued'`` → ``'dialing'``)
 two servers racing for a job, only one update matches. A job is never put back
 to ``queued`` while its call may still be up: the worker that dialled it writes
 its outcome; if that server dies, the job is left ``dialing`` until the ring
-and the longest script are surely over (``stale_s``), then counted ``lost`` and
+and the longest call are surely over (``stale_s``), then finished from what its
+call's script wrote (the call lives on in Asterisk and the new owner adopts it), or
+counted ``lost`` and
 retried per the rules, after which the person may be called again, never while
 the first call can still be ringing.
 
@@ -93,7 +95,9 @@ class DialerConfig:
 
     @property
     def stale_s(self) -> float:
-        return self.ring_s + self.script_s + 60.0
+        """How long a job stays ``dialing`` after its server stopped: its call cannot be
+        ringing or talking any more (ring + the longest call + a margin)."""
+        return self.ring_s + self.script_s + 30.0
 
 
 @dataclass(slots=True)

@@ -71,7 +71,7 @@ def setup_outbound(app: web.Application, links: AmiLinks, *,
                               trunk=trunk, caller_id=o.caller_id,
                               caller_ids=pairs(o.caller_ids, "outbound.caller_ids",
                                                settings.source),
-                              context=o.context)
+                              context=o.context, script_s=o.max_call_s)
         verdicts = Verdicts()
 
         def name_of(community: str) -> str | None:

@@ -101,8 +101,14 @@ async def serve(settings: Settings) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     db_url, data_dir, http_port, ami_port, fastagi_port = sys.argv[1:6]
-    asyncio.run(serve(settings_for(db_url, Path(data_dir), int(http_port), int(ami_port),
-                                   int(fastagi_port))))
+    settings = settings_for(db_url, Path(data_dir), int(http_port), int(ami_port),
+                            int(fastagi_port))
+    short = os.environ.get("CALLCENTER_TEST_OUTBOUND_SHORT_CALLS")
+    if short:  # a campaign test's calls: short rings, short scripts (ring_s,max_call_s)
+        ring, call = (float(v) for v in short.split(","))
+        settings = replace(settings, outbound=replace(settings.outbound, ring_s=ring,
+                                                      max_call_s=call, pace_s=0.0))
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":
