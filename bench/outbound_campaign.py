@@ -54,16 +54,17 @@ from callcenter.db.engine import make_engine, make_sessionmaker, migrate  # noqa
 from callcenter.directory import models as dm  # noqa: E402
 from callcenter.outbound.calling_hours import CallingHours  # noqa: E402
 from callcenter.outbound.dialer import Dialer, DialerConfig, Verdicts  # noqa: E402
+from callcenter.outbound.entry import OutboundCalls  # noqa: E402
 from callcenter.outbound.fee_call import FeeCall  # noqa: E402
 from callcenter.outbound.fees import FEE, FeeRules, build_campaign, still_wanted  # noqa: E402
 from callcenter.outbound.models import FINAL, OutboundAttempt, OutboundJob  # noqa: E402
 from callcenter.outbound.rules import ANSWERED  # noqa: E402
-from callcenter.outbound.survey_call import OutboundCalls  # noqa: E402
 from callcenter.paging.ami_originator import AmiOriginator  # noqa: E402
 from callcenter.simulator import AsteriskStandIn, HangUp, Phone, ScaledClock, Wait  # noqa: E402
 from callcenter.simulator.scenario import Answer  # noqa: E402
 from ivr.holidays import HolidayCalendar  # noqa: E402
 from tests.ami.fakeami import FakeSettings  # noqa: E402
+from tests.outbound.world import peak_calls  # noqa: E402
 
 START = datetime(2026, 12, 1, 12, 40, tzinfo=UTC)  # 20:40 in Shanghai, a Tuesday
 
@@ -116,22 +117,6 @@ def phones(owners: int, rng: random.Random) -> list[Phone]:
         else:
             out.append(Phone(number(i), behaviour=Answer.UNREACHABLE))
     return out
-
-
-def peak(events: list[Any]) -> int:
-    live: set[str] = set()
-    top = 0
-    for e in events:
-        f = dict(e)
-        ch = str(f.get("Channel", ""))
-        if "@phones" not in ch or not ch.endswith(";2"):
-            continue
-        if f.get("Event") == "Newchannel":
-            live.add(ch)
-        elif f.get("Event") == "Hangup":
-            live.discard(ch)
-        top = max(top, len(live))
-    return top
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -236,7 +221,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "bench": "outbound_campaign", "owners": args.owners, "queued": built.queued,
         "limit": args.limit, "db": "postgresql" if args.db else "sqlite",
-        "peak_calls": peak(list(standin.events)), "attempts": len(attempts),
+        "peak_calls": peak_calls(standin.events), "attempts": len(attempts),
         "quiet_hour_calls": len(quiet), "not_final": sum(1 for j in jobs.values()
                                                          if j.state not in FINAL),
         "answered_twice": answered_twice, "concurrent_twice": concurrent,

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from callcenter.logs import bind_call
 from callcenter.oncall.router import call_log_id
-from callcenter.outbound.survey_call import is_outbound_call
+from callcenter.outbound.entry import is_outbound_call
 from callcenter.paging.page_call import is_page_call
 from ivr.channel import Channel
 from ivr.errors import CallerHungUp

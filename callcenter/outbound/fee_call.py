@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.outbound import rules
 from callcenter.outbound.dialer import Verdict, Verdicts
-from callcenter.outbound.models import OutboundAttempt, OutboundJob
-from callcenter.outbound.survey_call import store_verdict
+from callcenter.outbound.entry import MISMATCH, answered_job, deliver
 from ivr.channel import Channel
 from ivr.errors import CallerHungUp
 from ivr.money import money_prompts
@@ -79,29 +78,21 @@ class FeeCall:
         self.config = config or FeeCallConfig()
 
     async def handle(self, channel: Channel, job_id: int, attempt_id: int) -> None:
-        verdict = Verdict(rules.HUNG_UP, None, "接听后挂断")
         heard: list[bool] = []
-        try:
-            verdict = await self._run(channel, job_id, attempt_id, heard)
-        except CallerHungUp:
-            if heard:  # the amount was said: the reminder reached the owner
-                verdict = Verdict(rules.ANSWERED, {"heard": True, "agent": False},
-                                  "听完欠费金额后挂断")
-        finally:
-            await store_verdict(self._sm, attempt_id, verdict)
-            self._verdicts.resolve(attempt_id, verdict)
+
+        def hung_up() -> Verdict | None:  # once the amount was said, the reminder is heard
+            return Verdict(rules.ANSWERED, {"heard": True, "agent": False},
+                           "听完欠费金额后挂断") if heard else None
+        await deliver(self._sm, self._verdicts, attempt_id,
+                      self._run(channel, job_id, attempt_id, heard), hung_up)
 
     async def _run(self, channel: Channel, job_id: int, attempt_id: int,
                    heard: list[bool]) -> Verdict:
-        async with self._sm() as session:
-            attempt = await session.get(OutboundAttempt, attempt_id)
-            job = await session.get(OutboundJob, job_id)
-            if attempt is None or job is None or attempt.job_id != job_id:
-                await channel.hangup()
-                return Verdict(rules.FAILED, None, "呼叫与任务不符")
-            attempt.answered_at = self._now()
-            await session.commit()
-            payload: dict[str, Any] = dict(job.payload or {})
+        job = await answered_job(self._sm, job_id, attempt_id, self._now())
+        if job is None:
+            await channel.hangup()
+            return MISMATCH
+        payload: dict[str, Any] = dict(job.payload or {})
         if (await channel.get_variable("AMDSTATUS") or "").upper() == "MACHINE":
             await channel.hangup()
             return Verdict(rules.MACHINE, None, "语音信箱或提示音")

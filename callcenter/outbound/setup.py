@@ -17,6 +17,7 @@ from callcenter.appkeys import BUS, CLOCK, SESSIONMAKER, SETTINGS
 from callcenter.outbound.calling_hours import CallingHours, QuietHours
 from callcenter.outbound.campaigns_http import add_routes as add_campaign_routes
 from callcenter.outbound.dialer import Dialer, DialerConfig, Verdicts
+from callcenter.outbound.entry import OutboundCalls
 from callcenter.outbound.feature import OUTBOUND, OutboundFeature
 from callcenter.outbound.fee_call import FeeCall
 from callcenter.outbound.fees import FEE
@@ -29,7 +30,7 @@ from callcenter.outbound.survey import (
     follow_up_port,
     still_wanted,
 )
-from callcenter.outbound.survey_call import OutboundCalls, SurveyCall
+from callcenter.outbound.survey_call import SurveyCall
 from callcenter.paging.ami_originator import AmiOriginator
 from callcenter.paging.originate import OriginateOutcome, OriginateStatus
 from callcenter.settings import pairs

@@ -20,28 +20,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.outbound import rules
 from callcenter.outbound.dialer import Verdict, Verdicts
-from callcenter.outbound.models import OutboundAttempt, OutboundJob
+from callcenter.outbound.entry import MISMATCH, answered_job, deliver
 from ivr.channel import Channel
 from ivr.errors import CallerHungUp
 
 log = logging.getLogger(__name__)
-
-OUTBOUND_CONTEXTS = ("callcenter-outbound", "callcenter-outbound-fastagi")
-
-
-def is_outbound_call(channel: Channel) -> bool:
-    """AsyncAGI: the call runs in the outbound context; FastAGI: the script ``outbound``
-    (or the context, when the PBX used the hotline's FastAGI URL)."""
-    env = channel.env
-    return env.get("agi_context", "") in OUTBOUND_CONTEXTS or \
-        env.get("agi_network_script", "").strip("/") == "outbound"
-
 
 @dataclass(frozen=True, slots=True)
 class SurveyPrompts:
@@ -100,25 +89,15 @@ class SurveyCall:
         self.config = config or SurveyConfig()
 
     async def handle(self, channel: Channel, job_id: int, attempt_id: int) -> None:
-        verdict = Verdict(rules.HUNG_UP, None, "接听后挂断")
-        try:
-            verdict = await self._run(channel, job_id, attempt_id)
-        except CallerHungUp:
-            pass
-        finally:
-            await store_verdict(self._sm, attempt_id, verdict)
-            self._verdicts.resolve(attempt_id, verdict)
+        await deliver(self._sm, self._verdicts, attempt_id,
+                      self._run(channel, job_id, attempt_id))
 
     async def _run(self, channel: Channel, job_id: int, attempt_id: int) -> Verdict:
-        async with self._sm() as session:
-            attempt = await session.get(OutboundAttempt, attempt_id)
-            job = await session.get(OutboundJob, job_id)
-            if attempt is None or job is None or attempt.job_id != job_id:
-                await channel.hangup()
-                return Verdict(rules.FAILED, None, "呼叫与任务不符")
-            attempt.answered_at = self._now()
-            await session.commit()
-            ticket_id = job.ticket_id
+        job = await answered_job(self._sm, job_id, attempt_id, self._now())
+        if job is None:
+            await channel.hangup()
+            return MISMATCH
+        ticket_id = job.ticket_id
         amd = (await channel.get_variable("AMDSTATUS") or "").upper()
         if amd == "MACHINE":
             cause = await channel.get_variable("AMDCAUSE") or ""
@@ -161,46 +140,3 @@ class SurveyCall:
         except CallerHungUp:
             pass
         return verdict
-
-async def store_verdict(sessionmaker: async_sessionmaker[AsyncSession], attempt_id: int,
-                        verdict: Verdict) -> None:
-    """The verdict on the attempt row too: the dialer that placed the call may be
-    another server (this call was adopted) and reads it from there."""
-    try:
-        async with sessionmaker() as session:
-            a = await session.get(OutboundAttempt, attempt_id)
-            if a is not None and a.outcome is None:
-                a.outcome = verdict.outcome
-                a.detail = verdict.note[:500]
-                await session.commit()
-    except Exception:
-        log.exception("outbound attempt %s: could not store %s", attempt_id, verdict.outcome)
-
-
-KindHandler = Callable[[Channel, int, int], Awaitable[None]]
-
-
-class OutboundCalls:
-    """The AGI entry of every answered campaign call: reads the job and attempt the
-    dialer's Originate set, and hands the call to its kind's script."""
-
-    def __init__(self, handlers: dict[str, KindHandler]) -> None:
-        self.handlers = handlers
-
-    async def handle(self, channel: Channel) -> None:
-        attempt_id = _int(await channel.get_variable("CC_OUTBOUND_ATTEMPT"))
-        job_id = _int(await channel.get_variable("CC_OUTBOUND_JOB"))
-        kind = await channel.get_variable("CC_OUTBOUND_KIND") or "survey"
-        handler = self.handlers.get(kind)
-        if attempt_id is None or job_id is None or handler is None:
-            log.warning("outbound call without its job (%s): hung up", kind)
-            await channel.hangup()
-            return
-        await handler(channel, job_id, attempt_id)
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
-        return None

@@ -6,7 +6,7 @@ answer lands on the ticket through the work order's own 回访 action."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from callcenter.appkeys import BUS
 from callcenter.bus import EventBus
 from callcenter.outbound.calling_hours import CallingHours
 from callcenter.outbound.dialer import Dialer, DialerConfig, Verdicts
+from callcenter.outbound.entry import OutboundCalls, is_outbound_call
 from callcenter.outbound.fee_call import FeeCall
 from callcenter.outbound.fees import FEE
 from callcenter.outbound.fees import still_wanted as fee_still_wanted
@@ -31,7 +32,7 @@ from callcenter.outbound.survey import (
     follow_up_port,
     still_wanted,
 )
-from callcenter.outbound.survey_call import OutboundCalls, SurveyCall, is_outbound_call
+from callcenter.outbound.survey_call import SurveyCall
 from callcenter.paging.ami_originator import AmiOriginator
 from callcenter.paging.originate import OriginateOutcome
 from callcenter.simulator import AsteriskStandIn, ScaledClock
@@ -39,6 +40,24 @@ from ivr.holidays import HolidayCalendar
 from tests.ami.fakeami import FakeSettings
 from tests.ticketing.workorder_world import World
 from ticketing.http import TICKETS
+
+
+def peak_calls(events: Iterable[Any]) -> int:
+    """The most owner phones off the hook at once, from the stand-in's own channel
+    events (the owner's side of each Local channel to ``@phones``)."""
+    live: set[str] = set()
+    top = 0
+    for e in events:
+        f = dict(e)
+        ch = str(f.get("Channel", ""))
+        if "@phones" not in ch or not ch.endswith(";2"):
+            continue
+        if f.get("Event") == "Newchannel":
+            live.add(ch)
+        elif f.get("Event") == "Hangup":
+            live.discard(ch)
+        top = max(top, len(live))
+    return top
 
 
 @dataclass
