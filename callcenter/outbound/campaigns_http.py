@@ -99,6 +99,7 @@ def _scope_list(scope: Any) -> list[str] | None:
 
 
 @routes.post("/api/outbound/campaigns", body=CampaignIn, response=BuiltOut, status=201,
+             errors=(404,),
              roles=STEERS, form=True, summary="发起催缴 / start a fee reminder campaign")
 async def create_campaign(request: web.Request, body: CampaignIn) -> web.StreamResponse:
     """Everyone of the community owing at least ``min_amount`` whose last payment is at

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bus import DomainEvent, EventBus
@@ -224,8 +224,9 @@ class Dialer:
             except Exception:
                 log.exception("outbound dialer: a turn failed; trying again")
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.config.poll_s)
+            try:  # no task per turn (asyncio.timeout, not wait_for): nothing left behind
+                async with asyncio.timeout(self.config.poll_s):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 
@@ -236,14 +237,27 @@ class Dialer:
         now = self._clock.now()
         await self._recover_stale(now)
         started = 0
+        held = await self._held()
+        waiting = [OutboundJob.state == QUEUED, OutboundJob.due_at <= now]
+        if held:
+            waiting.append(OutboundJob.kind.notin_(sorted(held)))
+        if self._paused_campaigns:
+            waiting.append(or_(OutboundJob.campaign_id.is_(None),
+                               OutboundJob.campaign_id.notin_(sorted(self._paused_campaigns))))
         async with self._sm() as session:
-            due = list((await session.scalars(
-                select(OutboundJob).where(OutboundJob.state == QUEUED,
-                                          OutboundJob.due_at <= now)
-                .order_by(OutboundJob.due_at, OutboundJob.id).limit(self.config.batch))).all())
             busy: dict[str | None, int] = {link: int(n) for link, n in (await session.execute(
                 select(OutboundJob.link, func.count()).where(OutboundJob.state == DIALING)
                 .group_by(OutboundJob.link))).all()}
+            # Only the communities this server may dial now, on links with room: a full
+            # PBX, a paused kind or campaign never keeps another's calls waiting.
+            communities = [c for c in (await session.scalars(
+                select(OutboundJob.community).where(*waiting).distinct())).all()
+                if self._can_dial(c) and (link := self._link_for(c)) is not None
+                and busy.get(link, 0) < self.config.max_calls]
+            due = list((await session.scalars(
+                select(OutboundJob).where(*waiting, OutboundJob.community.in_(communities))
+                .order_by(OutboundJob.due_at, OutboundJob.id).limit(self.config.batch)
+            )).all()) if communities else []
         for job in due:
             if job.kind in await self._held() or self._campaign_paused(job) \
                     or not self._can_dial(job.community):

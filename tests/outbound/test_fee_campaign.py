@@ -168,3 +168,25 @@ async def test_a_pbx_restart_mid_campaign_calls_nobody_twice_once_heard(
     assert [(j.state, j.attempts) for j in jobs] == [("done", 1), ("done", 1)]
     for j in jobs:
         assert [a.outcome for a in await o.attempts(j.id)] == ["answered"]
+
+
+async def test_paused_surveys_never_keep_a_campaign_waiting(outbound: Outbound) -> None:
+    """More paused surveys are due than one turn reads: the reminders still go out."""
+    from callcenter.outbound.models import OutboundHold
+    from tests.outbound.world import make_dialer
+
+    o = outbound
+    o.dialer = make_dialer(o.w, o.link, o.survey._verdicts, batch=2)
+    for i in range(3):
+        await o.resolved_ticket(number=f"1370000000{i}")
+    await o.w.clock.advance(2 * 3600)
+    async with o.w.sm() as s:
+        s.add(OutboundHold(kind="survey", held_by="赵主管"))
+        await s.commit()
+    await _arrears(o)
+    await _campaign(o)
+    o.standin.add_phone(Phone(WANG, answer_after=1, script=[Wait(40), HangUp()]))
+    o.standin.add_phone(Phone(LI, answer_after=1, script=[Wait(40), HangUp()]))
+    assert await o.run() == 2
+    states = sorted((j.kind, j.state) for j in await o.jobs())
+    assert states == [("fee", "done")] * 2 + [("survey", "queued")] * 3
