@@ -28,7 +28,7 @@ from callcenter.errors import NotFound
 from callcenter.outbound import fees
 from callcenter.outbound.feature import OUTBOUND
 from callcenter.outbound.models import CAMPAIGN_STATES
-from callcenter.reports.export import to_csv, to_xlsx
+from callcenter.reports.export import encode
 from callcenter.web.api import ApiRoutes, Input, Output, PathId, Text
 from callcenter.web.errors import json_response
 from callcenter.web.pages import page
@@ -159,11 +159,7 @@ async def _export(request: web.Request, kind: str) -> web.Response:
             session, campaign, show=lambda n: show_number(try_normalize(n) or n, full),
             local=lambda at: at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if at else "")
     name = f"fee-reminders-{campaign.period}-{campaign.id}"
-    if kind == "csv":
-        body, ctype = to_csv(list(rows)), "text/csv"
-    else:
-        body = to_xlsx(list(rows), sheet="催缴结果")
-        ctype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    body, ctype = encode(list(rows), kind, sheet="催缴结果")
     return web.Response(body=body, content_type=ctype, headers={
         "Content-Disposition": f'attachment; filename="{name}.{kind}"'})
 

@@ -23,7 +23,7 @@ dialled end the job before anything is sent (``skipped``, ``invalid``).
 
 Pausing. A kind held (``outbound_holds``) or a campaign paused stops new dials
 within a second on every server (re-read every 0.5 s while a turn dials); calls
-already ringing finish. ``pause(kind)`` does the same for this process only.
+already ringing finish.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.bus import DomainEvent, EventBus
@@ -158,7 +158,6 @@ class Dialer:
         self._on_final = dict(on_final or {})
         self._still_wanted = dict(still_wanted or {})
         self.server_id = server_id or f"dialer-{uuid.uuid4().hex[:8]}"
-        self.paused: set[str] = set()
         self._holds: set[str] = set()
         self._paused_campaigns: set[int] = set()
         self._holds_read_at = -1e9
@@ -166,21 +165,13 @@ class Dialer:
         self._last_start: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self.in_flight_peak = 0
 
     # ------------------------------------------------------------------ control
-    def pause(self, kind: str) -> None:
-        self.paused.add(kind)
-
-    def resume(self, kind: str) -> None:
-        self.paused.discard(kind)
-        self.wake()
-
     def wake(self) -> None:
         self._wake.set()
 
     async def _held(self) -> set[str]:
-        """The kinds paused here or by a supervisor (``outbound_holds``, every server),
+        """The kinds a supervisor paused (``outbound_holds``, every server),
         re-read at most every 0.5 s while a turn starts calls: a pause stops new dials
         within a second."""
         now = _mono()
@@ -191,7 +182,7 @@ class Dialer:
                     select(OutboundCampaign.id).where(OutboundCampaign.state == "paused")
                 )).all())
             self._holds_read_at = now
-        return self._holds | self.paused
+        return self._holds
 
     def _campaign_paused(self, job: OutboundJob) -> bool:
         return job.campaign_id is not None and job.campaign_id in self._paused_campaigns
@@ -287,7 +278,6 @@ class Dialer:
                                                           name=f"outbound-{claimed.id}")
             self._calls.add(task)
             task.add_done_callback(self._calls.discard)
-            self.in_flight_peak = max(self.in_flight_peak, len(self._calls))
         return started
 
     async def _postpone(self, job_id: int, when: datetime, why: str | None) -> None:
@@ -454,18 +444,20 @@ class Dialer:
         """Jobs left ``dialing`` by a server that stopped, long after any call could be up."""
         stale = now - timedelta(seconds=self.config.stale_s)
         async with self._sm() as session:
-            jobs = list((await session.scalars(select(OutboundJob).where(and_(
-                OutboundJob.state == DIALING, OutboundJob.claimed_at < stale)))).all())
-            ids = [(j.id, a.id if a else None) for j in jobs
-                   for a in [await _last_attempt(session, j.id)]]
-        for job_id, attempt_id in ids:
-            if attempt_id is None:
-                async with self._sm() as session:
-                    await session.execute(update(OutboundJob).where(
-                        OutboundJob.id == job_id, OutboundJob.state == DIALING)
-                        .values(state=QUEUED, claimed_by=None, link=None, due_at=now))
-                    await session.commit()
-                continue
+            job_ids = list((await session.scalars(select(OutboundJob.id).where(
+                OutboundJob.state == DIALING, OutboundJob.claimed_at < stale))).all())
+            last: dict[int, int] = {job: attempt for job, attempt in (await session.execute(
+                select(OutboundAttempt.job_id, func.max(OutboundAttempt.id))
+                .where(OutboundAttempt.job_id.in_(job_ids))
+                .group_by(OutboundAttempt.job_id))).all()} if job_ids else {}
+            unplaced = [j for j in job_ids if j not in last]
+            if unplaced:  # taken, then the server stopped before it dialled: not a try
+                await session.execute(update(OutboundJob).where(
+                    OutboundJob.id.in_(unplaced), OutboundJob.state == DIALING)
+                    .values(state=QUEUED, claimed_by=None, link=None, due_at=now,
+                            attempts=OutboundJob.attempts - 1))
+                await session.commit()
+        for job_id, attempt_id in last.items():
             log.warning("outbound job %s: its server stopped during the call; counted lost",
                         job_id)
             await self.finish(job_id, attempt_id, Verdict(rules.LOST, None,
@@ -484,11 +476,6 @@ async def do_not_call(session: AsyncSession, job: OutboundJob) -> bool:
         return False
     return (await session.scalars(select(Person.id).where(
         Person.id.in_(ids), Person.do_not_call.is_(True)).limit(1))).first() is not None
-
-
-async def _last_attempt(session: AsyncSession, job_id: int) -> OutboundAttempt | None:
-    return (await session.scalars(select(OutboundAttempt).where(
-        OutboundAttempt.job_id == job_id).order_by(OutboundAttempt.id.desc()).limit(1))).first()
 
 
 def _mono() -> float:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callcenter.outbound import rules
 from callcenter.outbound.dialer import Verdict, Verdicts
 from callcenter.outbound.entry import MISMATCH, answered_job, deliver
+from callcenter.paging.page_call import say_place
 from ivr.channel import Channel
 from ivr.errors import CallerHungUp
 from ivr.money import money_prompts
@@ -52,23 +53,6 @@ PLACE_PROMPTS = ("callcenter/paging-building", "callcenter/paging-unit", "callce
 """栋, 单元, 室: the page call's own prompts (``callcenter.paging.page_call``)."""
 
 
-async def say_place(channel: Channel, place: list[str], escape: str) -> str | None:
-    """3 栋 2 单元 1201 室: short numbers as numbers, room numbers digit by digit."""
-    for value, prompt in zip(place, PLACE_PROMPTS, strict=False):
-        if not value:
-            continue
-        if value.isdigit() and len(value) <= 2:
-            digit = await channel.say_number(int(value), escape)
-        elif value.isdigit():
-            digit = await channel.say_digits(value, escape)
-        else:
-            digit = None  # a name (东区, A座): the room list on the console has it
-        digit = digit or await channel.stream_file(prompt, escape)
-        if digit:
-            return digit
-    return None
-
-
 class FeeCall:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], verdicts: Verdicts,
                  now: Callable[[], datetime], config: FeeCallConfig | None = None) -> None:
@@ -99,7 +83,8 @@ class FeeCall:
         p = self.config.prompts
         for _ in range(max(1, self.config.plays)):
             digit = await channel.stream_file(p.intro, "01")
-            digit = digit or await say_place(channel, payload.get("place") or [], "01")
+            for value, prompt in zip(payload.get("place") or [], PLACE_PROMPTS, strict=False):
+                digit = digit or await say_place(channel, str(value), prompt, "01")
             digit = digit or await channel.stream_file(p.owed, "01")
             for sound in money_prompts(payload.get("amount")):
                 digit = digit or await channel.stream_file(sound, "01")

@@ -12,7 +12,6 @@ front desk must make by hand (需人工回访).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -47,6 +46,7 @@ from callcenter.web.api import ApiRoutes, Input, Output, PathId
 from callcenter.web.errors import json_response
 from callcenter.web.pages import page
 from callcenter.web.templating import render
+from callcenter.web.zh import local_time
 
 READERS = ("agent", "supervisor")
 STEERS = ("supervisor",)
@@ -130,10 +130,6 @@ class DoNotCallOut(Output):
     do_not_call: bool
 
 
-def _local(at: datetime | None, tz: ZoneInfo) -> str:
-    return at.astimezone(tz).strftime("%m-%d %H:%M") if at is not None else ""
-
-
 def present(job: OutboundJob, attempts: list[OutboundAttempt], *, tz: ZoneInfo, full: bool,
             names: dict[str, str]) -> dict[str, Any]:
     return {
@@ -143,10 +139,10 @@ def present(job: OutboundJob, attempts: list[OutboundAttempt], *, tz: ZoneInfo, 
         "ticket_id": job.ticket_id, "state": job.state,
         "state_label": STATE_LABELS.get(job.state, "外呼"), "attempts": job.attempts,
         "outcome_label": OUTCOME_LABELS.get(job.outcome or "", ""),
-        "due_at": _local(job.due_at, tz), "note": job.note or "",
+        "due_at": local_time(job.due_at, tz), "note": job.note or "",
         "result": job.result,
-        "history": [{"started_at": _local(a.started_at, tz),
-                     "answered_at": _local(a.answered_at, tz) or None,
+        "history": [{"started_at": local_time(a.started_at, tz),
+                     "answered_at": local_time(a.answered_at, tz) or None,
                      "outcome": a.outcome,
                      "outcome_label": OUTCOME_LABELS.get(a.outcome or "", "呼叫中"),
                      "detail": a.detail or ""} for a in attempts],
@@ -270,7 +266,7 @@ async def outbound_page(request: web.Request) -> web.StreamResponse:
                     "number": show_number(try_normalize(m.number) or m.number, full),
                     "attempts": m.attempts,
                     "outcome_label": OUTCOME_LABELS.get(m.last_outcome or "", ""),
-                    "ended_at": _local(m.ended_at, tz)} for m in manual]
+                    "ended_at": local_time(m.ended_at, tz)} for m in manual]
     return render(request, "outbound.html", {
         **listing, "state": wanted or "all", "manual": manual_rows, "campaigns": campaigns,
         "communities": {code: name for code, name in names.items()

@@ -13,7 +13,6 @@ from callcenter.directory.models import Building, Community, Person, PersonRoom,
 from callcenter.errors import Conflict, NotFound
 from callcenter.outbound.models import (
     CANCELLED,
-    FINAL,
     KINDS,
     QUEUED,
     OutboundAttempt,
@@ -106,7 +105,3 @@ async def set_do_not_call(session: AsyncSession, person_id: int, on: bool, scope
     person.do_not_call = on
     await session.commit()
     return person
-
-
-def is_final(job: OutboundJob) -> bool:
-    return job.state in FINAL

@@ -76,18 +76,21 @@ class PageCallConfig:
     prompts: PagePrompts = PagePrompts()
 
 
-async def _say_place(channel: Channel, value: str, prompt: str) -> str | None:
-    """Say "3 栋" and the like; a key pressed meanwhile stops it and is returned."""
+async def say_place(channel: Channel, value: str, prompt: str,
+                    escape: str = "12") -> str | None:
+    """Say "3 栋" and the like (short numbers as numbers, room numbers digit by digit,
+    names letter by letter); a key of ``escape`` pressed meanwhile stops it and is
+    returned. The fee reminder says the flat the same way."""
     if not value:
         return None
     if value.isdigit() and len(value) <= 2:
-        digit = await channel.say_number(int(value), "12")
+        digit = await channel.say_number(int(value), escape)
     elif value.isdigit():
-        digit = await channel.say_digits(value, "12")
+        digit = await channel.say_digits(value, escape)
     else:
         res = await channel.exec("SayAlpha", value)
         digit = res.digit
-    return digit or await channel.stream_file(prompt, "12")
+    return digit or await channel.stream_file(prompt, escape)
 
 
 PAGE_CONTEXT = "callcenter-page"
@@ -158,7 +161,7 @@ class PageCallHandler:
             digit = digit or await channel.stream_file(category, "12")
             for value, prompt in ((incident.building, p.building), (incident.unit, p.unit),
                                   (incident.room, p.room)):
-                digit = digit or await _say_place(channel, value, prompt)
+                digit = digit or await say_place(channel, value, prompt)
             digit = digit or await channel.stream_file(p.menu, "12")
             digit = digit or await channel.wait_for_digit(self.config.digit_timeout_ms)
             if digit is None:

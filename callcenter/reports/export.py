@@ -56,3 +56,14 @@ def to_xlsx(rows: list[Sequence[str | int]], sheet: str = "话务报表") -> byt
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def encode(rows: list[Sequence[str | int]], kind: str, sheet: str = "话务报表"
+           ) -> tuple[bytes, str]:
+    """The table as a download of ``kind`` (``csv`` or ``xlsx``): its bytes and type."""
+    if kind == "csv":
+        return to_csv(rows), "text/csv"
+    return to_xlsx(rows, sheet), XLSX_TYPE

@@ -184,11 +184,7 @@ async def _export(request: web.Request, kind: str) -> web.Response:
     req = await _resolve(request, _query(request))
     rows = export.table(await _report(request, req), req.names)
     name = f"report-{req.first.isoformat()}-{req.last.isoformat()}"
-    if kind == "csv":
-        body, ctype = export.to_csv(rows), "text/csv"
-    else:
-        body = export.to_xlsx(rows)
-        ctype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    body, ctype = export.encode(rows, kind)
     return web.Response(body=body, content_type=ctype, headers={
         "Content-Disposition": f'attachment; filename="{name}.{kind}"'})
 

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from callcenter.appkeys import BUS, CLOCK, SESSIONMAKER
+from callcenter.calls.models import CallLog
 from callcenter.outbound.models import OutboundAttempt, OutboundCampaign, OutboundJob
 from tests.browser.site import OWNER_MASKED, OWNER_MOBILE, SIZES, Site, check
 from ticketing.models import Ticket
@@ -58,6 +59,11 @@ async def _jobs(site: Site) -> None:
                                   link="pbx1", started_at=now - timedelta(minutes=minutes),
                                   ended_at=now - timedelta(minutes=minutes - 1),
                                   outcome="no_answer"))
+        # a reminder the server placed, answered: the history says 呼出, not 语音自助
+        s.add(CallLog(linkedid="b-out-1", asterisk="pbx1", community="hupan",
+                      did="13700003333", ivr_path=[], rung=[], direction="out",
+                      started_at=now - timedelta(minutes=40),
+                      ended_at=now - timedelta(minutes=39), wait_s=4.0, outcome="ivr_only"))
         await s.commit()
         SEEDED["ticket"] = made.id
 
@@ -83,3 +89,12 @@ async def test_the_agent_reads_the_list_with_numbers_masked(
                 tmp_path / f"outbound-agent-{size}.png", primary=None,
                 labels=("需人工回访", OWNER_MASKED, "回访调查", "催缴提醒"),
                 hidden=(OWNER_MOBILE, "发起催缴", "导出 Excel", "暂停回访外呼"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_a_call_the_server_placed_reads_as_outgoing_in_the_history(
+        site: Site, size: str, tmp_path: Path) -> None:
+    await _jobs(site)
+    # the number it dialled stands where an incoming call shows its caller
+    await check(site, "boss", size, "/history?all=1", tmp_path / f"history-outgoing-{size}.png",
+                primary=None, labels=("通话记录", "呼出（已接通）", "13700003333"))
